@@ -1,0 +1,139 @@
+//! Write streamhost plugins in Rust.
+//!
+//! A transform plugin is a struct that implements [`Transform`] (two methods:
+//! `open` and `push`) and one line, [`export_transform!`], that exports it as a
+//! component of the `streamhost:plugin/transform` world. Build it with
+//! `cargo build --target wasm32-wasip2 --release`; the `.wasm` file is the plugin.
+//!
+//! ```no_run
+//! use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform};
+//!
+//! /// Upper-cases every piece of text.
+//! struct Shout;
+//!
+//! impl Transform for Shout {
+//!     fn open(_context: StreamContext, _settings: &str) -> Result<Self, ErrorInfo> {
+//!         Ok(Shout)
+//!     }
+//!
+//!     fn push(&mut self, events: Vec<Event>) -> Result<Vec<Event>, ErrorInfo> {
+//!         Ok(events
+//!             .into_iter()
+//!             .map(|event| match event {
+//!                 Event::Text(text) => Event::Text(text.to_uppercase()),
+//!                 other => other,
+//!             })
+//!             .collect())
+//!     }
+//! }
+//!
+//! streamhost_guest::export_transform!(Shout);
+//! ```
+//!
+//! The same crate also builds natively (the export is compiled for wasm32
+//! only), so a plugin's logic is unit-tested with plain `cargo test`.
+
+// Lets the generated bindings name this crate by its public path, the one the
+// export macro uses from inside plugin crates.
+extern crate self as streamhost_guest;
+
+/// The bindings generated from `wit/`, the single source of truth.
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "transform",
+        pub_export_macro: true,
+        export_macro_name: "export_transform_world",
+        default_bindings_module: "::streamhost_guest::bindings",
+        runtime_path: "::streamhost_guest::__private::wit_bindgen::rt",
+        additional_derives: [PartialEq],
+    });
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+}
+
+use std::cell::RefCell;
+
+use bindings::exports::streamhost::plugin::transformer as exports;
+pub use bindings::streamhost::plugin::log::Level;
+pub use bindings::streamhost::plugin::types::{ErrorInfo, Event, StreamContext, Usage};
+
+/// A stream transform. The host opens one per stream, pushes batches of
+/// events in order, then calls `finish` once.
+pub trait Transform: Sized + 'static {
+    /// Starts a stream. `settings` is the plugin's JSON settings object; an
+    /// error here reaches the caller before the response starts.
+    fn open(context: StreamContext, settings: &str) -> Result<Self, ErrorInfo>;
+
+    /// Takes the next batch of events and returns what goes downstream.
+    fn push(&mut self, events: Vec<Event>) -> Result<Vec<Event>, ErrorInfo>;
+
+    /// The stream has ended: returns whatever is still held back.
+    fn finish(&mut self) -> Result<Vec<Event>, ErrorInfo> {
+        Ok(Vec::new())
+    }
+
+    /// The media type of the bytes a formatter produces; `None` for filters.
+    fn content_type(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Builds an [`ErrorInfo`].
+pub fn error(code: &str, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo { code: code.to_string(), message: message.into() }
+}
+
+/// Writes to the host's log, tagged with this plugin's name. Natively (in unit
+/// tests) it writes to stderr.
+pub fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    bindings::streamhost::plugin::log::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {message}");
+}
+
+/// Adapts a [`Transform`] to the resource the WIT exports: the component
+/// model hands resources out by shared reference, the trait wants `&mut`.
+#[doc(hidden)]
+pub struct TransformResource<T>(RefCell<T>);
+
+impl<T: Transform> exports::GuestTransform for TransformResource<T> {
+    fn open(context: StreamContext) -> Result<exports::Transform, ErrorInfo> {
+        let settings = bindings::streamhost::plugin::config::settings();
+        let transform = T::open(context, &settings)?;
+        Ok(exports::Transform::new(TransformResource(RefCell::new(transform))))
+    }
+
+    fn content_type(&self) -> Option<String> {
+        self.0.borrow().content_type()
+    }
+
+    fn push(&self, events: Vec<Event>) -> Result<Vec<Event>, ErrorInfo> {
+        self.0.borrow_mut().push(events)
+    }
+
+    fn finish(&self) -> Result<Vec<Event>, ErrorInfo> {
+        self.0.borrow_mut().finish()
+    }
+}
+
+/// Exports a [`Transform`] as this component's `transformer` interface.
+///
+/// Expands to nothing outside wasm32, so the crate still builds natively.
+#[macro_export]
+macro_rules! export_transform {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Exports;
+            impl $crate::bindings::exports::streamhost::plugin::transformer::Guest for Exports {
+                type Transform = $crate::TransformResource<$plugin>;
+            }
+            $crate::bindings::export_transform_world!(Exports with_types_in $crate::bindings);
+        };
+    };
+}

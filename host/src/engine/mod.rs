@@ -1,0 +1,90 @@
+//! The wasmtime engine every plugin runs on: the allocator, the epoch clock
+//! that enforces call deadlines, and (in `cache`) compiled code kept on disk.
+
+mod cache;
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use cache::{CompileCache, Origin};
+
+/// How often the epoch advances. A plugin call overruns its deadline by at
+/// most about this much, and a busy plugin yields to the executor this often.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits on every plugin instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The longest one call into a plugin may run.
+    pub call_timeout: Duration,
+    /// The most linear memory one instance may grow to.
+    pub memory_bytes: usize,
+    /// The most instances alive at once.
+    pub max_instances: u32,
+}
+
+/// Which instance allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    Pooling,
+    OnDemand,
+}
+
+/// Builds the engine and starts its epoch clock. The pooling allocator
+/// reserves address space for every slot up front; where that is refused
+/// (a small `ulimit -v`, say) the on-demand allocator is used instead.
+pub fn build(limits: &Limits) -> anyhow::Result<(Engine, Allocator)> {
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(limits)));
+    let (engine, allocator) = match Engine::new(&config) {
+        Ok(engine) => (engine, Allocator::Pooling),
+        Err(error) => {
+            warn!(%error, "pooling allocator unavailable; using on-demand allocation");
+            (Engine::new(&base_config())?, Allocator::OnDemand)
+        }
+    };
+    info!(?allocator, "wasm engine ready");
+    start_epoch_clock(&engine);
+    Ok((engine, allocator))
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    // Plugins use no component-model concurrency; turning its bookkeeping off
+    // roughly halves the cost of a call.
+    config.concurrency_support(false);
+    config
+}
+
+fn pooling(limits: &Limits) -> PoolingAllocationConfig {
+    let instances = limits.max_instances;
+    let mut pooling = PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(instances)
+        // Components from other languages link several core modules.
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 8)
+        .total_stacks(instances)
+        .max_memory_size(limits.memory_bytes);
+    pooling
+}
+
+/// Advances the epoch every tick for as long as the engine is alive.
+fn start_epoch_clock(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("streamhost-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("the epoch thread starts");
+}

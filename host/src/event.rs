@@ -1,0 +1,157 @@
+//! The event type (defined by the WIT, shared with plugins) and the host's
+//! own encodings: for events that reach the end of a chain unformatted, and
+//! for an error when the formatter itself is what failed.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+pub use crate::wit::{ErrorInfo, Event, Usage};
+
+/// What the host answers with when no plugin in the chain is a formatter.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/x-ndjson";
+
+pub fn error_event(code: &str, message: impl Into<String>) -> Event {
+    Event::Error(ErrorInfo { code: code.to_string(), message: message.into() })
+}
+
+/// The host's encoding for a response's content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// One `{"type":…,"data":…}` object per line.
+    Ndjson,
+    /// `event: <type>` / `data: <json>` frames.
+    Sse,
+    /// Text as it is; an error as a line of its own.
+    Text,
+}
+
+impl Encoding {
+    pub fn for_content_type(content_type: &str) -> Self {
+        let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match media_type.as_str() {
+            "text/event-stream" => Encoding::Sse,
+            media_type if media_type.starts_with("text/") => Encoding::Text,
+            _ => Encoding::Ndjson,
+        }
+    }
+
+    /// Appends `event` to `out`. Raw bytes are already encoded.
+    pub fn encode(self, event: &Event, out: &mut Vec<u8>) {
+        if let Event::Raw(bytes) = event {
+            out.extend_from_slice(bytes);
+            return;
+        }
+        match self {
+            Encoding::Ndjson => {
+                serde_json::to_writer(&mut *out, &EventJson::from(event)).expect("writing to a Vec");
+                out.push(b'\n');
+            }
+            Encoding::Sse => {
+                let json = serde_json::to_value(EventJson::from(event)).expect("plain data serialises");
+                out.extend_from_slice(format!("event: {}\ndata: {}\n\n", json["type"].as_str().unwrap_or("event"), json["data"]).as_bytes());
+            }
+            Encoding::Text => match event {
+                Event::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Event::Error(error) => out.extend_from_slice(format!("\nerror: {}: {}\n", error.code, error.message).as_bytes()),
+                _ => {}
+            },
+        }
+    }
+}
+
+/// The JSON shape of an event: `{"type":"text","data":"Hel"}`.
+#[derive(Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "lowercase")]
+enum EventJson<'a> {
+    Text(&'a str),
+    Status(&'a str),
+    Metadata(&'a RawValue),
+    Usage(UsageJson),
+    End(&'a str),
+    Error { code: &'a str, message: &'a str },
+    /// Metadata that is not JSON, kept as a string rather than dropped.
+    #[serde(rename = "metadata")]
+    MetadataText(&'a str),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageJson {
+    input_tokens: u32,
+    output_tokens: u32,
+    total_tokens: u32,
+    latency_ms: u32,
+}
+
+impl<'a> From<&'a Event> for EventJson<'a> {
+    fn from(event: &'a Event) -> Self {
+        match event {
+            Event::Text(text) => EventJson::Text(text),
+            Event::Status(message) => EventJson::Status(message),
+            Event::Metadata(json) => match serde_json::from_str::<&RawValue>(json) {
+                Ok(raw) => EventJson::Metadata(raw),
+                Err(_) => EventJson::MetadataText(json),
+            },
+            Event::Usage(usage) => EventJson::Usage(UsageJson {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                total_tokens: usage.total_tokens,
+                latency_ms: usage.latency_ms,
+            }),
+            Event::End(reason) => EventJson::End(reason),
+            Event::Error(error) => EventJson::Error { code: &error.code, message: &error.message },
+            Event::Raw(_) => unreachable!("raw bytes are written as they are"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(encoding: Encoding, events: &[Event]) -> String {
+        let mut out = Vec::new();
+        for event in events {
+            encoding.encode(event, &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ndjson_writes_type_then_data() {
+        let events = [
+            Event::Metadata(r#"{"model":"echo"}"#.into()),
+            Event::Text("a\"b".into()),
+            Event::Usage(Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4 }),
+            Event::End("end_turn".into()),
+            error_event("x", "y"),
+            Event::Raw(b"as is\n".to_vec()),
+        ];
+        assert_eq!(
+            encoded(Encoding::Ndjson, &events),
+            concat!(
+                "{\"type\":\"metadata\",\"data\":{\"model\":\"echo\"}}\n",
+                "{\"type\":\"text\",\"data\":\"a\\\"b\"}\n",
+                "{\"type\":\"usage\",\"data\":{\"inputTokens\":1,\"outputTokens\":2,\"totalTokens\":3,\"latencyMs\":4}}\n",
+                "{\"type\":\"end\",\"data\":\"end_turn\"}\n",
+                "{\"type\":\"error\",\"data\":{\"code\":\"x\",\"message\":\"y\"}}\n",
+                "as is\n",
+            )
+        );
+    }
+
+    #[test]
+    fn sse_and_text_encode_errors_in_their_own_format() {
+        let error = [error_event("plugin_trapped", "boom")];
+        assert_eq!(encoded(Encoding::Sse, &error), "event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"boom\"}\n\n");
+        assert_eq!(encoded(Encoding::Text, &error), "\nerror: plugin_trapped: boom\n");
+    }
+
+    #[test]
+    fn picks_the_encoding_by_media_type() {
+        assert_eq!(Encoding::for_content_type("text/event-stream"), Encoding::Sse);
+        assert_eq!(Encoding::for_content_type("text/plain; charset=utf-8"), Encoding::Text);
+        assert_eq!(Encoding::for_content_type("application/x-ndjson"), Encoding::Ndjson);
+        assert_eq!(Encoding::for_content_type("application/json"), Encoding::Ndjson);
+    }
+}

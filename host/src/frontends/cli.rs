@@ -1,0 +1,53 @@
+//! `streamhost invoke`: one request through the pipeline, the body written
+//! to stdout as it streams.
+
+use std::io::Write;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::ErrorReply;
+use crate::pipeline::Pipeline;
+use crate::request::{Request, RequestError, parse_chain};
+
+/// What `invoke` was asked for on the command line.
+pub struct Invocation<'a> {
+    pub plugin: &'a str,
+    pub then: Option<&'a str>,
+    /// A whole JSON body, or else one built from `prompt` and the ids.
+    pub body: Option<&'a str>,
+    pub prompt: Option<&'a str>,
+    pub user_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+}
+
+impl Invocation<'_> {
+    fn body(&self) -> String {
+        if let Some(body) = self.body {
+            return body.to_string();
+        }
+        let mut body = json!({ "prompt": self.prompt.unwrap_or_default() });
+        for (key, value) in [("userId", self.user_id), ("sessionId", self.session_id)] {
+            if let Some(value) = value {
+                body[key] = Value::from(value);
+            }
+        }
+        body.to_string()
+    }
+}
+
+/// Runs the invocation, writing the body to `out` chunk by chunk.
+pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
+    let request = parse_chain(invocation.plugin, invocation.then)
+        .map_err(RequestError::from)
+        .and_then(|chain| Request::from_json(chain, invocation.body().as_bytes()))
+        .map_err(|error| ErrorReply::from(&error))?;
+    let mut response = pipeline.open(request).await.map_err(|error| ErrorReply::from(&error))?;
+    while let Some(chunk) = response.body.next().await {
+        // A closed stdout (`| head`) cancels the stream like a disconnect.
+        if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! Frontends adapt a transport to the pipeline and nothing else: they build
+//! a [`Request`](crate::request::Request), open the pipeline and write the
+//! body out. Every frontend answers errors the same way, from here.
+
+pub mod cli;
+pub mod http;
+
+use serde_json::json;
+
+use crate::pipeline::PipelineError;
+use crate::registry::{LoadError, PluginError};
+use crate::request::RequestError;
+use crate::store::StoreError;
+
+/// An error answered before the response starts:
+/// `{"error":{"code":…,"message":…}}` with an HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorReply {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl ErrorReply {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self { status, code: code.to_string(), message: message.into() }
+    }
+
+    pub fn to_json(&self) -> String {
+        json!({ "error": { "code": self.code, "message": self.message } }).to_string()
+    }
+}
+
+impl From<&RequestError> for ErrorReply {
+    fn from(error: &RequestError) -> Self {
+        let code = match error {
+            RequestError::InvalidName(_) => "invalid_plugin_name",
+            RequestError::MalformedJson(_) => "malformed_json",
+            RequestError::Invalid(_) => "invalid_request",
+        };
+        ErrorReply::new(400, code, error.to_string())
+    }
+}
+
+impl From<&PipelineError> for ErrorReply {
+    fn from(error: &PipelineError) -> Self {
+        let message = error.to_string();
+        match error {
+            PipelineError::Load(LoadError::Store(StoreError::NotFound(_))) => ErrorReply::new(404, "unknown_plugin", message),
+            PipelineError::Load(LoadError::Store(StoreError::Io { .. })) => ErrorReply::new(500, "plugin_store_error", message),
+            PipelineError::Load(_) => ErrorReply::new(500, "invalid_plugin", message),
+            // The plugin's own, deliberate refusal (a bad setting, say).
+            PipelineError::Plugin(refused @ PluginError::Refused { .. }) => ErrorReply::new(422, refused.code(), message),
+            PipelineError::Plugin(failure) => ErrorReply::new(500, failure.code(), message),
+        }
+    }
+}

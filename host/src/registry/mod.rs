@@ -1,0 +1,162 @@
+//! Plugin name -> compiled, pre-instantiated component.
+//!
+//! Every lookup asks the store whether the plugin changed (a `stat` for a
+//! folder), so a replaced plugin is served by the next request. A changed
+//! plugin is compiled once, or loaded from the disk cache, then linked into
+//! an `InstancePre`: what is left per stream is a cheap instantiation.
+
+mod instance;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tracing::info;
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
+
+pub use instance::{PluginError, TransformInstance};
+use instance::PluginState;
+
+use crate::engine::{CompileCache, Limits, Origin};
+use crate::store::{Fetched, PluginName, PluginStore, Revision, StoreError};
+use crate::wit::{self, TRANSFORMER_INTERFACE, TransformPre};
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("plugin `{0}` is not a WebAssembly file")]
+    NotWasm(PluginName),
+    #[error(
+        "plugin `{0}` is a core WebAssembly module, not a component; build it for wasm32-wasip2 \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule(PluginName),
+    #[error("plugin `{name}` does not compile: {message}")]
+    Compile { name: PluginName, message: String },
+    #[error("plugin `{name}` is not a transform plugin: it must export `{TRANSFORMER_INTERFACE}`, and it exports {exports}")]
+    WrongWorld { name: PluginName, exports: String },
+    #[error("plugin `{name}` imports something this host does not provide: {message}")]
+    Imports { name: PluginName, message: String },
+}
+
+/// A loaded plugin, ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    pub name: PluginName,
+    /// The sha256 of the component, in hex.
+    pub digest: Arc<str>,
+    pre: TransformPre<PluginState>,
+}
+
+/// Counters for operators and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub compiled: AtomicU64,
+    pub cache_hits: AtomicU64,
+}
+
+struct Loaded {
+    revision: Revision,
+    plugin: Plugin,
+}
+
+/// One slot per plugin name; its lock makes concurrent first requests for a
+/// plugin wait for one compile instead of each doing their own.
+type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
+
+pub struct Registry {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    store: PluginStore,
+    cache: CompileCache,
+    limits: Limits,
+    slots: Mutex<HashMap<PluginName, Slot>>,
+    pub stats: Stats,
+}
+
+impl Registry {
+    pub fn new(engine: Engine, store: PluginStore, cache: CompileCache, limits: Limits) -> anyhow::Result<Self> {
+        let mut linker = Linker::new(&engine);
+        // A wasip2 guest imports wasi:cli and wasi:io even when it does no
+        // I/O; each instance gets a WASI context with nothing in it.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wit::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut PluginState| state)?;
+        Ok(Self { engine, linker, store, cache, limits, slots: Mutex::default(), stats: Stats::default() })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The current version of the plugin, loading it if it is new or changed.
+    pub async fn get(&self, name: &PluginName) -> Result<Plugin, LoadError> {
+        let slot = self.slots.lock().unwrap().entry(name.clone()).or_default().clone();
+        let mut loaded = slot.lock().await;
+        let known = loaded.as_ref().map(|loaded| &loaded.revision);
+        let (wasm, revision) = match self.store.fetch(name, known).await? {
+            Fetched::Unchanged => return Ok(loaded.as_ref().expect("unchanged means loaded").plugin.clone()),
+            Fetched::Changed { wasm, revision } => (wasm, revision),
+        };
+        let digest = hex::encode(Sha256::digest(&wasm));
+        if let Some(current) = loaded.as_mut().filter(|current| *current.plugin.digest == digest) {
+            current.revision = revision;
+            return Ok(current.plugin.clone());
+        }
+        let plugin = self.prepare(name, &wasm, digest).await?;
+        *loaded = Some(Loaded { revision, plugin: plugin.clone() });
+        Ok(plugin)
+    }
+
+    /// Checks, compiles (or loads from cache) and links a component.
+    async fn prepare(&self, name: &PluginName, wasm: &[u8], digest: String) -> Result<Plugin, LoadError> {
+        check_header(name, wasm)?;
+        // Compiling takes milliseconds to seconds of CPU: keep it off the
+        // threads that serve streams.
+        let component = tokio::task::block_in_place(|| self.cache.load(&self.engine, wasm, &digest));
+        let (component, origin) =
+            component.map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })?;
+        match origin {
+            Origin::Compiled => self.stats.compiled.fetch_add(1, Ordering::Relaxed),
+            Origin::DiskCache => self.stats.cache_hits.fetch_add(1, Ordering::Relaxed),
+        };
+        self.check_world(name, &component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|error| LoadError::Imports { name: name.clone(), message: format!("{error:#}") })?;
+        let pre = TransformPre::new(pre)
+            .map_err(|error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") })?;
+        info!(plugin = %name, %digest, ?origin, "plugin loaded");
+        Ok(Plugin { name: name.clone(), digest: digest.into(), pre })
+    }
+
+    fn check_world(&self, name: &PluginName, component: &Component) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        let exports: Vec<&str> = ty.exports(&self.engine).map(|(export, _)| export).collect();
+        if exports.contains(&TRANSFORMER_INTERFACE) {
+            return Ok(());
+        }
+        let exports = if exports.is_empty() { "nothing".into() } else { format!("`{}`", exports.join("`, `")) };
+        Err(LoadError::WrongWorld { name: name.clone(), exports })
+    }
+}
+
+/// Tells "not wasm" and "a core module" apart from a component before
+/// handing the bytes to the compiler, whose messages are less direct.
+fn check_header(name: &PluginName, wasm: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
+    match wasm.get(..8) {
+        Some(header) if header.starts_with(MAGIC) && &header[4..] == CORE_VERSION => Err(LoadError::CoreModule(name.clone())),
+        Some(header) if header.starts_with(MAGIC) => Ok(()),
+        _ => Err(LoadError::NotWasm(name.clone())),
+    }
+}

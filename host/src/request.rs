@@ -1,0 +1,146 @@
+//! The request every frontend builds: which plugins to run, and the JSON
+//! body `{prompt | messages, system, userId, sessionId, config}`.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::store::{InvalidName, PluginName};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// The body as sent. Unknown fields are refused, so a misspelt `promt`
+/// is an error rather than silently ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Body {
+    prompt: Option<String>,
+    messages: Option<Vec<Message>>,
+    system: Option<String>,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    #[serde(default)]
+    config: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The plugins to run, in order.
+    pub chain: Vec<PluginName>,
+    /// The conversation; the last message is the user's.
+    pub messages: Vec<Message>,
+    pub system: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Settings per plugin name, each a JSON object.
+    pub config: Map<String, Value>,
+}
+
+#[derive(Debug, Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Request {
+    /// Parses a JSON body for the plugins in `chain`.
+    pub fn from_json(chain: Vec<PluginName>, body: &[u8]) -> Result<Self, RequestError> {
+        let body: Body = serde_json::from_slice(body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => RequestError::Invalid(error.to_string()),
+            _ => RequestError::MalformedJson(error.to_string()),
+        })?;
+        let messages = match (body.prompt, body.messages) {
+            (Some(prompt), None) => vec![Message { role: Role::User, content: prompt }],
+            (None, Some(messages)) => messages,
+            (Some(_), Some(_)) => return Err(invalid("give either `prompt` or `messages`, not both")),
+            (None, None) => return Err(invalid("`prompt` or `messages` is required")),
+        };
+        if messages.last().map(|message| message.role) != Some(Role::User) {
+            return Err(invalid("`messages` must end with a message whose role is `user`"));
+        }
+        for (name, settings) in &body.config {
+            if !chain.iter().any(|plugin| plugin.as_str() == name) {
+                return Err(invalid(format!("`config` has settings for `{name}`, which is not in this request's chain")));
+            }
+            if !settings.is_object() {
+                return Err(invalid(format!("`config.{name}` must be a JSON object")));
+            }
+        }
+        Ok(Self {
+            chain,
+            messages,
+            system: body.system,
+            user_id: body.user_id,
+            session_id: body.session_id,
+            config: body.config,
+        })
+    }
+
+    /// The settings of one plugin as a JSON object (`{}` when none).
+    pub fn settings_for(&self, plugin: &PluginName) -> String {
+        self.config.get(plugin.as_str()).map_or_else(|| "{}".to_string(), Value::to_string)
+    }
+}
+
+/// `plugin` followed by the comma-separated names in `then`.
+pub fn parse_chain(plugin: &str, then: Option<&str>) -> Result<Vec<PluginName>, InvalidName> {
+    let rest = then.into_iter().flat_map(|then| then.split(','));
+    std::iter::once(plugin).chain(rest).map(str::parse).collect()
+}
+
+fn invalid(message: impl Into<String>) -> RequestError {
+    RequestError::Invalid(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> Vec<PluginName> {
+        parse_chain("redact", Some("ndjson")).unwrap()
+    }
+
+    #[test]
+    fn a_prompt_becomes_one_user_message() {
+        let request = Request::from_json(chain(), br#"{"prompt":"hi","userId":"u","config":{"redact":{"cards":false}}}"#).unwrap();
+        assert_eq!(request.messages, vec![Message { role: Role::User, content: "hi".into() }]);
+        assert_eq!(request.user_id.as_deref(), Some("u"));
+        assert_eq!(request.settings_for(&request.chain[0]), r#"{"cards":false}"#);
+        assert_eq!(request.settings_for(&request.chain[1]), "{}");
+    }
+
+    #[test]
+    fn tells_malformed_json_from_a_wrong_shape() {
+        assert!(matches!(Request::from_json(chain(), b"{\"prompt\":"), Err(RequestError::MalformedJson(_))));
+        assert!(matches!(Request::from_json(chain(), br#"{"promt":"hi"}"#), Err(RequestError::Invalid(_))));
+        assert!(matches!(Request::from_json(chain(), br#"{}"#), Err(RequestError::Invalid(_))));
+        let last_not_user = br#"{"messages":[{"role":"assistant","content":"x"}]}"#;
+        assert!(matches!(Request::from_json(chain(), last_not_user), Err(RequestError::Invalid(_))));
+        let unknown_plugin = br#"{"prompt":"x","config":{"sse":{}}}"#;
+        assert!(matches!(Request::from_json(chain(), unknown_plugin), Err(RequestError::Invalid(_))));
+    }
+
+    #[test]
+    fn parses_a_chain() {
+        let names: Vec<String> = chain().iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["redact", "ndjson"]);
+        assert!(parse_chain("a", Some("b,../x")).is_err());
+        assert!(parse_chain("a", Some("")).is_err());
+    }
+}

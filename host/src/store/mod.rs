@@ -1,0 +1,121 @@
+//! Where plugins come from. A store maps a validated plugin name to the
+//! bytes of its component and says when those bytes change.
+
+mod folder;
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+pub use folder::FolderStore;
+
+/// The longest plugin name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A plugin name: `[a-z0-9][a-z0-9-]*`, at most [`MAX_NAME_LEN`] bytes. It is
+/// never a path, so it can name a file or an object key safely.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginName(String);
+
+impl PluginName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PluginName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid plugin name {name:?}: {reason}")]
+pub struct InvalidName {
+    pub name: String,
+    pub reason: &'static str,
+}
+
+impl FromStr for PluginName {
+    type Err = InvalidName;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let invalid = |reason| Err(InvalidName { name: name.chars().take(MAX_NAME_LEN + 8).collect(), reason });
+        let mut bytes = name.bytes();
+        match bytes.next() {
+            None => return invalid("it is empty"),
+            Some(first) if !(first.is_ascii_lowercase() || first.is_ascii_digit()) => {
+                return invalid("it must start with a lowercase letter or a digit");
+            }
+            Some(_) => {}
+        }
+        if name.len() > MAX_NAME_LEN {
+            return invalid("it is longer than 64 characters");
+        }
+        if !bytes.all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') {
+            return invalid("only lowercase letters, digits and '-' are allowed");
+        }
+        Ok(Self(name.to_string()))
+    }
+}
+
+/// Identifies one version of a plugin in its store (a file's size and
+/// modification time; an object's ETag), to tell cheaply whether it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision(pub String);
+
+/// The answer to "has this plugin changed since `Revision`?".
+pub enum Fetched {
+    Unchanged,
+    Changed { wasm: Vec<u8>, revision: Revision },
+}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("no plugin named `{0}`")]
+    NotFound(PluginName),
+    #[error("reading plugin `{name}`: {source}")]
+    Io { name: PluginName, source: std::io::Error },
+}
+
+/// The plugin sources the host supports.
+pub enum PluginStore {
+    Folder(FolderStore),
+}
+
+impl PluginStore {
+    /// The plugin's bytes, unless `known` is still its current revision.
+    pub async fn fetch(&self, name: &PluginName, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+        match self {
+            PluginStore::Folder(folder) => folder.fetch(name, known).await,
+        }
+    }
+}
+
+impl fmt::Display for PluginStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginStore::Folder(folder) => write!(f, "folder {}", folder.dir().display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_names() {
+        for name in ["ndjson", "a", "0", "text-only", "v2-x"] {
+            assert_eq!(name.parse::<PluginName>().unwrap().as_str(), name);
+        }
+    }
+
+    #[test]
+    fn refuses_anything_that_could_be_a_path() {
+        for name in ["", "../x", "a/b", "a.wasm", "A", "-x", "x_y", "é", ".", "a\\b", &"a".repeat(65)] {
+            assert!(name.parse::<PluginName>().is_err(), "{name:?} must be refused");
+        }
+    }
+}
