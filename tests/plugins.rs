@@ -1,0 +1,161 @@
+//! Plugins that are broken, misbehave or change, through the real server:
+//! each is answered clearly and the next request is still served.
+
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use support::{Server, example, fixture, plugin_dir};
+
+const HELLO: &str = r#"{"prompt":"Hi there"}"#;
+
+#[tokio::test]
+async fn files_that_are_not_transform_components_are_refused_by_name() {
+    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("other", &fixture("other-world"))]);
+    fs::write(dir.path().join("notes.wasm"), "just some text").unwrap();
+    // A valid, empty core module: wasm, but not a component.
+    fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let server = Server::builder().plugins(dir.path()).start();
+
+    server.post("/notes", HELLO).await.assert_error(500, "invalid_plugin", "plugin `notes` is not a WebAssembly file");
+    server.post("/core", HELLO).await.assert_error(
+        500,
+        "invalid_plugin",
+        "plugin `core` is a core WebAssembly module, not a component; build it for wasm32-wasip2 \
+         (or wrap it with `wasm-tools component new`)",
+    );
+    server.post("/other", HELLO).await.assert_error(
+        500,
+        "invalid_plugin",
+        "plugin `other` is not a transform plugin: it must export `streamhost:plugin/transformer@0.1.0`, and it exports `run`",
+    );
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_trap_before_the_first_byte_is_an_error_response() {
+    let dir = plugin_dir(&[("trap", &fixture("trap")), ("ndjson", &example("ndjson"))]);
+    let server = Server::builder().plugins(dir.path()).start();
+    let reply = server.post("/trap?then=ndjson", HELLO).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (500, "application/json"));
+    let error: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(error["error"]["code"], "plugin_trapped");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("plugin `trap` trapped: "), "{message}");
+    assert!(message.contains("trap fixture: deliberate panic"), "the panic message is kept: {message}");
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+}
+
+/// A slow provider makes each token its own batch, so the third push comes
+/// after the response has started.
+fn paced_server(dir: &std::path::Path) -> Server {
+    Server::builder().plugins(dir).echo_delay_ms(20).start()
+}
+
+#[tokio::test]
+async fn a_trap_mid_stream_ends_the_stream_with_an_error_event_from_the_formatter() {
+    let dir = plugin_dir(&[("trap", &fixture("trap")), ("ndjson", &example("ndjson"))]);
+    let server = paced_server(dir.path());
+    let body = r#"{"prompt":"Hi there","config":{"trap":{"trapAt":3}}}"#;
+    let reply = server.post("/trap?then=ndjson", body).await;
+    assert_eq!(reply.status, 200);
+    let lines: Vec<&str> = reply.body.lines().collect();
+    assert_eq!(lines[..2], ["{\"type\":\"metadata\",\"data\":{\"provider\":\"echo\",\"model\":\"echo\"}}", "{\"type\":\"chunk\",\"data\":\"Hi\"}"]);
+    assert_eq!(lines.len(), 3, "nothing follows the error: {lines:?}");
+    let error: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["data"]["code"], "plugin_trapped");
+}
+
+#[tokio::test]
+async fn when_the_formatter_itself_fails_the_host_writes_the_error_in_its_format() {
+    let dir = plugin_dir(&[("trap", &fixture("trap")), ("sse", &example("sse"))]);
+    let server = paced_server(dir.path());
+    let body = r#"{"prompt":"Hi there","config":{"trap":{"trapAt":3}}}"#;
+    let reply = server.post("/sse?then=trap", body).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/event-stream"));
+    let frames: Vec<&str> = reply.body.split_terminator("\n\n").collect();
+    assert_eq!(frames.len(), 3, "{frames:?}");
+    assert!(frames[2].starts_with("event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"plugin `trap` trapped: "), "{frames:?}");
+}
+
+#[tokio::test]
+async fn a_plugin_that_loops_is_stopped_at_its_deadline() {
+    let dir = plugin_dir(&[("spin", &fixture("spin")), ("ndjson", &example("ndjson"))]);
+    let server = Server::builder().plugins(dir.path()).arg("--plugin-timeout-ms", "300").start();
+    server.post("/spin", HELLO).await.assert_error(500, "plugin_timeout", "plugin `spin` ran past its 300 ms time limit");
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+    server.post("/spin", HELLO).await.assert_error(500, "plugin_timeout", "plugin `spin` ran past its 300 ms time limit");
+}
+
+#[tokio::test]
+async fn a_plugin_that_allocates_without_bound_is_stopped_at_its_memory_cap() {
+    let dir = plugin_dir(&[("hog", &fixture("hog")), ("ndjson", &example("ndjson"))]);
+    let server = Server::builder().plugins(dir.path()).arg("--plugin-memory-mb", "16").start();
+    server.post("/hog", HELLO).await.assert_error(500, "plugin_out_of_memory", "plugin `hog` needed more than its 16 MiB memory limit");
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_replaced_plugin_is_served_by_the_next_request() {
+    let dir = plugin_dir(&[("fmt", &example("ndjson"))]);
+    let server = Server::builder().plugins(dir.path()).start();
+    assert_eq!(server.post("/fmt", HELLO).await.content_type, "application/x-ndjson");
+
+    // Publish the new version the safe way: write aside, rename over.
+    let staged = dir.path().join("fmt.wasm.new");
+    fs::copy(example("sse"), &staged).unwrap();
+    fs::rename(&staged, dir.path().join("fmt.wasm")).unwrap();
+    let reply = server.post("/fmt", HELLO).await;
+    assert_eq!(reply.content_type, "text/event-stream");
+    assert!(reply.body.ends_with("event: done\ndata: {\"stopReason\":\"end_turn\"}\n\n"));
+
+    fs::remove_file(dir.path().join("fmt.wasm")).unwrap();
+    server.post("/fmt", HELLO).await.assert_error(404, "unknown_plugin", "no plugin named `fmt`");
+}
+
+#[tokio::test]
+async fn a_restart_loads_compiled_plugins_from_the_disk_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = Server::builder().cache(cache.path()).start();
+    assert_eq!(first.post("/ndjson", HELLO).await.status, 200);
+    assert_eq!(first.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0 }));
+    drop(first);
+    let entries: Vec<_> = fs::read_dir(cache.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(entries.len(), 1, "one compiled entry: {entries:?}");
+
+    let second = Server::builder().cache(cache.path()).start();
+    let reply = second.post("/ndjson", HELLO).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(second.health().await["plugins"], serde_json::json!({ "compiled": 0, "cacheHits": 1 }));
+}
+
+#[tokio::test]
+async fn a_damaged_cache_entry_is_compiled_again() {
+    let cache = tempfile::tempdir().unwrap();
+    drop(Server::builder().cache(cache.path()).start().post("/ndjson", HELLO).await);
+    for entry in fs::read_dir(cache.path()).unwrap() {
+        fs::write(entry.unwrap().path(), b"not compiled code").unwrap();
+    }
+    let server = Server::builder().cache(cache.path()).start();
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0 }));
+    assert!(server.logs().contains("unusable cache entry"));
+}
+
+#[tokio::test]
+async fn concurrent_streams_each_get_their_own_instance() {
+    let server = Server::builder().echo_delay_ms(5).start();
+    let requests = (0..8).map(|index| {
+        let body = serde_json::json!({ "prompt": format!("stream {index}"), "sessionId": format!("s{index}") }).to_string();
+        let url = server.url("/text");
+        async move { reqwest::Client::new().post(url).body(body).send().await.unwrap().text().await.unwrap() }
+    });
+    let bodies = futures::future::join_all(requests).await;
+    for (index, body) in bodies.iter().enumerate() {
+        assert!(body.starts_with(&format!("stream {index}\n")), "{body}");
+        assert!(body.ends_with(&format!("session: s{index}\n")), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}

@@ -10,8 +10,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::streamhost::plugin::transformer::Guest as Transformer;
-pub use streamhost::plugin::log::Level as LogLevel;
-pub use streamhost::plugin::types::{ErrorInfo, Event, StreamContext, Usage};
+pub use self::streamhost::plugin::log::Level as LogLevel;
+pub use self::streamhost::plugin::types::{ErrorInfo, Event, StreamContext, Usage};
 
 /// The versioned name of the interface every transform plugin exports.
 pub const TRANSFORMER_INTERFACE: &str = "streamhost:plugin/transformer@0.1.0";

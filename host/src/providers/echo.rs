@@ -94,7 +94,7 @@ mod tests {
         let text = "Hello there,  bob@example.com\n4111 1111";
         let tokens = tokenize(text);
         assert_eq!(tokens.concat(), text);
-        assert_eq!(tokens[..4], ["Hell", "o", " the", "re,"]);
+        assert_eq!(tokens[..4], ["Hell", "o", " ther", "e,"]);
         assert!(tokens.iter().all(|token| token.trim().chars().count() <= 4));
     }
 

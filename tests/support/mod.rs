@@ -1,0 +1,211 @@
+//! Starts the real `streamhost serve` process on 127.0.0.1 and stops it when
+//! the test ends.
+
+#![allow(dead_code)] // Each test binary uses a different part of this.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_streamhost");
+pub const EXAMPLES: &str = streamhost_artifacts::EXAMPLES_DIR;
+pub const FIXTURES: &str = streamhost_artifacts::FIXTURES_DIR;
+
+/// How long a server may take to start (it may compile on first use).
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// A compile cache shared by the tests that do not test the cache, so each
+/// plugin is compiled once per `cargo test`, not once per server.
+pub fn shared_cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    log: PathBuf,
+    _log_dir: TempDir,
+}
+
+pub struct ServerBuilder {
+    args: Vec<String>,
+    echo_delay_ms: u64,
+    plugins: PathBuf,
+    cache: PathBuf,
+}
+
+impl ServerBuilder {
+    /// Plugins from `dir` instead of the examples.
+    pub fn plugins(mut self, dir: &Path) -> Self {
+        self.plugins = dir.to_path_buf();
+        self
+    }
+
+    pub fn cache(mut self, dir: &Path) -> Self {
+        self.cache = dir.to_path_buf();
+        self
+    }
+
+    /// The echo provider's pause before each token.
+    pub fn echo_delay_ms(mut self, delay: u64) -> Self {
+        self.echo_delay_ms = delay;
+        self
+    }
+
+    pub fn arg(mut self, name: &str, value: &str) -> Self {
+        self.args.extend([name.to_string(), value.to_string()]);
+        self
+    }
+
+    pub fn start(self) -> Server {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("stderr.log");
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--plugins")
+            .arg(&self.plugins)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(["--echo-delay-ms", &self.echo_delay_ms.to_string()])
+            .args(&self.args)
+            .env("STREAMHOST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("streamhost starts");
+        let base = wait_for_address(&mut child).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("streamhost did not start: {}", std::fs::read_to_string(&log).unwrap_or_default())
+        });
+        Server { child, base, log, _log_dir: log_dir }
+    }
+}
+
+/// Reads stdout until the "listening on" line and returns its address.
+fn wait_for_address(child: &mut Child) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("streamhost listening on ") {
+                let _ = sender.send(address.to_string());
+            }
+        }
+    });
+    receiver.recv_timeout(STARTUP).ok()
+}
+
+impl Server {
+    /// A server on the example plugins, with an echo provider that does not
+    /// pause between tokens (byte-exact tests need no pacing).
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder { args: Vec::new(), echo_delay_ms: 0, plugins: EXAMPLES.into(), cache: shared_cache() }
+    }
+
+    pub fn start() -> Server {
+        Self::builder().start()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// POSTs `body` to `path` and returns the status, content type and body.
+    pub async fn post(&self, path: &str, body: &str) -> Reply {
+        let response = reqwest::Client::new().post(self.url(path)).body(body.to_string()).send().await.unwrap();
+        Reply::read(response).await
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        let body = reqwest::get(self.url("/healthz")).await.unwrap().text().await.unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let body = response.text().await.unwrap();
+        Reply { status, content_type, body }
+    }
+
+    /// Asserts an error answered before the stream: status and exact body.
+    pub fn assert_error(&self, status: u16, code: &str, message: &str) {
+        let expected = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+        assert_eq!((self.status, self.content_type.as_str(), self.body.as_str()), (status, "application/json", expected.as_str()));
+    }
+}
+
+/// A body's chunks with the time each arrived, measured from `start`.
+pub async fn timed_chunks(response: reqwest::Response, start: Instant) -> Vec<(Duration, String)> {
+    let mut chunks = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        chunks.push((start.elapsed(), String::from_utf8(chunk.unwrap().to_vec()).unwrap()));
+    }
+    chunks
+}
+
+/// A folder holding copies of the named plugins, each under a name of its
+/// own: `(name to give it, source .wasm file)`.
+pub fn plugin_dir(plugins: &[(&str, &Path)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in plugins {
+        std::fs::copy(source, dir.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    dir
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(EXAMPLES).join(format!("{name}.wasm"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(FIXTURES).join(format!("{name}.wasm"))
+}
