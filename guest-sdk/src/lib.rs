@@ -82,6 +82,49 @@ pub trait Transform: Sized + 'static {
     }
 }
 
+/// The JSON shapes of event payloads, so that every formatter writes usage
+/// and errors alike (and as the host's own encoder does):
+/// `{"inputTokens":…,"outputTokens":…,"totalTokens":…,"latencyMs":…}` and
+/// `{"code":…,"message":…}`. Enabled by the `json` feature.
+#[cfg(feature = "json")]
+pub mod json {
+    use serde::Serialize;
+
+    use super::{ErrorInfo, Usage};
+
+    #[derive(Debug, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct UsageJson {
+        pub input_tokens: u32,
+        pub output_tokens: u32,
+        pub total_tokens: u32,
+        pub latency_ms: u32,
+    }
+
+    impl From<&Usage> for UsageJson {
+        fn from(usage: &Usage) -> Self {
+            Self {
+                input_tokens: usage.input_tokens,
+                output_tokens: usage.output_tokens,
+                total_tokens: usage.total_tokens,
+                latency_ms: usage.latency_ms,
+            }
+        }
+    }
+
+    #[derive(Debug, Serialize)]
+    pub struct ErrorJson<'a> {
+        pub code: &'a str,
+        pub message: &'a str,
+    }
+
+    impl<'a> From<&'a ErrorInfo> for ErrorJson<'a> {
+        fn from(error: &'a ErrorInfo) -> Self {
+            Self { code: &error.code, message: &error.message }
+        }
+    }
+}
+
 /// Builds an [`ErrorInfo`].
 pub fn error(code: &str, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo { code: code.to_string(), message: message.into() }

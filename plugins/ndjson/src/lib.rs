@@ -13,6 +13,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use streamhost_guest::json::{ErrorJson, UsageJson};
 use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage};
 
 /// One output line; fields serialise in this order.
@@ -32,35 +33,10 @@ struct Complete {
 }
 
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UsageJson {
-    input_tokens: u32,
-    output_tokens: u32,
-    total_tokens: u32,
-    latency_ms: u32,
-}
-
-impl From<Usage> for UsageJson {
-    fn from(usage: Usage) -> Self {
-        Self {
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            total_tokens: usage.total_tokens,
-            latency_ms: usage.latency_ms,
-        }
-    }
-}
-
-#[derive(Serialize)]
 struct Status {
     message: String,
 }
 
-#[derive(Serialize)]
-struct Failure {
-    code: String,
-    message: String,
-}
 
 #[derive(Default)]
 pub struct Ndjson {
@@ -88,7 +64,7 @@ impl Transform for Ndjson {
         }
         let complete = Complete {
             stop_reason: self.stop_reason.take().unwrap_or_else(|| "end_turn".into()),
-            usage: self.usage.take().map(UsageJson::from),
+            usage: self.usage.take().as_ref().map(UsageJson::from),
         };
         Ok(vec![line("complete", complete)])
     }
@@ -110,7 +86,7 @@ impl Ndjson {
             }
             Event::Error(error) => {
                 self.failed = true;
-                Some(line("error", Failure { code: error.code, message: error.message }))
+                Some(line("error", ErrorJson::from(&error)))
             }
             raw @ Event::Raw(_) => Some(raw),
         }

@@ -17,7 +17,8 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage};
+use streamhost_guest::json::{ErrorJson, UsageJson};
+use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform};
 
 #[derive(Serialize)]
 struct Text {
@@ -31,23 +32,8 @@ struct Status {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct UsageData {
-    input_tokens: u32,
-    output_tokens: u32,
-    total_tokens: u32,
-    latency_ms: u32,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Done {
     stop_reason: String,
-}
-
-#[derive(Serialize)]
-struct Failure {
-    code: String,
-    message: String,
 }
 
 #[derive(Default)]
@@ -84,26 +70,17 @@ impl Sse {
             Event::Metadata(json) => Some(frame("metadata", &metadata_json(json))),
             Event::Text(text) => Some(frame("text", &to_json(&Text { text }))),
             Event::Status(message) => Some(frame("status", &to_json(&Status { message }))),
-            Event::Usage(usage) => Some(frame("usage", &to_json(&usage_data(usage)))),
+            Event::Usage(usage) => Some(frame("usage", &to_json(&UsageJson::from(&usage)))),
             Event::End(reason) => {
                 self.stop_reason = Some(reason);
                 None
             }
             Event::Error(error) => {
                 self.failed = true;
-                Some(frame("error", &to_json(&Failure { code: error.code, message: error.message })))
+                Some(frame("error", &to_json(&ErrorJson::from(&error))))
             }
             raw @ Event::Raw(_) => Some(raw),
         }
-    }
-}
-
-fn usage_data(usage: Usage) -> UsageData {
-    UsageData {
-        input_tokens: usage.input_tokens,
-        output_tokens: usage.output_tokens,
-        total_tokens: usage.total_tokens,
-        latency_ms: usage.latency_ms,
     }
 }
 
