@@ -159,3 +159,33 @@ async fn concurrent_streams_each_get_their_own_instance() {
     }
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test]
+async fn past_the_instance_limit_requests_are_shed_with_503() {
+    let server = Server::builder().arg("--max-instances", "1").echo_delay_ms(50).start();
+    // Holds the only instance slot for 400 tokens x 50 ms unless dropped.
+    let long = serde_json::json!({ "prompt": "word ".repeat(400) }).to_string();
+    let response = reqwest::Client::new().post(server.url("/ndjson")).body(long).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    server.post("/sse", HELLO).await.assert_error(503, "overloaded", "all 1 plugin instances are in use; try again shortly");
+    drop(response);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = server.post("/sse", HELLO).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slot was not freed: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn without_address_space_for_the_pool_the_host_allocates_on_demand() {
+    // The pool reserves several GiB of address space per memory slot; 16 GiB
+    // in all cannot hold it, but is plenty for the host itself.
+    let server = Server::builder().address_space_limit_kb(16 << 20).start();
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+    assert!(server.logs().contains("pooling allocator unavailable; using on-demand allocation"), "{}", server.logs());
+}

@@ -84,7 +84,7 @@ impl Pipeline {
                 user_id: request.user_id.clone(),
                 session_id: request.session_id.clone(),
             };
-            let stage = TransformInstance::open(&plugin, &context, request.settings_for(name), self.registry.limits()).await?;
+            let stage = self.registry.open(&plugin, &context, request.settings_for(name)).await?;
             stages.push(stage);
         }
         Ok(stages)

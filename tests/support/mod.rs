@@ -35,6 +35,7 @@ pub struct Server {
 pub struct ServerBuilder {
     args: Vec<String>,
     echo_delay_ms: u64,
+    address_space_kb: Option<u64>,
     plugins: PathBuf,
     cache: PathBuf,
 }
@@ -48,6 +49,12 @@ impl ServerBuilder {
 
     pub fn cache(mut self, dir: &Path) -> Self {
         self.cache = dir.to_path_buf();
+        self
+    }
+
+    /// Runs the server under `ulimit -v`, as on a host with little address space.
+    pub fn address_space_limit_kb(mut self, kb: u64) -> Self {
+        self.address_space_kb = Some(kb);
         self
     }
 
@@ -65,7 +72,16 @@ impl ServerBuilder {
     pub fn start(self) -> Server {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("stderr.log");
-        let mut child = Command::new(BIN)
+        let mut command = match self.address_space_kb {
+            // `exec` keeps the pid, so stopping the server stops streamhost.
+            Some(kb) => {
+                let mut shell = Command::new("sh");
+                shell.arg("-c").arg(format!("ulimit -v {kb} && exec \"$0\" \"$@\"")).arg(BIN);
+                shell
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .arg("--plugins")
@@ -106,7 +122,7 @@ impl Server {
     /// A server on the example plugins, with an echo provider that does not
     /// pause between tokens (byte-exact tests need no pacing).
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { args: Vec::new(), echo_delay_ms: 0, plugins: EXAMPLES.into(), cache: shared_cache() }
+        ServerBuilder { args: Vec::new(), echo_delay_ms: 0, address_space_kb: None, plugins: EXAMPLES.into(), cache: shared_cache() }
     }
 
     pub fn start() -> Server {

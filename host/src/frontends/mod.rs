@@ -51,6 +51,7 @@ impl From<&PipelineError> for ErrorReply {
             PipelineError::Load(_) => ErrorReply::new(500, "invalid_plugin", message),
             // The plugin's own, deliberate refusal (a bad setting, say).
             PipelineError::Plugin(refused @ PluginError::Refused { .. }) => ErrorReply::new(422, refused.code(), message),
+            PipelineError::Plugin(overloaded @ PluginError::Overloaded { .. }) => ErrorReply::new(503, overloaded.code(), message),
             PipelineError::Plugin(failure) => ErrorReply::new(500, failure.code(), message),
         }
     }

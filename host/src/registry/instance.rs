@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info, trace, warn};
 use wasmtime::component::{ResourceAny, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
@@ -33,6 +34,8 @@ pub enum PluginError {
     /// The plugin itself returned an error.
     #[error("plugin `{name}`: {}", error.message)]
     Refused { name: PluginName, error: ErrorInfo },
+    #[error("all {limit} plugin instances are in use; try again shortly")]
+    Overloaded { limit: u32 },
 }
 
 impl PluginError {
@@ -43,6 +46,7 @@ impl PluginError {
             PluginError::Timeout { .. } => "plugin_timeout",
             PluginError::OutOfMemory { .. } => "plugin_out_of_memory",
             PluginError::Refused { error, .. } => &error.code,
+            PluginError::Overloaded { .. } => "overloaded",
         }
     }
 }
@@ -160,11 +164,19 @@ pub struct TransformInstance {
     handle: ResourceAny,
     content_type: Option<String>,
     limits: Limits,
+    /// Holds this instance's slot until the instance is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl TransformInstance {
-    /// Instantiates `plugin` and opens a stream in it.
-    pub async fn open(plugin: &Plugin, context: &StreamContext, settings: String, limits: Limits) -> Result<Self, PluginError> {
+    /// Instantiates `plugin` and opens a stream in it (see `Registry::open`).
+    pub(super) async fn open(
+        plugin: &Plugin,
+        context: &StreamContext,
+        settings: String,
+        limits: Limits,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Self, PluginError> {
         let state = PluginState::new(plugin.name.clone(), settings, limits.memory_bytes);
         let mut store = Store::new(plugin.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
@@ -188,7 +200,7 @@ impl TransformInstance {
             Ok(content_type) => content_type,
             Err(error) => return Err(classify(&name, &mut store, limits, error)),
         };
-        Ok(Self { name, store, bindings, handle, content_type, limits })
+        Ok(Self { name, store, bindings, handle, content_type, limits, _slot: slot })
     }
 
     pub fn name(&self) -> &PluginName {

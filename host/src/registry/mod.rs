@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Semaphore;
+
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tracing::info;
@@ -22,7 +24,7 @@ use instance::PluginState;
 
 use crate::engine::{CompileCache, Limits, Origin};
 use crate::store::{Fetched, PluginName, PluginStore, Revision, StoreError};
-use crate::wit::{self, TRANSFORMER_INTERFACE, TransformPre};
+use crate::wit::{self, StreamContext, TRANSFORMER_INTERFACE, TransformPre};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -75,6 +77,9 @@ pub struct Registry {
     cache: CompileCache,
     limits: Limits,
     slots: Mutex<HashMap<PluginName, Slot>>,
+    /// One permit per instance alive, `limits.max_instances` in all: past
+    /// that, requests are shed with a clear error, whichever the allocator.
+    instances: Arc<Semaphore>,
     pub stats: Stats,
 }
 
@@ -85,15 +90,22 @@ impl Registry {
         // I/O; each instance gets a WASI context with nothing in it.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wit::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut PluginState| state)?;
-        Ok(Self { engine, linker, store, cache, limits, slots: Mutex::default(), stats: Stats::default() })
+        let instances = Arc::new(Semaphore::new(limits.max_instances as usize));
+        Ok(Self { engine, linker, store, cache, limits, slots: Mutex::default(), instances, stats: Stats::default() })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
+    /// Instantiates `plugin` for one stream, if an instance slot is free.
+    pub async fn open(&self, plugin: &Plugin, context: &StreamContext, settings: String) -> Result<TransformInstance, PluginError> {
+        let permit = self
+            .instances
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PluginError::Overloaded { limit: self.limits.max_instances })?;
+        TransformInstance::open(plugin, context, settings, self.limits, permit).await
     }
 
     /// The current version of the plugin, loading it if it is new or changed.
