@@ -1,23 +1,91 @@
 //! Settings shared by every frontend. Each has a default, a flag and an
 //! environment variable.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::engine::Limits;
 use crate::providers::EchoSettings;
+use crate::store::{PluginName, S3Location};
+
+/// Where plugins come from: a folder, or an S3 bucket and prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    Folder(PathBuf),
+    S3(S3Location),
+}
+
+impl FromStr for PluginSource {
+    type Err = String;
+
+    fn from_str(source: &str) -> Result<Self, Self::Err> {
+        if source.starts_with("s3://") { source.parse().map(PluginSource::S3) } else { Ok(PluginSource::Folder(source.into())) }
+    }
+}
+
+impl fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginSource::Folder(dir) => write!(f, "{}", dir.display()),
+            PluginSource::S3(location) => write!(f, "{location}"),
+        }
+    }
+}
+
+/// `name=sha256`: the only version of a plugin the host will load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub name: PluginName,
+    pub sha256: String,
+}
+
+impl FromStr for Pin {
+    type Err = String;
+
+    fn from_str(pin: &str) -> Result<Self, Self::Err> {
+        let (name, sha256) = pin.split_once('=').ok_or_else(|| format!("{pin:?} is not name=sha256"))?;
+        let name = name.parse().map_err(|error| format!("{error}"))?;
+        let sha256 = sha256.to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(format!("{pin:?}: the digest must be 64 hex digits"));
+        }
+        Ok(Pin { name, sha256 })
+    }
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct HostSettings {
-    /// The folder the plugins are loaded from: `<name>.wasm` per plugin.
-    /// Defaults to the bundled example plugins when built with them, else `./plugins`.
-    #[arg(long, env = "STREAMHOST_PLUGINS", value_name = "DIR")]
-    pub plugins: Option<PathBuf>,
+    /// Where plugins are loaded from, `<name>.wasm` each: a folder, or
+    /// `s3://bucket/prefix/`. Defaults to the bundled example plugins when
+    /// built with them, else `./plugins`.
+    #[arg(long, env = "STREAMHOST_PLUGINS", value_name = "DIR|s3://BUCKET/PREFIX/")]
+    pub plugins: Option<PluginSource>,
 
-    /// Where compiled plugins are kept between runs
-    /// (default: `$XDG_CACHE_HOME/streamhost` or `~/.cache/streamhost`).
+    /// How often a loaded plugin is checked for a new version in S3 (a
+    /// conditional GET). Folders are checked on every request.
+    #[arg(long, env = "STREAMHOST_S3_REVALIDATE_MS", default_value_t = 5000, value_name = "MS")]
+    pub s3_revalidate_ms: u64,
+
+    /// Address buckets as `endpoint/bucket` (for S3-compatible servers).
+    #[arg(long, env = "STREAMHOST_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+
+    /// Load only this version of a plugin: `name=sha256`. Repeat, or
+    /// separate with commas in the variable.
+    #[arg(long = "pin", env = "STREAMHOST_PINS", value_delimiter = ',', value_name = "NAME=SHA256")]
+    pub pins: Vec<Pin>,
+
+    /// Plugins to load at start-up, so the first request does not compile.
+    #[arg(long, env = "STREAMHOST_PRELOAD", value_delimiter = ',', value_name = "NAMES")]
+    pub preload: Vec<PluginName>,
+
+    /// Where compiled plugins are kept between runs (default:
+    /// `$XDG_CACHE_HOME/streamhost` or `~/.cache/streamhost`; on Lambda
+    /// `/tmp/streamhost`, which survives between warm invocations).
     #[arg(long, env = "STREAMHOST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -50,8 +118,12 @@ impl HostSettings {
         }
     }
 
-    pub fn plugin_dir(&self) -> PathBuf {
-        self.plugins.clone().unwrap_or_else(default_plugin_dir)
+    pub fn plugin_source(&self) -> PluginSource {
+        self.plugins.clone().unwrap_or_else(|| PluginSource::Folder(default_plugin_dir()))
+    }
+
+    pub fn s3_revalidate_every(&self) -> Duration {
+        Duration::from_millis(self.s3_revalidate_ms)
     }
 
     pub fn disk_cache_dir(&self) -> Option<PathBuf> {
@@ -73,6 +145,9 @@ fn default_plugin_dir() -> PathBuf {
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
+    if crate::frontends::lambda::is_lambda() {
+        return Some(PathBuf::from("/tmp/streamhost"));
+    }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;

@@ -6,6 +6,7 @@
 //! `engine` configures wasmtime, `providers` are the model sources, `event`
 //! and `request` are the data that flows, `wit` the bindings of the contract.
 
+pub mod aws;
 pub mod config;
 pub mod engine;
 pub mod event;
@@ -19,21 +20,34 @@ pub mod wit;
 
 use tracing::info;
 
-use crate::config::HostSettings;
+use crate::config::{HostSettings, PluginSource};
 use crate::engine::CompileCache;
 use crate::pipeline::Pipeline;
 use crate::providers::{EchoProvider, Provider};
 use crate::registry::Registry;
-use crate::store::{FolderStore, PluginStore};
+use crate::store::{FolderStore, PluginStore, S3Store};
 
-/// Assembles engine, store, registry and provider into a pipeline.
-pub fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline> {
+/// Assembles engine, store, registry and provider into a pipeline, and
+/// loads the plugins named for preloading.
+pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline> {
     let limits = settings.limits();
     let (engine, _allocator) = engine::build(&limits)?;
     let cache = CompileCache::new(&engine, settings.disk_cache_dir());
-    let store = PluginStore::Folder(FolderStore::new(settings.plugin_dir()));
+    let store = plugin_store(settings).await;
     info!(%store, cache = ?settings.disk_cache_dir(), "plugin store");
-    let registry = Registry::new(engine, store, cache, limits)?;
+    let pins = settings.pins.iter().map(|pin| (pin.name.clone(), pin.sha256.clone()));
+    let registry = Registry::new(engine, store, cache, limits)?.with_pins(pins);
+    registry.preload(&settings.preload).await;
     let provider = Provider::Echo(EchoProvider::new(&settings.echo));
     Ok(Pipeline::new(registry, provider))
+}
+
+async fn plugin_store(settings: &HostSettings) -> PluginStore {
+    match settings.plugin_source() {
+        PluginSource::Folder(dir) => PluginStore::Folder(FolderStore::new(dir)),
+        PluginSource::S3(location) => {
+            let client = aws::s3_client(&aws::load().await, settings.s3_path_style);
+            PluginStore::S3(S3Store::new(client, location, settings.s3_revalidate_every()))
+        }
+    }
 }

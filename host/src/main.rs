@@ -1,10 +1,12 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use streamhost::config::HostSettings;
-use streamhost::frontends::{cli, http};
+use streamhost::frontends::{cli, http, lambda, publish};
+use streamhost::store::{PluginName, S3Location};
 use tracing_subscriber::EnvFilter;
 
 /// A streaming host for WebAssembly transform plugins.
@@ -24,6 +26,14 @@ enum Command {
         /// The address to listen on.
         #[arg(long, env = "STREAMHOST_LISTEN", default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
+        #[arg(long, env = "STREAMHOST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+        max_body_bytes: usize,
+    },
+    /// Run as an AWS Lambda custom runtime behind a streaming Function URL.
+    /// Chosen by itself when Lambda starts the binary with no arguments.
+    Lambda {
+        #[command(flatten)]
+        host: HostSettings,
         /// The largest request body accepted.
         #[arg(long, env = "STREAMHOST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
         max_body_bytes: usize,
@@ -48,6 +58,32 @@ enum Command {
         #[command(flatten)]
         host: HostSettings,
     },
+    /// Check a component as the host would, then upload it to S3.
+    Publish {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// The plugin's name: the URL path it is called by.
+        #[arg(long)]
+        name: PluginName,
+        /// The plugin store: `s3://bucket/prefix/`.
+        #[arg(long, env = "STREAMHOST_PUBLISH_TO")]
+        to: S3Location,
+        /// Address buckets as `endpoint/bucket` (for S3-compatible servers).
+        #[arg(long, env = "STREAMHOST_S3_PATH_STYLE")]
+        s3_path_style: bool,
+    },
+    /// Work with plugin files.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// Print a component's digest, imports and exports, or why the host
+    /// would refuse it.
+    Inspect { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -55,8 +91,14 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_env("STREAMHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
+    // Lambda starts the bootstrap binary with no arguments.
+    let cli = if lambda::is_lambda() && std::env::args_os().len() == 1 {
+        Cli::parse_from(["streamhost", "lambda"])
+    } else {
+        Cli::parse()
+    };
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
-    match runtime.block_on(run(Cli::parse().command)) {
+    match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -68,12 +110,17 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { host, listen, max_body_bytes } => {
-            let pipeline = Arc::new(streamhost::build_pipeline(&host)?);
+            let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
             http::serve(pipeline, listen, max_body_bytes).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Lambda { host, max_body_bytes } => {
+            let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
+            lambda::run(pipeline, max_body_bytes).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Invoke { plugin, then, prompt, body, user_id, session_id, host } => {
-            let pipeline = streamhost::build_pipeline(&host)?;
+            let pipeline = streamhost::build_pipeline(&host).await?;
             let invocation = cli::Invocation {
                 plugin: &plugin,
                 then: then.as_deref(),
@@ -89,6 +136,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(if reply.status < 500 { 2 } else { 1 }))
                 }
             }
+        }
+        Command::Publish { file, name, to, s3_path_style } => {
+            let (wasm, report) = publish::inspect(&file, &name)?;
+            let client = streamhost::aws::s3_client(&streamhost::aws::load().await, s3_path_style);
+            let size = wasm.len();
+            let key = publish::upload(&client, &to, &name, wasm, &report.digest).await?;
+            println!("published `{name}` ({size} bytes, sha256 {}) to s3://{}/{key}", report.digest, to.bucket);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugins { command: PluginsCommand::Inspect { file } } => {
+            // The name only labels messages; the file's own stem where it is a valid name.
+            let name = file.file_stem().and_then(|stem| stem.to_str()?.parse().ok()).unwrap_or_else(|| "plugin".parse().unwrap());
+            let (wasm, report) = publish::inspect(&file, &name)?;
+            print!("{}", publish::describe(&file, wasm.len(), &report));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

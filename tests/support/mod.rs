@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this.
 
+pub mod lambda;
+pub mod moto;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,16 +37,28 @@ pub struct Server {
 
 pub struct ServerBuilder {
     args: Vec<String>,
+    env: Vec<(String, String)>,
     echo_delay_ms: u64,
     address_space_kb: Option<u64>,
-    plugins: PathBuf,
+    plugins: String,
     cache: PathBuf,
 }
 
 impl ServerBuilder {
     /// Plugins from `dir` instead of the examples.
     pub fn plugins(mut self, dir: &Path) -> Self {
-        self.plugins = dir.to_path_buf();
+        self.plugins = dir.display().to_string();
+        self
+    }
+
+    /// Plugins from a source such as `s3://bucket/prefix/`.
+    pub fn plugin_source(mut self, source: &str) -> Self {
+        self.plugins = source.to_string();
+        self
+    }
+
+    pub fn env(mut self, vars: impl IntoIterator<Item = (&'static str, String)>) -> Self {
+        self.env.extend(vars.into_iter().map(|(name, value)| (name.to_string(), value)));
         self
     }
 
@@ -90,6 +105,7 @@ impl ServerBuilder {
             .arg(&self.cache)
             .args(["--echo-delay-ms", &self.echo_delay_ms.to_string()])
             .args(&self.args)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .env("STREAMHOST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -122,7 +138,14 @@ impl Server {
     /// A server on the example plugins, with an echo provider that does not
     /// pause between tokens (byte-exact tests need no pacing).
     pub fn builder() -> ServerBuilder {
-        ServerBuilder { args: Vec::new(), echo_delay_ms: 0, address_space_kb: None, plugins: EXAMPLES.into(), cache: shared_cache() }
+        ServerBuilder {
+            args: Vec::new(),
+            env: Vec::new(),
+            echo_delay_ms: 0,
+            address_space_kb: None,
+            plugins: EXAMPLES.into(),
+            cache: shared_cache(),
+        }
     }
 
     pub fn start() -> Server {

@@ -50,6 +50,12 @@ pub fn build(limits: &Limits) -> anyhow::Result<(Engine, Allocator)> {
     Ok((engine, allocator))
 }
 
+/// An engine for checking components (`publish`, `plugins inspect`): the
+/// host's code generation settings, without the allocator pool or the clock.
+pub fn build_for_checks() -> anyhow::Result<Engine> {
+    Ok(Engine::new(&base_config())?)
+}
+
 fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use super::ErrorReply;
 use crate::pipeline::Pipeline;
-use crate::request::{Request, RequestError, parse_chain};
 
 /// What `invoke` was asked for on the command line.
 pub struct Invocation<'a> {
@@ -38,11 +37,7 @@ impl Invocation<'_> {
 
 /// Runs the invocation, writing the body to `out` chunk by chunk.
 pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
-    let request = parse_chain(invocation.plugin, invocation.then)
-        .map_err(RequestError::from)
-        .and_then(|chain| Request::from_json(chain, invocation.body().as_bytes()))
-        .map_err(|error| ErrorReply::from(&error))?;
-    let mut response = pipeline.open(request).await.map_err(|error| ErrorReply::from(&error))?;
+    let mut response = super::open(pipeline, invocation.plugin, invocation.then, invocation.body().as_bytes()).await?;
     while let Some(chunk) = response.body.next().await {
         // A closed stdout (`| head`) cancels the stream like a disconnect.
         if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {

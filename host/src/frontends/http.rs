@@ -21,7 +21,6 @@ use tracing::info;
 
 use super::ErrorReply;
 use crate::pipeline::Pipeline;
-use crate::request::{Request, RequestError, parse_chain};
 
 #[derive(Clone)]
 struct App {
@@ -60,14 +59,7 @@ async fn invoke(State(app): State<App>, Path(plugin): Path<String>, Query(query)
         Ok(body) => body,
         Err(reply) => return error_response(&reply),
     };
-    let request = match parse_chain(&plugin, query.then.as_deref())
-        .map_err(RequestError::from)
-        .and_then(|chain| Request::from_json(chain, &body))
-    {
-        Ok(request) => request,
-        Err(error) => return error_response(&ErrorReply::from(&error)),
-    };
-    match app.pipeline.open(request).await {
+    match super::open(&app.pipeline, &plugin, query.then.as_deref(), &body).await {
         Ok(response) => {
             let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
             let body = Body::from_stream(response.body.map(Ok::<_, Infallible>));
@@ -79,14 +71,14 @@ async fn invoke(State(app): State<App>, Path(plugin): Path<String>, Query(query)
             ];
             (headers, body).into_response()
         }
-        Err(error) => error_response(&ErrorReply::from(&error)),
+        Err(reply) => error_response(&reply),
     }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes without reading
 /// past the limit.
 async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ErrorReply> {
-    let too_large = || ErrorReply::new(413, "body_too_large", format!("the body is larger than the {limit}-byte limit"));
+    let too_large = || ErrorReply::body_too_large(limit);
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());

@@ -4,13 +4,25 @@
 
 pub mod cli;
 pub mod http;
+pub mod lambda;
+pub mod publish;
 
 use serde_json::json;
 
-use crate::pipeline::PipelineError;
+use crate::pipeline::{Pipeline, PipelineError, Response};
 use crate::registry::{LoadError, PluginError};
-use crate::request::RequestError;
+use crate::request::{Request, RequestError, parse_chain};
 use crate::store::StoreError;
+
+/// What every frontend does with a call: `plugin` (then the `then` chain)
+/// on a JSON `body`, opened up to its first bytes.
+pub async fn open(pipeline: &Pipeline, plugin: &str, then: Option<&str>, body: &[u8]) -> Result<Response, ErrorReply> {
+    let request = parse_chain(plugin, then)
+        .map_err(RequestError::from)
+        .and_then(|chain| Request::from_json(chain, body))
+        .map_err(|error| ErrorReply::from(&error))?;
+    pipeline.open(request).await.map_err(|error| ErrorReply::from(&error))
+}
 
 /// An error answered before the response starts:
 /// `{"error":{"code":…,"message":…}}` with an HTTP status.
@@ -24,6 +36,10 @@ pub struct ErrorReply {
 impl ErrorReply {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
         Self { status, code: code.to_string(), message: message.into() }
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        ErrorReply::new(413, "body_too_large", format!("the body is larger than the {limit}-byte limit"))
     }
 
     pub fn to_json(&self) -> String {
@@ -48,6 +64,10 @@ impl From<&PipelineError> for ErrorReply {
         match error {
             PipelineError::Load(LoadError::Store(StoreError::NotFound(_))) => ErrorReply::new(404, "unknown_plugin", message),
             PipelineError::Load(LoadError::Store(StoreError::Io { .. })) => ErrorReply::new(500, "plugin_store_error", message),
+            PipelineError::Load(LoadError::Store(StoreError::Unavailable { .. })) => {
+                ErrorReply::new(503, "plugin_store_unavailable", message)
+            }
+            PipelineError::Load(LoadError::DigestMismatch { .. }) => ErrorReply::new(500, "digest_mismatch", message),
             PipelineError::Load(_) => ErrorReply::new(500, "invalid_plugin", message),
             // The plugin's own, deliberate refusal (a bad setting, say).
             PipelineError::Plugin(refused @ PluginError::Refused { .. }) => ErrorReply::new(422, refused.code(), message),

@@ -43,6 +43,17 @@ pub enum LoadError {
     WrongWorld { name: PluginName, exports: String },
     #[error("plugin `{name}` imports something this host does not provide: {message}")]
     Imports { name: PluginName, message: String },
+    #[error("plugin `{name}` is pinned to sha256 {expected}, but the store holds {actual}")]
+    DigestMismatch { name: PluginName, expected: String, actual: String },
+}
+
+/// What a component is, as the host sees it.
+#[derive(Debug)]
+pub struct ComponentReport {
+    /// The sha256 of the component, in hex.
+    pub digest: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
 }
 
 /// A loaded plugin, ready to instantiate. Cheap to clone.
@@ -77,6 +88,8 @@ pub struct Registry {
     cache: CompileCache,
     limits: Limits,
     slots: Mutex<HashMap<PluginName, Slot>>,
+    /// `name -> sha256`: the only versions these plugins may have.
+    pins: HashMap<PluginName, String>,
     /// One permit per instance alive, `limits.max_instances` in all: past
     /// that, requests are shed with a clear error, whichever the allocator.
     instances: Arc<Semaphore>,
@@ -85,13 +98,26 @@ pub struct Registry {
 
 impl Registry {
     pub fn new(engine: Engine, store: PluginStore, cache: CompileCache, limits: Limits) -> anyhow::Result<Self> {
-        let mut linker = Linker::new(&engine);
-        // A wasip2 guest imports wasi:cli and wasi:io even when it does no
-        // I/O; each instance gets a WASI context with nothing in it.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wit::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut PluginState| state)?;
+        let linker = linker(&engine)?;
         let instances = Arc::new(Semaphore::new(limits.max_instances as usize));
-        Ok(Self { engine, linker, store, cache, limits, slots: Mutex::default(), instances, stats: Stats::default() })
+        let pins = HashMap::new();
+        Ok(Self { engine, linker, store, cache, limits, slots: Mutex::default(), pins, instances, stats: Stats::default() })
+    }
+
+    /// Refuses any version of these plugins but the pinned one.
+    pub fn with_pins(mut self, pins: impl IntoIterator<Item = (PluginName, String)>) -> Self {
+        self.pins.extend(pins);
+        self
+    }
+
+    /// Loads plugins ahead of their first request (on Lambda: during the
+    /// init phase, which is not billed against the first caller's latency).
+    pub async fn preload(&self, names: &[PluginName]) {
+        for name in names {
+            if let Err(error) = self.get(name).await {
+                tracing::error!(plugin = %name, %error, "could not preload plugin");
+            }
+        }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -118,6 +144,9 @@ impl Registry {
             Fetched::Changed { wasm, revision } => (wasm, revision),
         };
         let digest = hex::encode(Sha256::digest(&wasm));
+        if let Some(expected) = self.pins.get(name).filter(|expected| **expected != digest) {
+            return Err(LoadError::DigestMismatch { name: name.clone(), expected: expected.clone(), actual: digest });
+        }
         if let Some(current) = loaded.as_mut().filter(|current| *current.plugin.digest == digest) {
             current.revision = revision;
             return Ok(current.plugin.clone());
@@ -139,26 +168,54 @@ impl Registry {
             Origin::Compiled => self.stats.compiled.fetch_add(1, Ordering::Relaxed),
             Origin::DiskCache => self.stats.cache_hits.fetch_add(1, Ordering::Relaxed),
         };
-        self.check_world(name, &component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|error| LoadError::Imports { name: name.clone(), message: format!("{error:#}") })?;
-        let pre = TransformPre::new(pre)
-            .map_err(|error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") })?;
+        let pre = link(&self.engine, &self.linker, name, &component)?;
         info!(plugin = %name, %digest, ?origin, "plugin loaded");
         Ok(Plugin { name: name.clone(), digest: digest.into(), pre })
     }
+}
 
-    fn check_world(&self, name: &PluginName, component: &Component) -> Result<(), LoadError> {
-        let ty = component.component_type();
-        let exports: Vec<&str> = ty.exports(&self.engine).map(|(export, _)| export).collect();
-        if exports.contains(&TRANSFORMER_INTERFACE) {
-            return Ok(());
-        }
-        let exports = if exports.is_empty() { "nothing".into() } else { format!("`{}`", exports.join("`, `")) };
-        Err(LoadError::WrongWorld { name: name.clone(), exports })
+/// Checks `wasm` exactly as the host does when it loads a plugin, and says
+/// what it imports and exports. Compiles it, so it takes a moment.
+pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<ComponentReport, LoadError> {
+    check_header(name, wasm)?;
+    let component = Component::new(engine, wasm).map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })?;
+    let linker = linker(engine).expect("the host's own interfaces link");
+    link(engine, &linker, name, &component)?;
+    let ty = component.component_type();
+    Ok(ComponentReport {
+        digest: hex::encode(Sha256::digest(wasm)),
+        imports: ty.imports(engine).map(|(import, _)| import.to_string()).collect(),
+        exports: ty.exports(engine).map(|(export, _)| export.to_string()).collect(),
+    })
+}
+
+/// What every plugin instance may import: the host's interfaces and WASI.
+fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    // A wasip2 guest imports wasi:cli and wasi:io even when it does no I/O;
+    // each instance gets a WASI context with nothing in it.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wit::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut PluginState| state)?;
+    Ok(linker)
+}
+
+/// Checks the component's world and links it, ready to instantiate.
+fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, component: &Component) -> Result<TransformPre<PluginState>, LoadError> {
+    check_world(engine, name, component)?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|error| LoadError::Imports { name: name.clone(), message: format!("{error:#}") })?;
+    TransformPre::new(pre).map_err(|error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") })
+}
+
+fn check_world(engine: &Engine, name: &PluginName, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let exports: Vec<&str> = ty.exports(engine).map(|(export, _)| export).collect();
+    if exports.contains(&TRANSFORMER_INTERFACE) {
+        return Ok(());
     }
+    let exports = if exports.is_empty() { "nothing".into() } else { format!("`{}`", exports.join("`, `")) };
+    Err(LoadError::WrongWorld { name: name.clone(), exports })
 }
 
 /// Tells "not wasm" and "a core module" apart from a component before

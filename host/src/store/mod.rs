@@ -2,6 +2,7 @@
 //! bytes of its component and says when those bytes change.
 
 mod folder;
+mod s3;
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,6 +10,7 @@ use std::str::FromStr;
 use thiserror::Error;
 
 pub use folder::FolderStore;
+pub use s3::{S3Location, S3Store};
 
 /// The longest plugin name accepted.
 pub const MAX_NAME_LEN: usize = 64;
@@ -77,11 +79,14 @@ pub enum StoreError {
     NotFound(PluginName),
     #[error("reading plugin `{name}`: {source}")]
     Io { name: PluginName, source: std::io::Error },
+    #[error("the plugin store cannot be reached for `{name}`: {message}")]
+    Unavailable { name: PluginName, message: String },
 }
 
 /// The plugin sources the host supports.
 pub enum PluginStore {
     Folder(FolderStore),
+    S3(S3Store),
 }
 
 impl PluginStore {
@@ -89,6 +94,7 @@ impl PluginStore {
     pub async fn fetch(&self, name: &PluginName, known: Option<&Revision>) -> Result<Fetched, StoreError> {
         match self {
             PluginStore::Folder(folder) => folder.fetch(name, known).await,
+            PluginStore::S3(s3) => s3.fetch(name, known).await,
         }
     }
 }
@@ -97,6 +103,7 @@ impl fmt::Display for PluginStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PluginStore::Folder(folder) => write!(f, "folder {}", folder.dir().display()),
+            PluginStore::S3(s3) => write!(f, "{}", s3.location()),
         }
     }
 }

@@ -1,0 +1,150 @@
+//! Plugins in S3: `s3://bucket/prefix/<name>.wasm`.
+//!
+//! The object's ETag is its revision. After a plugin is loaded, it is
+//! revalidated with a conditional GET (`If-None-Match`) at most once per
+//! interval, so a new upload is served within that interval without a
+//! deploy, and the steady state costs one cheap 304 per interval. If S3
+//! cannot be reached, the loaded version keeps being served.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::error::SdkError;
+use tracing::warn;
+
+use super::{Fetched, PluginName, Revision, StoreError};
+
+/// `s3://bucket/prefix/`, the prefix empty or ending in `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Location {
+    pub fn key(&self, name: &PluginName) -> String {
+        format!("{}{name}.wasm", self.prefix)
+    }
+}
+
+impl FromStr for S3Location {
+    type Err = String;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| format!("{url:?} is not an s3:// URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(format!("{url:?} names no bucket"));
+        }
+        let prefix = match prefix {
+            "" => String::new(),
+            prefix if prefix.ends_with('/') => prefix.to_string(),
+            prefix => format!("{prefix}/"),
+        };
+        Ok(Self { bucket: bucket.to_string(), prefix })
+    }
+}
+
+impl fmt::Display for S3Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    location: S3Location,
+    revalidate_every: Duration,
+    /// When each loaded plugin was last confirmed current.
+    checked: Mutex<HashMap<PluginName, Instant>>,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, location: S3Location, revalidate_every: Duration) -> Self {
+        Self { client, location, revalidate_every, checked: Mutex::default() }
+    }
+
+    pub fn location(&self) -> &S3Location {
+        &self.location
+    }
+
+    pub async fn fetch(&self, name: &PluginName, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+        if known.is_some() && self.checked_recently(name) {
+            return Ok(Fetched::Unchanged);
+        }
+        let mut request = self.client.get_object().bucket(&self.location.bucket).key(self.location.key(name));
+        if let Some(known) = known {
+            request = request.if_none_match(&known.0);
+        }
+        match request.send().await {
+            Ok(object) => {
+                let revision = Revision(object.e_tag().unwrap_or_default().to_string());
+                let body = object.body.collect().await.map_err(|error| self.unavailable(name, &error))?;
+                self.mark_checked(name);
+                Ok(Fetched::Changed { wasm: body.into_bytes().to_vec(), revision })
+            }
+            Err(error) => self.on_error(name, known, error),
+        }
+    }
+
+    fn on_error(&self, name: &PluginName, known: Option<&Revision>, error: SdkError<GetObjectError>) -> Result<Fetched, StoreError> {
+        // The SDK reports "304 Not Modified" as an error; its status says so.
+        match error.raw_response().map(|response| response.status().as_u16()) {
+            Some(304) => {
+                self.mark_checked(name);
+                Ok(Fetched::Unchanged)
+            }
+            Some(404) => Err(StoreError::NotFound(name.clone())),
+            _ if known.is_some() => {
+                warn!(plugin = %name, location = %self.location, error = %error_text(&error), "plugin store unreachable; serving the cached version");
+                self.mark_checked(name);
+                Ok(Fetched::Unchanged)
+            }
+            _ => Err(self.unavailable(name, &error_text(&error))),
+        }
+    }
+
+    fn unavailable(&self, name: &PluginName, error: &dyn fmt::Display) -> StoreError {
+        StoreError::Unavailable { name: name.clone(), message: format!("{}: {error}", self.location.key(name)) }
+    }
+
+    fn checked_recently(&self, name: &PluginName) -> bool {
+        let checked = self.checked.lock().unwrap();
+        checked.get(name).is_some_and(|at| at.elapsed() < self.revalidate_every)
+    }
+
+    fn mark_checked(&self, name: &PluginName) {
+        self.checked.lock().unwrap().insert(name.clone(), Instant::now());
+    }
+}
+
+/// The SDK's error with its causes, which name what actually failed.
+fn error_text(error: &SdkError<GetObjectError>) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations() {
+        let location: S3Location = "s3://bucket/plugins".parse().unwrap();
+        assert_eq!(location, S3Location { bucket: "bucket".into(), prefix: "plugins/".into() });
+        assert_eq!(location.key(&"ndjson".parse().unwrap()), "plugins/ndjson.wasm");
+        let root: S3Location = "s3://bucket".parse().unwrap();
+        assert_eq!(root.key(&"a".parse().unwrap()), "a.wasm");
+        assert!("s3:///x".parse::<S3Location>().is_err());
+        assert!("/tmp/x".parse::<S3Location>().is_err());
+    }
+}
