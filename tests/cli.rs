@@ -4,7 +4,8 @@ mod support;
 
 use std::process::Command;
 
-use support::{BIN, EXAMPLES, shared_cache};
+use sha2::{Digest, Sha256};
+use support::{BIN, EXAMPLES, example, fixture, shared_cache};
 
 fn invoke(args: &[&str]) -> std::process::Output {
     Command::new(BIN)
@@ -52,5 +53,37 @@ fn invoke_reports_errors_as_json_with_an_exit_code() {
     assert_eq!(
         String::from_utf8(output.stderr).unwrap().trim_end(),
         r#"{"error":{"code":"unknown_plugin","message":"no plugin named `missing`"}}"#
+    );
+}
+
+#[test]
+fn plugins_inspect_describes_a_component() {
+    let file = example("ndjson");
+    let output = Command::new(BIN).args(["plugins", "inspect"]).arg(&file).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let wasm = std::fs::read(&file).unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected_head = format!(
+        "{}: a transform plugin ({} bytes)\nsha256: {}\nworld: exports streamhost:plugin/transformer@0.1.0\n\
+         exports:\n  streamhost:plugin/transformer@0.1.0\nimports:\n",
+        file.display(),
+        wasm.len(),
+        hex::encode(Sha256::digest(&wasm))
+    );
+    assert!(stdout.starts_with(&expected_head), "{stdout}");
+    // Only what the plugin uses: ndjson never logs, so no `log` import.
+    for import in ["streamhost:plugin/config@0.1.0", "streamhost:plugin/types@0.1.0", "wasi:cli/stderr@0.2.6"] {
+        assert!(stdout.contains(&format!("\n  {import}\n")), "{stdout}");
+    }
+}
+
+#[test]
+fn plugins_inspect_refuses_what_the_host_would_refuse() {
+    let output = Command::new(BIN).args(["plugins", "inspect"]).arg(fixture("other-world")).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap().trim_end(),
+        "error: plugin `other-world` is not a transform plugin: it must export `streamhost:plugin/transformer@0.1.0`, and it exports `run`"
     );
 }

@@ -4,28 +4,38 @@
 
 mod support;
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::lambda::RuntimeApi;
 use support::{BIN, EXAMPLES, fixture, example, plugin_dir, shared_cache};
 
 struct Function {
     child: Child,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
 }
 
 impl Function {
     fn start(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64) -> Function {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("stderr.log");
         let child = Command::new(BIN)
             .envs(api.env())
             .env("STREAMHOST_PLUGINS", plugins)
             .env("STREAMHOST_CACHE_DIR", shared_cache())
             .env("STREAMHOST_ECHO_DELAY_MS", echo_delay_ms.to_string())
-            .env("STREAMHOST_LOG", "warn")
+            .env("STREAMHOST_LOG", "info")
             .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Function { child }
+        Function { child, log, _log_dir: log_dir }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -87,4 +97,22 @@ async fn a_failure_after_the_first_byte_is_an_error_event_in_the_stream() {
     assert_eq!(lines.len(), 3, "{lines:?}");
     let error: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
     assert_eq!((error["type"].as_str(), error["data"]["code"].as_str()), (Some("error"), Some("plugin_trapped")));
+}
+
+#[tokio::test]
+async fn a_response_that_cannot_be_written_stops_the_stream() {
+    let api = RuntimeApi::start().await;
+    let function = Function::start(&api, EXAMPLES, 50);
+    // 400 tokens at 50 ms: 20 s, unless the stream stops when writing fails.
+    let body = serde_json::json!({ "prompt": "word ".repeat(400) }).to_string();
+    let cut = api.invoke_and_hang_up("/ndjson", "", &body).await;
+    assert!(cut.body.starts_with(r#"{"type":"metadata""#), "{}", cut.body);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !function.logs().contains("stream cancelled before its end") {
+        assert!(Instant::now() < deadline, "the stream went on after the client left: {}", function.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And the function takes the next invocation.
+    assert_eq!(api.invoke("/text", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=50\n");
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, ReadyChunks};
 use futures::{StreamExt, stream};
 use thiserror::Error;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event, error_event};
 use crate::providers::{EventStream, Provider};
@@ -179,6 +179,16 @@ impl Pump {
             self.encoding.encode(event, &mut out);
         }
         Bytes::from(out)
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        if !self.done {
+            // The body was dropped before its end: the client went away (or
+            // a write to it failed). Dropping the source cancels the model call.
+            info!("stream cancelled before its end; the client went away");
+        }
     }
 }
 

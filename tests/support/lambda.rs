@@ -30,20 +30,33 @@ pub struct Invocation {
     pub prelude: Value,
     /// The body after the prelude.
     pub body: String,
-    /// Each chunk of the whole response and when it arrived, from the invoke.
+    /// Each chunk of the whole response and when it arrived, from the moment
+    /// the function took the event.
     pub chunks: Vec<(Duration, Vec<u8>)>,
+    /// When the first byte of the body (after the prelude) arrived.
+    pub first_body_byte_at: Instant,
 }
 
 struct Pending {
     event: Value,
     request_id: String,
+    hang_up: bool,
     done: oneshot::Sender<Invocation>,
+}
+
+/// An invocation handed out and not answered yet.
+struct Waiting {
+    done: oneshot::Sender<Invocation>,
+    taken_at: Instant,
+    /// Stop reading the response after its first body bytes, as a client
+    /// that goes away does.
+    hang_up: bool,
 }
 
 #[derive(Clone, Default)]
 struct Emulator {
     queue: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<Pending>>>>,
-    waiting: Arc<Mutex<HashMap<String, (oneshot::Sender<Invocation>, Instant)>>>,
+    waiting: Arc<Mutex<HashMap<String, Waiting>>>,
 }
 
 pub struct RuntimeApi {
@@ -84,6 +97,16 @@ impl RuntimeApi {
 
     /// Sends a Function URL request to the function and reads the response.
     pub async fn invoke(&self, path: &str, query: &str, body: &str) -> Invocation {
+        self.send(path, query, body, false).await
+    }
+
+    /// Like `invoke`, but stops reading after the first body bytes and drops
+    /// the connection, as a client that goes away does.
+    pub async fn invoke_and_hang_up(&self, path: &str, query: &str, body: &str) -> Invocation {
+        self.send(path, query, body, true).await
+    }
+
+    async fn send(&self, path: &str, query: &str, body: &str, hang_up: bool) -> Invocation {
         let request_id = {
             let mut next_id = self.next_id.lock().unwrap();
             *next_id += 1;
@@ -91,7 +114,7 @@ impl RuntimeApi {
         };
         let (done, result) = oneshot::channel();
         let event = function_url_event(path, query, body);
-        self.invocations.send(Pending { event, request_id, done }).await.unwrap();
+        self.invocations.send(Pending { event, request_id, hang_up, done }).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), result).await.expect("the function answered in time").unwrap()
     }
 }
@@ -107,10 +130,10 @@ async fn next(State(emulator): State<Emulator>) -> Response {
         let mut queue = emulator.queue.lock().await;
         queue.as_mut().unwrap().recv().await
     };
-    let Some(Pending { event, request_id, done }) = pending else {
+    let Some(Pending { event, request_id, hang_up, done }) = pending else {
         return StatusCode::GONE.into_response();
     };
-    emulator.waiting.lock().unwrap().insert(request_id.clone(), (done, Instant::now()));
+    emulator.waiting.lock().unwrap().insert(request_id.clone(), Waiting { done, taken_at: Instant::now(), hang_up });
     let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_secs(300);
     let headers = [
         ("lambda-runtime-aws-request-id", request_id),
@@ -127,26 +150,43 @@ async fn next(State(emulator): State<Emulator>) -> Response {
 }
 
 async fn response(State(emulator): State<Emulator>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> StatusCode {
-    let Some((done, started)) = emulator.waiting.lock().unwrap().remove(&id) else {
+    let Some(Waiting { done, taken_at, hang_up }) = emulator.waiting.lock().unwrap().remove(&id) else {
         return StatusCode::NOT_FOUND;
     };
     let header = |name: &str| headers.get(name).map(|value| value.to_str().unwrap().to_string()).unwrap_or_default();
     let mut chunks = Vec::new();
+    let mut whole = Vec::new();
+    let mut first_body_byte_at = None;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        chunks.push((started.elapsed(), chunk.unwrap().to_vec()));
+        let chunk = chunk.unwrap().to_vec();
+        whole.extend_from_slice(&chunk);
+        chunks.push((taken_at.elapsed(), chunk));
+        if first_body_byte_at.is_none() && body_start(&whole).is_some_and(|start| whole.len() > start) {
+            first_body_byte_at = Some(Instant::now());
+            if hang_up {
+                // Returning without reading the rest closes the connection.
+                break;
+            }
+        }
     }
-    let whole: Vec<u8> = chunks.iter().flat_map(|(_, chunk)| chunk.clone()).collect();
-    let split = whole.windows(PRELUDE_END.len()).position(|window| window == PRELUDE_END).expect("a prelude ends with 8 NUL bytes");
+    let start = body_start(&whole).expect("a prelude ends with 8 NUL bytes");
     let invocation = Invocation {
         response_mode: header("lambda-runtime-function-response-mode"),
         content_type: header("content-type"),
-        prelude: serde_json::from_slice(&whole[..split]).expect("the prelude is JSON"),
-        body: String::from_utf8(whole[split + PRELUDE_END.len()..].to_vec()).unwrap(),
+        prelude: serde_json::from_slice(&whole[..start - PRELUDE_END.len()]).expect("the prelude is JSON"),
+        body: String::from_utf8_lossy(&whole[start..]).into_owned(),
         chunks,
+        first_body_byte_at: first_body_byte_at.unwrap_or_else(Instant::now),
     };
     let _ = done.send(invocation);
     StatusCode::ACCEPTED
+}
+
+/// Where the body starts: after the JSON prelude and its 8 NUL bytes.
+fn body_start(received: &[u8]) -> Option<usize> {
+    let prelude_end = received.windows(PRELUDE_END.len()).position(|window| window == PRELUDE_END)?;
+    Some(prelude_end + PRELUDE_END.len())
 }
 
 async fn error(Path(id): Path<String>, body: String) -> StatusCode {

@@ -22,16 +22,16 @@ impl Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("moto.log");
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).unwrap()))
             .spawn()
-            .expect("moto_server runs (pip install 'moto[server]')");
+            .expect("python3 runs");
         let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start: {}", moto.log());
+            assert!(Instant::now() < deadline, "moto did not start (pip install 'moto[server]'): {}", moto.log());
             std::thread::sleep(Duration::from_millis(100));
         }
         moto.client().create_bucket().bucket(BUCKET).send().await.unwrap();
