@@ -144,3 +144,20 @@ async fn publish_refuses_what_the_host_would_refuse_and_uploads_nothing() {
     let listed = moto.client().list_objects_v2().bucket(BUCKET).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(0));
 }
+
+#[tokio::test]
+async fn publish_uploads_a_large_component() {
+    let moto = Moto::start().await;
+    let big = read(fixture("big"));
+    assert!(big.len() > 8 << 20, "the fixture is as large as a Python component: {} bytes", big.len());
+    let output = publish(&moto, &fixture("big"), "big");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let object = moto.client().head_object().bucket(BUCKET).key("plugins/big.wasm").send().await.unwrap();
+    assert_eq!(object.content_length(), Some(big.len() as i64));
+    assert_eq!(object.metadata().unwrap()["sha256"], hex::encode(Sha256::digest(&big)));
+
+    let server = s3_server(&moto).start();
+    let reply = server.post("/big", HELLO).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("{\"type\":\"text\",\"data\":\"Hi\"}\n"), "{}", reply.body);
+}

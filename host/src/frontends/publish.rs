@@ -2,11 +2,16 @@
 //! exactly as the host will when it loads it, then (publish) upload it to
 //! the plugin store in S3 with its digest in the object's metadata.
 
+use std::convert::Infallible;
 use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine;
@@ -14,8 +19,8 @@ use crate::registry::{self, ComponentReport};
 use crate::store::{PluginName, S3Location};
 use crate::wit::TRANSFORMER_INTERFACE;
 
-/// Components larger than this go up in parts of this size, with progress.
-const PART_BYTES: usize = 8 << 20;
+/// How much of the component the progress bar moves by at a time.
+const PIECE_BYTES: usize = 256 << 10;
 /// The object metadata key holding the component's sha256.
 pub const DIGEST_METADATA: &str = "sha256";
 
@@ -42,77 +47,60 @@ pub fn describe(file: &Path, size: usize, report: &ComponentReport) -> String {
 }
 
 /// Uploads a checked component as `<prefix><name>.wasm`; returns its key.
+/// One PutObject (S3 takes up to 5 GB that way), whose body moves the
+/// progress bar as the HTTP client reads it.
 pub async fn upload(client: &aws_sdk_s3::Client, to: &S3Location, name: &PluginName, wasm: Vec<u8>, digest: &str) -> anyhow::Result<String> {
     let key = to.key(name);
     let progress = ProgressBar::new(wasm.len() as u64).with_message(format!("s3://{}/{key}", to.bucket));
     progress.set_style(ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"));
-    if wasm.len() <= PART_BYTES {
-        client
-            .put_object()
-            .bucket(&to.bucket)
-            .key(&key)
-            .content_type("application/wasm")
-            .metadata(DIGEST_METADATA, digest)
-            .body(ByteStream::from(wasm.clone()))
-            .send()
-            .await
-            .with_context(|| format!("uploading s3://{}/{key}", to.bucket))?;
-        progress.inc(wasm.len() as u64);
-    } else {
-        upload_in_parts(client, to, &key, &wasm, digest, &progress).await?;
-    }
+    let wasm = Bytes::from(wasm);
+    let body = {
+        let progress = progress.clone();
+        // A retry sends the body again from the start, and so does the bar.
+        SdkBody::retryable(move || {
+            progress.set_position(0);
+            SdkBody::from_body_1_x(ProgressBody { rest: wasm.clone(), progress: progress.clone() })
+        })
+    };
+    client
+        .put_object()
+        .bucket(&to.bucket)
+        .key(&key)
+        .content_type("application/wasm")
+        .metadata(DIGEST_METADATA, digest)
+        .body(ByteStream::new(body))
+        .send()
+        .await
+        .with_context(|| format!("uploading s3://{}/{key}", to.bucket))?;
     progress.finish_and_clear();
     Ok(key)
 }
 
-async fn upload_in_parts(
-    client: &aws_sdk_s3::Client,
-    to: &S3Location,
-    key: &str,
-    wasm: &[u8],
-    digest: &str,
-    progress: &ProgressBar,
-) -> anyhow::Result<()> {
-    let upload = client
-        .create_multipart_upload()
-        .bucket(&to.bucket)
-        .key(key)
-        .content_type("application/wasm")
-        .metadata(DIGEST_METADATA, digest)
-        .send()
-        .await
-        .with_context(|| format!("starting an upload to s3://{}/{key}", to.bucket))?;
-    let upload_id = upload.upload_id().context("S3 returned no upload id")?;
-    let mut parts = Vec::new();
-    for (index, chunk) in wasm.chunks(PART_BYTES).enumerate() {
-        let number = index as i32 + 1;
-        let sent = client
-            .upload_part()
-            .bucket(&to.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .body(ByteStream::from(chunk.to_vec()))
-            .send()
-            .await;
-        match sent {
-            Ok(part) => parts.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag).build()),
-            Err(error) => {
-                // An unfinished upload keeps costing storage until aborted.
-                let _ = client.abort_multipart_upload().bucket(&to.bucket).key(key).upload_id(upload_id).send().await;
-                return Err(error).with_context(|| format!("uploading part {number} of s3://{}/{key}", to.bucket));
-            }
+/// The component's bytes in pieces of [`PIECE_BYTES`], counted as they go.
+struct ProgressBody {
+    rest: Bytes,
+    progress: ProgressBar,
+}
+
+impl http_body::Body for ProgressBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
         }
-        progress.inc(chunk.len() as u64);
+        let len = self.rest.len().min(PIECE_BYTES);
+        let piece = self.rest.split_to(len);
+        self.progress.inc(piece.len() as u64);
+        Poll::Ready(Some(Ok(Frame::data(piece))))
     }
-    client
-        .complete_multipart_upload()
-        .bucket(&to.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .with_context(|| format!("completing the upload to s3://{}/{key}", to.bucket))?;
-    Ok(())
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
 }

@@ -11,11 +11,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
-
 use sha2::{Digest, Sha256};
 use thiserror::Error;
-use tracing::info;
+use tokio::sync::Semaphore;
+use tracing::{error, info};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -111,11 +110,12 @@ impl Registry {
     }
 
     /// Loads plugins ahead of their first request (on Lambda: during the
-    /// init phase, which is not billed against the first caller's latency).
+    /// init phase), so the first caller does not wait for a compile. A plugin
+    /// that fails to load is logged and left for its requests to report.
     pub async fn preload(&self, names: &[PluginName]) {
         for name in names {
-            if let Err(error) = self.get(name).await {
-                tracing::error!(plugin = %name, %error, "could not preload plugin");
+            if let Err(failure) = self.get(name).await {
+                error!(plugin = %name, error = %failure, "could not preload plugin");
             }
         }
     }
