@@ -13,11 +13,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::ErrorReply;
 use crate::pipeline::Pipeline;
@@ -38,6 +39,13 @@ struct ChainQuery {
 pub async fn serve(pipeline: Arc<Pipeline>, listen: SocketAddr, max_body_bytes: usize) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let address = listener.local_addr()?;
+    // A stream is many small writes; with Nagle's algorithm each would wait
+    // for the client's (possibly delayed, ~40 ms) ACK of the one before.
+    let listener = listener.tap_io(|connection| {
+        if let Err(error) = connection.set_nodelay(true) {
+            warn!(%error, "could not set TCP_NODELAY");
+        }
+    });
     // Scripts and tests wait for this line on stdout.
     println!("streamhost listening on http://{address}");
     info!(%address, "serving");
