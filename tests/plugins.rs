@@ -45,6 +45,7 @@ async fn a_trap_before_the_first_byte_is_an_error_response() {
     assert!(message.starts_with("plugin `trap` trapped: "), "{message}");
     assert!(message.contains("trap fixture: deliberate panic"), "the panic message is kept: {message}");
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+    assert!(!server.logs().contains("stream cancelled"), "an error response is not a cancellation: {}", server.logs());
 }
 
 /// A slow provider makes each token its own batch, so the third push comes

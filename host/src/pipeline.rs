@@ -110,7 +110,11 @@ impl Pump {
     /// The first bytes of the body (`None` for an empty body); a failure up
     /// to here is the caller's error response.
     async fn first_bytes(&mut self) -> Result<Option<Bytes>, PluginError> {
-        self.step().await.map_err(|failure| failure.error)
+        self.step().await.map_err(|failure| {
+            // Answered as an error response: the stream is over, not cancelled.
+            self.done = true;
+            failure.error
+        })
     }
 
     /// The next bytes of a body already under way; a failure becomes an
