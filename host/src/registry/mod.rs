@@ -143,7 +143,7 @@ impl Registry {
             Fetched::Unchanged => return Ok(loaded.as_ref().expect("unchanged means loaded").plugin.clone()),
             Fetched::Changed { wasm, revision } => (wasm, revision),
         };
-        let digest = hex::encode(Sha256::digest(&wasm));
+        let digest = sha256_hex(&wasm);
         if let Some(expected) = self.pins.get(name).filter(|expected| **expected != digest) {
             return Err(LoadError::DigestMismatch { name: name.clone(), expected: expected.clone(), actual: digest });
         }
@@ -158,12 +158,9 @@ impl Registry {
 
     /// Checks, compiles (or loads from cache) and links a component.
     async fn prepare(&self, name: &PluginName, wasm: &[u8], digest: String) -> Result<Plugin, LoadError> {
-        check_header(name, wasm)?;
         // Compiling takes milliseconds to seconds of CPU: keep it off the
         // threads that serve streams.
-        let component = tokio::task::block_in_place(|| self.cache.load(&self.engine, wasm, &digest));
-        let (component, origin) =
-            component.map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })?;
+        let (component, origin) = tokio::task::block_in_place(|| compile(&self.engine, &self.cache, name, wasm, &digest))?;
         match origin {
             Origin::Compiled => self.stats.compiled.fetch_add(1, Ordering::Relaxed),
             Origin::DiskCache => self.stats.cache_hits.fetch_add(1, Ordering::Relaxed),
@@ -177,16 +174,29 @@ impl Registry {
 /// Checks `wasm` exactly as the host does when it loads a plugin, and says
 /// what it imports and exports. Compiles it, so it takes a moment.
 pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<ComponentReport, LoadError> {
-    check_header(name, wasm)?;
-    let component = Component::new(engine, wasm).map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })?;
+    let digest = sha256_hex(wasm);
+    let (component, _) = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
     let linker = linker(engine).expect("the host's own interfaces link");
     link(engine, &linker, name, &component)?;
     let ty = component.component_type();
     Ok(ComponentReport {
-        digest: hex::encode(Sha256::digest(wasm)),
+        digest,
         imports: ty.imports(engine).map(|(import, _)| import.to_string()).collect(),
         exports: ty.exports(engine).map(|(export, _)| export.to_string()).collect(),
     })
+}
+
+/// The sha256 of a component, in hex: its identity in pins, caches and
+/// object metadata.
+fn sha256_hex(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
+/// Checks that `wasm` is a component, then compiles it or loads its compiled
+/// form from `cache`.
+fn compile(engine: &Engine, cache: &CompileCache, name: &PluginName, wasm: &[u8], digest: &str) -> Result<(Component, Origin), LoadError> {
+    check_header(name, wasm)?;
+    cache.load(engine, wasm, digest).map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })
 }
 
 /// What every plugin instance may import: the host's interfaces and WASI.
