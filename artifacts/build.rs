@@ -41,8 +41,21 @@ fn main() {
             let dest = dir.join(format!("{}.wasm", plugin.name));
             copy_if_changed(&built, &dest);
         }
+        remove_unlisted(&dir, plugins.iter().filter(|plugin| plugin.group == group));
         let var = format!("STREAMHOST_{}_DIR", group.to_uppercase());
         println!("cargo:rustc-env={var}={}", dir.display());
+    }
+}
+
+/// Removes the components of plugins that no longer exist (renamed or
+/// deleted), so the folder serves exactly the plugins of the source tree.
+fn remove_unlisted<'a>(dir: &Path, plugins: impl Iterator<Item = &'a Plugin> + Clone) {
+    for entry in fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let path = entry.path();
+        let name = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or_default();
+        if !plugins.clone().any(|plugin| plugin.name == name) {
+            fs::remove_file(&path).unwrap();
+        }
     }
 }
 

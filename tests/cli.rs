@@ -40,7 +40,7 @@ fn invoke_writes_the_pipeline_output_to_stdout() {
 #[test]
 fn invoke_runs_chains_and_takes_a_whole_body() {
     let body = r#"{"messages":[{"role":"user","content":"mail a@b.io"}],"sessionId":"s9"}"#;
-    let output = invoke(&["redact", "--then", "text", "--body", body]);
+    let output = invoke(&["redact", "--then", "text-only", "--body", body]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8(output.stdout).unwrap(), "mail [email]\nusage: input=3 output=3 total=6 latency_ms=0\nsession: s9\n");
 }

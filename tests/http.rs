@@ -50,7 +50,7 @@ async fn sse_sends_named_events_and_a_final_done() {
 #[tokio::test]
 async fn text_sends_only_text_then_usage_and_session() {
     let server = Server::start();
-    let reply = server.post("/text", HELLO).await;
+    let reply = server.post("/text-only", HELLO).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/plain; charset=utf-8"));
     assert_eq!(reply.body, "Hi there\nusage: input=3 output=3 total=6 latency_ms=0\nsession: s1\n");
 }
@@ -97,7 +97,7 @@ async fn a_chain_without_a_formatter_uses_the_hosts_ndjson() {
 async fn plugin_settings_come_from_the_request() {
     let server = Server::start();
     let body = r#"{"prompt":"to a@b.io","config":{"redact":{"emailMask":"<hidden>"}}}"#;
-    let reply = server.post("/redact?then=text", body).await;
+    let reply = server.post("/redact?then=text-only", body).await;
     assert_eq!(reply.body, "to <hidden>\nusage: input=3 output=3 total=6 latency_ms=0\n");
 }
 
@@ -168,7 +168,7 @@ async fn bad_requests_get_exact_errors_and_the_server_keeps_serving() {
     server.post("/ndjson", r#"{"promt":"hi"}"#).await.assert_error(
         400,
         "invalid_request",
-        "unknown field `promt`, expected one of `prompt`, `messages`, `system`, `userId`, `sessionId`, `config` at line 1 column 8",
+        "unknown field `promt`, expected one of `prompt`, `messages`, `system`, `userId`, `sessionId`, `model`, `config` at line 1 column 8",
     );
     server.post("/ndjson", "{}").await.assert_error(400, "invalid_request", "`prompt` or `messages` is required");
     let oversized = serde_json::json!({ "prompt": "x".repeat(2000) }).to_string();

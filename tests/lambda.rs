@@ -82,7 +82,7 @@ async fn a_bad_request_is_answered_before_the_stream_with_its_status() {
     assert!(malformed.body.starts_with(r#"{"error":{"code":"malformed_json""#));
 
     // The function keeps serving.
-    assert_eq!(api.invoke("/text", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=0\n");
+    assert_eq!(api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=0\n");
 }
 
 #[tokio::test]
@@ -114,5 +114,5 @@ async fn a_response_that_cannot_be_written_stops_the_stream() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // And the function takes the next invocation.
-    assert_eq!(api.invoke("/text", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=50\n");
+    assert_eq!(api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=50\n");
 }

@@ -150,7 +150,7 @@ async fn concurrent_streams_each_get_their_own_instance() {
     let server = Server::builder().echo_delay_ms(5).start();
     let requests = (0..8).map(|index| {
         let body = serde_json::json!({ "prompt": format!("stream {index}"), "sessionId": format!("s{index}") }).to_string();
-        let url = server.url("/text");
+        let url = server.url("/text-only");
         async move { reqwest::Client::new().post(url).body(body).send().await.unwrap().text().await.unwrap() }
     });
     let bodies = futures::future::join_all(requests).await;

@@ -117,12 +117,12 @@ fn publish(moto: &Moto, file: &std::path::Path, name: &str) -> std::process::Out
 #[tokio::test]
 async fn publish_checks_then_uploads_with_the_digest() {
     let moto = Moto::start().await;
-    let output = publish(&moto, &example("text"), "plain");
+    let output = publish(&moto, &example("text-only"), "plain");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let digest = hex::encode(Sha256::digest(read(example("text"))));
+    let digest = hex::encode(Sha256::digest(read(example("text-only"))));
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        format!("published `plain` ({} bytes, sha256 {digest}) to s3://{BUCKET}/plugins/plain.wasm\n", read(example("text")).len())
+        format!("published `plain` ({} bytes, sha256 {digest}) to s3://{BUCKET}/plugins/plain.wasm\n", read(example("text-only")).len())
     );
     let object = moto.client().head_object().bucket(BUCKET).key("plugins/plain.wasm").send().await.unwrap();
     assert_eq!(object.metadata().unwrap()["sha256"], digest);

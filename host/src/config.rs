@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::engine::Limits;
-use crate::providers::EchoSettings;
+use crate::providers::ProviderSettings;
 use crate::store::{PluginName, S3Location};
 
 /// Where plugins come from: a folder, or an S3 bucket and prefix.
@@ -106,7 +106,7 @@ pub struct HostSettings {
     pub max_instances: u32,
 
     #[command(flatten)]
-    pub echo: EchoSettings,
+    pub providers: ProviderSettings,
 }
 
 impl HostSettings {

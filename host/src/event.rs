@@ -52,6 +52,7 @@ impl Encoding {
             }
             Encoding::Text => match event {
                 Event::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Event::Frame(bytes) => out.extend_from_slice(bytes),
                 Event::Error(error) => out.extend_from_slice(format!("\nerror: {}: {}\n", error.code, error.message).as_bytes()),
                 _ => {}
             },
@@ -69,6 +70,9 @@ enum EventJson<'a> {
     Usage(UsageJson),
     End(&'a str),
     Error { code: &'a str, message: &'a str },
+    /// An undecoded source frame, as text, so that a stream without a
+    /// decoder still shows what the source sent.
+    Frame(std::borrow::Cow<'a, str>),
     /// Metadata that is not JSON, kept as a string rather than dropped.
     #[serde(rename = "metadata")]
     MetadataText(&'a str),
@@ -81,6 +85,14 @@ struct UsageJson {
     output_tokens: u32,
     total_tokens: u32,
     latency_ms: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_read_input_tokens: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_write_input_tokens: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 impl<'a> From<&'a Event> for EventJson<'a> {
@@ -97,9 +109,12 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 output_tokens: usage.output_tokens,
                 total_tokens: usage.total_tokens,
                 latency_ms: usage.latency_ms,
+                cache_read_input_tokens: usage.cache_read_input_tokens,
+                cache_write_input_tokens: usage.cache_write_input_tokens,
             }),
             Event::End(reason) => EventJson::End(reason),
             Event::Error(error) => EventJson::Error { code: &error.code, message: &error.message },
+            Event::Frame(bytes) => EventJson::Frame(String::from_utf8_lossy(bytes)),
             Event::Raw(_) => unreachable!("raw bytes are written as they are"),
         }
     }
@@ -122,20 +137,22 @@ mod tests {
         let events = [
             Event::Metadata(r#"{"model":"echo"}"#.into()),
             Event::Text("a\"b".into()),
-            Event::Usage(Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4 }),
+            Event::Usage(Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4, cache_read_input_tokens: 5, cache_write_input_tokens: 0 }),
             Event::End("end_turn".into()),
             error_event("x", "y"),
             Event::Raw(b"as is\n".to_vec()),
+            Event::Frame(br#"{"generation":"x"}"#.to_vec()),
         ];
         assert_eq!(
             encoded(Encoding::Ndjson, &events),
             concat!(
                 "{\"type\":\"metadata\",\"data\":{\"model\":\"echo\"}}\n",
                 "{\"type\":\"text\",\"data\":\"a\\\"b\"}\n",
-                "{\"type\":\"usage\",\"data\":{\"inputTokens\":1,\"outputTokens\":2,\"totalTokens\":3,\"latencyMs\":4}}\n",
+                "{\"type\":\"usage\",\"data\":{\"inputTokens\":1,\"outputTokens\":2,\"totalTokens\":3,\"latencyMs\":4,\"cacheReadInputTokens\":5}}\n",
                 "{\"type\":\"end\",\"data\":\"end_turn\"}\n",
                 "{\"type\":\"error\",\"data\":{\"code\":\"x\",\"message\":\"y\"}}\n",
                 "as is\n",
+                "{\"type\":\"frame\",\"data\":\"{\\\"generation\\\":\\\"x\\\"}\"}\n",
             )
         );
     }

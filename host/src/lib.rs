@@ -23,7 +23,7 @@ use tracing::info;
 use crate::config::{HostSettings, PluginSource};
 use crate::engine::CompileCache;
 use crate::pipeline::Pipeline;
-use crate::providers::{EchoProvider, Provider};
+use crate::providers::Providers;
 use crate::registry::Registry;
 use crate::store::{FolderStore, PluginStore, S3Store};
 
@@ -38,8 +38,9 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     let pins = settings.pins.iter().map(|pin| (pin.name.clone(), pin.sha256.clone()));
     let registry = Registry::new(engine, store, cache, limits)?.with_pins(pins);
     registry.preload(&settings.preload).await;
-    let provider = Provider::Echo(EchoProvider::new(&settings.echo));
-    Ok(Pipeline::new(registry, provider))
+    let providers = Providers::new(&settings.providers).await?;
+    info!(default = %providers.default_kind(), "model source");
+    Ok(Pipeline::new(registry, providers))
 }
 
 async fn plugin_store(settings: &HostSettings) -> PluginStore {

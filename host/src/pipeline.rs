@@ -17,7 +17,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event, error_event};
-use crate::providers::{EventStream, Provider};
+use crate::providers::{EventStream, ProviderError, Providers};
 use crate::registry::{LoadError, PluginError, Registry, TransformInstance};
 use crate::request::Request;
 use crate::wit::StreamContext;
@@ -32,6 +32,8 @@ pub enum PipelineError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
 }
 
 /// A response about to stream: its media type, and the body.
@@ -42,13 +44,13 @@ pub struct Response {
 
 pub struct Pipeline {
     registry: Registry,
-    provider: Provider,
+    providers: Providers,
     active_streams: Arc<AtomicUsize>,
 }
 
 impl Pipeline {
-    pub fn new(registry: Registry, provider: Provider) -> Self {
-        Self { registry, provider, active_streams: Arc::default() }
+    pub fn new(registry: Registry, providers: Providers) -> Self {
+        Self { registry, providers, active_streams: Arc::default() }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -61,10 +63,12 @@ impl Pipeline {
     }
 
     pub async fn open(&self, request: Request) -> Result<Response, PipelineError> {
+        // Plugins first: a plugin that cannot run must not cost a model call.
         let stages = self.open_stages(&request).await?;
         let content_type = stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
+        let source = self.providers.start(&request).await?;
         let mut pump = Pump {
-            source: self.provider.start(&request).ready_chunks(MAX_BATCH),
+            source: source.ready_chunks(MAX_BATCH),
             stages,
             encoding: Encoding::for_content_type(&content_type),
             done: false,

@@ -1,13 +1,14 @@
 //! The request every frontend builds: which plugins to run, and the JSON
-//! body `{prompt | messages, system, userId, sessionId, config}`.
+//! body `{prompt | messages, system, userId, sessionId, model, config}`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::providers::ModelOptions;
 use crate::store::{InvalidName, PluginName};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -32,6 +33,8 @@ struct Body {
     user_id: Option<String>,
     session_id: Option<String>,
     #[serde(default)]
+    model: ModelOptions,
+    #[serde(default)]
     config: Map<String, Value>,
 }
 
@@ -44,6 +47,8 @@ pub struct Request {
     pub system: Option<String>,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
+    /// The model source and its settings, as far as the caller chose them.
+    pub model: ModelOptions,
     /// Settings per plugin name, each a JSON object.
     pub config: Map<String, Value>,
 }
@@ -88,6 +93,7 @@ impl Request {
             system: body.system,
             user_id: body.user_id,
             session_id: body.session_id,
+            model: body.model,
             config: body.config,
         })
     }

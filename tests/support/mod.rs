@@ -5,6 +5,7 @@
 
 pub mod lambda;
 pub mod moto;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ pub mod publish;
 use serde_json::json;
 
 use crate::pipeline::{Pipeline, PipelineError, Response};
+use crate::providers::{ProviderError, UpstreamFailure};
 use crate::registry::{LoadError, PluginError};
 use crate::request::{Request, RequestError, parse_chain};
 use crate::store::StoreError;
@@ -73,6 +74,14 @@ impl From<&PipelineError> for ErrorReply {
             PipelineError::Plugin(refused @ PluginError::Refused { .. }) => ErrorReply::new(422, refused.code(), message),
             PipelineError::Plugin(overloaded @ PluginError::Overloaded { .. }) => ErrorReply::new(503, overloaded.code(), message),
             PipelineError::Plugin(failure) => ErrorReply::new(500, failure.code(), message),
+            PipelineError::Provider(ProviderError::NotConfigured(..)) => ErrorReply::new(400, "provider_not_configured", message),
+            PipelineError::Provider(ProviderError::InvalidRequest(_)) => ErrorReply::new(400, "invalid_model_request", message),
+            PipelineError::Provider(ProviderError::Upstream { failure, .. }) => match failure {
+                UpstreamFailure::Throttled(_) => ErrorReply::new(429, "upstream_throttled", message),
+                UpstreamFailure::Unavailable(_) => ErrorReply::new(503, "upstream_unavailable", message),
+                UpstreamFailure::Rejected(_) => ErrorReply::new(502, "upstream_rejected", message),
+                UpstreamFailure::Timeout(_) => ErrorReply::new(504, "upstream_timeout", message),
+            },
         }
     }
 }

@@ -45,10 +45,11 @@ impl EchoProvider {
             total_tokens: input_tokens + output_tokens,
             // Simulated, like the rest: what the configured pace implies.
             latency_ms: (self.delay.as_millis() as u32).saturating_mul(output_tokens),
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
         };
 
         let delay = self.delay;
-        let head = stream::iter([Event::Metadata(r#"{"provider":"echo","model":"echo"}"#.into())]);
         let body = stream::iter(tokens).then(move |token| async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -56,7 +57,7 @@ impl EchoProvider {
             Event::Text(token)
         });
         let tail = stream::iter([Event::Usage(usage), Event::End("end_turn".into())]);
-        head.chain(body).chain(tail).boxed()
+        body.chain(tail).boxed()
     }
 }
 

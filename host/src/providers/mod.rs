@@ -1,27 +1,182 @@
-//! Model sources: where the events of a stream come from. Each provider
-//! turns a request into a stream of events; dropping the stream cancels the
-//! work behind it.
+//! Model sources: where the events of a stream come from.
+//!
+//! `start` picks the provider (the request's `model.provider`, else the
+//! host's `--provider`), makes the call and waits for the source's first
+//! event, retrying throttling and unavailability with backoff up to then
+//! (`retry`). What fails before the first event is an error answered to the
+//! caller; what fails after it is an error event in the stream. Dropping the
+//! stream drops the connection to the source.
+//!
+//! Every source is an HTTP upstream reached with the host's own credentials:
+//! Bedrock (`bedrock`: ConverseStream, `bedrock-raw`: the model's own chunks),
+//! an OpenAI-compatible server (`openai`), an agent runtime that streams SSE
+//! (`upstream`), and the offline `echo`.
 
+mod bedrock;
 mod echo;
+mod error;
+mod openai;
+mod retry;
+mod settings;
+mod sse;
+mod upstream;
 
 use futures::stream::BoxStream;
+use futures::{StreamExt, stream};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::OnceCell;
 
 pub use echo::{EchoProvider, EchoSettings, tokenize};
+pub use error::{ProviderError, UpstreamFailure};
+pub use settings::{ProviderKind, ProviderSettings};
 
 use crate::event::Event;
 use crate::request::Request;
+use bedrock::Bedrock;
+use openai::OpenAi;
+use retry::RetryPolicy;
+use upstream::Upstream;
 
 pub type EventStream = BoxStream<'static, Event>;
 
-/// The providers the host supports.
-pub enum Provider {
-    Echo(EchoProvider),
+/// The request's `model` object: which provider and model, and the
+/// inference settings. Each field falls back to the host's default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ModelOptions {
+    pub provider: Option<ProviderKind>,
+    /// The model id (Bedrock) or model name (OpenAI-compatible servers).
+    pub id: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub top_p: Option<f32>,
+    pub stop_sequences: Option<Vec<String>>,
+    /// `bedrock-raw` only: the request body for the model, as is, instead of
+    /// the one the host builds for the model's family.
+    pub body: Option<Map<String, Value>>,
 }
 
-impl Provider {
-    pub fn start(&self, request: &Request) -> EventStream {
-        match self {
-            Provider::Echo(echo) => echo.start(request),
-        }
+/// A source that has answered: facts for the stream's first metadata event,
+/// and its events.
+pub struct Started {
+    pub metadata: Map<String, Value>,
+    pub events: EventStream,
+}
+
+impl Started {
+    fn new(events: EventStream) -> Self {
+        Self { metadata: Map::new(), events }
     }
+}
+
+/// The configured providers. Bedrock's client is built at start-up when it
+/// is the default, else on first use, so an offline host never looks for
+/// AWS credentials.
+pub struct Providers {
+    default: ProviderKind,
+    default_model: Option<String>,
+    echo: EchoProvider,
+    bedrock: OnceCell<Bedrock>,
+    openai: Option<OpenAi>,
+    upstream: Option<Upstream>,
+    retry: RetryPolicy,
+}
+
+impl Providers {
+    pub async fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
+        let default = settings.default_provider();
+        let providers = Self {
+            default,
+            default_model: settings.model.clone(),
+            echo: EchoProvider::new(&settings.echo),
+            bedrock: OnceCell::new(),
+            openai: settings.openai_base_url.as_ref().map(|base_url| OpenAi::new(base_url, settings.openai_api_key.clone())).transpose()?,
+            upstream: Upstream::from_settings(settings).await?,
+            retry: settings.retry_policy(),
+        };
+        if matches!(default, ProviderKind::Bedrock | ProviderKind::BedrockRaw) {
+            providers.bedrock().await;
+        }
+        Ok(providers)
+    }
+
+    pub fn default_kind(&self) -> ProviderKind {
+        self.default
+    }
+
+    /// Starts the request's model stream; see the module documentation.
+    pub async fn start(&self, request: &Request) -> Result<EventStream, ProviderError> {
+        let kind = request.model.provider.unwrap_or(self.default);
+        let model_id = request.model.id.clone().or_else(|| self.default_model.clone());
+        let started = match kind {
+            ProviderKind::Echo => Started::new(self.echo.start(request)),
+            ProviderKind::Bedrock => {
+                let model_id = required_model(kind, model_id.as_deref())?;
+                let bedrock = self.bedrock().await;
+                self.retry.start(|| bedrock.converse(request, model_id)).await?
+            }
+            ProviderKind::BedrockRaw => {
+                let model_id = required_model(kind, model_id.as_deref())?;
+                let body = bedrock::raw::request_body(model_id, request)?;
+                let bedrock = self.bedrock().await;
+                self.retry.start(|| bedrock.invoke_raw(model_id, &body)).await?
+            }
+            ProviderKind::Openai => {
+                let openai = self.openai.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --openai-base-url"))?;
+                let body = openai.request_body(required_model(kind, model_id.as_deref())?, request);
+                self.retry.start(|| openai.chat(&body)).await?
+            }
+            ProviderKind::Upstream => {
+                let upstream = self.upstream.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --upstream-url"))?;
+                let body = upstream::request_body(request);
+                self.retry.start(|| upstream.invoke(&body, request.session_id.as_deref())).await?
+            }
+        };
+        Ok(with_metadata(kind, model_id.filter(|_| kind != ProviderKind::Upstream), started))
+    }
+
+    async fn bedrock(&self) -> &Bedrock {
+        self.bedrock.get_or_init(|| async { Bedrock::new(&crate::aws::load().await) }).await
+    }
+}
+
+fn required_model(kind: ProviderKind, model_id: Option<&str>) -> Result<&str, ProviderError> {
+    model_id.ok_or_else(|| ProviderError::InvalidRequest(format!("the `{kind}` provider needs a model: give `model.id` in the request, or start the host with --model")))
+}
+
+/// The stream's first event names its source: `{"provider":…,"model":…}`
+/// and what the source reported (an upstream's `sessionId`). An upstream's
+/// address is never part of it.
+fn with_metadata(kind: ProviderKind, model_id: Option<String>, started: Started) -> EventStream {
+    let mut metadata = Map::new();
+    metadata.insert("provider".into(), json!(kind.to_string()));
+    let model = match kind {
+        ProviderKind::Echo => Some("echo".to_string()),
+        _ => model_id,
+    };
+    if let Some(model) = model {
+        metadata.insert("model".into(), json!(model));
+    }
+    metadata.extend(started.metadata);
+    stream::iter([Event::Metadata(Value::Object(metadata).to_string())]).chain(started.events).boxed()
+}
+
+/// The HTTP client of the HTTP-speaking sources: a connect timeout so an
+/// unreachable source fails fast (and is retried), TCP_NODELAY so small
+/// requests are not held back.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)).tcp_nodelay(true).build()?)
+}
+
+/// A response that is not a success, as a failure. Its body goes to the
+/// host's log, not to the caller: it can name the source's internals.
+async fn response_failure(response: reqwest::Response, source: &str) -> Result<reqwest::Response, UpstreamFailure> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.text().await.unwrap_or_default();
+    tracing::warn!(%status, body = %body.chars().take(2000).collect::<String>(), "{source} answered with an error");
+    Err(UpstreamFailure::from_status(status.as_u16(), format!("from {source}")))
 }

@@ -89,6 +89,7 @@ impl Ndjson {
                 Some(line("error", ErrorJson::from(&error)))
             }
             raw @ Event::Raw(_) => Some(raw),
+            Event::Frame(_) => None,
         }
     }
 }
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn formats_a_whole_stream_in_the_orchestrator_schema() {
         let mut ndjson = Ndjson::open(context(), "{}").unwrap();
-        let usage = Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4 };
+        let usage = Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
         let mut out = ndjson
             .push(vec![
                 Event::Metadata(r#"{"model":"m"}"#.into()),

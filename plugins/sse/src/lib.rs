@@ -80,6 +80,7 @@ impl Sse {
                 Some(frame("error", &to_json(&ErrorJson::from(&error))))
             }
             raw @ Event::Raw(_) => Some(raw),
+            Event::Frame(_) => None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `text`: only the text of a stream, as `text/plain`, then two trailing
+//! `text-only`: only the text of a stream, as `text/plain`, then two trailing
 //! lines: the token usage and the session id.
 //!
 //! ```text
@@ -68,7 +68,7 @@ impl Text {
             }
             Event::Error(error) => self.trailer(format!("error: {}: {}\n", error.code, error.message)),
             raw @ Event::Raw(_) => Some(raw),
-            Event::Text(_) | Event::Status(_) | Event::End(_) => None,
+            Event::Text(_) | Event::Status(_) | Event::End(_) | Event::Frame(_) => None,
         }
     }
 
@@ -94,7 +94,7 @@ mod tests {
     use super::*;
 
     fn run(session_id: Option<&str>, events: Vec<Event>) -> String {
-        let context = StreamContext { plugin: "text".into(), user_id: None, session_id: session_id.map(Into::into) };
+        let context = StreamContext { plugin: "text-only".into(), user_id: None, session_id: session_id.map(Into::into) };
         let mut text = Text::open(context, "{}").unwrap();
         let mut out = text.push(events).unwrap();
         out.extend(text.finish().unwrap());
@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn writes_text_then_usage_and_session() {
-        let usage = Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 40 };
+        let usage = Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 40, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
         let out = run(
             Some("caller"),
             vec![

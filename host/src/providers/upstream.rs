@@ -1,0 +1,206 @@
+//! An upstream agent runtime that streams server-sent events of
+//! ConverseStream-shaped JSON (Bedrock AgentCore, a Strands agent, ...).
+//!
+//! The host POSTs the request to `--upstream-url`, authenticated with a
+//! bearer token or signed with SigV4, and sends every SSE event downstream
+//! twice over: as a `frame` with its exact bytes (for `sse-passthrough`),
+//! then decoded into text, usage and end events (for every other plugin).
+//! The upstream's address never reaches the caller: not in metadata, not in
+//! an error message.
+
+use std::time::SystemTime;
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use futures::{StreamExt, stream};
+use serde_json::{Map, Value, json};
+use tracing::warn;
+
+use super::error::StreamErrorCode;
+use super::settings::{ProviderSettings, UpstreamAuth};
+use super::sse::{self, SseFrame};
+use super::{EventStream, Started, UpstreamFailure, http_client, response_failure};
+use crate::event::{Event, Usage};
+use crate::request::{Request, Role};
+
+/// The header AgentCore reads and answers the runtime session id in.
+const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
+
+pub struct Upstream {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    auth: Auth,
+}
+
+enum Auth {
+    None,
+    Bearer(String),
+    Sigv4 { credentials: SharedCredentialsProvider, region: String, service: String },
+}
+
+impl Upstream {
+    pub async fn from_settings(settings: &ProviderSettings) -> anyhow::Result<Option<Self>> {
+        let Some(url) = &settings.upstream_url else { return Ok(None) };
+        let url = reqwest::Url::parse(url).map_err(|error| anyhow::anyhow!("--upstream-url is not a URL: {error}"))?;
+        let auth = match settings.upstream_auth() {
+            UpstreamAuth::None => Auth::None,
+            UpstreamAuth::Bearer => {
+                let token = settings.upstream_token.clone().ok_or_else(|| anyhow::anyhow!("--upstream-auth bearer needs --upstream-token"))?;
+                Auth::Bearer(token)
+            }
+            UpstreamAuth::Sigv4 => sigv4(&crate::aws::load().await, &settings.upstream_sigv4_service)?,
+        };
+        Ok(Some(Self { client: http_client()?, url, auth }))
+    }
+
+    pub async fn invoke(&self, body: &[u8], session_id: Option<&str>) -> Result<Started, UpstreamFailure> {
+        let mut headers = vec![("content-type", "application/json".to_string()), ("accept", "text/event-stream".to_string())];
+        if let Some(session_id) = session_id {
+            headers.push((SESSION_HEADER, session_id.to_string()));
+        }
+        let authorization = self.authorization(&headers, body).await?;
+        let all_headers = headers.iter().map(|(name, value)| (*name, value.as_str())).chain(authorization.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        let call = all_headers.fold(self.client.post(self.url.clone()), |call, (name, value)| call.header(name, value));
+        let response = call.body(body.to_vec()).send().await.map_err(|error| UpstreamFailure::Unavailable(error.without_url().to_string()))?;
+        let response = response_failure(response, "the upstream").await?;
+        let mut metadata = Map::new();
+        if let Some(session_id) = response.headers().get(SESSION_HEADER).and_then(|value| value.to_str().ok()) {
+            metadata.insert("sessionId".into(), json!(session_id));
+        }
+        Ok(Started { metadata, events: events(sse::frames(response.bytes_stream())) })
+    }
+
+    /// The headers that authenticate `headers` and `body` to the upstream.
+    async fn authorization(&self, headers: &[(&str, String)], body: &[u8]) -> Result<Vec<(String, String)>, UpstreamFailure> {
+        match &self.auth {
+            Auth::None => Ok(Vec::new()),
+            Auth::Bearer(token) => Ok(vec![("authorization".into(), format!("Bearer {token}"))]),
+            Auth::Sigv4 { credentials, region, service } => {
+                let credentials = credentials.provide_credentials().await.map_err(|error| {
+                    warn!(%error, "no AWS credentials to sign the upstream call with");
+                    UpstreamFailure::Unavailable("the host has no AWS credentials to sign with".into())
+                })?;
+                let identity = credentials.into();
+                let settings = SigningSettings::default();
+                let params = v4::SigningParams::builder()
+                    .identity(&identity)
+                    .region(region)
+                    .name(service)
+                    .time(SystemTime::now())
+                    .settings(settings)
+                    .build()
+                    .expect("every parameter is set")
+                    .into();
+                let signable = SignableRequest::new(
+                    "POST",
+                    self.url.as_str(),
+                    headers.iter().map(|(name, value)| (*name, value.as_str())),
+                    SignableBody::Bytes(body),
+                )
+                .map_err(|error| UpstreamFailure::Rejected(format!("the request cannot be signed: {error}")))?;
+                let (instructions, _signature) =
+                    sign(signable, &params).map_err(|error| UpstreamFailure::Rejected(format!("the request cannot be signed: {error}")))?.into_parts();
+                Ok(instructions.headers().map(|(name, value)| (name.to_string(), value.to_string())).collect())
+            }
+        }
+    }
+}
+
+fn sigv4(config: &SdkConfig, service: &str) -> anyhow::Result<Auth> {
+    let credentials = config.credentials_provider().ok_or_else(|| anyhow::anyhow!("--upstream-auth sigv4 needs AWS credentials"))?;
+    let region = config.region().ok_or_else(|| anyhow::anyhow!("--upstream-auth sigv4 needs an AWS region (AWS_REGION)"))?;
+    Ok(Auth::Sigv4 { credentials, region: region.to_string(), service: service.to_string() })
+}
+
+/// What the upstream is sent: the conversation, and who is asking.
+pub fn request_body(request: &Request) -> Vec<u8> {
+    let prompt = request.messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
+    let mut body = json!({ "prompt": prompt, "messages": request.messages.iter().map(|message| json!({"role": message.role, "content": message.content})).collect::<Vec<_>>() });
+    let fields = [("system", &request.system), ("userId", &request.user_id), ("sessionId", &request.session_id)];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            body[key] = json!(value);
+        }
+    }
+    body.to_string().into_bytes()
+}
+
+fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, reqwest::Error>>) -> EventStream {
+    stream::unfold(Some(frames), |frames| async move {
+        let mut frames = frames?;
+        match frames.next().await {
+            Some(Ok(frame)) => {
+                let mut events = vec![Event::Frame(frame.raw.to_vec())];
+                events.extend(frame.data.as_deref().map(decode).unwrap_or_default());
+                Some((events, Some(frames)))
+            }
+            Some(Err(error)) => {
+                warn!(error = %error.without_url(), "the upstream's stream broke");
+                Some((vec![StreamErrorCode::Disconnected.event("the connection to the upstream broke before its stream ended")], None))
+            }
+            None => None,
+        }
+    })
+    .flat_map(stream::iter)
+    .boxed()
+}
+
+/// One event's data: ConverseStream-shaped JSON, bare or inside `"event"`,
+/// or a JSON string of text.
+fn decode(data: &str) -> Vec<Event> {
+    let Ok(value) = serde_json::from_str::<Value>(data) else { return Vec::new() };
+    let value = value.get("event").unwrap_or(&value);
+    if let Some(text) = value.as_str() {
+        return vec![Event::Text(text.to_string())];
+    }
+    let Some(object) = value.as_object() else { return Vec::new() };
+    let mut events = Vec::new();
+    for (key, body) in object {
+        match key.as_str() {
+            "contentBlockDelta" => events.extend(body.pointer("/delta/text").and_then(Value::as_str).map(|text| Event::Text(text.to_string()))),
+            "messageStop" => events.push(Event::End(body.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn").to_string())),
+            "metadata" => events.extend(usage(body).map(Event::Usage)),
+            "error" => events.push(StreamErrorCode::Other.event(message_of(body))),
+            exception if exception.ends_with("Exception") => events.push(StreamErrorCode::from_aws(Some(exception)).event(message_of(body))),
+            _ => {}
+        }
+    }
+    events
+}
+
+fn usage(metadata: &Value) -> Option<Usage> {
+    let usage = metadata.get("usage")?;
+    let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0).min(u32::MAX.into()) as u32;
+    let latency_ms = metadata.pointer("/metrics/latencyMs").and_then(Value::as_u64).unwrap_or(0).min(u32::MAX.into()) as u32;
+    Some(Usage {
+        input_tokens: count("inputTokens"),
+        output_tokens: count("outputTokens"),
+        total_tokens: count("totalTokens"),
+        latency_ms,
+        cache_read_input_tokens: count("cacheReadInputTokens"),
+        cache_write_input_tokens: count("cacheWriteInputTokens"),
+    })
+}
+
+fn message_of(body: &Value) -> String {
+    body.get("message").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_converse_shaped_events() {
+        assert_eq!(decode(r#"{"event":{"contentBlockDelta":{"delta":{"text":"Hi"},"contentBlockIndex":0}}}"#), [Event::Text("Hi".into())]);
+        assert_eq!(decode(r#""plain""#), [Event::Text("plain".into())]);
+        assert_eq!(decode(r#"{"messageStop":{"stopReason":"max_tokens"}}"#), [Event::End("max_tokens".into())]);
+        let usage = decode(r#"{"metadata":{"usage":{"inputTokens":3,"outputTokens":5,"totalTokens":8},"metrics":{"latencyMs":42}}}"#);
+        assert!(matches!(&usage[..], [Event::Usage(Usage { input_tokens: 3, output_tokens: 5, total_tokens: 8, latency_ms: 42, .. })]));
+        let throttled = decode(r#"{"throttlingException":{"message":"slow down"}}"#);
+        assert!(matches!(&throttled[..], [Event::Error(error)] if error.code == "throttled" && error.message == "slow down"));
+        assert!(decode("not json").is_empty());
+    }
+}
