@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::lambda::RuntimeApi;
+use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, raw_chunk, sse};
 use support::{BIN, EXAMPLES, fixture, example, plugin_dir, shared_cache};
 
 struct Function {
@@ -19,6 +20,11 @@ struct Function {
 
 impl Function {
     fn start(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64) -> Function {
+        Self::start_with(api, plugins, echo_delay_ms, Vec::new())
+    }
+
+    /// With more environment: a model source's settings.
+    fn start_with(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64, env: Vec<(&'static str, String)>) -> Function {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("stderr.log");
         let child = Command::new(BIN)
@@ -27,6 +33,7 @@ impl Function {
             .env("STREAMHOST_CACHE_DIR", shared_cache())
             .env("STREAMHOST_ECHO_DELAY_MS", echo_delay_ms.to_string())
             .env("STREAMHOST_LOG", "info")
+            .envs(env)
             .stdin(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -115,4 +122,51 @@ async fn a_response_that_cannot_be_written_stops_the_stream() {
     }
     // And the function takes the next invocation.
     assert_eq!(api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=50\n");
+}
+
+#[tokio::test]
+async fn bedrock_streams_through_the_function_url() {
+    let deltas = ["one ", "two ", "three ", "four ", "five ", "six"];
+    let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::from_millis(100), converse_answer(&deltas))]).await;
+    let api = RuntimeApi::start().await;
+    let mut env = bedrock.bedrock_env();
+    env.extend([("STREAMHOST_PROVIDER", "bedrock".to_string()), ("STREAMHOST_MODEL", "anthropic.claude-3-haiku-20240307-v1:0".to_string())]);
+    let _function = Function::start_with(&api, EXAMPLES, 0, env);
+    let invocation = api.invoke("/text-only", "", r#"{"prompt":"count"}"#).await;
+    assert_eq!(invocation.prelude["statusCode"], 200);
+    assert_eq!(invocation.body, "one two three four five six\nusage: input=7 output=6 total=13 latency_ms=250\n");
+    let first_text = invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains("one")).unwrap().0;
+    let finished = invocation.chunks.last().unwrap().0;
+    assert!(finished - first_text >= Duration::from_millis(400), "not streamed: {:?}", invocation.chunks);
+}
+
+#[tokio::test]
+async fn every_model_source_can_be_chosen_per_request_on_lambda() {
+    let now = Duration::ZERO;
+    let metrics = r#""amazon-bedrock-invocationMetrics":{"inputTokenCount":2,"outputTokenCount":1,"invocationLatency":9,"firstByteLatency":5}"#;
+    let raw = Script::new(200, EVENT_STREAM).chunk(now, raw_chunk(&format!(r#"{{"outputText":"raw","completionReason":"FINISH",{metrics}}}"#)));
+    let bedrock = Upstream::start(vec![raw]).await;
+    let openai_chunk = r#"{"choices":[{"index":0,"delta":{"content":"openai"},"finish_reason":"stop"}]}"#;
+    let openai = Upstream::start(vec![Script::new(200, SSE).chunks(now, [sse(openai_chunk), sse("[DONE]")])]).await;
+    let agent_frames = [b": hello\n\n".to_vec(), sse(r#"{"event":{"contentBlockDelta":{"delta":{"text":"agent"}}}}"#)];
+    let agent = Upstream::start(vec![Script::new(200, SSE).chunks(now, agent_frames.clone())]).await;
+
+    let api = RuntimeApi::start().await;
+    let mut env = bedrock.bedrock_env();
+    env.extend([
+        ("STREAMHOST_OPENAI_BASE_URL", openai.base.clone()),
+        ("STREAMHOST_MODEL", "llama3.2".to_string()),
+        ("STREAMHOST_UPSTREAM_URL", format!("{}/invocations", agent.base)),
+    ]);
+    let _function = Function::start_with(&api, EXAMPLES, 0, env);
+
+    let from_openai = api.invoke("/text-only", "", r#"{"prompt":"x","model":{"provider":"openai"}}"#).await;
+    assert_eq!(from_openai.body, "openai");
+    let raw_body = r#"{"prompt":"x","model":{"provider":"bedrock-raw","id":"amazon.titan-text-lite-v1"}}"#;
+    let from_bedrock = api.invoke("/decode-titan", "then=text-only", raw_body).await;
+    assert_eq!(from_bedrock.body, "raw\nusage: input=2 output=1 total=3 latency_ms=9\n");
+    // The host's default when an upstream URL is set is the upstream.
+    let from_agent = api.invoke("/sse-passthrough", "", r#"{"prompt":"x"}"#).await;
+    assert_eq!(from_agent.prelude["headers"]["content-type"], "text/event-stream");
+    assert_eq!(from_agent.body.as_bytes(), agent_frames.concat());
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -90,6 +91,9 @@ impl Upstream {
         let app = Router::new().fallback(answer).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        // As model services do: each event leaves when written, not held by
+        // Nagle's algorithm for the reader's delayed ACK.
+        let listener = listener.tap_io(|connection| connection.set_nodelay(true).unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { stopped.await.ok(); }).await.unwrap();
@@ -177,7 +181,10 @@ fn body_of(script: Script, shared: Arc<Shared>) -> Body {
     let stream = stream::unfold((chunks, guard, script.break_after), |(mut chunks, mut guard, break_after)| async move {
         match chunks.next() {
             Some((pause, bytes)) => {
-                tokio::time::sleep(pause).await;
+                // A zero sleep still waits for the timer's next tick (~1 ms).
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
                 Some((Ok::<_, std::io::Error>(Bytes::from(bytes)), (chunks, guard, break_after)))
             }
             None if break_after => {
