@@ -161,3 +161,25 @@ async fn publish_uploads_a_large_component() {
     assert_eq!(reply.status, 200);
     assert!(reply.body.contains("{\"type\":\"text\",\"data\":\"Hi\"}\n"), "{}", reply.body);
 }
+
+#[tokio::test]
+async fn a_manifest_in_s3_runs_its_chain_and_a_missing_one_is_not_asked_for_each_request() {
+    let moto = Moto::start().await;
+    moto.put("plugins/ndjson.wasm", read(example("ndjson"))).await;
+    moto.put("plugins/redact.wasm", read(example("redact"))).await;
+    let manifest = r#"{"transforms":["redact","ndjson"],"config":{"redact":{"emailMask":"<hidden>"}}}"#;
+    moto.put("plugins/private.json", manifest.as_bytes().to_vec()).await;
+    let server = s3_server(&moto).start();
+
+    let reply = server.post("/private", r#"{"prompt":"to a@b.io"}"#).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains(r#"{"type":"chunk","data":"<hidden>"}"#), "{}", reply.body);
+
+    // Each request looks for a manifest first; within the revalidation
+    // interval a missing one is remembered, not asked for again.
+    for _ in 0..5 {
+        assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+    }
+    let lookups = moto.log().matches("GET /streamhost-plugins/plugins/ndjson.json").count();
+    assert!((1..=2).contains(&lookups), "{lookups} lookups of ndjson.json in: {}", moto.log());
+}

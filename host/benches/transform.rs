@@ -64,7 +64,7 @@ impl Host {
         let fixture = Path::new(streamhost_artifacts::FIXTURES_DIR).join("trap.wasm");
         std::fs::copy(fixture, plugins.path().join("passthrough.wasm")).unwrap();
         let store = PluginStore::Folder(FolderStore::new(plugins.path()));
-        let registry = Registry::new(engine, store, cache, limits()).unwrap();
+        let registry = Registry::new(engine, std::sync::Arc::new(store), cache, limits()).unwrap();
         Self { runtime, registry, _plugins: plugins }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! The modules follow the data flow:
 //! `store` (where plugins come from) -> `registry` (compiled, linked plugins)
-//! -> `pipeline` (source -> transforms -> encoder) -> `frontends` (HTTP, CLI).
+//! and `manifest` (named pipelines) -> `pipeline` (source -> transforms ->
+//! encoder) -> `frontends` (HTTP, Lambda, CLI).
 //! `engine` configures wasmtime, `providers` are the model sources, `event`
 //! and `request` are the data that flows, `wit` the bindings of the contract.
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod frontends;
+pub mod manifest;
 pub mod pipeline;
 pub mod providers;
 pub mod registry;
@@ -18,10 +20,13 @@ pub mod request;
 pub mod store;
 pub mod wit;
 
+use std::sync::Arc;
+
 use tracing::info;
 
 use crate::config::{HostSettings, PluginSource};
 use crate::engine::CompileCache;
+use crate::manifest::Manifests;
 use crate::pipeline::Pipeline;
 use crate::providers::Providers;
 use crate::registry::Registry;
@@ -33,14 +38,14 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     let limits = settings.limits();
     let (engine, _allocator) = engine::build(&limits)?;
     let cache = CompileCache::new(&engine, settings.disk_cache_dir());
-    let store = plugin_store(settings).await;
+    let store = Arc::new(plugin_store(settings).await);
     info!(%store, cache = ?settings.disk_cache_dir(), "plugin store");
     let pins = settings.pins.iter().map(|pin| (pin.name.clone(), pin.sha256.clone()));
-    let registry = Registry::new(engine, store, cache, limits)?.with_pins(pins);
+    let registry = Registry::new(engine, store.clone(), cache, limits)?.with_pins(pins);
     registry.preload(&settings.preload).await;
     let providers = Providers::new(&settings.providers).await?;
     info!(default = %providers.default_kind(), "model source");
-    Ok(Pipeline::new(registry, providers))
+    Ok(Pipeline::new(registry, Manifests::new(store), providers))
 }
 
 async fn plugin_store(settings: &HostSettings) -> PluginStore {

@@ -17,9 +17,11 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event, error_event};
+use crate::manifest::{Manifest, ManifestError, Manifests};
 use crate::providers::{EventStream, ProviderError, Providers};
 use crate::registry::{LoadError, PluginError, Registry, TransformInstance};
 use crate::request::Request;
+use crate::store::PluginName;
 use crate::wit::StreamContext;
 
 /// The most source events handed to the first plugin in one call: whatever
@@ -44,13 +46,19 @@ pub struct Response {
 
 pub struct Pipeline {
     registry: Registry,
+    manifests: Manifests,
     providers: Providers,
     active_streams: Arc<AtomicUsize>,
 }
 
 impl Pipeline {
-    pub fn new(registry: Registry, providers: Providers) -> Self {
-        Self { registry, providers, active_streams: Arc::default() }
+    pub fn new(registry: Registry, manifests: Manifests, providers: Providers) -> Self {
+        Self { registry, manifests, providers, active_streams: Arc::default() }
+    }
+
+    /// The pipeline manifest named `name`, if there is one.
+    pub async fn manifest(&self, name: &PluginName) -> Result<Option<Arc<Manifest>>, ManifestError> {
+        self.manifests.get(name).await
     }
 
     pub fn registry(&self) -> &Registry {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::manifest::Manifest;
 use crate::providers::ModelOptions;
 use crate::store::{InvalidName, PluginName};
 
@@ -96,6 +97,22 @@ impl Request {
             model: body.model,
             config: body.config,
         })
+    }
+
+    /// Takes what the request does not say from a pipeline manifest: model
+    /// options field by field, and each plugin's settings key by key.
+    pub fn with_defaults(mut self, manifest: &Manifest) -> Self {
+        self.model = self.model.or(&manifest.model);
+        for (plugin, defaults) in &manifest.config {
+            let Value::Object(defaults) = defaults else { continue };
+            let settings = self.config.entry(plugin.clone()).or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(settings) = settings {
+                for (key, value) in defaults {
+                    settings.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
+        }
+        self
     }
 
     /// The settings of one plugin as a JSON object (`{}` when none).

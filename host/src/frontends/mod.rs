@@ -9,6 +9,7 @@ pub mod publish;
 
 use serde_json::json;
 
+use crate::manifest::ManifestError;
 use crate::pipeline::{Pipeline, PipelineError, Response};
 use crate::providers::{ProviderError, UpstreamFailure};
 use crate::registry::{LoadError, PluginError};
@@ -16,12 +17,18 @@ use crate::request::{Request, RequestError, parse_chain};
 use crate::store::StoreError;
 
 /// What every frontend does with a call: `plugin` (then the `then` chain)
-/// on a JSON `body`, opened up to its first bytes.
+/// on a JSON `body`, opened up to its first bytes. `plugin` may name a
+/// pipeline manifest, whose transforms take its place in the chain.
 pub async fn open(pipeline: &Pipeline, plugin: &str, then: Option<&str>, body: &[u8]) -> Result<Response, ErrorReply> {
-    let request = parse_chain(plugin, then)
-        .map_err(RequestError::from)
-        .and_then(|chain| Request::from_json(chain, body))
-        .map_err(|error| ErrorReply::from(&error))?;
+    let mut chain = parse_chain(plugin, then).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
+    let manifest = pipeline.manifest(&chain[0]).await.map_err(|error| ErrorReply::from(&error))?;
+    if let Some(manifest) = &manifest {
+        chain.splice(0..1, manifest.transforms.iter().cloned());
+    }
+    let mut request = Request::from_json(chain, body).map_err(|error| ErrorReply::from(&error))?;
+    if let Some(manifest) = &manifest {
+        request = request.with_defaults(manifest);
+    }
     pipeline.open(request).await.map_err(|error| ErrorReply::from(&error))
 }
 
@@ -59,15 +66,31 @@ impl From<&RequestError> for ErrorReply {
     }
 }
 
+impl From<&StoreError> for ErrorReply {
+    fn from(error: &StoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            StoreError::NotFound(_) => ErrorReply::new(404, "unknown_plugin", message),
+            StoreError::Io { .. } => ErrorReply::new(500, "plugin_store_error", message),
+            StoreError::Unavailable { .. } => ErrorReply::new(503, "plugin_store_unavailable", message),
+        }
+    }
+}
+
+impl From<&ManifestError> for ErrorReply {
+    fn from(error: &ManifestError) -> Self {
+        match error {
+            ManifestError::Store(store) => ErrorReply::from(store),
+            ManifestError::Invalid { .. } => ErrorReply::new(500, "invalid_manifest", error.to_string()),
+        }
+    }
+}
+
 impl From<&PipelineError> for ErrorReply {
     fn from(error: &PipelineError) -> Self {
         let message = error.to_string();
         match error {
-            PipelineError::Load(LoadError::Store(StoreError::NotFound(_))) => ErrorReply::new(404, "unknown_plugin", message),
-            PipelineError::Load(LoadError::Store(StoreError::Io { .. })) => ErrorReply::new(500, "plugin_store_error", message),
-            PipelineError::Load(LoadError::Store(StoreError::Unavailable { .. })) => {
-                ErrorReply::new(503, "plugin_store_unavailable", message)
-            }
+            PipelineError::Load(LoadError::Store(store)) => ErrorReply::from(store),
             PipelineError::Load(LoadError::DigestMismatch { .. }) => ErrorReply::new(500, "digest_mismatch", message),
             PipelineError::Load(_) => ErrorReply::new(500, "invalid_plugin", message),
             // The plugin's own, deliberate refusal (a bad setting, say).

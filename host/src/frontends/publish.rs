@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine;
 use crate::registry::{self, ComponentReport};
-use crate::store::{PluginName, S3Location};
+use crate::store::{ObjectKind, PluginName, S3Location};
 use crate::wit::TRANSFORMER_INTERFACE;
 
 /// How much of the component the progress bar moves by at a time.
@@ -50,7 +50,7 @@ pub fn describe(file: &Path, size: usize, report: &ComponentReport) -> String {
 /// One PutObject (S3 takes up to 5 GB that way), whose body moves the
 /// progress bar as the HTTP client reads it.
 pub async fn upload(client: &aws_sdk_s3::Client, to: &S3Location, name: &PluginName, wasm: Vec<u8>, digest: &str) -> anyhow::Result<String> {
-    let key = to.key(name);
+    let key = to.key(name, ObjectKind::Component);
     let progress = ProgressBar::new(wasm.len() as u64).with_message(format!("s3://{}/{key}", to.bucket));
     progress.set_style(ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"));
     let wasm = Bytes::from(wasm);

@@ -48,13 +48,28 @@ pub struct ModelOptions {
     pub provider: Option<ProviderKind>,
     /// The model id (Bedrock) or model name (OpenAI-compatible servers).
     pub id: Option<String>,
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
-    pub top_p: Option<f32>,
+    pub top_p: Option<f64>,
     pub stop_sequences: Option<Vec<String>>,
     /// `bedrock-raw` only: the request body for the model, as is, instead of
     /// the one the host builds for the model's family.
     pub body: Option<Map<String, Value>>,
+}
+
+impl ModelOptions {
+    /// These options, with each one not given taken from `defaults`.
+    pub fn or(self, defaults: &ModelOptions) -> ModelOptions {
+        ModelOptions {
+            provider: self.provider.or(defaults.provider),
+            id: self.id.or_else(|| defaults.id.clone()),
+            temperature: self.temperature.or(defaults.temperature),
+            max_tokens: self.max_tokens.or(defaults.max_tokens),
+            top_p: self.top_p.or(defaults.top_p),
+            stop_sequences: self.stop_sequences.or_else(|| defaults.stop_sequences.clone()),
+            body: self.body.or_else(|| defaults.body.clone()),
+        }
+    }
 }
 
 /// A source that has answered: facts for the stream's first metadata event,

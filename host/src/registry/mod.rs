@@ -22,7 +22,7 @@ pub use instance::{PluginError, TransformInstance};
 use instance::PluginState;
 
 use crate::engine::{CompileCache, Limits, Origin};
-use crate::store::{Fetched, PluginName, PluginStore, Revision, StoreError};
+use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 use crate::wit::{self, StreamContext, TRANSFORMER_INTERFACE, TransformPre};
 
 #[derive(Debug, Error)]
@@ -83,7 +83,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
 pub struct Registry {
     engine: Engine,
     linker: Linker<PluginState>,
-    store: PluginStore,
+    store: Arc<PluginStore>,
     cache: CompileCache,
     limits: Limits,
     slots: Mutex<HashMap<PluginName, Slot>>,
@@ -96,7 +96,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn new(engine: Engine, store: PluginStore, cache: CompileCache, limits: Limits) -> anyhow::Result<Self> {
+    pub fn new(engine: Engine, store: Arc<PluginStore>, cache: CompileCache, limits: Limits) -> anyhow::Result<Self> {
         let linker = linker(&engine)?;
         let instances = Arc::new(Semaphore::new(limits.max_instances as usize));
         let pins = HashMap::new();
@@ -139,9 +139,9 @@ impl Registry {
         let slot = self.slots.lock().unwrap().entry(name.clone()).or_default().clone();
         let mut loaded = slot.lock().await;
         let known = loaded.as_ref().map(|loaded| &loaded.revision);
-        let (wasm, revision) = match self.store.fetch(name, known).await? {
+        let (wasm, revision) = match self.store.fetch(name, ObjectKind::Component, known).await? {
             Fetched::Unchanged => return Ok(loaded.as_ref().expect("unchanged means loaded").plugin.clone()),
-            Fetched::Changed { wasm, revision } => (wasm, revision),
+            Fetched::Changed { bytes, revision } => (bytes, revision),
         };
         let digest = sha256_hex(&wasm);
         if let Some(expected) = self.pins.get(name).filter(|expected| **expected != digest) {

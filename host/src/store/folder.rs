@@ -1,4 +1,4 @@
-//! Plugins in a local folder: `<dir>/<name>.wasm`. A file's size and
+//! Plugins in a local folder: `<dir>/<name>.wasm` (and `<name>.json`). A file's size and
 //! modification time are checked on every fetch, so a replaced file is
 //! served by the next request. Replace files by renaming a finished file
 //! over the old one, so a request never reads half a file.
@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::{Fetched, PluginName, Revision, StoreError};
+use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
 
 pub struct FolderStore {
     dir: PathBuf,
@@ -22,8 +22,8 @@ impl FolderStore {
         &self.dir
     }
 
-    pub async fn fetch(&self, name: &PluginName, known: Option<&Revision>) -> Result<Fetched, StoreError> {
-        let path = self.dir.join(format!("{name}.wasm"));
+    pub async fn fetch(&self, name: &PluginName, kind: ObjectKind, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+        let path = self.dir.join(kind.file_name(name));
         let io_error = |source: std::io::Error| match source.kind() {
             ErrorKind::NotFound => StoreError::NotFound(name.clone()),
             _ => StoreError::Io { name: name.clone(), source },
@@ -37,7 +37,7 @@ impl FolderStore {
         if known == Some(&revision) {
             return Ok(Fetched::Unchanged);
         }
-        let wasm = tokio::fs::read(&path).await.map_err(io_error)?;
-        Ok(Fetched::Changed { wasm, revision })
+        let bytes = tokio::fs::read(&path).await.map_err(io_error)?;
+        Ok(Fetched::Changed { bytes, revision })
     }
 }

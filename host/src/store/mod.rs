@@ -1,5 +1,6 @@
-//! Where plugins come from. A store maps a validated plugin name to the
-//! bytes of its component and says when those bytes change.
+//! Where plugins come from. A store maps a validated name to the bytes of
+//! its component (`<name>.wasm`) or pipeline manifest (`<name>.json`), and
+//! says when those bytes change.
 
 mod folder;
 mod s3;
@@ -17,8 +18,17 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// A plugin name: `[a-z0-9][a-z0-9-]*`, at most [`MAX_NAME_LEN`] bytes. It is
 /// never a path, so it can name a file or an object key safely.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(try_from = "String")]
 pub struct PluginName(String);
+
+impl TryFrom<String> for PluginName {
+    type Error = InvalidName;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        name.parse()
+    }
+}
 
 impl PluginName {
     pub fn as_str(&self) -> &str {
@@ -62,6 +72,22 @@ impl FromStr for PluginName {
     }
 }
 
+/// The two kinds of object a store holds under a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    Component,
+    Manifest,
+}
+
+impl ObjectKind {
+    pub fn file_name(self, name: &PluginName) -> String {
+        match self {
+            ObjectKind::Component => format!("{name}.wasm"),
+            ObjectKind::Manifest => format!("{name}.json"),
+        }
+    }
+}
+
 /// Identifies one version of a plugin in its store (a file's size and
 /// modification time; an object's ETag), to tell cheaply whether it changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +96,7 @@ pub struct Revision(pub String);
 /// The answer to "has this plugin changed since `Revision`?".
 pub enum Fetched {
     Unchanged,
-    Changed { wasm: Vec<u8>, revision: Revision },
+    Changed { bytes: Vec<u8>, revision: Revision },
 }
 
 #[derive(Debug, Error)]
@@ -90,11 +116,11 @@ pub enum PluginStore {
 }
 
 impl PluginStore {
-    /// The plugin's bytes, unless `known` is still its current revision.
-    pub async fn fetch(&self, name: &PluginName, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+    /// The object's bytes, unless `known` is still its current revision.
+    pub async fn fetch(&self, name: &PluginName, kind: ObjectKind, known: Option<&Revision>) -> Result<Fetched, StoreError> {
         match self {
-            PluginStore::Folder(folder) => folder.fetch(name, known).await,
-            PluginStore::S3(s3) => s3.fetch(name, known).await,
+            PluginStore::Folder(folder) => folder.fetch(name, kind, known).await,
+            PluginStore::S3(s3) => s3.fetch(name, kind, known).await,
         }
     }
 }

@@ -1,10 +1,12 @@
-//! Plugins in S3: `s3://bucket/prefix/<name>.wasm`.
+//! Plugins in S3: `s3://bucket/prefix/<name>.wasm` (and `<name>.json`).
 //!
 //! The object's ETag is its revision. After a plugin is loaded, it is
 //! revalidated with a conditional GET (`If-None-Match`) at most once per
 //! interval, so a new upload is served within that interval without a
-//! deploy, and the steady state costs one cheap 304 per interval. If S3
-//! cannot be reached, the loaded version keeps being served.
+//! deploy, and the steady state costs one cheap 304 per interval. An object
+//! found missing is not asked for again within the interval either (every
+//! request looks for a manifest first). If S3 cannot be reached, the loaded
+//! version keeps being served.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,7 +18,7 @@ use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::error::SdkError;
 use tracing::warn;
 
-use super::{Fetched, PluginName, Revision, StoreError};
+use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
 
 /// `s3://bucket/prefix/`, the prefix empty or ending in `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,8 +28,8 @@ pub struct S3Location {
 }
 
 impl S3Location {
-    pub fn key(&self, name: &PluginName) -> String {
-        format!("{}{name}.wasm", self.prefix)
+    pub fn key(&self, name: &PluginName, kind: ObjectKind) -> String {
+        format!("{}{}", self.prefix, kind.file_name(name))
     }
 }
 
@@ -59,8 +61,14 @@ pub struct S3Store {
     client: aws_sdk_s3::Client,
     location: S3Location,
     revalidate_every: Duration,
-    /// When each loaded plugin was last confirmed current.
-    checked: Mutex<HashMap<PluginName, Instant>>,
+    /// When each object was last confirmed current, or missing.
+    checked: Mutex<HashMap<(PluginName, ObjectKind), Checked>>,
+}
+
+#[derive(Clone, Copy)]
+struct Checked {
+    at: Instant,
+    missing: bool,
 }
 
 impl S3Store {
@@ -72,53 +80,60 @@ impl S3Store {
         &self.location
     }
 
-    pub async fn fetch(&self, name: &PluginName, known: Option<&Revision>) -> Result<Fetched, StoreError> {
-        if known.is_some() && self.checked_recently(name) {
-            return Ok(Fetched::Unchanged);
+    pub async fn fetch(&self, name: &PluginName, kind: ObjectKind, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+        let object = (name.clone(), kind);
+        match self.checked_recently(&object) {
+            Some(Checked { missing: true, .. }) => return Err(StoreError::NotFound(name.clone())),
+            Some(_) if known.is_some() => return Ok(Fetched::Unchanged),
+            _ => {}
         }
-        let mut request = self.client.get_object().bucket(&self.location.bucket).key(self.location.key(name));
+        let mut request = self.client.get_object().bucket(&self.location.bucket).key(self.location.key(name, kind));
         if let Some(known) = known {
             request = request.if_none_match(&known.0);
         }
         match request.send().await {
-            Ok(object) => {
-                let revision = Revision(object.e_tag().unwrap_or_default().to_string());
-                let body = object.body.collect().await.map_err(|error| self.unavailable(name, &error))?;
-                self.mark_checked(name);
-                Ok(Fetched::Changed { wasm: body.into_bytes().to_vec(), revision })
+            Ok(output) => {
+                let revision = Revision(output.e_tag().unwrap_or_default().to_string());
+                let body = output.body.collect().await.map_err(|error| self.unavailable(name, kind, &error))?;
+                self.mark_checked(object, false);
+                Ok(Fetched::Changed { bytes: body.into_bytes().to_vec(), revision })
             }
-            Err(error) => self.on_error(name, known, error),
+            Err(error) => self.on_error(object, known, error),
         }
     }
 
-    fn on_error(&self, name: &PluginName, known: Option<&Revision>, error: SdkError<GetObjectError>) -> Result<Fetched, StoreError> {
+    fn on_error(&self, object: (PluginName, ObjectKind), known: Option<&Revision>, error: SdkError<GetObjectError>) -> Result<Fetched, StoreError> {
+        let (name, kind) = object.clone();
         // The SDK reports "304 Not Modified" as an error; its status says so.
         match error.raw_response().map(|response| response.status().as_u16()) {
             Some(304) => {
-                self.mark_checked(name);
+                self.mark_checked(object, false);
                 Ok(Fetched::Unchanged)
             }
-            Some(404) => Err(StoreError::NotFound(name.clone())),
+            Some(404) => {
+                self.mark_checked(object, true);
+                Err(StoreError::NotFound(name))
+            }
             _ if known.is_some() => {
                 warn!(plugin = %name, location = %self.location, error = %error_text(&error), "plugin store unreachable; serving the cached version");
-                self.mark_checked(name);
+                self.mark_checked(object, false);
                 Ok(Fetched::Unchanged)
             }
-            _ => Err(self.unavailable(name, &error_text(&error))),
+            _ => Err(self.unavailable(&name, kind, &error_text(&error))),
         }
     }
 
-    fn unavailable(&self, name: &PluginName, error: &dyn fmt::Display) -> StoreError {
-        StoreError::Unavailable { name: name.clone(), message: format!("{}: {error}", self.location.key(name)) }
+    fn unavailable(&self, name: &PluginName, kind: ObjectKind, error: &dyn fmt::Display) -> StoreError {
+        StoreError::Unavailable { name: name.clone(), message: format!("{}: {error}", self.location.key(name, kind)) }
     }
 
-    fn checked_recently(&self, name: &PluginName) -> bool {
+    fn checked_recently(&self, object: &(PluginName, ObjectKind)) -> Option<Checked> {
         let checked = self.checked.lock().unwrap();
-        checked.get(name).is_some_and(|at| at.elapsed() < self.revalidate_every)
+        checked.get(object).copied().filter(|checked| checked.at.elapsed() < self.revalidate_every)
     }
 
-    fn mark_checked(&self, name: &PluginName) {
-        self.checked.lock().unwrap().insert(name.clone(), Instant::now());
+    fn mark_checked(&self, object: (PluginName, ObjectKind), missing: bool) {
+        self.checked.lock().unwrap().insert(object, Checked { at: Instant::now(), missing });
     }
 }
 
@@ -141,9 +156,10 @@ mod tests {
     fn parses_locations() {
         let location: S3Location = "s3://bucket/plugins".parse().unwrap();
         assert_eq!(location, S3Location { bucket: "bucket".into(), prefix: "plugins/".into() });
-        assert_eq!(location.key(&"ndjson".parse().unwrap()), "plugins/ndjson.wasm");
+        assert_eq!(location.key(&"ndjson".parse().unwrap(), ObjectKind::Component), "plugins/ndjson.wasm");
+        assert_eq!(location.key(&"chat".parse().unwrap(), ObjectKind::Manifest), "plugins/chat.json");
         let root: S3Location = "s3://bucket".parse().unwrap();
-        assert_eq!(root.key(&"a".parse().unwrap()), "a.wasm");
+        assert_eq!(root.key(&"a".parse().unwrap(), ObjectKind::Component), "a.wasm");
         assert!("s3:///x".parse::<S3Location>().is_err());
         assert!("/tmp/x".parse::<S3Location>().is_err());
     }

@@ -52,8 +52,10 @@ fn inference(request: &Request) -> InferenceConfiguration {
     let options = &request.model;
     InferenceConfiguration::builder()
         .set_max_tokens(options.max_tokens.map(|tokens| tokens.min(i32::MAX as u32) as i32))
-        .set_temperature(options.temperature)
-        .set_top_p(options.top_p)
+        // JSON numbers are f64, so `0.1` stays 0.1 in the raw and OpenAI
+        // bodies; the SDK takes f32.
+        .set_temperature(options.temperature.map(|temperature| temperature as f32))
+        .set_top_p(options.top_p.map(|top_p| top_p as f32))
         .set_stop_sequences(options.stop_sequences.clone())
         .build()
 }

@@ -1,0 +1,128 @@
+//! Pipeline manifests: `<name>.json` beside the plugins, in the same folder
+//! or S3 prefix and reloaded the same way. `POST /<name>` then runs the
+//! manifest's transforms, with its model and plugin settings as defaults
+//! that the request may override field by field:
+//!
+//! ```json
+//! {
+//!   "description": "Llama on Bedrock, redacted, as NDJSON",
+//!   "model": { "provider": "bedrock-raw", "id": "meta.llama3-8b-instruct-v1:0", "maxTokens": 512 },
+//!   "transforms": ["decode-llama", "redact", "ndjson"],
+//!   "config": { "redact": { "emailMask": "[email]" } }
+//! }
+//! ```
+//!
+//! A name is looked up as a manifest first, then as a component.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::providers::ModelOptions;
+use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Manifest {
+    /// For people: what the pipeline is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub model: ModelOptions,
+    /// The transform plugins, in order.
+    pub transforms: Vec<PluginName>,
+    /// Default settings per plugin, each a JSON object.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+}
+
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("the pipeline manifest `{name}.json` is invalid: {message}")]
+    Invalid { name: PluginName, message: String },
+}
+
+impl Manifest {
+    fn parse(name: &PluginName, bytes: &[u8]) -> Result<Self, ManifestError> {
+        let invalid = |message: String| ManifestError::Invalid { name: name.clone(), message };
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
+        for (plugin, settings) in &manifest.config {
+            if !manifest.transforms.iter().any(|transform| transform.as_str() == plugin) {
+                return Err(invalid(format!("`config` has settings for `{plugin}`, which is not one of its `transforms`")));
+            }
+            if !settings.is_object() {
+                return Err(invalid(format!("`config.{plugin}` must be a JSON object")));
+            }
+        }
+        Ok(manifest)
+    }
+}
+
+/// The manifests read so far, each with the revision it was read at.
+pub struct Manifests {
+    store: Arc<PluginStore>,
+    loaded: Mutex<HashMap<PluginName, (Revision, Arc<Manifest>)>>,
+}
+
+impl Manifests {
+    pub fn new(store: Arc<PluginStore>) -> Self {
+        Self { store, loaded: Mutex::default() }
+    }
+
+    /// The current manifest named `name`, or `None` when there is none.
+    pub async fn get(&self, name: &PluginName) -> Result<Option<Arc<Manifest>>, ManifestError> {
+        let known = self.loaded.lock().unwrap().get(name).cloned();
+        match self.store.fetch(name, ObjectKind::Manifest, known.as_ref().map(|(revision, _)| revision)).await {
+            Ok(Fetched::Unchanged) => Ok(known.map(|(_, manifest)| manifest)),
+            Ok(Fetched::Changed { bytes, revision }) => {
+                let manifest = Arc::new(Manifest::parse(name, &bytes)?);
+                info!(pipeline = %name, transforms = ?manifest.transforms, "pipeline manifest loaded");
+                self.loaded.lock().unwrap().insert(name.clone(), (revision, manifest.clone()));
+                Ok(Some(manifest))
+            }
+            Err(StoreError::NotFound(_)) => {
+                self.loaded.lock().unwrap().remove(name);
+                Ok(None)
+            }
+            // The store is down and no manifest of this name was ever read:
+            // go on to the component, which may be loaded already (a loaded
+            // manifest would have been answered `Unchanged`, stale).
+            Err(error @ StoreError::Unavailable { .. }) if known.is_none() => {
+                warn!(pipeline = %name, %error, "cannot look for a pipeline manifest; trying a plugin of that name");
+                Ok(None)
+            }
+            Err(error) => Err(ManifestError::Store(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(&"p".parse().unwrap(), json.as_bytes())
+    }
+
+    #[test]
+    fn reads_a_manifest() {
+        let manifest = parse(r#"{"model":{"provider":"bedrock","maxTokens":9},"transforms":["redact","ndjson"],"config":{"redact":{"cards":false}}}"#).unwrap();
+        assert_eq!(manifest.transforms.iter().map(PluginName::as_str).collect::<Vec<_>>(), ["redact", "ndjson"]);
+        assert_eq!(manifest.model.max_tokens, Some(9));
+    }
+
+    #[test]
+    fn refuses_what_would_fail_later() {
+        let message = |json| parse(json).unwrap_err().to_string();
+        assert!(message(r#"{"transforms":["../x"]}"#).contains("invalid plugin name"));
+        assert!(message(r#"{"transforms":[],"extra":1}"#).contains("unknown field `extra`"));
+        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with("`config` has settings for `b`, which is not one of its `transforms`"));
+        assert!(message(r#"{"transforms":["a"],"config":{"a":1}}"#).ends_with("`config.a` must be a JSON object"));
+    }
+}
