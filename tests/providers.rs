@@ -128,6 +128,21 @@ async fn bedrock_throttling_before_the_first_event_is_retried() {
 }
 
 #[tokio::test]
+async fn bedrock_throttling_after_the_first_event_is_not_retried() {
+    let mut events = converse_answer(&["Hel"]);
+    events.truncate(2);
+    events.push(exception("throttlingException", "Rate exceeded"));
+    let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(NOW, events), converse(NOW, &["never"])]).await;
+    let host = bedrock_host(&bedrock);
+    let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(lines(&reply.body)[1..], [
+        json!({ "type": "chunk", "data": "Hel" }),
+        json!({ "type": "error", "data": { "code": "throttled", "message": "Rate exceeded" } }),
+    ]);
+    assert_eq!(bedrock.received().len(), 1, "text was sent: a retry would repeat it");
+}
+
+#[tokio::test]
 async fn bedrock_throttling_past_the_attempts_is_a_429() {
     let bedrock = Upstream::start(vec![upstream::aws_error(429, "ThrottlingException", "Rate exceeded")]).await;
     let host = bedrock_host(&bedrock);
@@ -321,6 +336,17 @@ async fn openai_stream_without_done_ends_with_an_error_event() {
     assert_eq!(lines[1..], [
         json!({ "type": "chunk", "data": "Hel" }),
         json!({ "type": "error", "data": { "code": "upstream_disconnected", "message": "the model server's stream ended without [DONE]" } }),
+    ]);
+}
+
+#[tokio::test]
+async fn an_empty_answer_is_a_complete_stream() {
+    let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, sse("[DONE]"))]).await;
+    let host = openai_host(&server);
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    assert_eq!(lines(&reply.body), [
+        json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
+        json!({ "type": "complete", "data": { "stopReason": "end_turn" } }),
     ]);
 }
 

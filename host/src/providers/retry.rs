@@ -66,7 +66,12 @@ async fn until_first_event(start: impl Future<Output = Result<Started, UpstreamF
             started.events = stream::iter([first]).chain(started.events).boxed();
             Ok(started)
         }
-        None => Ok(started),
+        // Over before it began: an empty answer. (The spent stream must
+        // not be polled again.)
+        None => {
+            started.events = stream::empty().boxed();
+            Ok(started)
+        }
     }
 }
 
