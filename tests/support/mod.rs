@@ -5,6 +5,7 @@
 
 pub mod lambda;
 pub mod moto;
+pub mod polyglot;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
