@@ -190,3 +190,27 @@ async fn without_address_space_for_the_pool_the_host_allocates_on_demand() {
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
     assert!(server.logs().contains("pooling allocator unavailable; using on-demand allocation"), "{}", server.logs());
 }
+
+#[tokio::test]
+async fn a_plugins_output_goes_to_the_log_and_never_stops_it() {
+    let dir = plugin_dir(&[("chatty", &fixture("chatty")), ("ndjson", &example("ndjson"))]);
+    let server = Server::builder().plugins(dir.path()).start();
+    let reply = server.post("/chatty?then=ndjson", HELLO).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.ends_with("{\"type\":\"chunk\",\"data\":\"e\"}\n{\"type\":\"complete\",\"data\":{\"stopReason\":\"end_turn\",\"usage\":{\"inputTokens\":3,\"outputTokens\":3,\"totalTokens\":6,\"latencyMs\":0}}}\n"), "{}", reply.body);
+    let logs = server.logs();
+    assert!(logs.contains("chatty saw 6 events plugin=chatty stream=\"stdout\""), "{logs}");
+    assert!(logs.contains("chatty is fine plugin=chatty stream=\"stderr\""), "{logs}");
+}
+
+#[tokio::test]
+async fn a_component_that_imports_what_the_host_does_not_provide_is_refused_by_name() {
+    let dir = plugin_dir(&[("foreign", &fixture("foreign-import"))]);
+    let server = Server::builder().plugins(dir.path()).start();
+    let reply = server.post("/foreign", HELLO).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (500, "application/json"));
+    let error: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_plugin");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("plugin `foreign` imports `acme:vault/secrets`, which this host does not provide"), "{message}");
+}

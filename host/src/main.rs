@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("STREAMHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: not in files, nor in CloudWatch.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     // Lambda starts the bootstrap binary with no arguments.
     let cli = if lambda::is_lambda() && std::env::args_os().len() == 1 {

@@ -9,17 +9,14 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, error, info, trace, warn};
 use wasmtime::component::{ResourceAny, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::Plugin;
+use super::output::PluginOutput;
 use crate::engine::Limits;
 use crate::store::PluginName;
 use crate::wit::{self, ErrorInfo, Event, LogLevel, StreamContext};
 
-/// How much of a plugin's stderr (where a Rust guest writes its panic
-/// message) is kept to explain a trap.
-const STDERR_CAPACITY: usize = 16 * 1024;
 /// Longer log lines from a plugin are cut.
 const MAX_LOG_LINE: usize = 4 * 1024;
 
@@ -52,13 +49,14 @@ impl PluginError {
 }
 
 /// The store's data: everything a plugin's imports can reach. No
-/// environment, files, network or credentials.
+/// environment, arguments, files, network or credentials; stdin is empty,
+/// stdout and stderr go to the host's log.
 pub struct PluginState {
     plugin: PluginName,
     settings: String,
     wasi: WasiCtx,
     table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    stderr: PluginOutput,
     memory: MemoryCap,
     deadline: Instant,
     /// Set when the deadline stopped a call, which wasmtime's error does not say.
@@ -67,8 +65,9 @@ pub struct PluginState {
 
 impl PluginState {
     fn new(plugin: PluginName, settings: String, memory_bytes: usize) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = PluginOutput::new(plugin.clone(), "stderr");
         let wasi = WasiCtx::builder()
+            .stdout(PluginOutput::new(plugin.clone(), "stdout"))
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
@@ -97,11 +96,7 @@ impl PluginState {
 
     /// The last lines the plugin wrote to stderr: a Rust panic message.
     fn stderr_tail(&self) -> Option<String> {
-        let stderr = self.stderr.contents();
-        let text = String::from_utf8_lossy(&stderr);
-        let tail: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
-        let tail = tail[tail.len().saturating_sub(3)..].join(" / ");
-        (!tail.is_empty()).then_some(tail)
+        self.stderr.tail()
     }
 }
 

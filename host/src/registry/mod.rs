@@ -6,6 +6,7 @@
 //! an `InstancePre`: what is left per stream is a cheap instantiation.
 
 mod instance;
+mod output;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +41,11 @@ pub enum LoadError {
     Compile { name: PluginName, message: String },
     #[error("plugin `{name}` is not a transform plugin: it must export `{TRANSFORMER_INTERFACE}`, and it exports {exports}")]
     WrongWorld { name: PluginName, exports: String },
-    #[error("plugin `{name}` imports something this host does not provide: {message}")]
-    Imports { name: PluginName, message: String },
+    #[error(
+        "plugin `{name}` imports `{import}`, which this host does not provide (it provides streamhost:plugin and \
+         the wasi 0.2 interfaces, with no environment, files or network): {message}"
+    )]
+    Imports { name: PluginName, import: String, message: String },
     #[error("plugin `{name}` is pinned to sha256 {expected}, but the store holds {actual}")]
     DigestMismatch { name: PluginName, expected: String, actual: String },
 }
@@ -214,8 +218,19 @@ fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, compon
     check_world(engine, name, component)?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|error| LoadError::Imports { name: name.clone(), message: format!("{error:#}") })?;
+        .map_err(|error| {
+            let message = format!("{error:#}");
+            LoadError::Imports { name: name.clone(), import: missing_import(&message).unwrap_or("an interface").to_string(), message }
+        })?;
     TransformPre::new(pre).map_err(|error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") })
+}
+
+/// The import wasmtime names, between backticks, in "component imports
+/// instance `acme:vault/secrets`, but a matching implementation was not
+/// found in the linker".
+fn missing_import(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once('`')?;
+    rest.split_once('`').map(|(import, _)| import)
 }
 
 fn check_world(engine: &Engine, name: &PluginName, component: &Component) -> Result<(), LoadError> {
