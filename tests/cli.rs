@@ -4,7 +4,6 @@ mod support;
 
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
 use support::{BIN, EXAMPLES, example, fixture, shared_cache};
 
 fn invoke(args: &[&str]) -> std::process::Output {
@@ -68,7 +67,7 @@ fn plugins_inspect_describes_a_component() {
          exports:\n  streamhost:plugin/transformer@0.1.0\nimports:\n",
         file.display(),
         wasm.len(),
-        hex::encode(Sha256::digest(&wasm))
+        support::sha256_hex(&wasm)
     );
     assert!(stdout.starts_with(&expected_head), "{stdout}");
     // Only what the plugin uses: ndjson never logs, so no `log` import.

@@ -47,3 +47,48 @@ async fn javascript_markdown_sends_each_html_element_when_its_line_is_complete()
     let refused = server.post("/markdown-js", r#"{"prompt":"x","config":{"markdown-js":{"class":"a b"}}}"#).await;
     refused.assert_error(422, "invalid_config", "plugin `markdown-js`: `class` must be a CSS class name");
 }
+
+/// The one entry in a compile cache folder.
+fn only_entry(cache: &std::path::Path) -> std::path::PathBuf {
+    let entries: Vec<_> = std::fs::read_dir(cache).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
+/// Starts a host on `dir` and `cache`, runs the plugin once, and returns the
+/// compile counters and the log.
+async fn run_once(dir: &std::path::Path, cache: &std::path::Path) -> (serde_json::Value, String) {
+    let server = Server::builder().plugins(dir).cache(cache).start();
+    assert_eq!(server.post("/word-filter-py", r#"{"prompt":"darn"}"#).await.status, 200);
+    (server.health().await["plugins"].clone(), server.logs())
+}
+
+#[tokio::test]
+async fn the_python_component_loads_from_the_cache_and_a_bad_entry_is_compiled_again() {
+    let dir = plugin_dir(&[("word-filter-py", &polyglot::component("word-filter-py"))]);
+    let cache = tempfile::tempdir().unwrap();
+    let compiled = serde_json::json!({ "compiled": 1, "cacheHits": 0 });
+
+    assert_eq!(run_once(dir.path(), cache.path()).await.0, compiled);
+    assert_eq!(run_once(dir.path(), cache.path()).await.0, serde_json::json!({ "compiled": 0, "cacheHits": 1 }));
+
+    // One byte of the compiled code changed.
+    let entry = only_entry(cache.path());
+    let mut bytes = std::fs::read(&entry).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x55;
+    std::fs::write(&entry, &bytes).unwrap();
+    let (counters, logs) = run_once(dir.path(), cache.path()).await;
+    assert_eq!(counters, compiled);
+    assert!(logs.contains("unusable cache entry; compiling again") && logs.contains("sha256 mismatch"), "{logs}");
+
+    // An entry whose header says another engine configuration made it.
+    let bytes = std::fs::read(&entry).unwrap();
+    let text_end = bytes.windows(2).position(|pair| pair == b"\n\n").unwrap();
+    let header = String::from_utf8(bytes[..text_end].to_vec()).unwrap();
+    let engine_line = header.lines().find(|line| line.starts_with("engine: ")).unwrap();
+    let other = header.replace(engine_line, "engine: 0123456789abcdef");
+    std::fs::write(&entry, [other.as_bytes(), &bytes[text_end..]].concat()).unwrap();
+    let (counters, logs) = run_once(dir.path(), cache.path()).await;
+    assert_eq!(counters, compiled);
+    assert!(logs.contains("made by another engine configuration (0123456789abcdef"), "{logs}");
+}

@@ -214,3 +214,25 @@ async fn a_component_that_imports_what_the_host_does_not_provide_is_refused_by_n
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("plugin `foreign` imports `acme:vault/secrets`, which this host does not provide"), "{message}");
 }
+
+#[tokio::test]
+async fn a_cache_entry_of_another_component_is_refused() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("sse", &example("sse"))]);
+    let first = Server::builder().plugins(dir.path()).cache(cache.path()).start();
+    assert_eq!(first.post("/ndjson", HELLO).await.status, 200);
+    assert_eq!(first.post("/sse", HELLO).await.status, 200);
+    drop(first);
+    // Each entry is named by its component's digest; put ndjson's compiled
+    // code under sse's name.
+    let ndjson_digest = support::sha256_hex(&fs::read(example("ndjson")).unwrap());
+    let entries: Vec<_> = fs::read_dir(cache.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
+    let (ndjson, sse): (Vec<_>, Vec<_>) = entries.iter().partition(|path| path.file_name().unwrap().to_string_lossy().starts_with(&ndjson_digest));
+    fs::copy(ndjson[0], sse[0]).unwrap();
+
+    let server = Server::builder().plugins(dir.path()).cache(cache.path()).start();
+    let reply = server.post("/sse", HELLO).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/event-stream"), "sse's own code runs");
+    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0 }));
+    assert!(server.logs().contains(&format!("made from another component ({ndjson_digest})")), "{}", server.logs());
+}

@@ -8,7 +8,6 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use support::moto::{BUCKET, Moto};
 use support::{BIN, Server, example, fixture};
 
@@ -76,8 +75,8 @@ async fn a_pinned_plugin_whose_object_differs_is_refused() {
     let moto = Moto::start().await;
     let ndjson = read(example("ndjson"));
     moto.put("plugins/ndjson.wasm", ndjson.clone()).await;
-    let pinned = hex::encode(Sha256::digest(read(example("sse"))));
-    let actual = hex::encode(Sha256::digest(&ndjson));
+    let pinned = support::sha256_hex(&read(example("sse")));
+    let actual = support::sha256_hex(&ndjson);
     let server = s3_server(&moto).arg("--pin", &format!("ndjson={pinned}")).start();
     server.post("/ndjson", HELLO).await.assert_error(
         500,
@@ -119,7 +118,7 @@ async fn publish_checks_then_uploads_with_the_digest() {
     let moto = Moto::start().await;
     let output = publish(&moto, &example("text-only"), "plain");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let digest = hex::encode(Sha256::digest(read(example("text-only"))));
+    let digest = support::sha256_hex(&read(example("text-only")));
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         format!("published `plain` ({} bytes, sha256 {digest}) to s3://{BUCKET}/plugins/plain.wasm\n", read(example("text-only")).len())
@@ -154,7 +153,7 @@ async fn publish_uploads_a_large_component() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let object = moto.client().head_object().bucket(BUCKET).key("plugins/big.wasm").send().await.unwrap();
     assert_eq!(object.content_length(), Some(big.len() as i64));
-    assert_eq!(object.metadata().unwrap()["sha256"], hex::encode(Sha256::digest(&big)));
+    assert_eq!(object.metadata().unwrap()["sha256"], support::sha256_hex(&big));
 
     let server = s3_server(&moto).start();
     let reply = server.post("/big", HELLO).await;

@@ -250,3 +250,9 @@ pub fn example(name: &str) -> PathBuf {
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES).join(format!("{name}.wasm"))
 }
+
+/// A component's sha256 in hex: how the host names it in pins and caches.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

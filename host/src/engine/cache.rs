@@ -1,10 +1,18 @@
 //! Compiled plugins kept on disk, so that a restart loads native code in
-//! well under a millisecond instead of compiling again.
+//! a fraction of a millisecond (a Python or JavaScript component: tens of
+//! milliseconds) instead of compiling again (up to seconds).
 //!
 //! An entry is named by the sha256 of the component and a hash of everything
 //! in the engine that affects the compiled code (wasmtime's version, the
 //! target, the settings), so a change to either misses instead of loading
-//! code made for something else.
+//! code made for something else. Compiled code is native code, run without
+//! the sandbox's checks on what it is, so each entry also carries a header
+//! that is checked before the code is used (see [`Entry`]): the component it
+//! was made from, the engine it was made by, and the sha256 of the code. An
+//! entry that fails any check is refused and the component compiled again.
+//! The folder itself must be writable by the host only: the checks catch a
+//! damaged, truncated, swapped or hand-edited entry, not someone able to
+//! write a whole new one with a matching header.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -40,25 +48,79 @@ impl CompileCache {
             return Ok((Component::new(engine, wasm)?, Origin::Compiled));
         };
         if path.exists() {
-            // SAFETY: the cache folder is the host's own; entries are written
-            // only by `store` below, from code this engine compiled, and the
-            // name ties each to the component and the engine configuration.
-            // wasmtime checks the header's engine compatibility again.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match self.read(engine, &path, digest) {
                 Ok(component) => return Ok((component, Origin::DiskCache)),
                 Err(error) => warn!(path = %path.display(), %error, "unusable cache entry; compiling again"),
             }
         }
         let component = Component::new(engine, wasm)?;
-        if let Err(error) = store(&path, &component.serialize()?) {
+        let entry = Entry { component_sha256: digest, engine_hash: &self.engine_hash }.encode(&component.serialize()?);
+        if let Err(error) = store(&path, &entry) {
             warn!(path = %path.display(), %error, "could not write the compile cache");
         }
         Ok((component, Origin::Compiled))
     }
 
+    fn read(&self, engine: &Engine, path: &Path, digest: &str) -> anyhow::Result<Component> {
+        let bytes = fs::read(path)?;
+        let code = Entry { component_sha256: digest, engine_hash: &self.engine_hash }.verify(&bytes)?;
+        // SAFETY: `verify` checked that these bytes are, unchanged, what this
+        // host's engine compiled from this component (see the module docs
+        // for what that does and does not rule out); wasmtime checks its own
+        // compatibility header again.
+        Ok(unsafe { Component::deserialize(engine, code) }?)
+    }
+
     fn entry_path(&self, digest: &str) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!("{digest}-{}.cwasm", self.engine_hash)))
+    }
+}
+
+/// The header before the compiled code of an entry:
+///
+/// ```text
+/// streamhost-compiled 1
+/// component-sha256: <hex>
+/// engine: <engine hash>
+/// code-sha256: <hex>
+///
+/// <the code, as wasmtime serialised it>
+/// ```
+struct Entry<'a> {
+    component_sha256: &'a str,
+    engine_hash: &'a str,
+}
+
+const MAGIC: &str = "streamhost-compiled 1";
+
+impl Entry<'_> {
+    fn encode(&self, code: &[u8]) -> Vec<u8> {
+        let header = format!(
+            "{MAGIC}\ncomponent-sha256: {}\nengine: {}\ncode-sha256: {}\n\n",
+            self.component_sha256,
+            self.engine_hash,
+            hex::encode(Sha256::digest(code))
+        );
+        [header.as_bytes(), code].concat()
+    }
+
+    /// The code in `bytes`, if its header names this component and engine
+    /// and its digest matches.
+    fn verify<'b>(&self, bytes: &'b [u8]) -> anyhow::Result<&'b [u8]> {
+        let end = bytes.windows(2).position(|pair| pair == b"\n\n").ok_or_else(|| anyhow::anyhow!("no header"))?;
+        let header = std::str::from_utf8(&bytes[..end])?;
+        let code = &bytes[end + 2..];
+        let mut lines = header.lines();
+        anyhow::ensure!(lines.next() == Some(MAGIC), "not a streamhost compiled entry");
+        let mut field = |name: &str| {
+            lines.next().and_then(|line| line.strip_prefix(name)).and_then(|rest| rest.strip_prefix(": ")).ok_or_else(|| anyhow::anyhow!("no `{name}` in the header"))
+        };
+        let (component, engine, code_sha256) = (field("component-sha256")?, field("engine")?, field("code-sha256")?);
+        anyhow::ensure!(component == self.component_sha256, "made from another component ({component})");
+        anyhow::ensure!(engine == self.engine_hash, "made by another engine configuration ({engine}, this one is {})", self.engine_hash);
+        anyhow::ensure!(hex::encode(Sha256::digest(code)) == code_sha256, "the code is not what was written (sha256 mismatch)");
+        Ok(code)
     }
 }
 
@@ -92,5 +154,26 @@ impl Hasher for Sha256Hasher {
 
     fn finish(&self) -> u64 {
         unreachable!("only `write` is used; the digest is read from the inner hasher")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRY: Entry<'static> = Entry { component_sha256: "c0ffee", engine_hash: "e1" };
+
+    #[test]
+    fn an_entry_reads_back_only_unchanged_for_its_component_and_engine() {
+        let bytes = ENTRY.encode(b"native code");
+        assert_eq!(ENTRY.verify(&bytes).unwrap(), b"native code");
+
+        let error = |entry: &Entry, bytes: &[u8]| entry.verify(bytes).unwrap_err().to_string();
+        assert_eq!(error(&Entry { component_sha256: "other", ..ENTRY }, &bytes), "made from another component (c0ffee)");
+        assert_eq!(error(&Entry { engine_hash: "e2", ..ENTRY }, &bytes), "made by another engine configuration (e1, this one is e2)");
+        let mut tampered = bytes.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(error(&ENTRY, &tampered), "the code is not what was written (sha256 mismatch)");
+        assert_eq!(error(&ENTRY, b"not compiled code"), "no header");
     }
 }
