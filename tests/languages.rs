@@ -3,6 +3,9 @@
 
 mod support;
 
+use std::time::Duration;
+
+use support::upstream::{SSE, Script, Upstream};
 use support::{Server, example, plugin_dir, polyglot};
 
 #[tokio::test]
@@ -46,6 +49,19 @@ async fn javascript_markdown_sends_each_html_element_when_its_line_is_complete()
     assert_eq!(styled.body, "<p class=\"answer\">hi</p>\n");
     let refused = server.post("/markdown-js", r#"{"prompt":"x","config":{"markdown-js":{"class":"a b"}}}"#).await;
     refused.assert_error(422, "invalid_config", "plugin `markdown-js`: `class` must be a CSS class name");
+}
+
+#[tokio::test]
+async fn c_sse_reframer_writes_canonical_events() {
+    // CRLF, CR and LF line ends, comments, "field:value" without a space.
+    let upstream_bytes = [": connected\r\n\r\n", "data:{\"a\":1}\r\n\r\n", "event:x\rdata: two\r\r", "id: 7\n\n: ping\n\n"];
+    let script = Script::new(200, SSE).chunks(Duration::ZERO, upstream_bytes.map(|chunk| chunk.as_bytes().to_vec()));
+    let agent = Upstream::start(vec![script]).await;
+    let dir = plugin_dir(&[("sse-reframe-c", &polyglot::component("sse-reframe-c"))]);
+    let server = Server::builder().plugins(dir.path()).arg("--upstream-url", &agent.base).start();
+    let reply = server.post("/sse-reframe-c", r#"{"prompt":"x"}"#).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/event-stream"));
+    assert_eq!(reply.body, "data: {\"a\":1}\n\nevent: x\ndata: two\n\nid: 7\n\n");
 }
 
 /// The one entry in a compile cache folder.
