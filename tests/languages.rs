@@ -83,10 +83,10 @@ async fn run_once(dir: &std::path::Path, cache: &std::path::Path) -> (serde_json
 async fn the_python_component_loads_from_the_cache_and_a_bad_entry_is_compiled_again() {
     let dir = plugin_dir(&[("word-filter-py", &polyglot::component("word-filter-py"))]);
     let cache = tempfile::tempdir().unwrap();
-    let compiled = serde_json::json!({ "compiled": 1, "cacheHits": 0 });
+    let compiled = serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 });
 
     assert_eq!(run_once(dir.path(), cache.path()).await.0, compiled);
-    assert_eq!(run_once(dir.path(), cache.path()).await.0, serde_json::json!({ "compiled": 0, "cacheHits": 1 }));
+    assert_eq!(run_once(dir.path(), cache.path()).await.0, serde_json::json!({ "compiled": 0, "cacheHits": 1, "precompiled": 0 }));
 
     // One byte of the compiled code changed.
     let entry = only_entry(cache.path());

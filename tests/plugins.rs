@@ -121,7 +121,7 @@ async fn a_restart_loads_compiled_plugins_from_the_disk_cache() {
     let cache = tempfile::tempdir().unwrap();
     let first = Server::builder().cache(cache.path()).start();
     assert_eq!(first.post("/ndjson", HELLO).await.status, 200);
-    assert_eq!(first.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0 }));
+    assert_eq!(first.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
     drop(first);
     let entries: Vec<_> = fs::read_dir(cache.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 1, "one compiled entry: {entries:?}");
@@ -129,7 +129,7 @@ async fn a_restart_loads_compiled_plugins_from_the_disk_cache() {
     let second = Server::builder().cache(cache.path()).start();
     let reply = second.post("/ndjson", HELLO).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(second.health().await["plugins"], serde_json::json!({ "compiled": 0, "cacheHits": 1 }));
+    assert_eq!(second.health().await["plugins"], serde_json::json!({ "compiled": 0, "cacheHits": 1, "precompiled": 0 }));
 }
 
 #[tokio::test]
@@ -141,7 +141,7 @@ async fn a_damaged_cache_entry_is_compiled_again() {
     }
     let server = Server::builder().cache(cache.path()).start();
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
-    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0 }));
+    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
     assert!(server.logs().contains("unusable cache entry"));
 }
 
@@ -233,6 +233,6 @@ async fn a_cache_entry_of_another_component_is_refused() {
     let server = Server::builder().plugins(dir.path()).cache(cache.path()).start();
     let reply = server.post("/sse", HELLO).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/event-stream"), "sse's own code runs");
-    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0 }));
+    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
     assert!(server.logs().contains(&format!("made from another component ({ndjson_digest})")), "{}", server.logs());
 }

@@ -104,10 +104,15 @@ async fn names_are_checked_before_any_key_is_built() {
 }
 
 fn publish(moto: &Moto, file: &std::path::Path, name: &str) -> std::process::Output {
+    publish_with(moto, file, name, &[])
+}
+
+fn publish_with(moto: &Moto, file: &std::path::Path, name: &str, flags: &[&str]) -> std::process::Output {
     Command::new(BIN)
         .arg("publish")
         .arg(file)
         .args(["--name", name, "--to", SOURCE])
+        .args(flags)
         .envs(moto.env())
         .output()
         .unwrap()
@@ -181,4 +186,42 @@ async fn a_manifest_in_s3_runs_its_chain_and_a_missing_one_is_not_asked_for_each
     }
     let lookups = moto.log().matches("GET /streamhost-plugins/plugins/ndjson.json").count();
     assert!((1..=2).contains(&lookups), "{lookups} lookups of ndjson.json in: {}", moto.log());
+}
+
+#[tokio::test]
+async fn a_precompiled_artifact_is_loaded_only_by_hosts_that_trust_it() {
+    let moto = Moto::start().await;
+    let output = publish_with(&moto, &example("ndjson"), "fmt", &["--precompile"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("precompiled `fmt` for this machine ("), "{stdout}");
+    assert!(stdout.contains(&format!("to s3://{BUCKET}/plugins/fmt.cwasm\npublished `fmt`")), "{stdout}");
+
+    let untrusting = s3_server(&moto).start();
+    assert_eq!(untrusting.post("/fmt", HELLO).await.status, 200);
+    assert_eq!(untrusting.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
+
+    let trusting = s3_server(&moto).env([("STREAMHOST_TRUST_PRECOMPILED", "true".to_string())]).start();
+    let reply = trusting.post("/fmt", HELLO).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"));
+    assert_eq!(trusting.health().await["plugins"], serde_json::json!({ "compiled": 0, "cacheHits": 0, "precompiled": 1 }));
+}
+
+#[tokio::test]
+async fn a_precompiled_artifact_of_another_component_is_refused_and_the_component_compiled() {
+    let moto = Moto::start().await;
+    let output = publish_with(&moto, &example("sse"), "sse", &["--precompile"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    // `fmt` is ndjson, with sse's artifact beside it.
+    moto.put("plugins/fmt.wasm", read(example("ndjson"))).await;
+    let sse_artifact = moto.client().get_object().bucket(BUCKET).key("plugins/sse.cwasm").send().await.unwrap();
+    moto.put("plugins/fmt.cwasm", sse_artifact.body.collect().await.unwrap().to_vec()).await;
+
+    let server = s3_server(&moto).env([("STREAMHOST_TRUST_PRECOMPILED", "true".to_string())]).start();
+    let reply = server.post("/fmt", HELLO).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"), "ndjson's own code runs");
+    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
+    let sse_digest = support::sha256_hex(&read(example("sse")));
+    assert!(server.logs().contains("precompiled artifact refused; compiling"), "{}", server.logs());
+    assert!(server.logs().contains(&format!("made from another component ({sse_digest})")), "{}", server.logs());
 }

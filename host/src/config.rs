@@ -93,6 +93,13 @@ pub struct HostSettings {
     #[arg(long, env = "STREAMHOST_NO_DISK_CACHE")]
     pub no_disk_cache: bool,
 
+    /// Load `<name>.cwasm` artifacts made by `publish --precompile` from the
+    /// plugin store instead of compiling, when they were made from the very
+    /// component and for this host's engine. They are native code: only for
+    /// stores that only trusted parties can write (docs/deploy.md).
+    #[arg(long, env = "STREAMHOST_TRUST_PRECOMPILED")]
+    pub trust_precompiled: bool,
+
     /// The longest a single plugin call may run before it is stopped.
     #[arg(long, env = "STREAMHOST_PLUGIN_TIMEOUT_MS", default_value_t = 1000, value_name = "MS")]
     pub plugin_timeout_ms: u64,

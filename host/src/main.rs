@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use streamhost::config::HostSettings;
 use streamhost::frontends::{cli, http, lambda, publish};
-use streamhost::store::{PluginName, S3Location};
+use streamhost::store::{ObjectKind, PluginName, S3Location};
 use tracing_subscriber::EnvFilter;
 
 /// A streaming host for WebAssembly transform plugins.
@@ -72,6 +72,15 @@ enum Command {
         /// Address buckets as `endpoint/bucket` (for S3-compatible servers).
         #[arg(long, env = "STREAMHOST_S3_PATH_STYLE")]
         s3_path_style: bool,
+        /// Also upload `<name>.cwasm`, the component compiled for the hosts'
+        /// engine, which hosts started with --trust-precompiled load instead
+        /// of compiling.
+        #[arg(long)]
+        precompile: bool,
+        /// The hosts' target triple, when it is not this machine's
+        /// (`aarch64-unknown-linux-gnu` for Lambda on arm64).
+        #[arg(long, requires = "precompile", value_name = "TRIPLE")]
+        target: Option<String>,
     },
     /// Work with plugin files.
     Plugins {
@@ -140,11 +149,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Publish { file, name, to, s3_path_style } => {
+        Command::Publish { file, name, to, s3_path_style, precompile, target } => {
             let (wasm, report) = publish::inspect(&file, &name)?;
             let client = streamhost::aws::s3_client(&streamhost::aws::load().await, s3_path_style);
+            // The artifact first: a host that sees the new component finds
+            // its artifact already there (an old one would be refused).
+            if precompile {
+                let artifact = publish::precompile(&wasm, &report.digest, target.as_deref())?;
+                let size = artifact.len();
+                let key = publish::upload(&client, &to, &name, ObjectKind::Precompiled, artifact, &report.digest).await?;
+                println!("precompiled `{name}` for {} ({size} bytes) to s3://{}/{key}", target.as_deref().unwrap_or("this machine"), to.bucket);
+            }
             let size = wasm.len();
-            let key = publish::upload(&client, &to, &name, wasm, &report.digest).await?;
+            let key = publish::upload(&client, &to, &name, ObjectKind::Component, wasm, &report.digest).await?;
             println!("published `{name}` ({size} bytes, sha256 {}) to s3://{}/{key}", report.digest, to.bucket);
             Ok(ExitCode::SUCCESS)
         }

@@ -28,6 +28,8 @@ use wasmtime::component::Component;
 pub enum Origin {
     Compiled,
     DiskCache,
+    /// A precompiled artifact from the plugin store (`--trust-precompiled`).
+    Precompiled,
 }
 
 pub struct CompileCache {
@@ -44,30 +46,67 @@ impl CompileCache {
     /// Loads the compiled form of `wasm` (whose sha256 is `digest`) from the
     /// cache, or compiles it and stores the result.
     pub fn load(&self, engine: &Engine, wasm: &[u8], digest: &str) -> wasmtime::Result<(Component, Origin)> {
-        let Some(path) = self.entry_path(digest) else {
-            return Ok((Component::new(engine, wasm)?, Origin::Compiled));
-        };
-        if path.exists() {
-            match self.read(engine, &path, digest) {
-                Ok(component) => return Ok((component, Origin::DiskCache)),
-                Err(error) => warn!(path = %path.display(), %error, "unusable cache entry; compiling again"),
+        match self.cached(engine, digest) {
+            Some(component) => Ok((component, Origin::DiskCache)),
+            None => Ok((self.compile(engine, wasm, digest)?, Origin::Compiled)),
+        }
+    }
+
+    /// The cached compiled form of the component `digest`, if there is a
+    /// usable one.
+    pub fn cached(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.entry_path(digest).filter(|path| path.exists())?;
+        match self.read(engine, &path, digest) {
+            Ok(component) => Some(component),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "unusable cache entry; compiling again");
+                None
             }
         }
+    }
+
+    /// Compiles `wasm` and keeps the result in the cache.
+    pub fn compile(&self, engine: &Engine, wasm: &[u8], digest: &str) -> wasmtime::Result<Component> {
         let component = Component::new(engine, wasm)?;
-        let entry = Entry { component_sha256: digest, engine_hash: &self.engine_hash }.encode(&component.serialize()?);
-        if let Err(error) = store(&path, &entry) {
+        self.keep(digest, &self.entry(digest).encode(&component.serialize()?));
+        Ok(component)
+    }
+
+    /// Compiles `wasm` into an artifact a host with this engine
+    /// configuration can load instead of compiling (`publish --precompile`).
+    pub fn precompile(&self, engine: &Engine, wasm: &[u8], digest: &str) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.entry(digest).encode(&engine.precompile_component(wasm)?))
+    }
+
+    /// Loads a precompiled artifact of the component `digest` after the
+    /// same checks as a cache entry, and keeps it in the cache.
+    pub fn adopt(&self, engine: &Engine, digest: &str, artifact: &[u8]) -> anyhow::Result<Component> {
+        let component = self.deserialize(engine, digest, artifact)?;
+        self.keep(digest, artifact);
+        Ok(component)
+    }
+
+    fn entry<'a>(&'a self, digest: &'a str) -> Entry<'a> {
+        Entry { component_sha256: digest, engine_hash: &self.engine_hash }
+    }
+
+    fn keep(&self, digest: &str, entry: &[u8]) {
+        let Some(path) = self.entry_path(digest) else { return };
+        if let Err(error) = store(&path, entry) {
             warn!(path = %path.display(), %error, "could not write the compile cache");
         }
-        Ok((component, Origin::Compiled))
     }
 
     fn read(&self, engine: &Engine, path: &Path, digest: &str) -> anyhow::Result<Component> {
-        let bytes = fs::read(path)?;
-        let code = Entry { component_sha256: digest, engine_hash: &self.engine_hash }.verify(&bytes)?;
-        // SAFETY: `verify` checked that these bytes are, unchanged, what this
-        // host's engine compiled from this component (see the module docs
-        // for what that does and does not rule out); wasmtime checks its own
-        // compatibility header again.
+        self.deserialize(engine, digest, &fs::read(path)?)
+    }
+
+    fn deserialize(&self, engine: &Engine, digest: &str, entry: &[u8]) -> anyhow::Result<Component> {
+        let code = self.entry(digest).verify(entry)?;
+        // SAFETY: `verify` checked that these bytes are, unchanged, what an
+        // engine configured as this one compiled from this component (see
+        // the module docs for what that does and does not rule out); wasmtime
+        // checks its own compatibility header again.
         Ok(unsafe { Component::deserialize(engine, code) }?)
     }
 
@@ -137,7 +176,7 @@ fn store(path: &Path, compiled: &[u8]) -> std::io::Result<()> {
 }
 
 /// A stable digest of `Engine::precompile_compatibility_hash`.
-fn engine_hash(engine: &Engine) -> String {
+pub(super) fn engine_hash(engine: &Engine) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hex::encode(&hasher.0.finalize()[..8])

@@ -50,10 +50,17 @@ pub fn build(limits: &Limits) -> anyhow::Result<(Engine, Allocator)> {
     Ok((engine, allocator))
 }
 
-/// An engine for checking components (`publish`, `plugins inspect`): the
-/// host's code generation settings, without the allocator pool or the clock.
-pub fn build_for_checks() -> anyhow::Result<Engine> {
-    Ok(Engine::new(&base_config())?)
+/// An engine for checking and precompiling components (`publish`, `plugins
+/// inspect`): the host's code generation settings, without the allocator
+/// pool or the clock, for hosts on `target` (a target triple such as
+/// `aarch64-unknown-linux-gnu`, for Lambda on arm64) or on this machine.
+/// Another architecture than this one needs the `all-arch` feature.
+pub fn build_for_checks(target: Option<&str>) -> anyhow::Result<Engine> {
+    let mut config = base_config();
+    if let Some(target) = target {
+        config.target(target)?;
+    }
+    Engine::new(&config).map_err(|error| anyhow::anyhow!("no engine for {}: {error:#} (is streamhost built with the `all-arch` feature?)", target.unwrap_or("this machine")))
 }
 
 fn base_config() -> Config {
@@ -93,4 +100,19 @@ fn start_epoch_clock(engine: &Engine) {
             }
         })
         .expect("the epoch thread starts");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `publish --precompile` compiles with the checking engine, for hosts
+    /// whose engine has an allocator pool and a clock: their compiled code
+    /// must be interchangeable, whatever the limits.
+    #[test]
+    fn the_checking_engine_compiles_what_the_serving_engine_loads() {
+        let limits = Limits { call_timeout: Duration::from_secs(1), memory_bytes: 32 << 20, max_instances: 4 };
+        let (serving, _) = build(&limits).unwrap();
+        assert_eq!(cache::engine_hash(&serving), cache::engine_hash(&build_for_checks(None).unwrap()));
+    }
 }

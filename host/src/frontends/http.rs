@@ -109,6 +109,7 @@ async fn health(State(app): State<App>) -> Response {
         "plugins": {
             "compiled": stats.compiled.load(Ordering::Relaxed),
             "cacheHits": stats.cache_hits.load(Ordering::Relaxed),
+            "precompiled": stats.precompiled.load(Ordering::Relaxed),
         },
     });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()

@@ -1,6 +1,7 @@
 //! `streamhost publish` and `streamhost plugins inspect`: check a component
 //! exactly as the host will when it loads it, then (publish) upload it to
-//! the plugin store in S3 with its digest in the object's metadata.
+//! the plugin store in S3 with its digest in the object's metadata, and, if
+//! asked, the component compiled ahead of time beside it.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -14,7 +15,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine;
+use crate::engine::{self, CompileCache};
 use crate::registry::{self, ComponentReport};
 use crate::store::{ObjectKind, PluginName, S3Location};
 use crate::wit::TRANSFORMER_INTERFACE;
@@ -27,7 +28,7 @@ pub const DIGEST_METADATA: &str = "sha256";
 /// Reads and checks a component; the error says why the host would refuse it.
 pub fn inspect(file: &Path, name: &PluginName) -> anyhow::Result<(Vec<u8>, ComponentReport)> {
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let engine = engine::build_for_checks()?;
+    let engine = engine::build_for_checks(None)?;
     let report = registry::inspect(&engine, name, &wasm)?;
     Ok((wasm, report))
 }
@@ -46,11 +47,28 @@ pub fn describe(file: &Path, size: usize, report: &ComponentReport) -> String {
     out
 }
 
-/// Uploads a checked component as `<prefix><name>.wasm`; returns its key.
-/// One PutObject (S3 takes up to 5 GB that way), whose body moves the
-/// progress bar as the HTTP client reads it.
-pub async fn upload(client: &aws_sdk_s3::Client, to: &S3Location, name: &PluginName, wasm: Vec<u8>, digest: &str) -> anyhow::Result<String> {
-    let key = to.key(name, ObjectKind::Component);
+/// The component compiled for hosts on `target` (or this machine), in the
+/// form their compile cache checks before loading it.
+pub fn precompile(wasm: &[u8], digest: &str, target: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let engine = engine::build_for_checks(target)?;
+    Ok(CompileCache::new(&engine, None).precompile(&engine, wasm, digest)?)
+}
+
+/// Uploads a checked component (`<prefix><name>.wasm`) or its precompiled
+/// artifact (`.cwasm`); returns the key. One PutObject (S3 takes up to 5 GB
+/// that way), whose body moves the progress bar as the HTTP client reads it.
+/// `digest` is the component's, in both.
+pub async fn upload(
+    client: &aws_sdk_s3::Client,
+    to: &S3Location,
+    name: &PluginName,
+    kind: ObjectKind,
+    bytes: Vec<u8>,
+    digest: &str,
+) -> anyhow::Result<String> {
+    let key = to.key(name, kind);
+    let content_type = if kind == ObjectKind::Component { "application/wasm" } else { "application/octet-stream" };
+    let wasm = bytes;
     let progress = ProgressBar::new(wasm.len() as u64).with_message(format!("s3://{}/{key}", to.bucket));
     progress.set_style(ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"));
     let wasm = Bytes::from(wasm);
@@ -66,7 +84,7 @@ pub async fn upload(client: &aws_sdk_s3::Client, to: &S3Location, name: &PluginN
         .put_object()
         .bucket(&to.bucket)
         .key(&key)
-        .content_type("application/wasm")
+        .content_type(content_type)
         .metadata(DIGEST_METADATA, digest)
         .body(ByteStream::new(body))
         .send()

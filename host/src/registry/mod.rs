@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::Semaphore;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -73,6 +73,7 @@ pub struct Plugin {
 pub struct Stats {
     pub compiled: AtomicU64,
     pub cache_hits: AtomicU64,
+    pub precompiled: AtomicU64,
 }
 
 struct Loaded {
@@ -96,6 +97,8 @@ pub struct Registry {
     /// One permit per instance alive, `limits.max_instances` in all: past
     /// that, requests are shed with a clear error, whichever the allocator.
     instances: Arc<Semaphore>,
+    /// Whether `<name>.cwasm` artifacts from the store may be loaded.
+    trust_precompiled: bool,
     pub stats: Stats,
 }
 
@@ -104,7 +107,26 @@ impl Registry {
         let linker = linker(&engine)?;
         let instances = Arc::new(Semaphore::new(limits.max_instances as usize));
         let pins = HashMap::new();
-        Ok(Self { engine, linker, store, cache, limits, slots: Mutex::default(), pins, instances, stats: Stats::default() })
+        Ok(Self {
+            engine,
+            linker,
+            store,
+            cache,
+            limits,
+            slots: Mutex::default(),
+            pins,
+            instances,
+            trust_precompiled: false,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Loads `<name>.cwasm` precompiled artifacts from the store, when they
+    /// pass the cache's checks, instead of compiling. Native code is trusted
+    /// code: only for stores whose writers are trusted as much as the host.
+    pub fn trusting_precompiled(mut self, trust: bool) -> Self {
+        self.trust_precompiled = trust;
+        self
     }
 
     /// Refuses any version of these plugins but the pinned one.
@@ -160,18 +182,52 @@ impl Registry {
         Ok(plugin)
     }
 
-    /// Checks, compiles (or loads from cache) and links a component.
+    /// Checks a component, gets its compiled form (the disk cache, else a
+    /// trusted precompiled artifact, else the compiler) and links it.
     async fn prepare(&self, name: &PluginName, wasm: &[u8], digest: String) -> Result<Plugin, LoadError> {
-        // Compiling takes milliseconds to seconds of CPU: keep it off the
-        // threads that serve streams.
-        let (component, origin) = tokio::task::block_in_place(|| compile(&self.engine, &self.cache, name, wasm, &digest))?;
-        match origin {
-            Origin::Compiled => self.stats.compiled.fetch_add(1, Ordering::Relaxed),
-            Origin::DiskCache => self.stats.cache_hits.fetch_add(1, Ordering::Relaxed),
+        check_header(name, wasm)?;
+        // Loading and compiling take milliseconds to seconds of CPU: keep
+        // them off the threads that serve streams.
+        let cached = tokio::task::block_in_place(|| self.cache.cached(&self.engine, &digest));
+        let (component, origin) = match cached {
+            Some(component) => (component, Origin::DiskCache),
+            None => match self.precompiled(name, &digest).await {
+                Some(component) => (component, Origin::Precompiled),
+                None => (tokio::task::block_in_place(|| compile(&self.engine, &self.cache, name, wasm, &digest))?, Origin::Compiled),
+            },
         };
+        let counter = match origin {
+            Origin::Compiled => &self.stats.compiled,
+            Origin::DiskCache => &self.stats.cache_hits,
+            Origin::Precompiled => &self.stats.precompiled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let pre = link(&self.engine, &self.linker, name, &component)?;
         info!(plugin = %name, %digest, ?origin, "plugin loaded");
         Ok(Plugin { name: name.clone(), digest: digest.into(), pre })
+    }
+
+    /// The store's precompiled artifact of this component, if trusted,
+    /// present and sound; why not is logged.
+    async fn precompiled(&self, name: &PluginName, digest: &str) -> Option<Component> {
+        if !self.trust_precompiled {
+            return None;
+        }
+        let artifact = match self.store.fetch(name, ObjectKind::Precompiled, None).await {
+            Ok(Fetched::Changed { bytes, .. }) => bytes,
+            Ok(Fetched::Unchanged) | Err(StoreError::NotFound(_)) => return None,
+            Err(error) => {
+                warn!(plugin = %name, %error, "could not fetch the precompiled artifact; compiling");
+                return None;
+            }
+        };
+        match tokio::task::block_in_place(|| self.cache.adopt(&self.engine, digest, &artifact)) {
+            Ok(component) => Some(component),
+            Err(error) => {
+                warn!(plugin = %name, %error, "precompiled artifact refused; compiling");
+                None
+            }
+        }
     }
 }
 
@@ -179,7 +235,8 @@ impl Registry {
 /// what it imports and exports. Compiles it, so it takes a moment.
 pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<ComponentReport, LoadError> {
     let digest = sha256_hex(wasm);
-    let (component, _) = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
+    check_header(name, wasm)?;
+    let component = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
     let linker = linker(engine).expect("the host's own interfaces link");
     link(engine, &linker, name, &component)?;
     let ty = component.component_type();
@@ -196,11 +253,9 @@ fn sha256_hex(wasm: &[u8]) -> String {
     hex::encode(Sha256::digest(wasm))
 }
 
-/// Checks that `wasm` is a component, then compiles it or loads its compiled
-/// form from `cache`.
-fn compile(engine: &Engine, cache: &CompileCache, name: &PluginName, wasm: &[u8], digest: &str) -> Result<(Component, Origin), LoadError> {
-    check_header(name, wasm)?;
-    cache.load(engine, wasm, digest).map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })
+/// Compiles a component (keeping the result in `cache`).
+fn compile(engine: &Engine, cache: &CompileCache, name: &PluginName, wasm: &[u8], digest: &str) -> Result<Component, LoadError> {
+    cache.compile(engine, wasm, digest).map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })
 }
 
 /// What every plugin instance may import: the host's interfaces and WASI.

@@ -77,6 +77,8 @@ impl FromStr for PluginName {
 pub enum ObjectKind {
     Component,
     Manifest,
+    /// A component compiled ahead of time (`publish --precompile`).
+    Precompiled,
 }
 
 impl ObjectKind {
@@ -84,6 +86,7 @@ impl ObjectKind {
         match self {
             ObjectKind::Component => format!("{name}.wasm"),
             ObjectKind::Manifest => format!("{name}.json"),
+            ObjectKind::Precompiled => format!("{name}.cwasm"),
         }
     }
 }
