@@ -5,8 +5,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(realpath -m "${1:-$here/markdown-js.wasm}")"
 cd "$here"
-# The versions in package-lock.json, exactly.
-[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+# The versions package-lock.json names. (`npm install` rather than `npm ci`:
+# npm 11 writes lock files that `npm ci` then refuses for missing optional,
+# other-platform packages.)
+[ -d node_modules ] || npm install --no-save --no-audit --no-fund --loglevel=error
 # No wasi:http: a plugin has no network, and the host would refuse the import.
 ./node_modules/.bin/componentize-js markdown.js --wit ../../wit --world-name transform \
   --disable http fetch-event --out "$out"
