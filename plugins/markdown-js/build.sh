@@ -4,6 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(realpath -m "${1:-$here/markdown-js.wasm}")"
+mkdir -p "$(dirname "$out")"
 cd "$here"
 # The versions package-lock.json names. (`npm install` rather than `npm ci`:
 # npm 11 writes lock files that `npm ci` then refuses for missing optional,

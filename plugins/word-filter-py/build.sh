@@ -4,6 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(realpath -m "${1:-$here/word-filter-py.wasm}")"
+mkdir -p "$(dirname "$out")"
 cd "$here"
 # Called through Python, not the `componentize-py` script: a fresh pyenv may
 # have no shim for it yet.
