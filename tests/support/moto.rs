@@ -62,16 +62,9 @@ impl Moto {
 
     /// The environment that points streamhost at this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONFIG_FILE", "/nonexistent".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-            ("STREAMHOST_S3_PATH_STYLE", "true".into()),
-        ]
+        let mut env = super::loopback_aws_env();
+        env.extend([("AWS_ENDPOINT_URL", self.endpoint.clone()), ("STREAMHOST_S3_PATH_STYLE", "true".into())]);
+        env
     }
 
     pub fn stop(&mut self) {

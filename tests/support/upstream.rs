@@ -122,18 +122,11 @@ impl Upstream {
         false
     }
 
-    /// The environment that points a host's Bedrock client here, with
-    /// credentials that only this server accepts.
+    /// The environment that points a host's Bedrock client here.
     pub fn bedrock_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", self.base.clone()),
-            ("AWS_ACCESS_KEY_ID", "AKIDLOOPBACK".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_EC2_METADATA_DISABLED", "true".into()),
-            ("AWS_CONFIG_FILE", "/nonexistent".into()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
-        ]
+        let mut env = super::loopback_aws_env();
+        env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", self.base.clone()));
+        env
     }
 }
 
