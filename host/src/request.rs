@@ -16,7 +16,19 @@ pub enum Role {
     Assistant,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+impl Role {
+    /// The name in the request's JSON (`user`, `assistant`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of the conversation; serialised as `{"role":…,"content":…}`,
+/// which is also what model sources that take JSON messages expect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
     pub role: Role,

@@ -148,7 +148,7 @@ impl Providers {
                 self.retry.start(|| upstream.invoke(&body, request.session_id.as_deref())).await?
             }
         };
-        Ok(with_metadata(kind, model_id.filter(|_| kind != ProviderKind::Upstream), started))
+        Ok(with_metadata(kind, model_id, started))
     }
 
     async fn bedrock(&self) -> &Bedrock {
@@ -161,13 +161,14 @@ fn required_model(kind: ProviderKind, model_id: Option<&str>) -> Result<&str, Pr
 }
 
 /// The stream's first event names its source: `{"provider":…,"model":…}`
-/// and what the source reported (an upstream's `sessionId`). An upstream's
-/// address is never part of it.
+/// and what the source reported (an upstream's `sessionId`). An upstream
+/// has no model of ours to name, and its address is never part of it.
 fn with_metadata(kind: ProviderKind, model_id: Option<String>, started: Started) -> EventStream {
     let mut metadata = Map::new();
     metadata.insert("provider".into(), json!(kind.to_string()));
     let model = match kind {
         ProviderKind::Echo => Some("echo".to_string()),
+        ProviderKind::Upstream => None,
         _ => model_id,
     };
     if let Some(model) = model {

@@ -30,7 +30,7 @@ impl OpenAi {
 
     pub fn request_body(&self, model: &str, request: &Request) -> Value {
         let system = request.system.iter().map(|system| json!({ "role": "system", "content": system }));
-        let conversation = request.messages.iter().map(|message| json!({ "role": message.role, "content": message.content }));
+        let conversation = request.messages.iter().map(|message| json!(message));
         let mut body = json!({
             "model": model,
             "messages": system.chain(conversation).collect::<Vec<_>>(),

@@ -117,7 +117,7 @@ fn sigv4(config: &SdkConfig, service: &str) -> anyhow::Result<Auth> {
 /// What the upstream is sent: the conversation, and who is asking.
 pub fn request_body(request: &Request) -> Vec<u8> {
     let prompt = request.messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
-    let mut body = json!({ "prompt": prompt, "messages": request.messages.iter().map(|message| json!({"role": message.role, "content": message.content})).collect::<Vec<_>>() });
+    let mut body = json!({ "prompt": prompt, "messages": request.messages });
     let fields = [("system", &request.system), ("userId", &request.user_id), ("sessionId", &request.session_id)];
     for (key, value) in fields {
         if let Some(value) = value {

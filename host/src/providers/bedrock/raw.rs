@@ -125,8 +125,7 @@ fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError
             set("anthropic_version", Some(json!("bedrock-2023-05-31")));
             set("max_tokens", Some(json!(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS))));
             set("system", request.system.clone().map(Value::from));
-            let messages = request.messages.iter().map(|message| json!({ "role": role_name(message.role), "content": message.content }));
-            set("messages", Some(messages.collect()));
+            set("messages", Some(json!(request.messages)));
             set("temperature", options.temperature.map(Value::from));
             set("top_p", options.top_p.map(Value::from));
             set("stop_sequences", stop);
@@ -178,13 +177,6 @@ fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError
     Ok(Value::Object(body))
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::User => "user",
-        Role::Assistant => "assistant",
-    }
-}
-
 /// Llama 3's chat template, ending where the assistant's answer begins.
 fn llama_prompt(request: &Request) -> String {
     let mut prompt = String::from("<|begin_of_text|>");
@@ -195,7 +187,7 @@ fn llama_prompt(request: &Request) -> String {
         turn(&mut prompt, "system", system);
     }
     for message in &request.messages {
-        turn(&mut prompt, role_name(message.role), &message.content);
+        turn(&mut prompt, message.role.as_str(), &message.content);
     }
     prompt.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
     prompt
