@@ -25,7 +25,7 @@ struct Plugin {
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
-    for watched in ["wit", "guest-sdk", "plugins", "tests/fixtures", "Cargo.lock"] {
+    for watched in ["wit", "guest-sdk", "plugins", "pipelines", "tests/fixtures", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 
@@ -36,27 +36,45 @@ fn main() {
     for group in ["examples", "fixtures"] {
         let dir = out_dir.join(group);
         fs::create_dir_all(&dir).unwrap();
+        let mut names = Vec::new();
         for plugin in plugins.iter().filter(|plugin| plugin.group == group) {
             let built = wasm_dir.join(format!("{}.wasm", plugin.package.replace('-', "_")));
-            let dest = dir.join(format!("{}.wasm", plugin.name));
-            copy_if_changed(&built, &dest);
+            copy_if_changed(&built, &dir.join(format!("{}.wasm", plugin.name)));
+            names.push(plugin.name.clone());
         }
-        remove_unlisted(&dir, plugins.iter().filter(|plugin| plugin.group == group));
+        // The example pipeline manifests sit beside the example plugins.
+        if group == "examples" {
+            for manifest in manifests(&root.join("pipelines")) {
+                let name = manifest.file_stem().unwrap().to_str().unwrap().to_string();
+                copy_if_changed(&manifest, &dir.join(format!("{name}.json")));
+                names.push(name);
+            }
+        }
+        remove_unlisted(&dir, &names);
         let var = format!("STREAMHOST_{}_DIR", group.to_uppercase());
         println!("cargo:rustc-env={var}={}", dir.display());
     }
 }
 
-/// Removes the components of plugins that no longer exist (renamed or
-/// deleted), so the folder serves exactly the plugins of the source tree.
-fn remove_unlisted<'a>(dir: &Path, plugins: impl Iterator<Item = &'a Plugin> + Clone) {
+/// Removes the plugins and manifests that no longer exist (renamed or
+/// deleted), so the folder serves exactly those of the source tree.
+fn remove_unlisted(dir: &Path, names: &[String]) {
     for entry in fs::read_dir(dir).unwrap().map(Result::unwrap) {
         let path = entry.path();
         let name = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or_default();
-        if !plugins.clone().any(|plugin| plugin.name == name) {
+        if !names.iter().any(|listed| listed == name) {
             fs::remove_file(&path).unwrap();
         }
     }
+}
+
+/// The `.json` files in `dir`.
+fn manifests(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| entries.map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "json")).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
 }
 
 /// Every folder below `dir` with a Cargo.toml is a plugin.

@@ -63,7 +63,7 @@ fn plugins_inspect_describes_a_component() {
     let wasm = std::fs::read(&file).unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let expected_head = format!(
-        "{}: a transform plugin ({} bytes)\nsha256: {}\nworld: exports streamhost:plugin/transformer@0.1.0\n\
+        "{}: a transform plugin ({} bytes)\nsha256: {}\n\
          exports:\n  streamhost:plugin/transformer@0.1.0\nimports:\n",
         file.display(),
         wasm.len(),
@@ -83,6 +83,6 @@ fn plugins_inspect_refuses_what_the_host_would_refuse() {
     assert!(output.stdout.is_empty());
     assert_eq!(
         String::from_utf8(output.stderr).unwrap().trim_end(),
-        "error: plugin `other-world` is not a transform plugin: it must export `streamhost:plugin/transformer@0.1.0`, and it exports `run`"
+        "error: plugin `other-world` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0` or `streamhost:plugin/handler@0.1.0`, and it exports `run`"
     );
 }

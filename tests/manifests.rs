@@ -74,7 +74,7 @@ async fn an_invalid_manifest_is_refused_with_its_reason() {
     host.post("/broken", r#"{"prompt":"hi"}"#).await.assert_error(
         500,
         "invalid_manifest",
-        "the pipeline manifest `broken.json` is invalid: `config` has settings for `sse`, which is not one of its `transforms`",
+        "the pipeline manifest `broken.json` is invalid: `config` has settings for `sse`, which is not one of its `transforms` or its `router`",
     );
     let typo = host.post("/typo", r#"{"prompt":"hi"}"#).await;
     assert_eq!(typo.status, 500);

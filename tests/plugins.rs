@@ -28,7 +28,7 @@ async fn files_that_are_not_transform_components_are_refused_by_name() {
     server.post("/other", HELLO).await.assert_error(
         500,
         "invalid_plugin",
-        "plugin `other` is not a transform plugin: it must export `streamhost:plugin/transformer@0.1.0`, and it exports `run`",
+        "plugin `other` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0` or `streamhost:plugin/handler@0.1.0`, and it exports `run`",
     );
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
 }

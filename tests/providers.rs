@@ -43,6 +43,8 @@ async fn bedrock_maps_every_converse_event_and_sends_the_inference_settings() {
         converse_event("contentBlockDelta", json!({ "contentBlockIndex": 1, "delta": { "text": "lo" } })),
         converse_event("contentBlockStart", json!({ "contentBlockIndex": 2, "start": { "toolUse": { "toolUseId": "t1", "name": "clock" } } })),
         converse_event("contentBlockDelta", json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "{\"tz\":" } } })),
+        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "\"UTC\"}" } } })),
+        converse_event("contentBlockStop", json!({ "contentBlockIndex": 2 })),
         converse_event("messageStop", json!({ "stopReason": "tool_use" })),
         converse_event(
             "metadata",
@@ -64,8 +66,8 @@ async fn bedrock_maps_every_converse_event_and_sends_the_inference_settings() {
             "{\"type\":\"metadata\",\"data\":{\"reasoning\":{\"index\":0,\"text\":\"think\"}}}\n",
             "{\"type\":\"chunk\",\"data\":\"Hel\"}\n",
             "{\"type\":\"chunk\",\"data\":\"lo\"}\n",
-            "{\"type\":\"metadata\",\"data\":{\"toolUse\":{\"index\":2,\"toolUseId\":\"t1\",\"name\":\"clock\"}}}\n",
-            "{\"type\":\"metadata\",\"data\":{\"toolUse\":{\"index\":2,\"input\":\"{\\\"tz\\\":\"}}}\n",
+            // A tool call is one event, once its input is whole.
+            "{\"type\":\"metadata\",\"data\":{\"toolUse\":{\"toolUseId\":\"t1\",\"name\":\"clock\",\"input\":{\"tz\":\"UTC\"}}}}\n",
             "{\"type\":\"complete\",\"data\":{\"stopReason\":\"tool_use\",\"usage\":{\"inputTokens\":7,\"outputTokens\":4,\"totalTokens\":11,",
             "\"latencyMs\":250,\"cacheReadInputTokens\":3,\"cacheWriteInputTokens\":2}}}\n",
         )

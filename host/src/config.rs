@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::engine::Limits;
+use crate::history::HistorySettings;
+use crate::pipeline::AgentSettings;
 use crate::providers::ProviderSettings;
 use crate::store::{PluginName, S3Location};
 
@@ -114,6 +116,12 @@ pub struct HostSettings {
 
     #[command(flatten)]
     pub providers: ProviderSettings,
+
+    #[command(flatten)]
+    pub agents: AgentSettings,
+
+    #[command(flatten)]
+    pub history: HistorySettings,
 }
 
 impl HostSettings {

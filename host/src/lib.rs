@@ -3,15 +3,18 @@
 //! The modules follow the data flow:
 //! `store` (where plugins come from) -> `registry` (compiled, linked plugins)
 //! and `manifest` (named pipelines) -> `pipeline` (source -> transforms ->
-//! encoder) -> `frontends` (HTTP, Lambda, CLI).
-//! `engine` configures wasmtime, `providers` are the model sources, `event`
-//! and `request` are the data that flows, `wit` the bindings of the contract.
+//! encoder; a source is a model, or a router and an agent) -> `frontends`
+//! (HTTP, Lambda, CLI).
+//! `engine` configures wasmtime, `providers` are the model sources,
+//! `history` the conversations, `event` and `request` are the data that
+//! flows, `wit` the bindings of the contract.
 
 pub mod aws;
 pub mod config;
 pub mod engine;
 pub mod event;
 pub mod frontends;
+pub mod history;
 pub mod manifest;
 pub mod pipeline;
 pub mod providers;
@@ -27,7 +30,8 @@ use tracing::info;
 use crate::config::{HostSettings, PluginSource};
 use crate::engine::CompileCache;
 use crate::manifest::Manifests;
-use crate::pipeline::Pipeline;
+use crate::history::HistoryStore;
+use crate::pipeline::{Orchestrator, Pipeline};
 use crate::providers::Providers;
 use crate::registry::Registry;
 use crate::store::{FolderStore, PluginStore, S3Store};
@@ -45,7 +49,16 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     registry.preload(&settings.preload).await;
     let providers = Providers::new(&settings.providers).await?;
     info!(default = %providers.default_kind(), "model source");
-    Ok(Pipeline::new(registry, Manifests::new(store), providers))
+    let history = HistoryStore::from_settings(&settings.history).await?;
+    info!(%history, "conversations");
+    let host = Orchestrator {
+        registry: Arc::new(registry),
+        providers: Arc::new(providers),
+        history: Arc::new(history),
+        history_turns: settings.history.history_turns,
+        settings: settings.agents.clone(),
+    };
+    Ok(Pipeline::new(Manifests::new(store), host))
 }
 
 async fn plugin_store(settings: &HostSettings) -> PluginStore {

@@ -12,6 +12,24 @@
 //! }
 //! ```
 //!
+//! A manifest with **agents** runs a multi-agent pipeline: the router plugin
+//! picks one agent per request (with one agent and no router, that one),
+//! and the agent's answer goes through the transforms. An agent is an agent
+//! plugin, or the built-in model agent (a system prompt and model options
+//! over the manifest's):
+//!
+//! ```json
+//! {
+//!   "router": "keyword-router",
+//!   "agents": [
+//!     { "name": "billing", "description": "Invoices, refunds, payments", "system": "You are a billing assistant." },
+//!     { "name": "reports", "description": "Runs reports", "plugin": "tool-agent", "config": { "maxRounds": 4 } }
+//!   ],
+//!   "transforms": ["ndjson"],
+//!   "config": { "keyword-router": { "keywords": { "billing": ["refund"] } } }
+//! }
+//! ```
+//!
 //! A name is looked up as a manifest first, then as a component.
 
 use std::collections::HashMap;
@@ -33,9 +51,38 @@ pub struct Manifest {
     pub description: Option<String>,
     #[serde(default)]
     pub model: ModelOptions,
+    /// The router plugin that picks among `agents`.
+    #[serde(default)]
+    pub router: Option<PluginName>,
+    #[serde(default)]
+    pub agents: Vec<AgentSpec>,
     /// The transform plugins, in order.
+    #[serde(default)]
     pub transforms: Vec<PluginName>,
-    /// Default settings per plugin, each a JSON object.
+    /// Default settings per plugin (a transform or the router), each a JSON
+    /// object.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+}
+
+/// One agent of a multi-agent pipeline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AgentSpec {
+    /// What the router names it by, and what the first metadata event says.
+    pub name: String,
+    /// For the router: what this agent is for.
+    pub description: String,
+    /// An agent plugin; without one, the built-in model agent answers.
+    #[serde(default)]
+    pub plugin: Option<PluginName>,
+    /// The system prompt, unless the request gives one.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Model options over the manifest's, under the request's.
+    #[serde(default)]
+    pub model: ModelOptions,
+    /// The agent plugin's settings.
     #[serde(default)]
     pub config: Map<String, Value>,
 }
@@ -53,14 +100,42 @@ impl Manifest {
         let invalid = |message: String| ManifestError::Invalid { name: name.clone(), message };
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
         for (plugin, settings) in &manifest.config {
-            if !manifest.transforms.iter().any(|transform| transform.as_str() == plugin) {
-                return Err(invalid(format!("`config` has settings for `{plugin}`, which is not one of its `transforms`")));
+            let configurable = manifest.transforms.iter().chain(&manifest.router).any(|name| name.as_str() == plugin);
+            if !configurable {
+                return Err(invalid(format!("`config` has settings for `{plugin}`, which is not one of its `transforms` or its `router`")));
             }
             if !settings.is_object() {
                 return Err(invalid(format!("`config.{plugin}` must be a JSON object")));
             }
         }
+        if manifest.router.is_some() && manifest.agents.is_empty() {
+            return Err(invalid("a `router` needs `agents` to choose from".into()));
+        }
+        if manifest.router.is_none() && manifest.agents.len() > 1 {
+            return Err(invalid("several `agents` need a `router` to choose among them".into()));
+        }
+        for (index, agent) in manifest.agents.iter().enumerate() {
+            if agent.name.trim().is_empty() {
+                return Err(invalid(format!("agent {index} has no `name`")));
+            }
+            if manifest.agents[..index].iter().any(|earlier| earlier.name == agent.name) {
+                return Err(invalid(format!("two agents are named `{}`", agent.name)));
+            }
+            if agent.plugin.is_none() && !agent.config.is_empty() {
+                return Err(invalid(format!("agent `{}` has `config` but no `plugin` to take it", agent.name)));
+            }
+        }
         Ok(manifest)
+    }
+
+    /// The agent named `name`.
+    pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.iter().find(|agent| agent.name == name)
+    }
+
+    /// Every plugin the pipeline runs besides its transforms.
+    pub fn orchestration_plugins(&self) -> impl Iterator<Item = &PluginName> {
+        self.router.iter().chain(self.agents.iter().filter_map(|agent| agent.plugin.as_ref()))
     }
 }
 
@@ -122,7 +197,11 @@ mod tests {
         let message = |json| parse(json).unwrap_err().to_string();
         assert!(message(r#"{"transforms":["../x"]}"#).contains("invalid plugin name"));
         assert!(message(r#"{"transforms":[],"extra":1}"#).contains("unknown field `extra`"));
-        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with("`config` has settings for `b`, which is not one of its `transforms`"));
+        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with("`config` has settings for `b`, which is not one of its `transforms` or its `router`"));
+        assert!(message(r#"{"router":"r","agents":[]}"#).ends_with("a `router` needs `agents` to choose from"));
+        let twins = r#"{"router":"r","agents":[{"name":"a","description":""},{"name":"a","description":""}]}"#;
+        assert!(message(twins).ends_with("two agents are named `a`"));
+        assert!(message(r#"{"agents":[{"name":"a","description":""},{"name":"b","description":""}]}"#).ends_with("need a `router` to choose among them"));
         assert!(message(r#"{"transforms":["a"],"config":{"a":1}}"#).ends_with("`config.a` must be a JSON object"));
     }
 }

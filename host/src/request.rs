@@ -77,8 +77,9 @@ pub enum RequestError {
 }
 
 impl Request {
-    /// Parses a JSON body for the plugins in `chain`.
-    pub fn from_json(chain: Vec<PluginName>, body: &[u8]) -> Result<Self, RequestError> {
+    /// Parses a JSON body for the plugins in `chain`; `config` may set the
+    /// chain's plugins and `others` (a pipeline's router and agents).
+    pub fn from_json(chain: Vec<PluginName>, others: &[PluginName], body: &[u8]) -> Result<Self, RequestError> {
         let body: Body = serde_json::from_slice(body).map_err(|error| match error.classify() {
             serde_json::error::Category::Data => RequestError::Invalid(error.to_string()),
             _ => RequestError::MalformedJson(error.to_string()),
@@ -93,8 +94,8 @@ impl Request {
             return Err(invalid("`messages` must end with a message whose role is `user`"));
         }
         for (name, settings) in &body.config {
-            if !chain.iter().any(|plugin| plugin.as_str() == name) {
-                return Err(invalid(format!("`config` has settings for `{name}`, which is not in this request's chain")));
+            if !chain.iter().chain(others).any(|plugin| plugin.as_str() == name) {
+                return Err(invalid(format!("`config` has settings for `{name}`, which is not one of this request's plugins")));
             }
             if !settings.is_object() {
                 return Err(invalid(format!("`config.{name}` must be a JSON object")));
@@ -111,17 +112,14 @@ impl Request {
         })
     }
 
-    /// Takes what the request does not say from a pipeline manifest: model
-    /// options field by field, and each plugin's settings key by key.
+    /// Takes each plugin's settings that the request does not give, key by
+    /// key, from a pipeline manifest. (Model options are merged where the
+    /// model is called: an agent's own come between the request's and the
+    /// manifest's.)
     pub fn with_defaults(mut self, manifest: &Manifest) -> Self {
-        self.model = self.model.or(&manifest.model);
         for (plugin, defaults) in &manifest.config {
-            let Value::Object(defaults) = defaults else { continue };
-            let settings = self.config.entry(plugin.clone()).or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(settings) = settings {
-                for (key, value) in defaults {
-                    settings.entry(key.clone()).or_insert_with(|| value.clone());
-                }
+            if let Value::Object(defaults) = defaults {
+                self.merge_settings(plugin, defaults);
             }
         }
         self
@@ -130,6 +128,27 @@ impl Request {
     /// The settings of one plugin as a JSON object (`{}` when none).
     pub fn settings_for(&self, plugin: &PluginName) -> String {
         self.config.get(plugin.as_str()).map_or_else(|| "{}".to_string(), Value::to_string)
+    }
+
+    /// A plugin's settings: the request's, each key not given taken from
+    /// `defaults`.
+    pub fn settings_over(&self, plugin: &PluginName, defaults: &Map<String, Value>) -> String {
+        let mut settings = self.config.get(plugin.as_str()).and_then(Value::as_object).cloned().unwrap_or_default();
+        merge(&mut settings, defaults);
+        Value::Object(settings).to_string()
+    }
+
+    fn merge_settings(&mut self, plugin: &str, defaults: &Map<String, Value>) {
+        if let Value::Object(settings) = self.config.entry(plugin.to_string()).or_insert_with(|| Value::Object(Map::new())) {
+            merge(settings, defaults);
+        }
+    }
+}
+
+/// Adds each key of `defaults` that `settings` does not have.
+fn merge(settings: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    for (key, value) in defaults {
+        settings.entry(key.clone()).or_insert_with(|| value.clone());
     }
 }
 
@@ -153,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_prompt_becomes_one_user_message() {
-        let request = Request::from_json(chain(), br#"{"prompt":"hi","userId":"u","config":{"redact":{"cards":false}}}"#).unwrap();
+        let request = Request::from_json(chain(), &[], br#"{"prompt":"hi","userId":"u","config":{"redact":{"cards":false}}}"#).unwrap();
         assert_eq!(request.messages, vec![Message { role: Role::User, content: "hi".into() }]);
         assert_eq!(request.user_id.as_deref(), Some("u"));
         assert_eq!(request.settings_for(&request.chain[0]), r#"{"cards":false}"#);
@@ -162,13 +181,13 @@ mod tests {
 
     #[test]
     fn tells_malformed_json_from_a_wrong_shape() {
-        assert!(matches!(Request::from_json(chain(), b"{\"prompt\":"), Err(RequestError::MalformedJson(_))));
-        assert!(matches!(Request::from_json(chain(), br#"{"promt":"hi"}"#), Err(RequestError::Invalid(_))));
-        assert!(matches!(Request::from_json(chain(), br#"{}"#), Err(RequestError::Invalid(_))));
+        assert!(matches!(Request::from_json(chain(), &[], b"{\"prompt\":"), Err(RequestError::MalformedJson(_))));
+        assert!(matches!(Request::from_json(chain(), &[], br#"{"promt":"hi"}"#), Err(RequestError::Invalid(_))));
+        assert!(matches!(Request::from_json(chain(), &[], br#"{}"#), Err(RequestError::Invalid(_))));
         let last_not_user = br#"{"messages":[{"role":"assistant","content":"x"}]}"#;
-        assert!(matches!(Request::from_json(chain(), last_not_user), Err(RequestError::Invalid(_))));
+        assert!(matches!(Request::from_json(chain(), &[], last_not_user), Err(RequestError::Invalid(_))));
         let unknown_plugin = br#"{"prompt":"x","config":{"sse":{}}}"#;
-        assert!(matches!(Request::from_json(chain(), unknown_plugin), Err(RequestError::Invalid(_))));
+        assert!(matches!(Request::from_json(chain(), &[], unknown_plugin), Err(RequestError::Invalid(_))));
     }
 
     #[test]

@@ -22,14 +22,16 @@ use crate::store::StoreError;
 pub async fn open(pipeline: &Pipeline, plugin: &str, then: Option<&str>, body: &[u8]) -> Result<Response, ErrorReply> {
     let mut chain = parse_chain(plugin, then).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
     let manifest = pipeline.manifest(&chain[0]).await.map_err(|error| ErrorReply::from(&error))?;
+    let mut others = Vec::new();
     if let Some(manifest) = &manifest {
         chain.splice(0..1, manifest.transforms.iter().cloned());
+        others.extend(manifest.orchestration_plugins().cloned());
     }
-    let mut request = Request::from_json(chain, body).map_err(|error| ErrorReply::from(&error))?;
+    let mut request = Request::from_json(chain, &others, body).map_err(|error| ErrorReply::from(&error))?;
     if let Some(manifest) = &manifest {
         request = request.with_defaults(manifest);
     }
-    pipeline.open(request).await.map_err(|error| ErrorReply::from(&error))
+    pipeline.open(request, manifest).await.map_err(|error| ErrorReply::from(&error))
 }
 
 /// An error answered before the response starts:
@@ -97,14 +99,18 @@ impl From<&PipelineError> for ErrorReply {
             PipelineError::Plugin(refused @ PluginError::Refused { .. }) => ErrorReply::new(422, refused.code(), message),
             PipelineError::Plugin(overloaded @ PluginError::Overloaded { .. }) => ErrorReply::new(503, overloaded.code(), message),
             PipelineError::Plugin(failure) => ErrorReply::new(500, failure.code(), message),
-            PipelineError::Provider(ProviderError::NotConfigured(..)) => ErrorReply::new(400, "provider_not_configured", message),
-            PipelineError::Provider(ProviderError::InvalidRequest(_)) => ErrorReply::new(400, "invalid_model_request", message),
-            PipelineError::Provider(ProviderError::Upstream { failure, .. }) => match failure {
-                UpstreamFailure::Throttled(_) => ErrorReply::new(429, "upstream_throttled", message),
-                UpstreamFailure::Unavailable(_) => ErrorReply::new(503, "upstream_unavailable", message),
-                UpstreamFailure::Rejected(_) => ErrorReply::new(502, "upstream_rejected", message),
-                UpstreamFailure::Timeout(_) => ErrorReply::new(504, "upstream_timeout", message),
-            },
+            PipelineError::Provider(provider) => {
+                let status = match provider {
+                    ProviderError::NotConfigured(..) | ProviderError::InvalidRequest(_) => 400,
+                    ProviderError::Upstream { failure, .. } => match failure {
+                        UpstreamFailure::Throttled(_) => 429,
+                        UpstreamFailure::Unavailable(_) => 503,
+                        UpstreamFailure::Rejected(_) => 502,
+                        UpstreamFailure::Timeout(_) => 504,
+                    },
+                };
+                ErrorReply::new(status, provider.code(), message)
+            }
         }
     }
 }

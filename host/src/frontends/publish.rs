@@ -18,7 +18,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::engine::{self, CompileCache};
 use crate::registry::{self, ComponentReport};
 use crate::store::{ObjectKind, PluginName, S3Location};
-use crate::wit::TRANSFORMER_INTERFACE;
 
 /// How much of the component the progress bar moves by at a time.
 const PIECE_BYTES: usize = 256 << 10;
@@ -35,8 +34,8 @@ pub fn inspect(file: &Path, name: &PluginName) -> anyhow::Result<(Vec<u8>, Compo
 
 /// The report `plugins inspect` prints.
 pub fn describe(file: &Path, size: usize, report: &ComponentReport) -> String {
-    let mut out = format!("{}: a transform plugin ({size} bytes)\nsha256: {}\n", file.display(), report.digest);
-    out.push_str(&format!("world: exports {TRANSFORMER_INTERFACE}\nexports:\n"));
+    let mut out = format!("{}: a {} plugin ({size} bytes)\nsha256: {}\n", file.display(), report.role, report.digest);
+    out.push_str("exports:\n");
     for export in &report.exports {
         out.push_str(&format!("  {export}\n"));
     }

@@ -1,15 +1,31 @@
 //! `echo`: an offline model. It streams the prompt back (or a configured
 //! text) token by token at a set pace, so streaming is visible with no
 //! model, no network and no credentials. Its output is deterministic.
+//!
+//! A **script** (`model.script` in a request or manifest, else the file given
+//! by `--echo-script`) makes it answer like a model in a demo or a test: the
+//! first rule whose conditions hold gives the reply, a tool call, or both.
+//!
+//! ```json
+//! [
+//!   { "system": "classify", "user": ["refund", "invoice"], "reply": "{\"agent\":\"billing\",\"confidence\":0.9}" },
+//!   { "afterTool": false, "user": ["report"], "toolUse": { "name": "slow_process", "input": { "steps": 3 } } },
+//!   { "afterTool": true, "reply": "Done: {{toolResult}}" }
+//! ]
+//! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use futures::{StreamExt, stream};
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use super::EventStream;
+use super::call::{Block, ModelCall, ToolCall, tool_use_event};
+use super::{EventStream, ProviderError};
 use crate::event::{Event, Usage};
-use crate::request::{Request, Role};
+use crate::request::Role;
 
 #[derive(Debug, Clone, Args)]
 pub struct EchoSettings {
@@ -20,35 +36,74 @@ pub struct EchoSettings {
     /// A fixed reply for the echo provider, instead of the prompt.
     #[arg(long = "echo-text", env = "STREAMHOST_ECHO_TEXT", value_name = "TEXT")]
     pub text: Option<String>,
+
+    /// A JSON file of echo script rules (see the README), for calls whose
+    /// `model` gives no `script`.
+    #[arg(long = "echo-script", env = "STREAMHOST_ECHO_SCRIPT", value_name = "FILE")]
+    pub script: Option<PathBuf>,
+}
+
+/// One rule of an echo script. Every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EchoRule {
+    /// Text the system prompt contains (any case).
+    #[serde(default)]
+    system: Option<String>,
+    /// Words of which the latest user text contains one (any case).
+    #[serde(default)]
+    user: Vec<String>,
+    /// Whether the conversation ends with a tool's result.
+    #[serde(default)]
+    after_tool: Option<bool>,
+    /// The reply; `{{user}}` stands for the latest user text, `{{toolResult}}`
+    /// for the latest tool result.
+    #[serde(default)]
+    reply: Option<String>,
+    /// A tool call to make after the reply.
+    #[serde(default)]
+    tool_use: Option<ScriptedToolUse>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedToolUse {
+    name: String,
+    #[serde(default)]
+    input: Map<String, Value>,
 }
 
 pub struct EchoProvider {
     delay: Duration,
     text: Option<String>,
+    script: Vec<EchoRule>,
 }
 
 impl EchoProvider {
-    pub fn new(settings: &EchoSettings) -> Self {
-        Self { delay: Duration::from_millis(settings.delay_ms), text: settings.text.clone() }
+    pub fn new(settings: &EchoSettings) -> anyhow::Result<Self> {
+        let script = match &settings.script {
+            Some(path) => {
+                let json = std::fs::read(path).map_err(|error| anyhow::anyhow!("--echo-script {}: {error}", path.display()))?;
+                serde_json::from_slice(&json).map_err(|error| anyhow::anyhow!("--echo-script {}: not a list of rules: {error}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        Ok(Self { delay: Duration::from_millis(settings.delay_ms), text: settings.text.clone(), script })
     }
 
-    pub fn start(&self, request: &Request) -> EventStream {
-        let last_user_message = request.messages.iter().rev().find(|message| message.role == Role::User);
-        let reply = self.text.clone().or_else(|| last_user_message.map(|message| message.content.clone())).unwrap_or_default();
-        let tokens = tokenize(&reply);
-        let prompt_tokens = request.system.iter().map(String::as_str).chain(request.messages.iter().map(|message| message.content.as_str()));
-        let input_tokens = prompt_tokens.map(|text| tokenize(text).len()).sum::<usize>() as u32;
-        let output_tokens = tokens.len() as u32;
-        let usage = Usage {
-            input_tokens,
-            output_tokens,
-            total_tokens: input_tokens + output_tokens,
-            // Simulated, like the rest: what the configured pace implies.
-            latency_ms: (self.delay.as_millis() as u32).saturating_mul(output_tokens),
-            cache_read_input_tokens: 0,
-            cache_write_input_tokens: 0,
+    pub fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
+        let script = call.options.script.as_deref().unwrap_or(&self.script);
+        let (reply, tool_use) = match script.iter().find(|rule| rule.matches(call)) {
+            Some(rule) => (rule.reply.as_deref().map(|reply| fill(reply, call)).unwrap_or_default(), rule.tool_use.as_ref()),
+            None => (self.text.clone().or_else(|| latest_user_text(call)).unwrap_or_default(), None),
         };
-
+        let tool_use = tool_use.map(|tool_use| ToolCall {
+            id: format!("tooluse_{}", tool_results(call).count() + 1),
+            name: tool_use.name.clone(),
+            input: Value::Object(tool_use.input.clone()),
+        });
+        let tokens = tokenize(&reply);
+        let usage = self.usage(call, tokens.len() as u32);
         let delay = self.delay;
         let body = stream::iter(tokens).then(move |token| async move {
             if !delay.is_zero() {
@@ -56,9 +111,75 @@ impl EchoProvider {
             }
             Event::Text(token)
         });
-        let tail = stream::iter([Event::Usage(usage), Event::End("end_turn".into())]);
-        body.chain(tail).boxed()
+        let stop_reason = if tool_use.is_some() { "tool_use" } else { "end_turn" };
+        let tail = tool_use.iter().map(tool_use_event).chain([Event::Usage(usage), Event::End(stop_reason.into())]).collect::<Vec<_>>();
+        Ok(body.chain(stream::iter(tail)).boxed())
     }
+
+    fn usage(&self, call: &ModelCall, output_tokens: u32) -> Usage {
+        let prompt = call.system.iter().cloned().chain(call.messages.iter().flat_map(|turn| turn.content.iter().map(block_text)));
+        let input_tokens = prompt.map(|text| tokenize(&text).len()).sum::<usize>() as u32;
+        Usage {
+            input_tokens,
+            output_tokens,
+            total_tokens: input_tokens + output_tokens,
+            // Simulated, like the rest: what the configured pace implies.
+            latency_ms: (self.delay.as_millis() as u32).saturating_mul(output_tokens),
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        }
+    }
+}
+
+impl EchoRule {
+    fn matches(&self, call: &ModelCall) -> bool {
+        let contains = |text: &str, part: &str| text.to_lowercase().contains(&part.to_lowercase());
+        let system = self.system.as_ref().is_none_or(|part| call.system.as_deref().is_some_and(|system| contains(system, part)));
+        let latest = latest_user_text(call).unwrap_or_default();
+        let user = self.user.is_empty() || self.user.iter().any(|word| contains(&latest, word));
+        let after_tool = self.after_tool.is_none_or(|expected| ends_with_tool_result(call) == expected);
+        system && user && after_tool
+    }
+}
+
+fn block_text(block: &Block) -> String {
+    match block {
+        Block::Text(text) => text.clone(),
+        Block::ToolUse(call) => call.input.to_string(),
+        Block::ToolResult { content, .. } => content.clone(),
+    }
+}
+
+/// The latest user message's text (tool results are not text).
+fn latest_user_text(call: &ModelCall) -> Option<String> {
+    call.messages.iter().rev().filter(|turn| turn.role == Role::User).find_map(|turn| {
+        let texts: Vec<&str> = turn
+            .content
+            .iter()
+            .filter_map(|block| match block {
+                Block::Text(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        (!texts.is_empty()).then(|| texts.concat())
+    })
+}
+
+fn tool_results(call: &ModelCall) -> impl Iterator<Item = &str> {
+    call.messages.iter().flat_map(|turn| &turn.content).filter_map(|block| match block {
+        Block::ToolResult { content, .. } => Some(content.as_str()),
+        _ => None,
+    })
+}
+
+fn ends_with_tool_result(call: &ModelCall) -> bool {
+    call.messages.last().is_some_and(|turn| turn.content.iter().any(|block| matches!(block, Block::ToolResult { .. })))
+}
+
+fn fill(reply: &str, call: &ModelCall) -> String {
+    reply
+        .replace("{{user}}", &latest_user_text(call).unwrap_or_default())
+        .replace("{{toolResult}}", tool_results(call).last().unwrap_or_default())
 }
 
 /// Splits text the way a model's tokens fall: each token is optional
@@ -89,6 +210,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::{ModelOptions, Turn};
 
     #[test]
     fn tokens_put_back_together_are_the_text() {
@@ -102,5 +224,31 @@ mod tests {
     #[test]
     fn empty_text_has_no_tokens() {
         assert!(tokenize("").is_empty());
+    }
+
+    fn call(system: Option<&str>, messages: Vec<Turn>) -> ModelCall {
+        ModelCall { system: system.map(Into::into), messages, tools: Vec::new(), options: ModelOptions::default(), user_id: None, session_id: None }
+    }
+
+    fn rules(json: &str) -> Vec<EchoRule> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_first_matching_rule_answers() {
+        let script = rules(
+            r#"[{"system":"CLASSIFY","user":["refund","invoice"],"reply":"billing"},
+                {"afterTool":true,"reply":"got {{toolResult}}"},
+                {"user":["report"],"toolUse":{"name":"run","input":{"n":1}}}]"#,
+        );
+        let user = |text: &str| Turn { role: Role::User, content: vec![Block::Text(text.into())] };
+        let chosen = |call: &ModelCall| script.iter().position(|rule| rule.matches(call));
+        assert_eq!(chosen(&call(Some("Please classify this"), vec![user("An INVOICE is wrong")])), Some(0));
+        assert_eq!(chosen(&call(None, vec![user("An invoice is wrong")])), None);
+        assert_eq!(chosen(&call(None, vec![user("the weekly report")])), Some(2));
+        let result = Turn { role: Role::User, content: vec![Block::ToolResult { id: "t".into(), content: "42 rows".into(), is_error: false }] };
+        let after = call(None, vec![user("the weekly report"), result]);
+        assert_eq!(chosen(&after), Some(1));
+        assert_eq!(fill("got {{toolResult}} for {{user}}", &after), "got 42 rows for the weekly report");
     }
 }

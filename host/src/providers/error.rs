@@ -20,6 +20,22 @@ pub enum ProviderError {
     Upstream { failure: UpstreamFailure, attempts: u32 },
 }
 
+impl ProviderError {
+    /// The code an error response or an agent's failed model call carries.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::NotConfigured(..) => "provider_not_configured",
+            ProviderError::InvalidRequest(_) => "invalid_model_request",
+            ProviderError::Upstream { failure, .. } => match failure {
+                UpstreamFailure::Throttled(_) => "upstream_throttled",
+                UpstreamFailure::Unavailable(_) => "upstream_unavailable",
+                UpstreamFailure::Rejected(_) => "upstream_rejected",
+                UpstreamFailure::Timeout(_) => "upstream_timeout",
+            },
+        }
+    }
+}
+
 /// Why one attempt at a source failed before its first event.
 #[derive(Debug, Error)]
 pub enum UpstreamFailure {

@@ -13,6 +13,7 @@
 //! (`upstream`), and the offline `echo`.
 
 mod bedrock;
+pub mod call;
 mod echo;
 mod error;
 mod openai;
@@ -27,12 +28,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-pub use echo::{EchoProvider, EchoSettings, tokenize};
+pub use call::{Block, ModelCall, ToolCall, ToolSpec, Turn};
+pub use echo::{EchoProvider, EchoRule, EchoSettings, tokenize};
 pub use error::{ProviderError, UpstreamFailure};
 pub use settings::{ProviderKind, ProviderSettings};
 
 use crate::event::Event;
-use crate::request::Request;
 use bedrock::Bedrock;
 use openai::OpenAi;
 use retry::RetryPolicy;
@@ -55,6 +56,8 @@ pub struct ModelOptions {
     /// `bedrock-raw` only: the request body for the model, as is, instead of
     /// the one the host builds for the model's family.
     pub body: Option<Map<String, Value>>,
+    /// `echo` only: scripted answers (see `echo`), instead of `--echo-script`.
+    pub script: Option<Vec<EchoRule>>,
 }
 
 impl ModelOptions {
@@ -68,6 +71,7 @@ impl ModelOptions {
             top_p: self.top_p.or(defaults.top_p),
             stop_sequences: self.stop_sequences.or_else(|| defaults.stop_sequences.clone()),
             body: self.body.or_else(|| defaults.body.clone()),
+            script: self.script.or_else(|| defaults.script.clone()),
         }
     }
 }
@@ -104,7 +108,7 @@ impl Providers {
         let providers = Self {
             default,
             default_model: settings.model.clone(),
-            echo: EchoProvider::new(&settings.echo),
+            echo: EchoProvider::new(&settings.echo)?,
             bedrock: OnceCell::new(),
             openai: settings.openai_base_url.as_ref().map(|base_url| OpenAi::new(base_url, settings.openai_api_key.clone())).transpose()?,
             upstream: Upstream::from_settings(settings).await?,
@@ -120,32 +124,33 @@ impl Providers {
         self.default
     }
 
-    /// Starts the request's model stream; see the module documentation.
-    pub async fn start(&self, request: &Request) -> Result<EventStream, ProviderError> {
-        let kind = request.model.provider.unwrap_or(self.default);
-        let model_id = request.model.id.clone().or_else(|| self.default_model.clone());
+    /// Starts a model stream; see the module documentation.
+    pub async fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
+        let kind = call.options.provider.unwrap_or(self.default);
+        let model_id = call.options.id.clone().or_else(|| self.default_model.clone());
         let started = match kind {
-            ProviderKind::Echo => Started::new(self.echo.start(request)),
+            ProviderKind::Echo => Started::new(self.echo.start(call)?),
             ProviderKind::Bedrock => {
                 let model_id = required_model(kind, model_id.as_deref())?;
+                let input = bedrock::ConverseInput::new(call)?;
                 let bedrock = self.bedrock().await;
-                self.retry.start(|| bedrock.converse(request, model_id)).await?
+                self.retry.start(|| bedrock.converse(&input, model_id)).await?
             }
             ProviderKind::BedrockRaw => {
                 let model_id = required_model(kind, model_id.as_deref())?;
-                let body = bedrock::raw::request_body(model_id, request)?;
+                let body = bedrock::raw::request_body(model_id, call)?;
                 let bedrock = self.bedrock().await;
                 self.retry.start(|| bedrock.invoke_raw(model_id, &body)).await?
             }
             ProviderKind::Openai => {
                 let openai = self.openai.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --openai-base-url"))?;
-                let body = openai.request_body(required_model(kind, model_id.as_deref())?, request);
+                let body = openai.request_body(required_model(kind, model_id.as_deref())?, call)?;
                 self.retry.start(|| openai.chat(&body)).await?
             }
             ProviderKind::Upstream => {
                 let upstream = self.upstream.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --upstream-url"))?;
-                let body = upstream::request_body(request);
-                self.retry.start(|| upstream.invoke(&body, request.session_id.as_deref())).await?
+                let body = upstream::request_body(call)?;
+                self.retry.start(|| upstream.invoke(&body, call.session_id.as_deref())).await?
             }
         };
         Ok(with_metadata(kind, model_id, started))

@@ -11,9 +11,8 @@ use tracing::warn;
 
 use super::error::StreamErrorCode;
 use super::sse::{self, SseFrame};
-use super::{EventStream, Started, UpstreamFailure, http_client, response_failure};
 use crate::event::{Event, Usage};
-use crate::request::Request;
+use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure};
 
 pub struct OpenAi {
     client: reqwest::Client,
@@ -28,16 +27,16 @@ impl OpenAi {
         Ok(Self { client: http_client()?, completions_url: base.join("chat/completions")?, api_key })
     }
 
-    pub fn request_body(&self, model: &str, request: &Request) -> Value {
-        let system = request.system.iter().map(|system| json!({ "role": "system", "content": system }));
-        let conversation = request.messages.iter().map(|message| json!(message));
+    pub fn request_body(&self, model: &str, call: &ModelCall) -> Result<Value, ProviderError> {
+        let system = call.system.iter().map(|system| json!({ "role": "system", "content": system }));
+        let conversation = call.text_messages(ProviderKind::Openai)?.into_iter().map(|message| json!(message));
         let mut body = json!({
             "model": model,
             "messages": system.chain(conversation).collect::<Vec<_>>(),
             "stream": true,
             "stream_options": { "include_usage": true },
         });
-        let options = &request.model;
+        let options = &call.options;
         let settings = [
             ("temperature", options.temperature.map(Value::from)),
             ("max_tokens", options.max_tokens.map(Value::from)),
@@ -49,7 +48,7 @@ impl OpenAi {
                 body[key] = value;
             }
         }
-        body
+        Ok(body)
     }
 
     pub async fn chat(&self, body: &Value) -> Result<Started, UpstreamFailure> {

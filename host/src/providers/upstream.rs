@@ -21,9 +21,9 @@ use tracing::warn;
 use super::error::StreamErrorCode;
 use super::settings::{ProviderSettings, UpstreamAuth};
 use super::sse::{self, SseFrame};
-use super::{EventStream, Started, UpstreamFailure, http_client, response_failure};
 use crate::event::{Event, Usage};
-use crate::request::{Request, Role};
+use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure};
+use crate::request::Role;
 
 /// The header AgentCore reads and answers the runtime session id in.
 const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
@@ -115,16 +115,17 @@ fn sigv4(config: &SdkConfig, service: &str) -> anyhow::Result<Auth> {
 }
 
 /// What the upstream is sent: the conversation, and who is asking.
-pub fn request_body(request: &Request) -> Vec<u8> {
-    let prompt = request.messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
-    let mut body = json!({ "prompt": prompt, "messages": request.messages });
-    let fields = [("system", &request.system), ("userId", &request.user_id), ("sessionId", &request.session_id)];
+pub fn request_body(call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
+    let messages = call.text_messages(ProviderKind::Upstream)?;
+    let prompt = messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
+    let mut body = json!({ "prompt": prompt, "messages": messages });
+    let fields = [("system", &call.system), ("userId", &call.user_id), ("sessionId", &call.session_id)];
     for (key, value) in fields {
         if let Some(value) = value {
             body[key] = json!(value);
         }
     }
-    body.to_string().into_bytes()
+    Ok(body.to_string().into_bytes())
 }
 
 fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, reqwest::Error>>) -> EventStream {

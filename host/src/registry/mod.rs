@@ -5,8 +5,11 @@
 //! plugin is compiled once, or loaded from the disk cache, then linked into
 //! an `InstancePre`: what is left per stream is a cheap instantiation.
 
-mod instance;
+mod imports;
 mod output;
+mod roles;
+mod sandbox;
+mod transform;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +22,24 @@ use tracing::{error, info, warn};
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
-pub use instance::{PluginError, TransformInstance};
-use instance::PluginState;
+pub use imports::{Downstream, ModelAccess, ModelStreamState, TurnServices};
+pub use sandbox::PluginError;
+pub use transform::TransformInstance;
+use sandbox::{PluginState, Sandbox};
 
 use crate::engine::{CompileCache, Limits, Origin};
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
-use crate::wit::{self, StreamContext, TRANSFORMER_INTERFACE, TransformPre};
+use crate::wit::router::RouterPre;
+use crate::wit::{self, AgentPre, AgentRequest, Choice, HANDLER_INTERFACE, RouteRequest, SELECTOR_INTERFACE, StreamContext, TRANSFORMER_INTERFACE, TransformPre};
+
+/// Why a plugin could not serve in a role: it did not load, or it failed.
+#[derive(Debug, Error)]
+pub enum RoleError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -39,8 +54,13 @@ pub enum LoadError {
     CoreModule(PluginName),
     #[error("plugin `{name}` does not compile: {message}")]
     Compile { name: PluginName, message: String },
-    #[error("plugin `{name}` is not a transform plugin: it must export `{TRANSFORMER_INTERFACE}`, and it exports {exports}")]
+    #[error(
+        "plugin `{name}` is not a streamhost plugin: it must export `{TRANSFORMER_INTERFACE}`, `{SELECTOR_INTERFACE}` or \
+         `{HANDLER_INTERFACE}`, and it exports {exports}"
+    )]
     WrongWorld { name: PluginName, exports: String },
+    #[error("plugin `{name}` is a {actual} plugin, used here as a {expected}")]
+    WrongRole { name: PluginName, expected: Role, actual: Role },
     #[error(
         "plugin `{name}` imports `{import}`, which this host does not provide (it provides streamhost:plugin and \
          the wasi 0.2 interfaces, with no environment, files or network): {message}"
@@ -55,8 +75,35 @@ pub enum LoadError {
 pub struct ComponentReport {
     /// The sha256 of the component, in hex.
     pub digest: String,
+    pub role: Role,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+}
+
+/// A plugin's role: the world it was built for, known by what it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Transform,
+    Router,
+    Agent,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Transform => "transform",
+            Role::Router => "router",
+            Role::Agent => "agent",
+        })
+    }
+}
+
+/// A component linked for its role, ready to instantiate.
+#[derive(Clone)]
+enum Linked {
+    Transform(TransformPre<PluginState>),
+    Router(RouterPre<PluginState>),
+    Agent(AgentPre<PluginState>),
 }
 
 /// A loaded plugin, ready to instantiate. Cheap to clone.
@@ -65,7 +112,21 @@ pub struct Plugin {
     pub name: PluginName,
     /// The sha256 of the component, in hex.
     pub digest: Arc<str>,
-    pre: TransformPre<PluginState>,
+    linked: Linked,
+}
+
+impl Plugin {
+    pub fn role(&self) -> Role {
+        match self.linked {
+            Linked::Transform(_) => Role::Transform,
+            Linked::Router(_) => Role::Router,
+            Linked::Agent(_) => Role::Agent,
+        }
+    }
+
+    fn wrong_role(&self, expected: Role) -> LoadError {
+        LoadError::WrongRole { name: self.name.clone(), expected, actual: self.role() }
+    }
 }
 
 /// Counters for operators and tests.
@@ -150,14 +211,38 @@ impl Registry {
         &self.engine
     }
 
-    /// Instantiates `plugin` for one stream, if an instance slot is free.
-    pub async fn open(&self, plugin: &Plugin, context: &StreamContext, settings: String) -> Result<TransformInstance, PluginError> {
+    /// The transform plugin `name`, instantiated and opened for one stream.
+    pub async fn open_transform(&self, name: &PluginName, context: &StreamContext, settings: String) -> Result<TransformInstance, RoleError> {
+        let plugin = self.get(name).await?;
+        let Linked::Transform(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Transform).into()) };
+        let sandbox = self.sandbox(&plugin, settings, None)?;
+        Ok(TransformInstance::open(sandbox, pre, context).await?)
+    }
+
+    /// Asks the router plugin `name` to choose; gives the turn back after.
+    pub async fn select(&self, name: &PluginName, settings: String, turn: TurnServices, request: &RouteRequest) -> Result<(Choice, TurnServices), RoleError> {
+        let plugin = self.get(name).await?;
+        let Linked::Router(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Router).into()) };
+        let sandbox = self.sandbox(&plugin, settings, Some(turn))?;
+        Ok(roles::select(sandbox, pre, request).await?)
+    }
+
+    /// Runs the agent plugin `name` for one turn; gives the turn back after.
+    pub async fn handle(&self, name: &PluginName, settings: String, turn: TurnServices, request: &AgentRequest) -> Result<(String, TurnServices), RoleError> {
+        let plugin = self.get(name).await?;
+        let Linked::Agent(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Agent).into()) };
+        let sandbox = self.sandbox(&plugin, settings, Some(turn))?;
+        Ok(roles::handle(sandbox, pre, request).await?)
+    }
+
+    /// A store for one instance of `plugin`, if an instance slot is free.
+    fn sandbox(&self, plugin: &Plugin, settings: String, turn: Option<TurnServices>) -> Result<Sandbox, PluginError> {
         let permit = self
             .instances
             .clone()
             .try_acquire_owned()
             .map_err(|_| PluginError::Overloaded { limit: self.limits.max_instances })?;
-        TransformInstance::open(plugin, context, settings, self.limits, permit).await
+        Ok(Sandbox::new(&self.engine, &plugin.name, settings, self.limits, permit, turn))
     }
 
     /// The current version of the plugin, loading it if it is new or changed.
@@ -202,9 +287,10 @@ impl Registry {
             Origin::Precompiled => &self.stats.precompiled,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let pre = link(&self.engine, &self.linker, name, &component)?;
-        info!(plugin = %name, %digest, ?origin, "plugin loaded");
-        Ok(Plugin { name: name.clone(), digest: digest.into(), pre })
+        let linked = link(&self.engine, &self.linker, name, &component)?;
+        let plugin = Plugin { name: name.clone(), digest: digest.into(), linked };
+        info!(plugin = %name, digest = %plugin.digest, ?origin, role = %plugin.role(), "plugin loaded");
+        Ok(plugin)
     }
 
     /// The store's precompiled artifact of this component, if trusted,
@@ -238,10 +324,11 @@ pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<Compon
     check_header(name, wasm)?;
     let component = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
     let linker = linker(engine).expect("the host's own interfaces link");
-    link(engine, &linker, name, &component)?;
+    let role = Plugin { name: name.clone(), digest: digest.clone().into(), linked: link(engine, &linker, name, &component)? }.role();
     let ty = component.component_type();
     Ok(ComponentReport {
         digest,
+        role,
         imports: ty.imports(engine).map(|(import, _)| import.to_string()).collect(),
         exports: ty.exports(engine).map(|(export, _)| export.to_string()).collect(),
     })
@@ -264,20 +351,42 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     // A wasip2 guest imports wasi:cli and wasi:io even when it does no I/O;
     // each instance gets a WASI context with nothing in it.
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wit::Transform::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut PluginState| state)?;
+    wit::Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state: &mut PluginState| state)?;
     Ok(linker)
 }
 
-/// Checks the component's world and links it, ready to instantiate.
-fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, component: &Component) -> Result<TransformPre<PluginState>, LoadError> {
-    check_world(engine, name, component)?;
-    let pre = linker
-        .instantiate_pre(component)
-        .map_err(|error| {
-            let message = format!("{error:#}");
-            LoadError::Imports { name: name.clone(), import: missing_import(&message).unwrap_or("an interface").to_string(), message }
-        })?;
-    TransformPre::new(pre).map_err(|error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") })
+/// Checks the component's world and links it for its role, ready to
+/// instantiate.
+fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, component: &Component) -> Result<Linked, LoadError> {
+    let role = role_of(engine, name, component)?;
+    let mismatched = |error: wasmtime::Error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") };
+    let pre = linker.instantiate_pre(component).map_err(|error| {
+        let message = format!("{error:#}");
+        LoadError::Imports { name: name.clone(), import: missing_import(&message).unwrap_or("an interface").to_string(), message }
+    })?;
+    Ok(match role {
+        Role::Transform => {
+            refuse_turn_imports(engine, name, component)?;
+            Linked::Transform(TransformPre::new(pre).map_err(mismatched)?)
+        }
+        Role::Router => Linked::Router(RouterPre::new(pre).map_err(mismatched)?),
+        Role::Agent => Linked::Agent(AgentPre::new(pre).map_err(mismatched)?),
+    })
+}
+
+/// A transform runs with no turn: `history`, `model` and `emit` are for
+/// routers and agents.
+fn refuse_turn_imports(engine: &Engine, name: &PluginName, component: &Component) -> Result<(), LoadError> {
+    const TURN_IMPORTS: [&str; 3] = ["streamhost:plugin/history@0.1.0", "streamhost:plugin/model@0.1.0", "streamhost:plugin/emit@0.1.0"];
+    let ty = component.component_type();
+    match ty.imports(engine).map(|(import, _)| import).find(|import| TURN_IMPORTS.contains(import)) {
+        Some(import) => Err(LoadError::Imports {
+            name: name.clone(),
+            import: import.to_string(),
+            message: "a transform plugin cannot import it; only routers and agents can".into(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The import wasmtime names, between backticks, in "component imports
@@ -288,11 +397,12 @@ fn missing_import(message: &str) -> Option<&str> {
     rest.split_once('`').map(|(import, _)| import)
 }
 
-fn check_world(engine: &Engine, name: &PluginName, component: &Component) -> Result<(), LoadError> {
+fn role_of(engine: &Engine, name: &PluginName, component: &Component) -> Result<Role, LoadError> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(export, _)| export).collect();
-    if exports.contains(&TRANSFORMER_INTERFACE) {
-        return Ok(());
+    let roles = [(TRANSFORMER_INTERFACE, Role::Transform), (SELECTOR_INTERFACE, Role::Router), (HANDLER_INTERFACE, Role::Agent)];
+    if let Some((_, role)) = roles.iter().find(|(interface, _)| exports.contains(interface)) {
+        return Ok(*role);
     }
     let exports = if exports.is_empty() { "nothing".into() } else { format!("`{}`", exports.join("`, `")) };
     Err(LoadError::WrongWorld { name: name.clone(), exports })

@@ -1,55 +1,124 @@
 //! ConverseStream: the request from ours, and each stream event as ours.
-//! Text deltas are `text`; reasoning and tool-use deltas are `metadata`
-//! (`{"reasoning":{"text":…}}`, `{"toolUse":{…}}`); the stop is `end`; the
-//! closing metadata is `usage`.
-
-use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput as StreamEvent, InferenceConfiguration, Message,
-    ReasoningContentBlockDelta, SystemContentBlock,
-};
-use serde_json::json;
+//! Text deltas are `text`; reasoning deltas are `metadata`
+//! (`{"reasoning":{"text":…}}`); a tool call, once its input is complete, is
+//! metadata `{"toolUse":{…}}` (`call::tool_use_event`); the stop is `end`;
+//! the closing metadata is `usage`.
 
 use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError as StreamException;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput as StreamEvent, InferenceConfiguration, Message,
+    ReasoningContentBlockDelta, SystemContentBlock, Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
+    ToolResultStatus, ToolSpecification, ToolUseBlock,
+};
+use aws_smithy_types::{Document, Number};
+use serde_json::{Value, json};
 
 use super::{Bedrock, Decoded, Exception, call_failure, receive};
-use crate::providers::error::StreamErrorCode;
 use crate::event::{Event, Usage};
-use crate::providers::{Started, UpstreamFailure};
-use crate::request::{Request, Role};
+use crate::providers::call::{Block, ModelCall, ToolCall, ToolSpec, Turn, tool_use_event};
+use crate::providers::error::StreamErrorCode;
+use crate::providers::{ProviderError, Started, UpstreamFailure};
+use crate::request::Role;
+
+/// The parts of a ConverseStream request that cannot fail to build, made
+/// once and reused by every attempt.
+pub struct ConverseInput {
+    messages: Vec<Message>,
+    system: Option<Vec<SystemContentBlock>>,
+    tools: Option<ToolConfiguration>,
+    inference: InferenceConfiguration,
+}
+
+impl ConverseInput {
+    pub fn new(call: &ModelCall) -> Result<Self, ProviderError> {
+        let invalid = |error: aws_sdk_bedrockruntime::error::BuildError| ProviderError::InvalidRequest(format!("cannot build the Bedrock request: {error}"));
+        let messages = call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
+        let tools = if call.tools.is_empty() {
+            None
+        } else {
+            let tools = call.tools.iter().map(tool).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+            Some(ToolConfiguration::builder().set_tools(Some(tools)).build().map_err(invalid)?)
+        };
+        Ok(Self {
+            messages,
+            system: call.system.clone().map(|system| vec![SystemContentBlock::Text(system)]),
+            tools,
+            inference: inference(call),
+        })
+    }
+}
 
 impl Bedrock {
-    pub async fn converse(&self, request: &Request, model_id: &str) -> Result<Started, UpstreamFailure> {
+    pub async fn converse(&self, input: &ConverseInput, model_id: &str) -> Result<Started, UpstreamFailure> {
         let output = self
             .client
             .converse_stream()
             .model_id(model_id)
-            .set_messages(Some(messages(request)))
-            .set_system(request.system.clone().map(|system| vec![SystemContentBlock::Text(system)]))
-            .inference_config(inference(request))
+            .set_messages(Some(input.messages.clone()))
+            .set_system(input.system.clone())
+            .set_tool_config(input.tools.clone())
+            .inference_config(input.inference.clone())
             .send()
             .await
             .map_err(call_failure)?;
-        Ok(Started::new(receive(output.stream, decode)))
+        let mut decoder = Decoder::default();
+        Ok(Started::new(receive(output.stream, move |event| decoder.decode(event))))
     }
 }
 
-fn messages(request: &Request) -> Vec<Message> {
-    request
-        .messages
-        .iter()
-        .map(|message| {
-            let role = match message.role {
-                Role::User => ConversationRole::User,
-                Role::Assistant => ConversationRole::Assistant,
-            };
-            Message::builder().role(role).content(ContentBlock::Text(message.content.clone())).build().expect("role and content are set")
-        })
-        .collect()
+fn message(turn: &Turn) -> Result<Message, aws_sdk_bedrockruntime::error::BuildError> {
+    let role = match turn.role {
+        Role::User => ConversationRole::User,
+        Role::Assistant => ConversationRole::Assistant,
+    };
+    let content = turn.content.iter().map(content_block).collect::<Result<Vec<_>, _>>()?;
+    Message::builder().role(role).set_content(Some(content)).build()
 }
 
-fn inference(request: &Request) -> InferenceConfiguration {
-    let options = &request.model;
+fn content_block(block: &Block) -> Result<ContentBlock, aws_sdk_bedrockruntime::error::BuildError> {
+    Ok(match block {
+        Block::Text(text) => ContentBlock::Text(text.clone()),
+        Block::ToolUse(call) => {
+            ContentBlock::ToolUse(ToolUseBlock::builder().tool_use_id(&call.id).name(&call.name).input(document(&call.input)).build()?)
+        }
+        Block::ToolResult { id, content, is_error } => ContentBlock::ToolResult(
+            ToolResultBlock::builder()
+                .tool_use_id(id)
+                .content(ToolResultContentBlock::Text(content.clone()))
+                .status(if *is_error { ToolResultStatus::Error } else { ToolResultStatus::Success })
+                .build()?,
+        ),
+    })
+}
+
+fn tool(spec: &ToolSpec) -> Result<Tool, aws_sdk_bedrockruntime::error::BuildError> {
+    let specification = ToolSpecification::builder()
+        .name(&spec.name)
+        .description(&spec.description)
+        .input_schema(ToolInputSchema::Json(document(&spec.input_schema)))
+        .build()?;
+    Ok(Tool::ToolSpec(specification))
+}
+
+/// JSON as the SDK's document type.
+fn document(value: &Value) -> Document {
+    match value {
+        Value::Null => Document::Null,
+        Value::Bool(flag) => Document::Bool(*flag),
+        Value::Number(number) => Document::Number(match (number.as_u64(), number.as_i64()) {
+            (Some(unsigned), _) => Number::PosInt(unsigned),
+            (None, Some(signed)) => Number::NegInt(signed),
+            _ => Number::Float(number.as_f64().unwrap_or_default()),
+        }),
+        Value::String(text) => Document::String(text.clone()),
+        Value::Array(items) => Document::Array(items.iter().map(document).collect()),
+        Value::Object(fields) => Document::Object(fields.iter().map(|(key, value)| (key.clone(), document(value))).collect()),
+    }
+}
+
+fn inference(call: &ModelCall) -> InferenceConfiguration {
+    let options = &call.options;
     InferenceConfiguration::builder()
         .set_max_tokens(options.max_tokens.map(|tokens| tokens.min(i32::MAX as u32) as i32))
         // JSON numbers are f64, so `0.1` stays 0.1 in the raw and OpenAI
@@ -60,41 +129,79 @@ fn inference(request: &Request) -> InferenceConfiguration {
         .build()
 }
 
-fn decode(event: StreamEvent) -> Decoded {
-    let complete = matches!(event, StreamEvent::MessageStop(_));
-    let event = match event {
-        StreamEvent::ContentBlockDelta(delta) => {
-            let index = delta.content_block_index();
-            match delta.delta {
-                Some(ContentBlockDelta::Text(text)) => Some(Event::Text(text)),
-                Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Text(text))) => {
-                    Some(metadata(json!({ "reasoning": { "index": index, "text": text } })))
+/// Turns stream events into ours, putting each tool call's input together
+/// from its deltas.
+#[derive(Default)]
+struct Decoder {
+    /// The tool call under way: its content block index, and the call with
+    /// its input's JSON text so far.
+    tool_use: Option<(i32, ToolCall, String)>,
+}
+
+impl Decoder {
+    fn decode(&mut self, event: StreamEvent) -> Decoded {
+        let complete = matches!(event, StreamEvent::MessageStop(_));
+        let event = match event {
+            StreamEvent::ContentBlockDelta(delta) => {
+                let index = delta.content_block_index();
+                match delta.delta {
+                    Some(ContentBlockDelta::Text(text)) => Some(Event::Text(text)),
+                    Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Text(text))) => {
+                        Some(metadata(json!({ "reasoning": { "index": index, "text": text } })))
+                    }
+                    Some(ContentBlockDelta::ToolUse(tool_use)) => {
+                        if let Some((_, _, input)) = self.tool_use.as_mut().filter(|(at, _, _)| *at == index) {
+                            input.push_str(&tool_use.input);
+                        }
+                        None
+                    }
+                    _ => None,
                 }
-                Some(ContentBlockDelta::ToolUse(tool_use)) => Some(metadata(json!({ "toolUse": { "index": index, "input": tool_use.input } }))),
-                _ => None,
             }
-        }
-        StreamEvent::ContentBlockStart(start) => match start.start {
-            Some(ContentBlockStart::ToolUse(tool_use)) => Some(metadata(json!({
-                "toolUse": { "index": start.content_block_index, "toolUseId": tool_use.tool_use_id, "name": tool_use.name }
-            }))),
+            StreamEvent::ContentBlockStart(start) => {
+                if let Some(ContentBlockStart::ToolUse(tool_use)) = start.start {
+                    let call = ToolCall { id: tool_use.tool_use_id, name: tool_use.name, input: Value::Null };
+                    self.tool_use = Some((start.content_block_index, call, String::new()));
+                }
+                None
+            }
+            StreamEvent::ContentBlockStop(stop) => match self.tool_use.take() {
+                Some((index, mut call, input)) if index == stop.content_block_index => Some(match parse_input(&input) {
+                    Some(parsed) => {
+                        call.input = parsed;
+                        tool_use_event(&call)
+                    }
+                    None => StreamErrorCode::ModelStreamError.event(format!("the model's input for tool `{}` is not a JSON object", call.name)),
+                }),
+                other => {
+                    self.tool_use = other;
+                    None
+                }
+            },
+            StreamEvent::MessageStop(stop) => Some(Event::End(stop.stop_reason.as_str().to_string())),
+            StreamEvent::Metadata(metadata) => metadata.usage.map(|usage| {
+                let count = |tokens: i32| tokens.max(0) as u32;
+                Event::Usage(Usage {
+                    input_tokens: count(usage.input_tokens),
+                    output_tokens: count(usage.output_tokens),
+                    total_tokens: count(usage.total_tokens),
+                    latency_ms: metadata.metrics.map_or(0, |metrics| metrics.latency_ms.clamp(0, u32::MAX.into()) as u32),
+                    cache_read_input_tokens: usage.cache_read_input_tokens.map_or(0, count),
+                    cache_write_input_tokens: usage.cache_write_input_tokens.map_or(0, count),
+                })
+            }),
             _ => None,
-        },
-        StreamEvent::MessageStop(stop) => Some(Event::End(stop.stop_reason.as_str().to_string())),
-        StreamEvent::Metadata(metadata) => metadata.usage.map(|usage| {
-            let count = |tokens: i32| tokens.max(0) as u32;
-            Event::Usage(Usage {
-                input_tokens: count(usage.input_tokens),
-                output_tokens: count(usage.output_tokens),
-                total_tokens: count(usage.total_tokens),
-                latency_ms: metadata.metrics.map_or(0, |metrics| metrics.latency_ms.clamp(0, u32::MAX.into()) as u32),
-                cache_read_input_tokens: usage.cache_read_input_tokens.map_or(0, count),
-                cache_write_input_tokens: usage.cache_write_input_tokens.map_or(0, count),
-            })
-        }),
-        _ => None,
-    };
-    Decoded { event, complete }
+        };
+        Decoded { event, complete }
+    }
+}
+
+/// A tool input's JSON text; a tool that takes nothing may send none.
+fn parse_input(input: &str) -> Option<Value> {
+    if input.trim().is_empty() {
+        return Some(json!({}));
+    }
+    serde_json::from_str::<Value>(input).ok().filter(Value::is_object)
 }
 
 impl Exception for StreamException {

@@ -5,6 +5,8 @@
 mod converse;
 pub mod raw;
 
+pub use converse::ConverseInput;
+
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;

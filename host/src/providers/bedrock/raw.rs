@@ -17,7 +17,8 @@ use super::{Bedrock, Decoded, Exception, call_failure, receive};
 use crate::providers::error::StreamErrorCode;
 use crate::event::Event;
 use crate::providers::{ProviderError, Started, UpstreamFailure};
-use crate::request::{Request, Role};
+use crate::providers::{ModelCall, ProviderKind};
+use crate::request::{Message, Role};
 
 /// What an Anthropic model needs and the others default.
 const DEFAULT_MAX_TOKENS: u32 = 1024;
@@ -96,8 +97,9 @@ impl Family {
 
 /// The body InvokeModel takes for `model_id`: the caller's own, or one
 /// built for the model's family.
-pub fn request_body(model_id: &str, request: &Request) -> Result<Vec<u8>, ProviderError> {
-    let body = match &request.model.body {
+pub fn request_body(model_id: &str, call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
+    let messages = call.text_messages(ProviderKind::BedrockRaw)?;
+    let body = match &call.options.body {
         Some(body) => Value::Object(body.clone()),
         None => {
             let family = Family::of(model_id).ok_or_else(|| {
@@ -105,14 +107,15 @@ pub fn request_body(model_id: &str, request: &Request) -> Result<Vec<u8>, Provid
                     "the host cannot tell the request format of `{model_id}`: give the model's own request as `model.body`"
                 ))
             })?;
-            family_body(family, request)?
+            family_body(family, call, &messages)?
         }
     };
     Ok(body.to_string().into_bytes())
 }
 
-fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError> {
-    let options = &request.model;
+fn family_body(family: Family, call: &ModelCall, messages: &[Message]) -> Result<Value, ProviderError> {
+    let options = &call.options;
+    let system = call.system.as_deref();
     let mut body = Map::new();
     let mut set = |key: &str, value: Option<Value>| {
         if let Some(value) = value {
@@ -124,8 +127,8 @@ fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError
         Family::Anthropic => {
             set("anthropic_version", Some(json!("bedrock-2023-05-31")));
             set("max_tokens", Some(json!(options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS))));
-            set("system", request.system.clone().map(Value::from));
-            set("messages", Some(json!(request.messages)));
+            set("system", system.map(Value::from));
+            set("messages", Some(json!(messages)));
             set("temperature", options.temperature.map(Value::from));
             set("top_p", options.top_p.map(Value::from));
             set("stop_sequences", stop);
@@ -134,27 +137,27 @@ fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError
             if stop.is_some() {
                 return Err(ProviderError::InvalidRequest("Llama models on Bedrock take no `stopSequences`".into()));
             }
-            set("prompt", Some(json!(llama_prompt(request))));
+            set("prompt", Some(json!(llama_prompt(system, messages))));
             set("max_gen_len", options.max_tokens.map(Value::from));
             set("temperature", options.temperature.map(Value::from));
             set("top_p", options.top_p.map(Value::from));
         }
         Family::CohereChat => {
-            let (last, earlier) = request.messages.split_last().expect("a request has a user message");
+            let (last, earlier) = messages.split_last().expect("a request has a user message");
             let history = earlier.iter().map(|message| {
                 let role = if message.role == Role::User { "USER" } else { "CHATBOT" };
                 json!({ "role": role, "message": message.content })
             });
             set("message", Some(json!(last.content)));
             set("chat_history", Some(history.collect()));
-            set("preamble", request.system.clone().map(Value::from));
+            set("preamble", system.map(Value::from));
             set("max_tokens", options.max_tokens.map(Value::from));
             set("temperature", options.temperature.map(Value::from));
             set("p", options.top_p.map(Value::from));
             set("stop_sequences", stop);
         }
         Family::CohereLegacy => {
-            set("prompt", Some(json!(transcript(request, "User", "Chatbot"))));
+            set("prompt", Some(json!(transcript(system, messages, "User", "Chatbot"))));
             set("stream", Some(json!(true)));
             set("max_tokens", options.max_tokens.map(Value::from));
             set("temperature", options.temperature.map(Value::from));
@@ -170,7 +173,7 @@ fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError
                 ("stopSequences", stop),
             ];
             config.extend(settings.into_iter().filter_map(|(key, value)| Some((key.to_string(), value?))));
-            set("inputText", Some(json!(transcript(request, "User", "Bot"))));
+            set("inputText", Some(json!(transcript(system, messages, "User", "Bot"))));
             set("textGenerationConfig", Some(Value::Object(config)));
         }
     }
@@ -178,15 +181,15 @@ fn family_body(family: Family, request: &Request) -> Result<Value, ProviderError
 }
 
 /// Llama 3's chat template, ending where the assistant's answer begins.
-fn llama_prompt(request: &Request) -> String {
+fn llama_prompt(system: Option<&str>, messages: &[Message]) -> String {
     let mut prompt = String::from("<|begin_of_text|>");
     let turn = |prompt: &mut String, role: &str, content: &str| {
         prompt.push_str(&format!("<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>"));
     };
-    if let Some(system) = &request.system {
+    if let Some(system) = system {
         turn(&mut prompt, "system", system);
     }
-    for message in &request.messages {
+    for message in messages {
         turn(&mut prompt, message.role.as_str(), &message.content);
     }
     prompt.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -194,9 +197,9 @@ fn llama_prompt(request: &Request) -> String {
 }
 
 /// A conversation as one text prompt, for models without a chat format.
-fn transcript(request: &Request, user: &str, assistant: &str) -> String {
-    let mut prompt = request.system.as_ref().map(|system| format!("{system}\n\n")).unwrap_or_default();
-    for message in &request.messages {
+fn transcript(system: Option<&str>, messages: &[Message], user: &str, assistant: &str) -> String {
+    let mut prompt = system.map(|system| format!("{system}\n\n")).unwrap_or_default();
+    for message in messages {
         let speaker = if message.role == Role::User { user } else { assistant };
         prompt.push_str(&format!("{speaker}: {}\n", message.content));
     }
@@ -207,13 +210,13 @@ fn transcript(request: &Request, user: &str, assistant: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::parse_chain;
+    use crate::request::{Request, parse_chain};
 
-    fn request(body: &str) -> Request {
-        Request::from_json(parse_chain("ndjson", None).unwrap(), body.as_bytes()).unwrap()
+    fn request(body: &str) -> ModelCall {
+        ModelCall::from_request(&Request::from_json(parse_chain("ndjson", None).unwrap(), &[], body.as_bytes()).unwrap())
     }
 
-    fn body(model_id: &str, request: &Request) -> Value {
+    fn body(model_id: &str, request: &ModelCall) -> Value {
         serde_json::from_slice(&request_body(model_id, request).unwrap()).unwrap()
     }
 

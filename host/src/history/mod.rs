@@ -1,0 +1,134 @@
+//! Conversation memory: the turns of each user and session, for routers
+//! and agents to see. A turn (the user's messages, what the agent added, the
+//! answer's text) is recorded once its answer completes, never after a
+//! failure. Backends: in memory, optionally kept in a local file (`memory`),
+//! and a DynamoDB table for Lambda (`dynamo`).
+
+mod dynamo;
+mod memory;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use dynamo::DynamoHistory;
+pub use memory::MemoryHistory;
+
+use crate::request::Message;
+
+#[derive(Debug, Clone, Args)]
+pub struct HistorySettings {
+    /// How many earlier turns of a conversation routers and agents see, and
+    /// the in-memory store keeps.
+    #[arg(long, env = "STREAMHOST_HISTORY_TURNS", default_value_t = 20, value_name = "N")]
+    pub history_turns: usize,
+
+    /// Keep the in-memory conversations in this JSON file across restarts.
+    #[arg(long, env = "STREAMHOST_HISTORY_FILE", value_name = "FILE", conflicts_with = "history_table")]
+    pub history_file: Option<PathBuf>,
+
+    /// Keep conversations in this DynamoDB table (partition key
+    /// `conversation`, string; sort key `turn`, number) instead of memory.
+    #[arg(long, env = "STREAMHOST_HISTORY_TABLE", value_name = "TABLE")]
+    pub history_table: Option<String>,
+
+    /// Days a conversation's turns live in DynamoDB (its `expiresAt` TTL).
+    #[arg(long, env = "STREAMHOST_HISTORY_TTL_DAYS", default_value_t = 30, value_name = "DAYS")]
+    pub history_ttl_days: u64,
+}
+
+/// Whose conversation: a user's session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConversationKey {
+    pub user_id: String,
+    pub session_id: String,
+}
+
+impl ConversationKey {
+    /// The key of a request's conversation: it has one when it names a
+    /// session (the user may be anonymous).
+    pub fn of(user_id: Option<&str>, session_id: Option<&str>) -> Option<Self> {
+        Some(Self { user_id: user_id.unwrap_or_default().to_string(), session_id: session_id?.to_string() })
+    }
+}
+
+impl fmt::Display for ConversationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Neither part may hide the separator: escape it in both.
+        write!(f, "{}#{}", self.user_id.replace('#', "##"), self.session_id.replace('#', "##"))
+    }
+}
+
+/// One completed exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// The agent that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    #[error("the conversation store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the conversation file {path}: {message}")]
+    File { path: PathBuf, message: String },
+}
+
+pub enum HistoryStore {
+    Memory(MemoryHistory),
+    Dynamo(DynamoHistory),
+}
+
+impl HistoryStore {
+    pub async fn from_settings(settings: &HistorySettings) -> anyhow::Result<Self> {
+        Ok(match &settings.history_table {
+            Some(table) => {
+                let client = aws_sdk_dynamodb::Client::new(&crate::aws::load().await);
+                HistoryStore::Dynamo(DynamoHistory::new(client, table.clone(), settings.history_ttl_days))
+            }
+            None => HistoryStore::Memory(MemoryHistory::new(settings.history_turns, settings.history_file.clone())?),
+        })
+    }
+
+    /// The latest `turns` turns, oldest first.
+    pub async fn load(&self, key: &ConversationKey, turns: usize) -> Result<Vec<Turn>, HistoryError> {
+        match self {
+            HistoryStore::Memory(memory) => Ok(memory.load(key, turns)),
+            HistoryStore::Dynamo(dynamo) => dynamo.load(key, turns).await,
+        }
+    }
+
+    pub async fn append(&self, key: &ConversationKey, turn: Turn) -> Result<(), HistoryError> {
+        match self {
+            HistoryStore::Memory(memory) => memory.append(key, turn).await,
+            HistoryStore::Dynamo(dynamo) => dynamo.append(key, turn).await,
+        }
+    }
+}
+
+impl fmt::Display for HistoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HistoryStore::Memory(memory) => write!(f, "{memory}"),
+            HistoryStore::Dynamo(dynamo) => write!(f, "{dynamo}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_do_not_collide() {
+        let key = |user: &str, session: &str| ConversationKey::of(Some(user), Some(session)).unwrap().to_string();
+        assert_ne!(key("a#b", "c"), key("a", "b#c"));
+        assert_eq!(ConversationKey::of(Some("u"), None), None);
+        assert_eq!(ConversationKey::of(None, Some("s")).unwrap().to_string(), "#s");
+    }
+}

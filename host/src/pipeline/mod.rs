@@ -1,0 +1,147 @@
+//! source -> transforms, in order -> encoder -> body. The one implementation
+//! behind every frontend; a frontend never knows which plugins run. The
+//! source is a model (`providers`), or a multi-agent turn (`orchestrate`):
+//! router, then agent. `pump` moves the events.
+//!
+//! `open` does everything that can fail before the response starts: it loads
+//! and instantiates every plugin of the chain, starts the source and waits
+//! for the first bytes, so that those failures are answered as errors. After
+//! the first byte, a failure ends the stream with an error event in the
+//! stream's own format.
+
+mod orchestrate;
+mod pump;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, stream};
+use thiserror::Error;
+
+pub use orchestrate::{AgentSettings, Orchestrator};
+use pump::Pump;
+
+use crate::event::{DEFAULT_CONTENT_TYPE, Encoding};
+use crate::manifest::{Manifest, ManifestError, Manifests};
+use crate::providers::{ModelCall, ProviderError};
+use crate::registry::{LoadError, PluginError, Registry, RoleError, TransformInstance};
+use crate::request::Request;
+use crate::store::PluginName;
+use crate::wit::StreamContext;
+
+/// The most source events handed to the first plugin in one call: whatever
+/// is ready, up to this, goes as one batch.
+const MAX_BATCH: usize = 64;
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// A response about to stream: its media type, and the body.
+pub struct Response {
+    pub content_type: String,
+    pub body: BoxStream<'static, Bytes>,
+}
+
+impl From<RoleError> for PipelineError {
+    fn from(error: RoleError) -> Self {
+        match error {
+            RoleError::Load(error) => PipelineError::Load(error),
+            RoleError::Plugin(error) => PipelineError::Plugin(error),
+        }
+    }
+}
+
+pub struct Pipeline {
+    manifests: Manifests,
+    /// The registry, providers and conversations, shared with the turns'
+    /// tasks.
+    host: Arc<Orchestrator>,
+    active_streams: Arc<AtomicUsize>,
+}
+
+impl Pipeline {
+    pub fn new(manifests: Manifests, host: Orchestrator) -> Self {
+        Self { manifests, host: Arc::new(host), active_streams: Arc::default() }
+    }
+
+    /// The pipeline manifest named `name`, if there is one.
+    pub async fn manifest(&self, name: &PluginName) -> Result<Option<Arc<Manifest>>, ManifestError> {
+        self.manifests.get(name).await
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.host.registry
+    }
+
+    /// Streams whose body has not been dropped yet.
+    pub fn active_streams(&self) -> usize {
+        self.active_streams.load(Ordering::Relaxed)
+    }
+
+    /// Opens `request`, run as `manifest` says when it names a pipeline.
+    pub async fn open(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<Response, PipelineError> {
+        // Plugins first: a plugin that cannot run must not cost a model call.
+        let stages = self.open_stages(&request).await?;
+        let content_type = stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
+        let source = match manifest {
+            Some(manifest) if !manifest.agents.is_empty() => self.host.start(request, manifest),
+            manifest => {
+                let mut call = ModelCall::from_request(&request);
+                if let Some(manifest) = manifest {
+                    call.options = call.options.or(&manifest.model);
+                }
+                self.host.providers.start(&call).await?
+            }
+        };
+        let mut pump = Pump {
+            source: source.ready_chunks(MAX_BATCH),
+            stages,
+            encoding: Encoding::for_content_type(&content_type),
+            done: false,
+            _active: ActiveStream::new(&self.active_streams),
+        };
+        let first = pump.first_bytes().await?;
+        let rest = stream::unfold(pump, |mut pump| async move { pump.next_bytes().await.map(|bytes| (bytes, pump)) });
+        Ok(Response { content_type, body: stream::iter(first).chain(rest).boxed() })
+    }
+
+    async fn open_stages(&self, request: &Request) -> Result<Vec<TransformInstance>, PipelineError> {
+        let mut stages = Vec::with_capacity(request.chain.len());
+        for name in &request.chain {
+            let context = StreamContext {
+                plugin: name.to_string(),
+                user_id: request.user_id.clone(),
+                session_id: request.session_id.clone(),
+            };
+            let stage = self.host.registry.open_transform(name, &context, request.settings_for(name)).await?;
+            stages.push(stage);
+        }
+        Ok(stages)
+    }
+}
+
+/// Counts a stream as active from its start until its body is dropped,
+/// whether it finished or the client went away.
+struct ActiveStream(Arc<AtomicUsize>);
+
+impl ActiveStream {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for ActiveStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

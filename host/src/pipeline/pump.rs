@@ -1,0 +1,118 @@
+//! Moves events from the source through the transform stages and encodes
+//! them: batches in, bytes out.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::ReadyChunks;
+use tracing::{info, warn};
+
+use super::ActiveStream;
+use crate::event::{Encoding, Event, error_event};
+use crate::providers::EventStream;
+use crate::registry::{PluginError, TransformInstance};
+
+/// A plugin failed; `stage` is its place in the chain.
+struct StageFailure {
+    stage: usize,
+    error: PluginError,
+}
+
+/// Moves events from the source through the stages and encodes them.
+pub(super) struct Pump {
+    pub(super) source: ReadyChunks<EventStream>,
+    pub(super) stages: Vec<TransformInstance>,
+    pub(super) encoding: Encoding,
+    pub(super) done: bool,
+    pub(super) _active: ActiveStream,
+}
+
+impl Pump {
+    /// The first bytes of the body (`None` for an empty body); a failure up
+    /// to here is the caller's error response.
+    pub(super) async fn first_bytes(&mut self) -> Result<Option<Bytes>, PluginError> {
+        self.step().await.map_err(|failure| {
+            // Answered as an error response: the stream is over, not cancelled.
+            self.done = true;
+            failure.error
+        })
+    }
+
+    /// The next bytes of a body already under way; a failure becomes an
+    /// error event, the last bytes of the stream.
+    pub(super) async fn next_bytes(&mut self) -> Option<Bytes> {
+        match self.step().await {
+            Ok(bytes) => bytes,
+            Err(failure) => Some(self.error_bytes(failure).await),
+        }
+    }
+
+    /// Runs batches until one produces bytes or the stream ends.
+    async fn step(&mut self) -> Result<Option<Bytes>, StageFailure> {
+        while !self.done {
+            let (events, last) = match self.source.next().await {
+                Some(batch) => (batch, false),
+                None => (Vec::new(), true),
+            };
+            self.done = last;
+            let events = self.run_stages(0, events, last).await?;
+            if !events.is_empty() {
+                let bytes = self.encode(&events);
+                if !bytes.is_empty() {
+                    return Ok(Some(bytes));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Passes `events` through the stages from `first` on; at the end of the
+    /// stream (`last`) each stage is also finished, its flush going on down.
+    async fn run_stages(&mut self, first: usize, mut events: Vec<Event>, last: bool) -> Result<Vec<Event>, StageFailure> {
+        for (index, stage) in self.stages.iter_mut().enumerate().skip(first) {
+            let failed = |error| StageFailure { stage: index, error };
+            if !events.is_empty() {
+                events = stage.push(&events).await.map_err(failed)?;
+            }
+            if last {
+                events.extend(stage.finish().await.map_err(failed)?);
+            }
+        }
+        Ok(events)
+    }
+
+    /// Ends the stream after a failure: the error event goes through the
+    /// stages after the one that failed (so the formatter formats it), or,
+    /// when the formatter is what failed, through the host's own encoding.
+    async fn error_bytes(&mut self, failure: StageFailure) -> Bytes {
+        self.done = true;
+        let StageFailure { stage, error } = failure;
+        warn!(plugin = %self.stages[stage].name(), %error, "stream ended by a plugin failure");
+        let event = error_event(error.code(), error.to_string());
+        match self.run_stages(stage + 1, vec![event.clone()], true).await {
+            Ok(events) => self.encode(&events),
+            Err(StageFailure { error: second, .. }) => {
+                warn!(error = %second, "a later plugin failed on the error event too");
+                self.encode(&[event])
+            }
+        }
+    }
+
+    fn encode(&self, events: &[Event]) -> Bytes {
+        let mut out = Vec::new();
+        for event in events {
+            self.encoding.encode(event, &mut out);
+        }
+        Bytes::from(out)
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        if !self.done {
+            // The body was dropped before its end: the client went away (or
+            // a write to it failed). Dropping the source cancels the model call.
+            info!("stream cancelled before its end; the client went away");
+        }
+    }
+}
+

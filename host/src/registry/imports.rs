@@ -1,0 +1,235 @@
+//! The host side of the imports: `log` and `config` for every plugin;
+//! `history`, `model` and `emit` for routers and agents, which reach them
+//! through the turn's [`TurnServices`].
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, trace, warn};
+use wasmtime::component::Resource;
+
+use super::sandbox::PluginState;
+use crate::providers::{Block, EventStream, ModelCall, ModelOptions, Providers, ToolCall, ToolSpec, Turn, call::tool_use_of};
+use crate::request::Role as RequestRole;
+use crate::wit::model_api::{Content, ModelEvent, ModelMessage, ModelRequest};
+use crate::wit::{self, ErrorInfo, Event, LogLevel, Message, Role};
+
+/// Longer log lines from a plugin are cut.
+const MAX_LOG_LINE: usize = 4 * 1024;
+
+/// What a router's or an agent's imports reach during one turn.
+pub struct TurnServices {
+    /// The earlier turns' messages, oldest first.
+    pub history: Vec<Message>,
+    pub last_agent: Option<String>,
+    /// What the plugin added to this turn's record with `history.append`.
+    pub appended: Vec<Message>,
+    pub models: ModelAccess,
+    /// Where an agent's `emit` sends; a router has none.
+    pub downstream: Option<Downstream>,
+}
+
+/// Model calls on a plugin's behalf: the host's providers, the pipeline's
+/// model options, and how many calls the turn has left.
+pub struct ModelAccess {
+    pub providers: Arc<Providers>,
+    pub defaults: ModelOptions,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub calls_left: u32,
+    pub max_calls: u32,
+}
+
+/// The channel to the pipeline's transforms, keeping the answer's text for
+/// the conversation's record.
+pub struct Downstream {
+    sender: mpsc::Sender<Event>,
+    pub text: String,
+}
+
+impl Downstream {
+    pub fn new(sender: mpsc::Sender<Event>) -> Self {
+        Self { sender, text: String::new() }
+    }
+
+    /// Sends `event` on, waiting while the transforms are behind. Returns
+    /// false once the stream is gone (the client left).
+    pub async fn send(&mut self, event: Event) -> bool {
+        if let Event::Text(text) = &event {
+            self.text.push_str(text);
+        }
+        self.sender.send(event).await.is_ok()
+    }
+}
+
+/// A model stream a plugin is reading.
+pub struct ModelStreamState {
+    events: EventStream,
+}
+
+impl wit::streamhost::plugin::types::Host for PluginState {}
+
+impl wit::streamhost::plugin::config::Host for PluginState {
+    fn settings(&mut self) -> String {
+        self.settings.clone()
+    }
+}
+
+impl wit::streamhost::plugin::log::Host for PluginState {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        if message.len() > MAX_LOG_LINE {
+            let cut = (0..=MAX_LOG_LINE).rev().find(|&i| message.is_char_boundary(i)).unwrap_or(0);
+            message.truncate(cut);
+        }
+        let plugin = self.plugin.as_str();
+        match level {
+            LogLevel::Trace => trace!(plugin, "{message}"),
+            LogLevel::Debug => debug!(plugin, "{message}"),
+            LogLevel::Info => info!(plugin, "{message}"),
+            LogLevel::Warn => warn!(plugin, "{message}"),
+            LogLevel::Error => error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl PluginState {
+    fn turn(&mut self) -> &mut TurnServices {
+        // Only routers and agents link these imports' callers to a turn; a
+        // transform importing them is refused at load (`Registry::link`).
+        self.turn.as_mut().expect("history, model and emit are for routers and agents")
+    }
+}
+
+impl wit::streamhost::plugin::history::Host for PluginState {
+    fn messages(&mut self) -> Vec<Message> {
+        self.turn().history.clone()
+    }
+
+    fn last_agent(&mut self) -> Option<String> {
+        self.turn().last_agent.clone()
+    }
+
+    fn append(&mut self, message: Message) {
+        self.turn().appended.push(message);
+    }
+}
+
+impl wit::streamhost::plugin::model::Host for PluginState {
+    async fn start(&mut self, request: ModelRequest) -> Result<Resource<ModelStreamState>, ErrorInfo> {
+        let plugin = self.plugin.clone();
+        let models = &mut self.turn().models;
+        if models.calls_left == 0 {
+            let message = format!("this turn has made its {} model calls (--max-model-calls); is a tool loop not ending?", models.max_calls);
+            return Err(error_info("model_call_limit", message));
+        }
+        models.calls_left -= 1;
+        let call = model_call(request, models)?;
+        let providers = models.providers.clone();
+        debug!(%plugin, messages = call.messages.len(), tools = call.tools.len(), "model call");
+        let events = providers.start(&call).await.map_err(|error| error_info(error.code(), error.to_string()))?;
+        self.table.push(ModelStreamState { events }).map_err(|error| error_info("internal_error", error.to_string()))
+    }
+}
+
+impl wit::streamhost::plugin::model::HostModelStream for PluginState {
+    async fn next(&mut self, stream: Resource<ModelStreamState>) -> Result<Option<ModelEvent>, ErrorInfo> {
+        let stream = self.table.get_mut(&stream).map_err(|error| error_info("internal_error", error.to_string()))?;
+        while let Some(event) = stream.events.next().await {
+            match event {
+                Event::Text(text) => return Ok(Some(ModelEvent::Text(text))),
+                Event::Usage(usage) => return Ok(Some(ModelEvent::Usage(usage))),
+                Event::End(reason) => return Ok(Some(ModelEvent::End(reason))),
+                Event::Error(error) => return Err(error),
+                Event::Metadata(metadata) => {
+                    if let Some(call) = tool_use_of(&metadata) {
+                        return Ok(Some(ModelEvent::ToolCall(wit_tool_call(call))));
+                    }
+                }
+                Event::Status(_) | Event::Raw(_) | Event::Frame(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    async fn drop(&mut self, stream: Resource<ModelStreamState>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl wit::streamhost::plugin::emit::Host for PluginState {
+    async fn emit(&mut self, event: Event) {
+        let plugin = self.plugin.clone();
+        let Some(downstream) = self.turn().downstream.as_mut() else {
+            warn!(%plugin, "a router emitted an event; only agents send downstream");
+            return;
+        };
+        if matches!(event, Event::End(_) | Event::Error(_)) {
+            warn!(%plugin, "an agent emitted `end` or `error`, which come from `handle`'s result; dropped");
+            return;
+        }
+        // A closed stream means the client left; the turn is being dropped.
+        downstream.send(event).await;
+    }
+}
+
+fn error_info(code: &str, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo { code: code.to_string(), message: message.into() }
+}
+
+/// A plugin's model request as the providers take it, with the pipeline's
+/// options where the plugin gives none.
+fn model_call(request: ModelRequest, models: &ModelAccess) -> Result<ModelCall, ErrorInfo> {
+    let options = match request.options.as_deref().filter(|options| !options.trim().is_empty()) {
+        Some(options) => serde_json::from_str::<ModelOptions>(options)
+            .map_err(|error| error_info("invalid_model_options", format!("the model request's `options`: {error}")))?,
+        None => ModelOptions::default(),
+    };
+    let tools = request.tools.into_iter().map(tool_spec).collect::<Result<_, _>>()?;
+    let messages = request.messages.into_iter().map(turn).collect::<Result<_, _>>()?;
+    Ok(ModelCall {
+        system: request.system,
+        messages,
+        tools,
+        options: options.or(&models.defaults),
+        user_id: models.user_id.clone(),
+        session_id: models.session_id.clone(),
+    })
+}
+
+fn tool_spec(spec: wit::model_api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {
+    let input_schema = json_object(&spec.input_schema)
+        .ok_or_else(|| error_info("invalid_tool_spec", format!("the input schema of tool `{}` is not a JSON object", spec.name)))?;
+    Ok(ToolSpec { name: spec.name, description: spec.description, input_schema })
+}
+
+fn turn(message: ModelMessage) -> Result<Turn, ErrorInfo> {
+    let content = message.content.into_iter().map(block).collect::<Result<_, _>>()?;
+    let role = match message.role {
+        Role::User => RequestRole::User,
+        Role::Assistant => RequestRole::Assistant,
+    };
+    Ok(Turn { role, content })
+}
+
+fn block(content: Content) -> Result<Block, ErrorInfo> {
+    Ok(match content {
+        Content::Text(text) => Block::Text(text),
+        Content::ToolCall(call) => {
+            let input = json_object(&call.input)
+                .ok_or_else(|| error_info("invalid_tool_call", format!("the input of tool call `{}` is not a JSON object", call.id)))?;
+            Block::ToolUse(ToolCall { id: call.id, name: call.name, input })
+        }
+        Content::ToolResult(result) => Block::ToolResult { id: result.id, content: result.content, is_error: result.is_error },
+    })
+}
+
+fn wit_tool_call(call: ToolCall) -> wit::model_api::ToolCall {
+    wit::model_api::ToolCall { id: call.id, name: call.name, input: call.input.to_string() }
+}
+
+fn json_object(text: &str) -> Option<Value> {
+    serde_json::from_str::<Value>(text).ok().filter(Value::is_object)
+}

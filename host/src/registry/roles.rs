@@ -1,0 +1,40 @@
+//! Router and agent instances: one call each per request, with the turn's
+//! services (history, model calls, the downstream) behind their imports.
+
+use super::imports::TurnServices;
+use super::sandbox::{PluginError, Sandbox};
+use crate::wit::router::RouterPre;
+use crate::wit::{AgentPre, AgentRequest, Choice, RouteRequest};
+
+/// Asks a router plugin for its choice.
+pub(super) async fn select(mut sandbox: Sandbox, pre: &RouterPre<super::PluginState>, request: &RouteRequest) -> Result<(Choice, TurnServices), PluginError> {
+    sandbox.arm();
+    let bindings = match pre.instantiate_async(&mut sandbox.store).await {
+        Ok(bindings) => bindings,
+        Err(error) => return Err(sandbox.failure(error)),
+    };
+    sandbox.arm();
+    let result = bindings.streamhost_plugin_selector().call_select(&mut sandbox.store, request).await;
+    let choice = sandbox.outcome(result)?;
+    Ok((choice, take_turn(&mut sandbox)))
+}
+
+/// Runs an agent plugin's turn to its end; its output went downstream
+/// through `emit` meanwhile. Returns the stop reason.
+pub(super) async fn handle(mut sandbox: Sandbox, pre: &AgentPre<super::PluginState>, request: &AgentRequest) -> Result<(String, TurnServices), PluginError> {
+    sandbox.arm();
+    let bindings = match pre.instantiate_async(&mut sandbox.store).await {
+        Ok(bindings) => bindings,
+        Err(error) => return Err(sandbox.failure(error)),
+    };
+    sandbox.arm();
+    let result = bindings.streamhost_plugin_handler().call_handle(&mut sandbox.store, request).await;
+    let stop_reason = sandbox.outcome(result)?;
+    Ok((stop_reason, take_turn(&mut sandbox)))
+}
+
+/// The turn's services back from the store: what the plugin appended to the
+/// history, what it sent downstream.
+fn take_turn(sandbox: &mut Sandbox) -> TurnServices {
+    sandbox.store.data_mut().turn.take().expect("routers and agents run with a turn")
+}

@@ -1,0 +1,204 @@
+//! What every plugin instance runs in: its store, its limits, and how a
+//! failed call is told apart. Each call runs under a deadline; a trap, an
+//! overrun or an exhausted memory ends this instance only, as a typed
+//! [`PluginError`]. The time a call spends waiting in the host (on a model, on
+//! a slow client) is not the plugin's and does not count.
+
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::ResourceTable;
+use wasmtime::{CallHook, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::imports::TurnServices;
+use super::output::PluginOutput;
+use crate::engine::Limits;
+use crate::store::PluginName;
+use crate::wit::ErrorInfo;
+
+#[derive(Debug, Error)]
+pub enum PluginError {
+    #[error("plugin `{name}` trapped: {message}")]
+    Trapped { name: PluginName, message: String },
+    #[error("plugin `{name}` ran past its {} ms time limit", limit.as_millis())]
+    Timeout { name: PluginName, limit: Duration },
+    #[error("plugin `{name}` needed more than its {} MiB memory limit", limit_bytes >> 20)]
+    OutOfMemory { name: PluginName, limit_bytes: usize },
+    /// The plugin itself returned an error.
+    #[error("plugin `{name}`: {}", error.message)]
+    Refused { name: PluginName, error: ErrorInfo },
+    #[error("all {limit} plugin instances are in use; try again shortly")]
+    Overloaded { limit: u32 },
+}
+
+impl PluginError {
+    /// The code an error event or error response carries.
+    pub fn code(&self) -> &str {
+        match self {
+            PluginError::Trapped { .. } => "plugin_trapped",
+            PluginError::Timeout { .. } => "plugin_timeout",
+            PluginError::OutOfMemory { .. } => "plugin_out_of_memory",
+            PluginError::Refused { error, .. } => &error.code,
+            PluginError::Overloaded { .. } => "overloaded",
+        }
+    }
+}
+
+/// The store's data: everything a plugin's imports can reach. No
+/// environment, arguments, files, network or credentials; stdin is empty,
+/// stdout and stderr go to the host's log.
+pub struct PluginState {
+    pub(super) plugin: PluginName,
+    pub(super) settings: String,
+    wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    stderr: PluginOutput,
+    memory: MemoryCap,
+    deadline: Instant,
+    /// Set when the deadline stopped a call, which wasmtime's error does not say.
+    timed_out: bool,
+    /// When the running call went into the host, if it is there now.
+    in_host_since: Option<Instant>,
+    /// What a router's or an agent's imports reach; `None` for transforms.
+    pub(super) turn: Option<TurnServices>,
+}
+
+impl PluginState {
+    fn new(plugin: PluginName, settings: String, memory_bytes: usize, turn: Option<TurnServices>) -> Self {
+        let stderr = PluginOutput::new(plugin.clone(), "stderr");
+        let wasi = WasiCtx::builder()
+            .stdout(PluginOutput::new(plugin.clone(), "stdout"))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            plugin,
+            settings,
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            memory: MemoryCap { limit: memory_bytes, refused: false },
+            deadline: Instant::now(),
+            timed_out: false,
+            in_host_since: None,
+            turn,
+        }
+    }
+
+    /// Moves the deadline on by the time the call just spent in the host.
+    fn on_call_hook(&mut self, hook: CallHook) -> wasmtime::Result<()> {
+        match hook {
+            CallHook::CallingHost => self.in_host_since = Some(Instant::now()),
+            CallHook::ReturningFromHost => {
+                if let Some(since) = self.in_host_since.take() {
+                    self.deadline += since.elapsed();
+                }
+            }
+            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+        }
+        Ok(())
+    }
+
+    /// Called at every epoch tick while the plugin runs.
+    fn on_epoch_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        if Instant::now() >= self.deadline {
+            self.timed_out = true;
+            return Err(wasmtime::format_err!("the call's deadline passed"));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    }
+
+    /// The last lines the plugin wrote to stderr: a Rust panic message.
+    fn stderr_tail(&self) -> Option<String> {
+        self.stderr.tail()
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Refuses to grow any memory of the instance past the limit. The guest sees
+/// a failed `memory.grow`; a Rust guest then aborts, which is a trap.
+struct MemoryCap {
+    limit: usize,
+    /// Whether a growth was refused: a trap after it is the limit's doing.
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.limit;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// One plugin instance: its store under the host's limits, and the slot it
+/// holds until it is dropped.
+pub struct Sandbox {
+    pub name: PluginName,
+    pub store: Store<PluginState>,
+    limits: Limits,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Sandbox {
+    /// A store for `name`. Routers and agents (`turn`) wait on the host, so
+    /// their deadline leaves that time out; a transform's calls never wait.
+    pub fn new(engine: &Engine, name: &PluginName, settings: String, limits: Limits, slot: OwnedSemaphorePermit, turn: Option<TurnServices>) -> Self {
+        let waits_on_host = turn.is_some();
+        let state = PluginState::new(name.clone(), settings, limits.memory_bytes, turn);
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_callback(|mut store| store.data_mut().on_epoch_tick());
+        if waits_on_host {
+            store.call_hook(|mut store, hook| store.data_mut().on_call_hook(hook));
+        }
+        Self { name: name.clone(), store, limits, _slot: slot }
+    }
+
+    /// Starts the deadline of the next call.
+    pub fn arm(&mut self) {
+        self.store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+        self.store.set_epoch_deadline(1);
+    }
+
+    /// A call's result, its failure told apart as a [`PluginError`].
+    pub fn outcome<T>(&mut self, result: wasmtime::Result<Result<T, ErrorInfo>>) -> Result<T, PluginError> {
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(PluginError::Refused { name: self.name.clone(), error }),
+            Err(error) => Err(self.failure(error)),
+        }
+    }
+
+    /// Turns a failed call into the reason a person can act on.
+    pub fn failure(&mut self, error: wasmtime::Error) -> PluginError {
+        let name = self.name.clone();
+        let limits = self.limits;
+        let state = self.store.data_mut();
+        if state.timed_out {
+            return PluginError::Timeout { name, limit: limits.call_timeout };
+        }
+        if state.memory.refused {
+            return PluginError::OutOfMemory { name, limit_bytes: limits.memory_bytes };
+        }
+        let trap = error.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{error:#}"));
+        let message = match state.stderr_tail() {
+            Some(stderr) => format!("{trap}; the plugin wrote: {stderr}"),
+            None => trap,
+        };
+        PluginError::Trapped { name, message }
+    }
+}

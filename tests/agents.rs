@@ -1,0 +1,341 @@
+//! Multi-agent pipelines through the real host, with real router and agent
+//! components: the router's choice over a conversation, the metadata line
+//! that names it, the conversation's memory (in memory, in a file, in
+//! DynamoDB on moto), the failures that end a turn, and progress that
+//! streams.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use serde_json::{Value, json};
+use support::moto::Moto;
+use support::upstream::{EVENT_STREAM, Script, Upstream, converse_answer, converse_event, exception};
+use support::{Server, example, fixture, plugin_dir, timed_chunks};
+
+fn lines(body: &str) -> Vec<Value> {
+    body.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"))).collect()
+}
+
+fn write_manifest(dir: &Path, name: &str, manifest: &Value) {
+    std::fs::write(dir.join(format!("{name}.json")), manifest.to_string()).unwrap();
+}
+
+/// The support desk of the keyword router and two built-in agents, whose
+/// model is Bedrock (a loopback server that records what it is asked).
+fn support_desk(dir: &Path) {
+    write_manifest(
+        dir,
+        "desk",
+        &json!({
+            "router": "keyword-router",
+            "agents": [
+                { "name": "billing", "description": "Invoices and refunds", "system": "You handle billing." },
+                { "name": "tech", "description": "Crashes and errors", "system": "You handle technical problems." }
+            ],
+            "transforms": ["ndjson"],
+            "model": { "provider": "bedrock", "id": "test-model" }
+        }),
+    );
+}
+
+fn answer(text: &str) -> Script {
+    Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, converse_answer(&[text]))
+}
+
+/// The conversation Bedrock was sent, as `role: text` lines.
+fn conversation(request: &Value) -> Vec<String> {
+    let messages = request["messages"].as_array().unwrap();
+    messages.iter().map(|message| format!("{}: {}", message["role"].as_str().unwrap(), message["content"][0]["text"].as_str().unwrap())).collect()
+}
+
+#[tokio::test]
+async fn routing_follows_a_multi_turn_conversation_and_agents_see_it() {
+    let bedrock = Upstream::start(vec![answer("Refunds take 5 days."), answer("By Friday."), answer("Reinstall it."), answer("Which one?")]).await;
+    let plugins = plugin_dir(&[("keyword-router", &example("keyword-router")), ("ndjson", &example("ndjson"))]);
+    support_desk(plugins.path());
+    let host = Server::builder().plugins(plugins.path()).env(bedrock.bedrock_env()).start();
+    let turn = |prompt: &str, session: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": session }).to_string();
+
+    let first = host.post("/desk", &turn("I need a refund", "s1")).await;
+    assert_eq!(first.status, 200);
+    let first = lines(&first.body);
+    // The metadata line comes first and names the agent, as the
+    // orchestrator's does.
+    assert_eq!(first[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 1.0, "reason": "mentions refunds" } }));
+    assert!(first.contains(&json!({ "type": "chunk", "data": "Refunds take 5 days." })));
+    assert_eq!(first.last().unwrap()["type"], "complete");
+
+    // A follow-up with no keyword stays with the agent of the last turn.
+    let second = lines(&host.post("/desk", &turn("And when will I get it?", "s1")).await.body);
+    assert_eq!(second[0]["data"], json!({ "agent": "billing", "confidence": 0.5, "reason": "no keyword; the conversation continues with billing" }));
+    let third = lines(&host.post("/desk", &turn("Now the app crashes", "s1")).await.body);
+    assert_eq!(third[0]["data"]["agent"], "tech");
+    // Another session of the same user starts afresh: the fallback agent.
+    let other = lines(&host.post("/desk", &turn("And when?", "s2")).await.body);
+    assert_eq!(other[0]["data"], json!({ "agent": "billing", "confidence": 0.0, "reason": "no keyword matched; the fallback agent" }));
+
+    let asked = bedrock.received();
+    assert_eq!(asked[1].body["system"], json!([{ "text": "You handle billing." }]));
+    assert_eq!(conversation(&asked[1].body), ["user: I need a refund", "assistant: Refunds take 5 days.", "user: And when will I get it?"]);
+    assert_eq!(asked[2].body["system"], json!([{ "text": "You handle technical problems." }]));
+    assert_eq!(conversation(&asked[2].body).len(), 5);
+    assert_eq!(conversation(&asked[3].body), ["user: And when?"]);
+}
+
+#[tokio::test]
+async fn a_failed_turn_is_not_remembered_and_a_file_keeps_the_rest_across_a_restart() {
+    let broken = Script::new(200, EVENT_STREAM).chunks(
+        Duration::ZERO,
+        [
+            converse_event("messageStart", json!({ "role": "assistant" })),
+            converse_event("contentBlockDelta", json!({ "contentBlockIndex": 0, "delta": { "text": "Refunds take" } })),
+            exception("modelStreamErrorException", "the model stopped"),
+        ],
+    );
+    let bedrock = Upstream::start(vec![broken, answer("Refunds take 5 days."), answer("By Friday.")]).await;
+    let plugins = plugin_dir(&[("keyword-router", &example("keyword-router")), ("ndjson", &example("ndjson"))]);
+    support_desk(plugins.path());
+    let state = tempfile::tempdir().unwrap();
+    let history_file = state.path().join("conversations.json");
+    let start = || Server::builder().plugins(plugins.path()).env(bedrock.bedrock_env()).arg("--history-file", history_file.to_str().unwrap()).start();
+    let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "s1" }).to_string();
+
+    let host = start();
+    let failed = lines(&host.post("/desk", &turn("I need a refund")).await.body);
+    assert_eq!(failed.last().unwrap(), &json!({ "type": "error", "data": { "code": "model_stream_error", "message": "the model stopped" } }));
+    let retried = lines(&host.post("/desk", &turn("I need a refund, please")).await.body);
+    assert_eq!(retried.last().unwrap()["type"], "complete");
+    drop(host);
+
+    let restarted = start();
+    lines(&restarted.post("/desk", &turn("And when?")).await.body);
+    let asked = bedrock.received();
+    assert_eq!(conversation(&asked[1].body), ["user: I need a refund, please"]);
+    assert_eq!(conversation(&asked[2].body), ["user: I need a refund, please", "assistant: Refunds take 5 days.", "user: And when?"]);
+}
+
+#[tokio::test]
+async fn the_example_support_desk_routes_and_uses_tools_offline() {
+    // The README's demo: the bundled manifest, the echo model and its script.
+    let host = Server::start();
+    let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "demo" }).to_string();
+    let order = lines(&host.post("/support-desk", &turn("Where is my order?")).await.body);
+    assert_eq!(order[0]["data"], json!({ "agent": "orders", "confidence": 1.0, "reason": "mentions order" }));
+    assert_eq!(order[1], json!({ "type": "status", "data": { "message": "running lookup_order" } }));
+    let text: String = order.iter().filter(|line| line["type"] == "chunk").map(|line| line["data"].as_str().unwrap()).collect();
+    assert_eq!(text, "Your order A1 was shipped on Monday, arriving Thursday.");
+    assert_eq!(order.last().unwrap()["data"]["stopReason"], "end_turn");
+
+    let follow_up = lines(&host.post("/support-desk", &turn("Thanks. And when does it arrive?")).await.body);
+    assert_eq!(follow_up[0]["data"]["agent"], "orders");
+    let classified = lines(&host.post("/support-desk-llm", r#"{"prompt":"The app crashes at start"}"#).await.body);
+    assert_eq!(classified[0]["data"], json!({ "agent": "tech", "confidence": 0.88, "reason": "a technical problem" }));
+    let vague = lines(&host.post("/support-desk-llm", r#"{"prompt":"Hello there"}"#).await.body);
+    assert_eq!(vague[0]["data"]["agent"], "billing");
+}
+
+#[tokio::test]
+async fn tool_agent_runs_its_tool_loop_against_bedrock() {
+    let asks_for_the_calculator = [
+        converse_event("messageStart", json!({ "role": "assistant" })),
+        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 0, "delta": { "text": "Let me compute. " } })),
+        converse_event("contentBlockStart", json!({ "contentBlockIndex": 1, "start": { "toolUse": { "toolUseId": "tu-1", "name": "calculator" } } })),
+        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 1, "delta": { "toolUse": { "input": "{\"expression\":" } } })),
+        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 1, "delta": { "toolUse": { "input": " \"6 * 7\"}" } } })),
+        converse_event("contentBlockStop", json!({ "contentBlockIndex": 1 })),
+        converse_event("messageStop", json!({ "stopReason": "tool_use" })),
+        converse_event("metadata", json!({ "usage": { "inputTokens": 20, "outputTokens": 9, "totalTokens": 29 }, "metrics": { "latencyMs": 100 } })),
+    ];
+    let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, asks_for_the_calculator), answer("It is 42.")]).await;
+    let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "calc",
+        &json!({
+            "agents": [{ "name": "calc", "description": "Sums", "plugin": "tool-agent", "system": "Use the calculator." }],
+            "transforms": ["ndjson"],
+            "model": { "provider": "bedrock", "id": "test-model" }
+        }),
+    );
+    let host = Server::builder().plugins(plugins.path()).env(bedrock.bedrock_env()).start();
+    let reply = lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
+    assert_eq!(reply[1..], [
+        json!({ "type": "chunk", "data": "Let me compute. " }),
+        json!({ "type": "status", "data": { "message": "running calculator" } }),
+        json!({ "type": "chunk", "data": "It is 42." }),
+        json!({ "type": "complete", "data": { "stopReason": "end_turn", "usage": {
+            "inputTokens": 27, "outputTokens": 10, "totalTokens": 37, "latencyMs": 350, "cacheReadInputTokens": 3
+        } } }),
+    ]);
+
+    let asked = bedrock.received();
+    let spec = &asked[0].body["toolConfig"]["tools"][0]["toolSpec"];
+    assert_eq!((&spec["name"], &spec["inputSchema"]["json"]["required"]), (&json!("calculator"), &json!(["expression"])));
+    assert_eq!(asked[1].body["system"], json!([{ "text": "Use the calculator." }]));
+    assert_eq!(asked[1].body["messages"], json!([
+        { "role": "user", "content": [{ "text": "What is 6 times 7?" }] },
+        { "role": "assistant", "content": [
+            { "text": "Let me compute. " },
+            { "toolUse": { "toolUseId": "tu-1", "name": "calculator", "input": { "expression": "6 * 7" } } }
+        ] },
+        { "role": "user", "content": [{ "toolResult": { "toolUseId": "tu-1", "content": [{ "text": "42" }], "status": "success" } }] }
+    ]));
+}
+
+#[tokio::test]
+async fn a_router_naming_an_unknown_agent_ends_with_an_error_event() {
+    let plugins = plugin_dir(&[("llm-router", &example("llm-router")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "desk",
+        &json!({
+            "router": "llm-router",
+            "agents": [{ "name": "billing", "description": "Money" }, { "name": "tech", "description": "Bugs" }],
+            "transforms": ["ndjson"],
+            "model": { "provider": "echo", "script": [{ "system": "You are a router", "reply": "{\"agent\": \"astrology\", \"confidence\": 1}" }] }
+        }),
+    );
+    let host = Server::builder().plugins(plugins.path()).start();
+    let reply = host.post("/desk", r#"{"prompt":"What does my horoscope say?"}"#).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"));
+    assert_eq!(
+        lines(&reply.body),
+        [json!({ "type": "error", "data": {
+            "code": "unknown_agent",
+            "message": "router `llm-router` chose `astrology`, which is not one of this pipeline's agents (billing, tech)"
+        } })]
+    );
+}
+
+#[tokio::test]
+async fn an_agent_that_traps_mid_stream_ends_with_an_error_event() {
+    let plugins = plugin_dir(&[("trap-agent", &fixture("trap-agent")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "flaky",
+        &json!({ "agents": [{ "name": "flaky", "description": "Breaks", "plugin": "trap-agent" }], "transforms": ["ndjson"] }),
+    );
+    let host = Server::builder().plugins(plugins.path()).start();
+    let body = json!({ "prompt": "go", "sessionId": "s1" }).to_string();
+    let reply = lines(&host.post("/flaky", &body).await.body);
+    assert_eq!(reply[0]["data"]["agent"], "flaky");
+    assert_eq!(reply[1..3], [json!({ "type": "status", "data": { "message": "working" } }), json!({ "type": "chunk", "data": "partial answer" })]);
+    let error = &reply[3]["data"];
+    assert_eq!((reply.len(), &error["code"]), (4, &json!("plugin_trapped")));
+    assert!(error["message"].as_str().unwrap().contains("the tool crashed"), "{error}");
+    // The host goes on serving.
+    assert_eq!(lines(&host.post("/flaky", &body).await.body).len(), 4);
+}
+
+#[tokio::test]
+async fn a_tool_loop_that_never_ends_is_stopped_by_the_model_call_limit() {
+    let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "loop",
+        &json!({
+            "agents": [{ "name": "calc", "description": "Sums", "plugin": "tool-agent" }],
+            "transforms": ["ndjson"],
+            "model": { "provider": "echo", "script": [{ "toolUse": { "name": "calculator", "input": { "expression": "1 + 1" } } }] }
+        }),
+    );
+    let host = Server::builder().plugins(plugins.path()).arg("--max-model-calls", "3").start();
+    let reply = lines(&host.post("/loop", r#"{"prompt":"add forever"}"#).await.body);
+    let running = json!({ "type": "status", "data": { "message": "running calculator" } });
+    assert_eq!(reply[1..], [
+        running.clone(),
+        running.clone(),
+        running,
+        json!({ "type": "error", "data": {
+            "code": "model_call_limit",
+            "message": "plugin `tool-agent`: this turn has made its 3 model calls (--max-model-calls); is a tool loop not ending?"
+        } }),
+    ]);
+}
+
+#[tokio::test]
+async fn status_events_arrive_one_by_one() {
+    let plugins = plugin_dir(&[("slow-process", &example("slow-process")), ("ndjson-status", &example("ndjson-status"))]);
+    let steps = ["one", "two", "three"];
+    write_manifest(
+        plugins.path(),
+        "progress",
+        &json!({
+            "agents": [{ "name": "report", "description": "Slow", "plugin": "slow-process", "config": { "steps": steps, "stepMs": 300 } }],
+            "transforms": ["ndjson-status"]
+        }),
+    );
+    // The plugin's own per-call limit is shorter than the whole job: time
+    // spent waiting in the host is not the plugin's.
+    let host = Server::builder().plugins(plugins.path()).arg("--plugin-timeout-ms", "500").start();
+    let start = Instant::now();
+    let response = reqwest::Client::new().post(host.url("/progress")).body(r#"{"prompt":"weekly report"}"#).send().await.unwrap();
+    let chunks = timed_chunks(response, start).await;
+    let timed_lines: Vec<(Duration, Value)> =
+        chunks.iter().flat_map(|(at, chunk)| chunk.lines().map(move |line| (*at, serde_json::from_str(line).unwrap()))).collect();
+    let kinds: Vec<&str> = timed_lines.iter().map(|(_, line)| line["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["metadata", "status", "status", "status", "result"]);
+    assert_eq!(timed_lines[1].1["payload"], json!({ "message": "one (1/3)" }));
+    assert_eq!(timed_lines[4].1["payload"], json!({ "task": "weekly report", "steps": 3, "status": "done" }));
+    // Each status line left when its step began: one step's pause apart,
+    // not together at the end.
+    for pair in timed_lines[1..].windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= Duration::from_millis(250), "{:?}", timed_lines.iter().map(|(at, _)| at).collect::<Vec<_>>());
+    }
+}
+
+async fn create_table(moto: &Moto, table: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+    let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
+    client
+        .create_table()
+        .table_name(table)
+        .key_schema(key("conversation", KeyType::Hash))
+        .key_schema(key("turn", KeyType::Range))
+        .attribute_definitions(attribute("conversation", ScalarAttributeType::S))
+        .attribute_definitions(attribute("turn", ScalarAttributeType::N))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    client
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_conversation() {
+    let moto = Moto::start().await;
+    let dynamodb = create_table(&moto, "conversations").await;
+    let host = Server::builder().env(moto.env()).arg("--history-table", "conversations").start();
+    let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "s1" }).to_string();
+
+    lines(&host.post("/support-desk", &turn("I was charged twice, I want a refund")).await.body);
+    let follow_up = lines(&host.post("/support-desk", &turn("How long does it take?")).await.body);
+    assert_eq!(follow_up[0]["data"]["agent"], "billing", "the router read the last agent from DynamoDB");
+
+    let stored = dynamodb
+        .query()
+        .table_name("conversations")
+        .key_condition_expression("conversation = :c")
+        .expression_attribute_values(":c", AttributeValue::S("ana#s1".into()))
+        .send()
+        .await
+        .unwrap();
+    let items = stored.items();
+    assert_eq!(items.len(), 2);
+    let messages: Value = serde_json::from_str(items[0]["messages"].as_s().unwrap()).unwrap();
+    let answer = "Billing here. Refunds reach your card within 5 days of approval.";
+    assert_eq!(messages, json!([{ "role": "user", "content": "I was charged twice, I want a refund" }, { "role": "assistant", "content": answer }]));
+    assert_eq!(items[0]["agent"].as_s().unwrap(), "billing");
+    assert!(items[0]["expiresAt"].as_n().unwrap().parse::<u64>().unwrap() > 1_700_000_000);
+}
