@@ -214,8 +214,13 @@ impl Registry {
     /// The transform plugin `name`, instantiated and opened for one stream.
     pub async fn open_transform(&self, name: &PluginName, context: &StreamContext, settings: String) -> Result<TransformInstance, RoleError> {
         let plugin = self.get(name).await?;
+        self.open(&plugin, context, settings).await
+    }
+
+    /// Instantiates the transform `plugin`, loaded already, for one stream.
+    pub async fn open(&self, plugin: &Plugin, context: &StreamContext, settings: String) -> Result<TransformInstance, RoleError> {
         let Linked::Transform(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Transform).into()) };
-        let sandbox = self.sandbox(&plugin, settings, None)?;
+        let sandbox = self.sandbox(plugin, settings, None)?;
         Ok(TransformInstance::open(sandbox, pre, context).await?)
     }
 
