@@ -26,6 +26,37 @@ impl Role {
     }
 }
 
+/// The WIT's role and message (what plugins see) are the same data.
+impl From<crate::wit::Role> for Role {
+    fn from(role: crate::wit::Role) -> Self {
+        match role {
+            crate::wit::Role::User => Role::User,
+            crate::wit::Role::Assistant => Role::Assistant,
+        }
+    }
+}
+
+impl From<Role> for crate::wit::Role {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::User => crate::wit::Role::User,
+            Role::Assistant => crate::wit::Role::Assistant,
+        }
+    }
+}
+
+impl From<crate::wit::Message> for Message {
+    fn from(message: crate::wit::Message) -> Self {
+        Message { role: message.role.into(), content: message.content }
+    }
+}
+
+impl From<&Message> for crate::wit::Message {
+    fn from(message: &Message) -> Self {
+        crate::wit::Message { role: message.role.into(), content: message.content.clone() }
+    }
+}
+
 /// One turn of the conversation; serialised as `{"role":…,"content":…}`,
 /// which is also what model sources that take JSON messages expect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -171,7 +171,7 @@ impl TurnJob {
         };
         let request = wit::RouteRequest {
             context: self.context(router),
-            messages: self.request.messages.iter().map(wit_message).collect(),
+            messages: self.request.messages.iter().map(Into::into).collect(),
             agents: self.manifest.agents.iter().map(|agent| wit::AgentCard { name: agent.name.clone(), description: agent.description.clone() }).collect(),
         };
         let services = self.services(earlier, self.request.model.clone().or(&self.manifest.model), None);
@@ -181,7 +181,7 @@ impl TurnJob {
             chosen: choice.agent.clone(),
             known: self.manifest.agents.iter().map(|agent| agent.name.as_str()).collect::<Vec<_>>().join(", "),
         })?;
-        Ok(Routed { agent, confidence: choice.confidence.clamp(0.0, 1.0), reason: choice.reason, appended: services.appended.into_iter().map(message).collect() })
+        Ok(Routed { agent, confidence: choice.confidence.clamp(0.0, 1.0), reason: choice.reason, appended: services.appended.into_iter().map(Into::into).collect() })
     }
 
     /// Runs an agent plugin, which sends its answer down `downstream`;
@@ -196,14 +196,14 @@ impl TurnJob {
         let request = wit::AgentRequest {
             context: self.context(plugin),
             agent: agent.name.clone(),
-            messages: self.request.messages.iter().map(wit_message).collect(),
+            messages: self.request.messages.iter().map(Into::into).collect(),
             system: self.request.system.clone().or_else(|| agent.system.clone()),
         };
         let services = self.services(earlier, self.agent_model(agent), Some(downstream));
         let settings = self.request.settings_over(plugin, &agent.config);
         let (stop_reason, services) = self.host.registry.handle(plugin, settings, services, &request).await?;
         let downstream = services.downstream.expect("an agent's turn keeps its downstream");
-        Ok((stop_reason, services.appended.into_iter().map(message).collect(), downstream))
+        Ok((stop_reason, services.appended.into_iter().map(Into::into).collect(), downstream))
     }
 
     /// The built-in model agent: the agent's system prompt and model over
@@ -241,7 +241,7 @@ impl TurnJob {
 
     fn services(&self, earlier: &[Turn], defaults: ModelOptions, downstream: Option<Downstream>) -> TurnServices {
         TurnServices {
-            history: earlier.iter().flat_map(|turn| &turn.messages).map(wit_message).collect(),
+            history: earlier.iter().flat_map(|turn| &turn.messages).map(Into::into).collect(),
             last_agent: earlier.last().and_then(|turn| turn.agent.clone()),
             appended: Vec::new(),
             models: ModelAccess {
@@ -255,20 +255,4 @@ impl TurnJob {
             downstream,
         }
     }
-}
-
-fn wit_message(message: &Message) -> wit::Message {
-    let role = match message.role {
-        Role::User => wit::Role::User,
-        Role::Assistant => wit::Role::Assistant,
-    };
-    wit::Message { role, content: message.content.clone() }
-}
-
-fn message(message: wit::Message) -> Message {
-    let role = match message.role {
-        wit::Role::User => Role::User,
-        wit::Role::Assistant => Role::Assistant,
-    };
-    Message { role, content: message.content }
 }

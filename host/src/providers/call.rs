@@ -80,16 +80,6 @@ impl ModelCall {
             })
             .collect()
     }
-
-    /// The text of the latest user message.
-    pub fn last_user_text(&self) -> Option<String> {
-        let turn = self.messages.iter().rev().find(|turn| turn.role == Role::User)?;
-        let texts = turn.content.iter().filter_map(|block| match block {
-            Block::Text(text) => Some(text.as_str()),
-            _ => None,
-        });
-        Some(texts.collect())
-    }
 }
 
 impl From<&Message> for Turn {

@@ -12,9 +12,8 @@ use wasmtime::component::Resource;
 
 use super::sandbox::PluginState;
 use crate::providers::{Block, EventStream, ModelCall, ModelOptions, Providers, ToolCall, ToolSpec, Turn, call::tool_use_of};
-use crate::request::Role as RequestRole;
 use crate::wit::model_api::{Content, ModelEvent, ModelMessage, ModelRequest};
-use crate::wit::{self, ErrorInfo, Event, LogLevel, Message, Role};
+use crate::wit::{self, ErrorInfo, Event, LogLevel, Message};
 
 /// Longer log lines from a plugin are cut.
 const MAX_LOG_LINE: usize = 4 * 1024;
@@ -207,11 +206,7 @@ fn tool_spec(spec: wit::model_api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {
 
 fn turn(message: ModelMessage) -> Result<Turn, ErrorInfo> {
     let content = message.content.into_iter().map(block).collect::<Result<_, _>>()?;
-    let role = match message.role {
-        Role::User => RequestRole::User,
-        Role::Assistant => RequestRole::Assistant,
-    };
-    Ok(Turn { role, content })
+    Ok(Turn { role: message.role.into(), content })
 }
 
 fn block(content: Content) -> Result<Block, ErrorInfo> {
