@@ -9,6 +9,8 @@
 //! Run: `cargo bench -p streamhost --bench cold_start`. Does not include the
 //! S3 GET of the plugin, nor Lambda's own start of the execution environment.
 
+mod common;
+
 // The emulator the tests use; this bench reads only part of what it records.
 #[allow(dead_code)]
 #[path = "../../tests/support/lambda.rs"]
@@ -19,6 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lambda::RuntimeApi;
+
+use common::median;
 
 const RUNS: usize = 7;
 
@@ -40,11 +44,6 @@ async fn time_to_first_byte(api: &RuntimeApi, cache: &Path) -> Duration {
     let _ = function.wait();
     assert_eq!(invocation.prelude["statusCode"], 200);
     invocation.first_body_byte_at - started
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 #[tokio::main]

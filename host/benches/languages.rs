@@ -8,6 +8,8 @@
 //! and JavaScript examples with their toolchains first, as the tests do).
 //! Under `cargo test --benches` it checks itself on the Rust plugin only.
 
+mod common;
+
 // The builder of the non-Rust examples that the tests use.
 #[allow(dead_code)]
 #[path = "../../tests/support/polyglot.rs"]
@@ -23,6 +25,8 @@ use streamhost::registry::Registry;
 use streamhost::store::{FolderStore, PluginStore};
 use streamhost::wit::{Event, StreamContext};
 
+use common::median;
+
 struct Figures {
     size: usize,
     compile: Duration,
@@ -33,11 +37,6 @@ struct Figures {
 
 fn limits() -> Limits {
     Limits { call_timeout: Duration::from_secs(30), memory_bytes: 256 << 20, max_instances: 8 }
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 fn measure(name: &str, wasm_path: PathBuf, runs: usize, pushes: u32) -> Figures {

@@ -10,6 +10,8 @@
 //!
 //! Run: `cargo bench -p streamhost --bench orchestration`.
 
+mod common;
+
 #[allow(dead_code)]
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -17,6 +19,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+
+use common::median;
 
 const RUNS: usize = 101;
 
@@ -36,11 +40,6 @@ async fn timed(client: &reqwest::Client, url: &str, body: &str) -> Timing {
         first_byte.get_or_insert_with(|| started.elapsed());
     }
     Timing { first_byte: first_byte.expect("a body"), whole: started.elapsed() }
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 #[tokio::main]

@@ -12,6 +12,8 @@
 //!
 //! Run: `cargo bench -p streamhost --bench upstream_overhead`.
 
+mod common;
+
 // The loopback servers and host launcher the tests use.
 #[allow(dead_code, unused_imports)]
 #[path = "../../tests/support/mod.rs"]
@@ -23,6 +25,8 @@ use futures::StreamExt;
 use serde_json::json;
 use support::Server;
 use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, sse};
+
+use common::median;
 
 const RUNS: usize = 41;
 const EVENTS: usize = 200;
@@ -44,11 +48,6 @@ async fn timed(client: &reqwest::Client, url: &str, body: &str) -> (Duration, Du
         first_byte.get_or_insert_with(|| start.elapsed());
     }
     (first_byte.unwrap(), start.elapsed())
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 /// Alternates direct and host calls, so both see the same machine state.
