@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use serde_json::{Value, json};
 use support::moto::Moto;
-use support::upstream::{EVENT_STREAM, Script, Upstream, converse_answer, converse_event, exception};
+use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, converse_event, exception, sse};
 use support::{Server, example, fixture, plugin_dir, timed_chunks};
 
 fn lines(body: &str) -> Vec<Value> {
@@ -182,6 +182,50 @@ async fn tool_agent_runs_its_tool_loop_against_bedrock() {
             { "toolUse": { "toolUseId": "tu-1", "name": "calculator", "input": { "expression": "6 * 7" } } }
         ] },
         { "role": "user", "content": [{ "toolResult": { "toolUseId": "tu-1", "content": [{ "text": "42" }], "status": "success" } }] }
+    ]));
+}
+
+#[tokio::test]
+async fn tool_agent_runs_its_tool_loop_against_an_openai_server() {
+    let delta = |delta: Value, finish: Option<&str>| sse(&json!({ "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] }).to_string());
+    let piece = |function: Value| json!({ "tool_calls": [{ "index": 0, "function": function }] });
+    let asks_for_the_calculator = [
+        delta(json!({ "role": "assistant", "content": null, "tool_calls": [{ "index": 0, "id": "call_1", "type": "function", "function": { "name": "calculator", "arguments": "" } }] }), None),
+        delta(piece(json!({ "arguments": "{\"expression\":" })), None),
+        delta(piece(json!({ "arguments": " \"6 * 7\"}" })), None),
+        delta(json!({}), Some("tool_calls")),
+        sse("[DONE]"),
+    ];
+    let answers = [delta(json!({ "content": "It is 42." }), None), delta(json!({}), Some("stop")), sse("[DONE]")];
+    let server = Upstream::start(vec![Script::new(200, SSE).chunks(Duration::ZERO, asks_for_the_calculator), Script::new(200, SSE).chunks(Duration::ZERO, answers)]).await;
+    let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "calc",
+        &json!({
+            "agents": [{ "name": "calc", "description": "Sums", "plugin": "tool-agent", "system": "Use the calculator." }],
+            "transforms": ["ndjson"],
+            "model": { "provider": "openai", "id": "llama3.2" }
+        }),
+    );
+    let host = Server::builder().plugins(plugins.path()).arg("--openai-base-url", &format!("{}/v1", server.base)).start();
+    let reply = lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
+    assert_eq!(reply[1..], [
+        json!({ "type": "status", "data": { "message": "running calculator" } }),
+        json!({ "type": "chunk", "data": "It is 42." }),
+        // The server reported no usage, so none is made up.
+        json!({ "type": "complete", "data": { "stopReason": "end_turn" } }),
+    ]);
+
+    let asked = server.received();
+    assert_eq!(asked[0].body["tools"][0]["function"]["name"], "calculator");
+    assert_eq!(asked[1].body["messages"], json!([
+        { "role": "system", "content": "Use the calculator." },
+        { "role": "user", "content": "What is 6 times 7?" },
+        { "role": "assistant", "content": null, "tool_calls": [
+            { "id": "call_1", "type": "function", "function": { "name": "calculator", "arguments": "{\"expression\":\"6 * 7\"}" } }
+        ] },
+        { "role": "tool", "tool_call_id": "call_1", "content": "42" }
     ]));
 }
 

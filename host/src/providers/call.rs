@@ -65,7 +65,7 @@ impl ModelCall {
 
     /// The conversation as text messages, for sources that take no tools.
     pub fn text_messages(&self, kind: ProviderKind) -> Result<Vec<Message>, ProviderError> {
-        let unsupported = || ProviderError::InvalidRequest(format!("the `{kind}` provider takes no tools; use `bedrock` or `echo` for tool use"));
+        let unsupported = || ProviderError::InvalidRequest(format!("the `{kind}` provider takes no tools; use `bedrock`, `openai` or `echo` for tool use"));
         if !self.tools.is_empty() {
             return Err(unsupported());
         }

@@ -144,7 +144,7 @@ impl Providers {
             }
             ProviderKind::Openai => {
                 let openai = self.openai.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --openai-base-url"))?;
-                let body = openai.request_body(required_model(kind, model_id.as_deref())?, call)?;
+                let body = openai.request_body(required_model(kind, model_id.as_deref())?, call);
                 self.retry.start(|| openai.chat(&body)).await?
             }
             ProviderKind::Upstream => {

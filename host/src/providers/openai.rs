@@ -1,6 +1,8 @@
 //! An OpenAI-compatible chat completions server (Ollama, vLLM, llama.cpp's
 //! server, ...): `POST {base}/chat/completions` with `"stream":true`, read
-//! as server-sent events until `data: [DONE]`.
+//! as server-sent events until `data: [DONE]`. Tools go as `tools`
+//! (functions); a tool call's streamed pieces are put together and sent on
+//! as one `toolUse` metadata event when the choice finishes.
 
 use std::time::Instant;
 
@@ -12,7 +14,8 @@ use tracing::warn;
 use super::error::StreamErrorCode;
 use super::sse::{self, SseFrame};
 use crate::event::{Event, Usage};
-use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure};
+use super::call::tool_use_event;
+use super::{Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure};
 
 pub struct OpenAi {
     client: reqwest::Client,
@@ -27,15 +30,19 @@ impl OpenAi {
         Ok(Self { client: http_client()?, completions_url: base.join("chat/completions")?, api_key })
     }
 
-    pub fn request_body(&self, model: &str, call: &ModelCall) -> Result<Value, ProviderError> {
-        let system = call.system.iter().map(|system| json!({ "role": "system", "content": system }));
-        let conversation = call.text_messages(ProviderKind::Openai)?.into_iter().map(|message| json!(message));
+    pub fn request_body(&self, model: &str, call: &ModelCall) -> Value {
         let mut body = json!({
             "model": model,
-            "messages": system.chain(conversation).collect::<Vec<_>>(),
+            "messages": messages(call),
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        if !call.tools.is_empty() {
+            let tools = call.tools.iter().map(|tool| {
+                json!({ "type": "function", "function": { "name": tool.name, "description": tool.description, "parameters": tool.input_schema } })
+            });
+            body["tools"] = Value::Array(tools.collect());
+        }
         let options = &call.options;
         let settings = [
             ("temperature", options.temperature.map(Value::from)),
@@ -48,7 +55,7 @@ impl OpenAi {
                 body[key] = value;
             }
         }
-        Ok(body)
+        body
     }
 
     pub async fn chat(&self, body: &Value) -> Result<Started, UpstreamFailure> {
@@ -61,6 +68,35 @@ impl OpenAi {
         let response = response_failure(response, "the OpenAI-compatible server").await?;
         Ok(Started::new(events(sse::frames(response.bytes_stream()), started_at)))
     }
+}
+
+/// The conversation in OpenAI's messages: a text message per turn, an
+/// assistant's tool calls as its `tool_calls`, each tool result as a `tool`
+/// message of its own.
+fn messages(call: &ModelCall) -> Vec<Value> {
+    let mut messages: Vec<Value> = call.system.iter().map(|system| json!({ "role": "system", "content": system })).collect();
+    for turn in &call.messages {
+        let mut text = String::new();
+        let mut tool_calls = Vec::new();
+        for block in &turn.content {
+            match block {
+                Block::Text(part) => text.push_str(part),
+                Block::ToolUse(tool) => tool_calls.push(json!({
+                    "id": tool.id, "type": "function", "function": { "name": tool.name, "arguments": tool.input.to_string() }
+                })),
+                Block::ToolResult { id, content, .. } => messages.push(json!({ "role": "tool", "tool_call_id": id, "content": content })),
+            }
+        }
+        if tool_calls.is_empty() {
+            if !text.is_empty() {
+                messages.push(json!({ "role": turn.role.as_str(), "content": text }));
+            }
+        } else {
+            let content = if text.is_empty() { Value::Null } else { Value::String(text) };
+            messages.push(json!({ "role": turn.role.as_str(), "content": content, "tool_calls": tool_calls }));
+        }
+    }
+    messages
 }
 
 #[derive(Deserialize)]
@@ -81,6 +117,32 @@ struct Choice {
 #[derive(Default, Deserialize)]
 struct Delta {
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCallDelta>,
+}
+
+/// A piece of a tool call: the first names it, the rest add to its
+/// arguments' JSON text.
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: usize,
+    id: Option<String>,
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+/// A tool call being put together: id, name, arguments so far.
+#[derive(Default)]
+struct PendingToolCall {
+    id: String,
+    name: String,
+    arguments: String,
 }
 
 #[derive(Deserialize)]
@@ -103,10 +165,11 @@ struct Reader {
     frames: Frames,
     started_at: Instant,
     done: bool,
+    tool_calls: Vec<PendingToolCall>,
 }
 
 fn events(frames: Frames, started_at: Instant) -> EventStream {
-    let reader = Reader { frames, started_at, done: false };
+    let reader = Reader { frames, started_at, done: false, tool_calls: Vec::new() };
     stream::unfold(reader, |mut reader| async move {
         if reader.done {
             return None;
@@ -152,7 +215,11 @@ fn decode(frame: &SseFrame, reader: &mut Reader) -> Vec<Event> {
         if let Some(text) = choice.delta.content.filter(|text| !text.is_empty()) {
             events.push(Event::Text(text));
         }
+        for piece in choice.delta.tool_calls {
+            add_tool_call_piece(&mut reader.tool_calls, piece);
+        }
         if let Some(reason) = choice.finish_reason {
+            events.extend(reader.tool_calls.drain(..).map(finished_tool_call));
             events.push(Event::End(stop_reason(&reason)));
         }
     }
@@ -167,6 +234,30 @@ fn decode(frame: &SseFrame, reader: &mut Reader) -> Vec<Event> {
         }));
     }
     events
+}
+
+fn add_tool_call_piece(calls: &mut Vec<PendingToolCall>, piece: ToolCallDelta) {
+    if calls.len() <= piece.index {
+        calls.resize_with(piece.index + 1, PendingToolCall::default);
+    }
+    let call = &mut calls[piece.index];
+    if let Some(id) = piece.id {
+        call.id = id;
+    }
+    if let Some(function) = piece.function {
+        call.name.extend(function.name);
+        call.arguments.extend(function.arguments);
+    }
+}
+
+/// A whole tool call as its event, or an error event if its arguments are
+/// not a JSON object.
+fn finished_tool_call(call: PendingToolCall) -> Event {
+    let input = if call.arguments.trim().is_empty() { Ok(json!({})) } else { serde_json::from_str::<Value>(&call.arguments) };
+    match input {
+        Ok(input @ Value::Object(_)) => tool_use_event(&ToolCall { id: call.id, name: call.name, input }),
+        _ => StreamErrorCode::Other.event(format!("the model's arguments for tool `{}` are not a JSON object", call.name)),
+    }
 }
 
 /// OpenAI's finish reasons in the names Bedrock and the other sources use.

@@ -37,15 +37,17 @@ impl Agent for ToolAgent {
         let settings: Settings = serde_json::from_str(&streamhost_guest::settings())
             .map_err(|problem| error("invalid_config", format!("tool-agent settings: {problem}")))?;
         let mut messages = model::conversation(&history::messages(), &request.messages);
-        let mut usage = Usage { input_tokens: 0, output_tokens: 0, total_tokens: 0, latency_ms: 0, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
+        let mut usage: Option<Usage> = None;
         for _ in 0..settings.max_rounds {
             let mut call = ModelRequest::new(messages.clone()).tools(tools());
             call.system = request.system.clone();
             let reply = model::call(&call, emit_text)?;
-            add(&mut usage, reply.usage.as_ref());
+            usage = add(usage, reply.usage);
             if reply.tool_calls.is_empty() {
                 // The turn's usage is every round's.
-                emit(Event::Usage(usage));
+                if let Some(usage) = usage {
+                    emit(Event::Usage(usage));
+                }
                 return Ok(reply.stop_reason);
             }
             let mut asked: Vec<Content> = Vec::new();
@@ -61,14 +63,18 @@ impl Agent for ToolAgent {
     }
 }
 
-fn add(total: &mut Usage, round: Option<&Usage>) {
-    let Some(round) = round else { return };
-    total.input_tokens += round.input_tokens;
-    total.output_tokens += round.output_tokens;
-    total.total_tokens += round.total_tokens;
-    total.latency_ms += round.latency_ms;
-    total.cache_read_input_tokens += round.cache_read_input_tokens;
-    total.cache_write_input_tokens += round.cache_write_input_tokens;
+/// The usage of the rounds so far and of one more; none while no round
+/// reported any.
+fn add(total: Option<Usage>, round: Option<Usage>) -> Option<Usage> {
+    let (Some(total), Some(round)) = (total, round) else { return total.or(round) };
+    Some(Usage {
+        input_tokens: total.input_tokens + round.input_tokens,
+        output_tokens: total.output_tokens + round.output_tokens,
+        total_tokens: total.total_tokens + round.total_tokens,
+        latency_ms: total.latency_ms + round.latency_ms,
+        cache_read_input_tokens: total.cache_read_input_tokens + round.cache_read_input_tokens,
+        cache_write_input_tokens: total.cache_write_input_tokens + round.cache_write_input_tokens,
+    })
 }
 
 fn tools() -> Vec<ToolSpec> {
