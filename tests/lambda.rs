@@ -170,3 +170,18 @@ async fn every_model_source_can_be_chosen_per_request_on_lambda() {
     assert_eq!(from_agent.prelude["headers"]["content-type"], "text/event-stream");
     assert_eq!(from_agent.body.as_bytes(), agent_frames.concat());
 }
+
+#[tokio::test]
+async fn a_tools_progress_streams_through_the_function_url() {
+    // pipelines/progress.json: slow-process (three steps of 400 ms) as
+    // ndjson-status lines.
+    let api = RuntimeApi::start().await;
+    let _function = Function::start(&api, EXAMPLES, 0);
+    let invocation = api.invoke("/progress", "", r#"{"prompt":"weekly report"}"#).await;
+    assert_eq!(invocation.prelude["statusCode"], 200);
+    let kinds: Vec<String> = invocation.body.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["metadata", "status", "status", "status", "result"]);
+    let arrival = |text: &str| invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains(text)).unwrap().0;
+    let (first_status, result) = (arrival("(1/3)"), arrival("\"result\""));
+    assert!(result - first_status >= Duration::from_millis(2 * 400), "not streamed: {:?}", invocation.chunks);
+}

@@ -11,8 +11,8 @@ use support::{Server, example, fixture, plugin_dir};
 const HELLO: &str = r#"{"prompt":"Hi there"}"#;
 
 #[tokio::test]
-async fn files_that_are_not_transform_components_are_refused_by_name() {
-    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("other", &fixture("other-world"))]);
+async fn files_that_cannot_be_transforms_are_refused_by_name() {
+    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("other", &fixture("other-world")), ("nosy", &fixture("nosy-transform")), ("router", &example("keyword-router"))]);
     fs::write(dir.path().join("notes.wasm"), "just some text").unwrap();
     // A valid, empty core module: wasm, but not a component.
     fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
@@ -30,6 +30,13 @@ async fn files_that_are_not_transform_components_are_refused_by_name() {
         "invalid_plugin",
         "plugin `other` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0` or `streamhost:plugin/handler@0.1.0`, and it exports `run`",
     );
+    // A transform runs with no conversation: it may not import one.
+    server.post("/nosy", HELLO).await.assert_error(
+        500,
+        "invalid_plugin",
+        "plugin `nosy` is a transform plugin and imports `streamhost:plugin/history@0.1.0`, which only routers and agents may",
+    );
+    server.post("/ndjson?then=router", HELLO).await.assert_error(500, "invalid_plugin", "plugin `router` is a router plugin, used here as a transform");
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
 }
 

@@ -59,6 +59,8 @@ pub enum LoadError {
          `{HANDLER_INTERFACE}`, and it exports {exports}"
     )]
     WrongWorld { name: PluginName, exports: String },
+    #[error("plugin `{name}` is a transform plugin and imports `{import}`, which only routers and agents may")]
+    TurnImport { name: PluginName, import: String },
     #[error("plugin `{name}` is a {actual} plugin, used here as a {expected}")]
     WrongRole { name: PluginName, expected: Role, actual: Role },
     #[error(
@@ -385,11 +387,7 @@ fn refuse_turn_imports(engine: &Engine, name: &PluginName, component: &Component
     const TURN_IMPORTS: [&str; 3] = ["streamhost:plugin/history@0.1.0", "streamhost:plugin/model@0.1.0", "streamhost:plugin/emit@0.1.0"];
     let ty = component.component_type();
     match ty.imports(engine).map(|(import, _)| import).find(|import| TURN_IMPORTS.contains(import)) {
-        Some(import) => Err(LoadError::Imports {
-            name: name.clone(),
-            import: import.to_string(),
-            message: "a transform plugin cannot import it; only routers and agents can".into(),
-        }),
+        Some(import) => Err(LoadError::TurnImport { name: name.clone(), import: import.to_string() }),
         None => Ok(()),
     }
 }
