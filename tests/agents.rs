@@ -13,14 +13,21 @@ use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, 
 use serde_json::{Value, json};
 use support::moto::Moto;
 use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, converse_event, exception, sse};
-use support::{Server, example, fixture, plugin_dir, timed_chunks};
+use support::{Server, example, fixture, ndjson_lines, plugin_dir, timed_chunks, write_manifest};
 
-fn lines(body: &str) -> Vec<Value> {
-    body.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"))).collect()
-}
-
-fn write_manifest(dir: &Path, name: &str, manifest: &Value) {
-    std::fs::write(dir.join(format!("{name}.json")), manifest.to_string()).unwrap();
+/// The calculator pipeline: tool-agent alone, as NDJSON, on `model`.
+fn calculator_pipeline(model: Value) -> tempfile::TempDir {
+    let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "calc",
+        &json!({
+            "agents": [{ "name": "calc", "description": "Sums", "plugin": "tool-agent", "system": "Use the calculator." }],
+            "transforms": ["ndjson"],
+            "model": model
+        }),
+    );
+    plugins
 }
 
 /// The support desk of the keyword router and two built-in agents, whose
@@ -61,7 +68,7 @@ async fn routing_follows_a_multi_turn_conversation_and_agents_see_it() {
 
     let first = host.post("/desk", &turn("I need a refund", "s1")).await;
     assert_eq!(first.status, 200);
-    let first = lines(&first.body);
+    let first = ndjson_lines(&first.body);
     // The metadata line comes first and names the agent, as the
     // orchestrator's does.
     assert_eq!(first[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 1.0, "reason": "mentions refunds" } }));
@@ -69,12 +76,12 @@ async fn routing_follows_a_multi_turn_conversation_and_agents_see_it() {
     assert_eq!(first.last().unwrap()["type"], "complete");
 
     // A follow-up with no keyword stays with the agent of the last turn.
-    let second = lines(&host.post("/desk", &turn("And when will I get it?", "s1")).await.body);
+    let second = ndjson_lines(&host.post("/desk", &turn("And when will I get it?", "s1")).await.body);
     assert_eq!(second[0]["data"], json!({ "agent": "billing", "confidence": 0.5, "reason": "no keyword; the conversation continues with billing" }));
-    let third = lines(&host.post("/desk", &turn("Now the app crashes", "s1")).await.body);
+    let third = ndjson_lines(&host.post("/desk", &turn("Now the app crashes", "s1")).await.body);
     assert_eq!(third[0]["data"]["agent"], "tech");
     // Another session of the same user starts afresh: the fallback agent.
-    let other = lines(&host.post("/desk", &turn("And when?", "s2")).await.body);
+    let other = ndjson_lines(&host.post("/desk", &turn("And when?", "s2")).await.body);
     assert_eq!(other[0]["data"], json!({ "agent": "billing", "confidence": 0.0, "reason": "no keyword matched; the fallback agent" }));
 
     let asked = bedrock.received();
@@ -104,14 +111,14 @@ async fn a_failed_turn_is_not_remembered_and_a_file_keeps_the_rest_across_a_rest
     let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "s1" }).to_string();
 
     let host = start();
-    let failed = lines(&host.post("/desk", &turn("I need a refund")).await.body);
+    let failed = ndjson_lines(&host.post("/desk", &turn("I need a refund")).await.body);
     assert_eq!(failed.last().unwrap(), &json!({ "type": "error", "data": { "code": "model_stream_error", "message": "the model stopped" } }));
-    let retried = lines(&host.post("/desk", &turn("I need a refund, please")).await.body);
+    let retried = ndjson_lines(&host.post("/desk", &turn("I need a refund, please")).await.body);
     assert_eq!(retried.last().unwrap()["type"], "complete");
     drop(host);
 
     let restarted = start();
-    lines(&restarted.post("/desk", &turn("And when?")).await.body);
+    ndjson_lines(&restarted.post("/desk", &turn("And when?")).await.body);
     let asked = bedrock.received();
     assert_eq!(conversation(&asked[1].body), ["user: I need a refund, please"]);
     assert_eq!(conversation(&asked[2].body), ["user: I need a refund, please", "assistant: Refunds take 5 days.", "user: And when?"]);
@@ -122,18 +129,18 @@ async fn the_example_support_desk_routes_and_uses_tools_offline() {
     // The README's demo: the bundled manifest, the echo model and its script.
     let host = Server::start();
     let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "demo" }).to_string();
-    let order = lines(&host.post("/support-desk", &turn("Where is my order?")).await.body);
+    let order = ndjson_lines(&host.post("/support-desk", &turn("Where is my order?")).await.body);
     assert_eq!(order[0]["data"], json!({ "agent": "orders", "confidence": 1.0, "reason": "mentions order" }));
     assert_eq!(order[1], json!({ "type": "status", "data": { "message": "running lookup_order" } }));
     let text: String = order.iter().filter(|line| line["type"] == "chunk").map(|line| line["data"].as_str().unwrap()).collect();
     assert_eq!(text, "Your order A1 was shipped on Monday, arriving Thursday.");
     assert_eq!(order.last().unwrap()["data"]["stopReason"], "end_turn");
 
-    let follow_up = lines(&host.post("/support-desk", &turn("Thanks. And when does it arrive?")).await.body);
+    let follow_up = ndjson_lines(&host.post("/support-desk", &turn("Thanks. And when does it arrive?")).await.body);
     assert_eq!(follow_up[0]["data"]["agent"], "orders");
-    let classified = lines(&host.post("/support-desk-llm", r#"{"prompt":"The app crashes at start"}"#).await.body);
+    let classified = ndjson_lines(&host.post("/support-desk-llm", r#"{"prompt":"The app crashes at start"}"#).await.body);
     assert_eq!(classified[0]["data"], json!({ "agent": "tech", "confidence": 0.88, "reason": "a technical problem" }));
-    let vague = lines(&host.post("/support-desk-llm", r#"{"prompt":"Hello there"}"#).await.body);
+    let vague = ndjson_lines(&host.post("/support-desk-llm", r#"{"prompt":"Hello there"}"#).await.body);
     assert_eq!(vague[0]["data"]["agent"], "billing");
 }
 
@@ -150,18 +157,9 @@ async fn tool_agent_runs_its_tool_loop_against_bedrock() {
         converse_event("metadata", json!({ "usage": { "inputTokens": 20, "outputTokens": 9, "totalTokens": 29 }, "metrics": { "latencyMs": 100 } })),
     ];
     let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, asks_for_the_calculator), answer("It is 42.")]).await;
-    let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
-    write_manifest(
-        plugins.path(),
-        "calc",
-        &json!({
-            "agents": [{ "name": "calc", "description": "Sums", "plugin": "tool-agent", "system": "Use the calculator." }],
-            "transforms": ["ndjson"],
-            "model": { "provider": "bedrock", "id": "test-model" }
-        }),
-    );
+    let plugins = calculator_pipeline(json!({ "provider": "bedrock", "id": "test-model" }));
     let host = Server::builder().plugins(plugins.path()).env(bedrock.bedrock_env()).start();
-    let reply = lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
+    let reply = ndjson_lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
     assert_eq!(reply[1..], [
         json!({ "type": "chunk", "data": "Let me compute. " }),
         json!({ "type": "status", "data": { "message": "running calculator" } }),
@@ -198,18 +196,9 @@ async fn tool_agent_runs_its_tool_loop_against_an_openai_server() {
     ];
     let answers = [delta(json!({ "content": "It is 42." }), None), delta(json!({}), Some("stop")), sse("[DONE]")];
     let server = Upstream::start(vec![Script::new(200, SSE).chunks(Duration::ZERO, asks_for_the_calculator), Script::new(200, SSE).chunks(Duration::ZERO, answers)]).await;
-    let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
-    write_manifest(
-        plugins.path(),
-        "calc",
-        &json!({
-            "agents": [{ "name": "calc", "description": "Sums", "plugin": "tool-agent", "system": "Use the calculator." }],
-            "transforms": ["ndjson"],
-            "model": { "provider": "openai", "id": "llama3.2" }
-        }),
-    );
+    let plugins = calculator_pipeline(json!({ "provider": "openai", "id": "llama3.2" }));
     let host = Server::builder().plugins(plugins.path()).arg("--openai-base-url", &format!("{}/v1", server.base)).start();
-    let reply = lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
+    let reply = ndjson_lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
     assert_eq!(reply[1..], [
         json!({ "type": "status", "data": { "message": "running calculator" } }),
         json!({ "type": "chunk", "data": "It is 42." }),
@@ -246,7 +235,7 @@ async fn a_router_naming_an_unknown_agent_ends_with_an_error_event() {
     let reply = host.post("/desk", r#"{"prompt":"What does my horoscope say?"}"#).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"));
     assert_eq!(
-        lines(&reply.body),
+        ndjson_lines(&reply.body),
         [json!({ "type": "error", "data": {
             "code": "unknown_agent",
             "message": "router `llm-router` chose `astrology`, which is not one of this pipeline's agents (billing, tech)"
@@ -264,14 +253,14 @@ async fn an_agent_that_traps_mid_stream_ends_with_an_error_event() {
     );
     let host = Server::builder().plugins(plugins.path()).start();
     let body = json!({ "prompt": "go", "sessionId": "s1" }).to_string();
-    let reply = lines(&host.post("/flaky", &body).await.body);
+    let reply = ndjson_lines(&host.post("/flaky", &body).await.body);
     assert_eq!(reply[0]["data"]["agent"], "flaky");
     assert_eq!(reply[1..3], [json!({ "type": "status", "data": { "message": "working" } }), json!({ "type": "chunk", "data": "partial answer" })]);
     let error = &reply[3]["data"];
     assert_eq!((reply.len(), &error["code"]), (4, &json!("plugin_trapped")));
     assert!(error["message"].as_str().unwrap().contains("the tool crashed"), "{error}");
     // The host goes on serving.
-    assert_eq!(lines(&host.post("/flaky", &body).await.body).len(), 4);
+    assert_eq!(ndjson_lines(&host.post("/flaky", &body).await.body).len(), 4);
 }
 
 #[tokio::test]
@@ -287,7 +276,7 @@ async fn a_tool_loop_that_never_ends_is_stopped_by_the_model_call_limit() {
         }),
     );
     let host = Server::builder().plugins(plugins.path()).arg("--max-model-calls", "3").start();
-    let reply = lines(&host.post("/loop", r#"{"prompt":"add forever"}"#).await.body);
+    let reply = ndjson_lines(&host.post("/loop", r#"{"prompt":"add forever"}"#).await.body);
     let running = json!({ "type": "status", "data": { "message": "running calculator" } });
     assert_eq!(reply[1..], [
         running.clone(),
@@ -363,8 +352,8 @@ async fn dynamodb_keeps_the_conversation() {
     let host = Server::builder().env(moto.env()).arg("--history-table", "conversations").start();
     let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "s1" }).to_string();
 
-    lines(&host.post("/support-desk", &turn("I was charged twice, I want a refund")).await.body);
-    let follow_up = lines(&host.post("/support-desk", &turn("How long does it take?")).await.body);
+    ndjson_lines(&host.post("/support-desk", &turn("I was charged twice, I want a refund")).await.body);
+    let follow_up = ndjson_lines(&host.post("/support-desk", &turn("How long does it take?")).await.body);
     assert_eq!(follow_up[0]["data"]["agent"], "billing", "the router read the last agent from DynamoDB");
 
     let stored = dynamodb

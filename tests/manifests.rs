@@ -5,20 +5,11 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::upstream::{EVENT_STREAM, Script, Upstream, raw_chunk};
-use support::{Server, example, plugin_dir};
-
-/// Writes `<name>.json` the way a deploy should: a finished file renamed over
-/// the old one.
-fn write_manifest(dir: &Path, name: &str, manifest: &Value) {
-    let staging = dir.join(format!(".{name}.json.tmp"));
-    std::fs::write(&staging, manifest.to_string()).unwrap();
-    std::fs::rename(staging, dir.join(format!("{name}.json"))).unwrap();
-}
+use support::{Server, example, plugin_dir, write_manifest};
 
 #[tokio::test]
 async fn a_manifest_chooses_the_source_model_chain_and_settings() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::upstream::{self, EVENT_STREAM, SSE, Script, Upstream, converse_answer, converse_event, exception, raw_chunk, sse};
-use support::{Server, timed_chunks};
+use support::{Server, ndjson_lines, timed_chunks};
 
 const NOW: Duration = Duration::ZERO;
 
@@ -26,10 +26,6 @@ fn bedrock_host(upstream: &Upstream) -> Server {
 
 fn converse(pause: Duration, deltas: &[&str]) -> Script {
     Script::new(200, EVENT_STREAM).chunks(pause, converse_answer(deltas))
-}
-
-fn lines(body: &str) -> Vec<Value> {
-    body.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }
 
 // ---- Bedrock ConverseStream ----
@@ -107,7 +103,7 @@ async fn bedrock_exception_mid_stream_ends_the_stream_with_its_error() {
     let host = bedrock_host(&bedrock);
     let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
     assert_eq!(reply.status, 200);
-    let lines = lines(&reply.body);
+    let lines = ndjson_lines(&reply.body);
     assert_eq!(lines[1..], [
         json!({ "type": "chunk", "data": "Hel" }),
         json!({ "type": "chunk", "data": "lo" }),
@@ -137,7 +133,7 @@ async fn bedrock_throttling_after_the_first_event_is_not_retried() {
     let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(NOW, events), converse(NOW, &["never"])]).await;
     let host = bedrock_host(&bedrock);
     let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
-    assert_eq!(lines(&reply.body)[1..], [
+    assert_eq!(ndjson_lines(&reply.body)[1..], [
         json!({ "type": "chunk", "data": "Hel" }),
         json!({ "type": "error", "data": { "code": "throttled", "message": "Rate exceeded" } }),
     ]);
@@ -176,7 +172,7 @@ async fn bedrock_connection_dropped_mid_stream_is_an_error_event() {
     let host = bedrock_host(&bedrock);
     for _ in 0..2 {
         let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
-        let lines = lines(&reply.body);
+        let lines = ndjson_lines(&reply.body);
         assert_eq!(lines[1..3], [json!({ "type": "chunk", "data": "Hel" }), json!({ "type": "chunk", "data": "lo" })]);
         assert_eq!(lines[3]["type"], "error");
         assert_eq!(lines[3]["data"]["code"], "upstream_disconnected");
@@ -207,7 +203,7 @@ async fn raw(decoder: &str, model_id: &str, chunks: &[&str]) -> (Vec<Value>, Val
     let host = Server::builder().env(bedrock.bedrock_env()).arg("--provider", "bedrock-raw").arg("--model", model_id).start();
     let reply = host.post(&format!("/{decoder}?then=ndjson"), r#"{"prompt":"Hi","model":{"maxTokens":20}}"#).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    let lines = lines(&reply.body);
+    let lines = ndjson_lines(&reply.body);
     assert_eq!(lines[0], json!({ "type": "metadata", "data": { "provider": "bedrock-raw", "model": model_id } }));
     let [request] = &bedrock.received()[..] else { panic!("one call") };
     assert!(request.path.ends_with("/invoke-with-response-stream"), "{}", request.path);
@@ -304,7 +300,7 @@ async fn openai_streams_deltas_stop_and_usage() {
     let server = Upstream::start(vec![Script::new(200, SSE).chunks(NOW, chunks)]).await;
     let host = openai_host(&server);
     let reply = host.post("/ndjson", r#"{"system":"Be brief.","prompt":"Hi","model":{"temperature":0.5,"stopSequences":["x"]}}"#).await;
-    let mut lines = lines(&reply.body);
+    let mut lines = ndjson_lines(&reply.body);
     let latency = lines[3]["data"]["usage"]["latencyMs"].take();
     assert!(latency.is_u64(), "the host measures the latency: {latency}");
     assert_eq!(lines, [
@@ -334,7 +330,7 @@ async fn openai_streams_deltas_stop_and_usage() {
 async fn openai_stream_without_done_ends_with_an_error_event() {
     let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, openai_chunk(Some("Hel"), None))]).await;
     let host = openai_host(&server);
-    let lines = lines(&host.post("/ndjson", r#"{"prompt":"Hi"}"#).await.body);
+    let lines = ndjson_lines(&host.post("/ndjson", r#"{"prompt":"Hi"}"#).await.body);
     assert_eq!(lines[1..], [
         json!({ "type": "chunk", "data": "Hel" }),
         json!({ "type": "error", "data": { "code": "upstream_disconnected", "message": "the model server's stream ended without [DONE]" } }),
@@ -346,7 +342,7 @@ async fn an_empty_answer_is_a_complete_stream() {
     let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, sse("[DONE]"))]).await;
     let host = openai_host(&server);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!(lines(&reply.body), [
+    assert_eq!(ndjson_lines(&reply.body), [
         json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
         json!({ "type": "complete", "data": { "stopReason": "end_turn" } }),
     ]);
@@ -418,7 +414,7 @@ async fn upstream_calls_can_be_signed_with_sigv4() {
     let runtime = agent_runtime(NOW).await;
     let host = agent_host(&runtime, &[("--upstream-auth", "sigv4")]);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!(lines(&reply.body)[0], json!({ "type": "metadata", "data": { "provider": "upstream", "sessionId": "upstream-session-7" } }));
+    assert_eq!(ndjson_lines(&reply.body)[0], json!({ "type": "metadata", "data": { "provider": "upstream", "sessionId": "upstream-session-7" } }));
     let headers = &runtime.received()[0].headers;
     let authorization = headers["authorization"].to_str().unwrap();
     assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDLOOPBACK/"), "{authorization}");

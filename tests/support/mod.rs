@@ -251,6 +251,19 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES).join(format!("{name}.wasm"))
 }
 
+/// Writes `<name>.json` the way a deploy should: a finished file renamed over
+/// the old one.
+pub fn write_manifest(dir: &Path, name: &str, manifest: &serde_json::Value) {
+    let staging = dir.join(format!(".{name}.json.tmp"));
+    std::fs::write(&staging, manifest.to_string()).unwrap();
+    std::fs::rename(staging, dir.join(format!("{name}.json"))).unwrap();
+}
+
+/// An NDJSON body, a JSON value per line.
+pub fn ndjson_lines(body: &str) -> Vec<serde_json::Value> {
+    body.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"))).collect()
+}
+
 /// A component's sha256 in hex: how the host names it in pins and caches.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
