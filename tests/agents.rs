@@ -30,6 +30,23 @@ fn calculator_pipeline(model: Value) -> tempfile::TempDir {
     plugins
 }
 
+/// A desk of billing and tech whose llm-router's model (the echo script)
+/// answers `classifier_reply`.
+fn llm_router_desk(classifier_reply: &str) -> tempfile::TempDir {
+    let plugins = plugin_dir(&[("llm-router", &example("llm-router")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "desk",
+        &json!({
+            "router": "llm-router",
+            "agents": [{ "name": "billing", "description": "Money" }, { "name": "tech", "description": "Bugs" }],
+            "transforms": ["ndjson"],
+            "model": { "provider": "echo", "script": [{ "system": "You are a router", "reply": classifier_reply }] }
+        }),
+    );
+    plugins
+}
+
 /// The support desk of the keyword router and two built-in agents, whose
 /// model is Bedrock (a loopback server that records what it is asked).
 fn support_desk(dir: &Path) {
@@ -219,18 +236,56 @@ async fn tool_agent_runs_its_tool_loop_against_an_openai_server() {
 }
 
 #[tokio::test]
+async fn tool_agent_sends_its_reasoning_back_under_extended_thinking_with_the_guardrail_and_cache_points() {
+    let reasoning = |delta: Value| converse_event("contentBlockDelta", json!({ "contentBlockIndex": 0, "delta": { "reasoningContent": delta } }));
+    let thinks_then_asks = [
+        converse_event("messageStart", json!({ "role": "assistant" })),
+        reasoning(json!({ "text": "6 times 7: " })),
+        reasoning(json!({ "text": "use the tool." })),
+        reasoning(json!({ "signature": "sig-1" })),
+        converse_event("contentBlockStop", json!({ "contentBlockIndex": 0 })),
+        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 1, "delta": { "reasoningContent": { "redactedContent": "AQID" } } })),
+        converse_event("contentBlockStart", json!({ "contentBlockIndex": 2, "start": { "toolUse": { "toolUseId": "tu-1", "name": "calculator" } } })),
+        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "{\"expression\":\"6 * 7\"}" } } })),
+        converse_event("contentBlockStop", json!({ "contentBlockIndex": 2 })),
+        converse_event("messageStop", json!({ "stopReason": "tool_use" })),
+    ];
+    let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, thinks_then_asks), answer("It is 42.")]).await;
+    let model = json!({
+        "provider": "bedrock", "id": "test-model",
+        "guardrail": { "identifier": "gr-1", "version": "2", "trace": true },
+        "cachePoints": ["system", "tools"]
+    });
+    let plugins = calculator_pipeline(model);
+    let host = Server::builder().plugins(plugins.path()).env(bedrock.bedrock_env()).start();
+    let reply = ndjson_lines(&host.post("/calc", r#"{"prompt":"What is 6 times 7?"}"#).await.body);
+    assert_eq!(reply.last().unwrap()["type"], "complete", "{reply:?}");
+
+    let asked = bedrock.received();
+    assert_eq!(asked[0].body["guardrailConfig"], json!({ "guardrailIdentifier": "gr-1", "guardrailVersion": "2", "trace": "enabled", "streamProcessingMode": "sync" }));
+    assert_eq!(asked[0].body["system"], json!([{ "text": "Use the calculator." }, { "cachePoint": { "type": "default" } }]));
+    assert_eq!(asked[0].body["toolConfig"]["tools"].as_array().unwrap().last().unwrap(), &json!({ "cachePoint": { "type": "default" } }));
+    // Bedrock refuses the next request of a tool loop under extended
+    // thinking unless the reasoning comes back first, signed.
+    assert_eq!(asked[1].body["messages"][1], json!({ "role": "assistant", "content": [
+        { "reasoningContent": { "reasoningText": { "text": "6 times 7: use the tool.", "signature": "sig-1" } } },
+        { "reasoningContent": { "redactedContent": "AQID" } },
+        { "toolUse": { "toolUseId": "tu-1", "name": "calculator", "input": { "expression": "6 * 7" } } }
+    ] }));
+}
+
+#[tokio::test]
+async fn llm_router_decides_by_the_json_outside_the_models_reasoning() {
+    let reasons_first = "<think>A crash would be {\"agent\": \"tech\"}, but this is a charge.</think>\n{\"agent\": \"billing\", \"confidence\": 0.9, \"reason\": \"a charge\"}";
+    let plugins = llm_router_desk(reasons_first);
+    let host = Server::builder().plugins(plugins.path()).start();
+    let lines = ndjson_lines(&host.post("/desk", r#"{"prompt":"I was charged twice"}"#).await.body);
+    assert_eq!(lines[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 0.9, "reason": "a charge" } }));
+}
+
+#[tokio::test]
 async fn a_router_naming_an_unknown_agent_ends_with_an_error_event() {
-    let plugins = plugin_dir(&[("llm-router", &example("llm-router")), ("ndjson", &example("ndjson"))]);
-    write_manifest(
-        plugins.path(),
-        "desk",
-        &json!({
-            "router": "llm-router",
-            "agents": [{ "name": "billing", "description": "Money" }, { "name": "tech", "description": "Bugs" }],
-            "transforms": ["ndjson"],
-            "model": { "provider": "echo", "script": [{ "system": "You are a router", "reply": "{\"agent\": \"astrology\", \"confidence\": 1}" }] }
-        }),
-    );
+    let plugins = llm_router_desk("{\"agent\": \"astrology\", \"confidence\": 1}");
     let host = Server::builder().plugins(plugins.path()).start();
     let reply = host.post("/desk", r#"{"prompt":"What does my horoscope say?"}"#).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"));

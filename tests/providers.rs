@@ -333,8 +333,16 @@ async fn openai_stream_without_done_ends_with_an_error_event() {
     let lines = ndjson_lines(&host.post("/ndjson", r#"{"prompt":"Hi"}"#).await.body);
     assert_eq!(lines[1..], [
         json!({ "type": "chunk", "data": "Hel" }),
-        json!({ "type": "error", "data": { "code": "upstream_disconnected", "message": "the model server's stream ended without [DONE]" } }),
+        json!({ "type": "error", "data": { "code": "upstream_disconnected", "message": "the model server's stream ended before it said the answer was finished" } }),
     ]);
+}
+
+#[tokio::test]
+async fn openai_stream_that_finished_then_closed_is_complete_without_done() {
+    let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, openai_chunk(Some("Hel"), None)).chunk(NOW, openai_chunk(None, Some("stop")))]).await;
+    let host = openai_host(&server);
+    let lines = ndjson_lines(&host.post("/ndjson", r#"{"prompt":"Hi"}"#).await.body);
+    assert_eq!(lines[1..], [json!({ "type": "chunk", "data": "Hel" }), json!({ "type": "complete", "data": { "stopReason": "end_turn" } })]);
 }
 
 #[tokio::test]
@@ -424,12 +432,39 @@ async fn upstream_calls_can_be_signed_with_sigv4() {
 }
 
 #[tokio::test]
-async fn the_upstreams_address_never_reaches_the_caller() {
-    let runtime = Upstream::start(vec![Script::new(500, "text/plain").chunk(NOW, "arn:aws:bedrock-agentcore:us-east-1:123456789012 crashed")]).await;
+async fn a_500_from_the_agent_runtime_is_not_sent_again_and_hides_its_address() {
+    // The runtime may have run tools before it failed: sending the request
+    // again could run them twice.
+    let crashed = Script::new(500, "text/plain").chunk(NOW, "arn:aws:bedrock-agentcore:us-east-1:123456789012 crashed");
+    let runtime = Upstream::start(vec![crashed, Script::new(200, SSE).chunks(NOW, agent_events())]).await;
     let host = agent_host(&runtime, &[("--provider-backoff-ms", "10")]);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    reply.assert_error(503, "upstream_unavailable", "the model source is unavailable: HTTP 500 from the upstream (3 attempts)");
-    assert_eq!(runtime.received().len(), 3);
+    reply.assert_error(502, "upstream_failed", "the model source failed: HTTP 500 from the upstream (1 attempt)");
+    assert_eq!(runtime.received().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unavailable_agent_runtime_is_tried_again() {
+    let scripts = vec![
+        Script::new(503, "text/plain").chunk(NOW, "try later"),
+        Script::new(504, "text/plain").chunk(NOW, "gateway timeout"),
+        Script::new(200, SSE).chunks(NOW, agent_events()),
+    ];
+    let runtime = Upstream::start(scripts).await;
+    let host = agent_host(&runtime, &[("--provider-backoff-ms", "10")]);
+    let reply = host.post("/text-only", r#"{"prompt":"Hi"}"#).await;
+    assert!(reply.body.starts_with("Hello\n"), "{}", reply.body);
+    assert_eq!(runtime.received().len(), 3, "a 503 and a 504 are safe to repeat");
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_tried_again_and_then_answered_503() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/invocations", closed.local_addr().unwrap());
+    drop(closed);
+    let host = Server::builder().arg("--upstream-url", &url).arg("--provider-backoff-ms", "10").start();
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    assert_eq!((reply.status, reply.body.contains("\"upstream_unavailable\""), reply.body.contains("(3 attempts)")), (503, true, true), "{}", reply.body);
 }
 
 #[tokio::test]

@@ -27,6 +27,53 @@ pub struct Reply {
     pub usage: Option<Usage>,
 }
 
+impl Reply {
+    /// The answer's text outside reasoning blocks: what a router or any
+    /// plugin that reads the model's decision must look at. See
+    /// [`outside_reasoning`].
+    pub fn answer(&self) -> String {
+        outside_reasoning(&self.text)
+    }
+}
+
+/// The tags reasoning models wrap their thinking in, inside the text
+/// (DeepSeek R1, Qwen3, QwQ: `think`; others `thinking`, `reasoning`).
+const REASONING_TAGS: [&str; 3] = ["think", "thinking", "reasoning"];
+
+/// `text` without its reasoning blocks (`<think>…</think>` and the like,
+/// any case). The rule: a model's decision is read outside its reasoning,
+/// where it may have weighed, and written, other answers. A block left
+/// open (the answer was cut short) drops everything after its tag; a
+/// closing tag with no opening one (servers whose chat template opens the
+/// block in the prompt) drops everything before it.
+pub fn outside_reasoning(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut kept = String::new();
+    let mut at = 0;
+    // An orphan closing tag before any opening one: the model began inside
+    // a block.
+    let first_open = REASONING_TAGS.iter().filter_map(|tag| lower.find(&format!("<{tag}>"))).min();
+    if let Some((close_at, close_len)) = REASONING_TAGS.iter().filter_map(|tag| lower.find(&format!("</{tag}>")).map(|found| (found, tag.len() + 3))).min() {
+        if first_open.is_none_or(|open| close_at < open) {
+            at = close_at + close_len;
+        }
+    }
+    while at < text.len() {
+        let next_open = REASONING_TAGS.iter().filter_map(|tag| lower[at..].find(&format!("<{tag}>")).map(|found| (at + found, *tag))).min();
+        let Some((open_at, tag)) = next_open else {
+            kept.push_str(&text[at..]);
+            break;
+        };
+        kept.push_str(&text[at..open_at]);
+        let close = format!("</{tag}>");
+        match lower[open_at..].find(&close) {
+            Some(found) => at = open_at + found + close.len(),
+            None => break,
+        }
+    }
+    kept
+}
+
 /// Calls the model and reads its whole answer, handing each piece of text to
 /// `on_text` as it arrives (to stream it on with `agent::emit_text`, say).
 pub fn call(request: &ModelRequest, mut on_text: impl FnMut(&str)) -> Result<Reply, ErrorInfo> {
@@ -88,4 +135,19 @@ impl From<&Message> for ModelMessage {
 /// takes it.
 pub fn conversation(history: &[Message], request: &[Message]) -> Vec<ModelMessage> {
     history.iter().chain(request).map(ModelMessage::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outside_reasoning;
+
+    #[test]
+    fn the_answer_is_read_outside_reasoning_blocks() {
+        assert_eq!(outside_reasoning("<think>maybe {\"agent\":\"tech\"}</think>{\"agent\":\"billing\"}"), "{\"agent\":\"billing\"}");
+        assert_eq!(outside_reasoning("a<THINKING>x</THINKING>b<reasoning>y</reasoning>c"), "abc");
+        assert_eq!(outside_reasoning("tech, I think</think> billing"), " billing", "a block opened by the prompt");
+        assert_eq!(outside_reasoning("billing <think>or tech"), "billing ", "a block cut short");
+        assert_eq!(outside_reasoning("no reasoning at all"), "no reasoning at all");
+        assert_eq!(outside_reasoning("<think>a</think>b<think>c</think>d"), "bd");
+    }
 }

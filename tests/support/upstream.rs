@@ -199,9 +199,10 @@ fn body_of(script: Script, shared: Arc<Shared>) -> Body {
 
 pub const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
 
-fn frame(headers: [(&'static str, &'static str); 3], payload: Vec<u8>) -> Vec<u8> {
+/// One event-stream message with these headers and payload.
+pub fn frame(headers: [(&str, &str); 3], payload: Vec<u8>) -> Vec<u8> {
     let message = headers.into_iter().fold(Message::new(payload), |message, (name, value)| {
-        message.add_header(Header::new(name, HeaderValue::String(value.into())))
+        message.add_header(Header::new(name.to_string(), HeaderValue::String(value.to_string().into())))
     });
     let mut bytes = Vec::new();
     write_message_to(&message, &mut bytes).unwrap();

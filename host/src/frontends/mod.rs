@@ -105,7 +105,7 @@ impl From<&PipelineError> for ErrorReply {
                     ProviderError::Upstream { failure, .. } => match failure {
                         UpstreamFailure::Throttled(_) => 429,
                         UpstreamFailure::Unavailable(_) => 503,
-                        UpstreamFailure::Rejected(_) => 502,
+                        UpstreamFailure::Rejected(_) | UpstreamFailure::Failed(_) => 502,
                         UpstreamFailure::Timeout(_) => 504,
                     },
                 };

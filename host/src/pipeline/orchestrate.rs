@@ -245,6 +245,7 @@ impl TurnJob {
             last_agent: earlier.last().and_then(|turn| turn.agent.clone()),
             appended: Vec::new(),
             models: ModelAccess {
+                reasoning_before: Default::default(),
                 providers: self.host.providers.clone(),
                 defaults,
                 user_id: self.request.user_id.clone(),

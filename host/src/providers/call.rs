@@ -32,6 +32,11 @@ pub enum Block {
     ToolUse(ToolCall),
     /// What the tool returned (a user's block).
     ToolResult { id: String, content: String, is_error: bool },
+    /// The model's reasoning, with the signature that lets it be sent back
+    /// (an assistant's block; Bedrock's extended thinking).
+    Reasoning { text: String, signature: Option<String> },
+    /// Reasoning the provider encrypted, sent back as it came.
+    RedactedReasoning(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,7 +79,9 @@ impl ModelCall {
             .map(|turn| {
                 let texts = turn.content.iter().map(|block| match block {
                     Block::Text(text) => Ok(text.as_str()),
-                    _ => Err(unsupported()),
+                    // Only the provider that made it reads it back.
+                    Block::Reasoning { .. } | Block::RedactedReasoning(_) => Ok(""),
+                    Block::ToolUse(_) | Block::ToolResult { .. } => Err(unsupported()),
                 });
                 Ok(Message { role: turn.role, content: texts.collect::<Result<String, _>>()? })
             })
@@ -107,6 +114,52 @@ pub fn tool_use_of(metadata: &str) -> Option<ToolCall> {
     })
 }
 
+/// The reasoning a model stream sent before its tool calls, from its
+/// `{"reasoning":{…}}` metadata events, put back together as blocks.
+///
+/// Bedrock refuses a tool loop's next request under extended thinking unless
+/// the assistant turn that made the calls carries its reasoning blocks,
+/// signatures included. An agent plugin sends back only the tool calls, so
+/// the host keeps the blocks and puts them in front of those calls.
+#[derive(Debug, Default)]
+pub struct ReasoningBlocks {
+    /// By content block index: text and signature so far, or redacted bytes.
+    blocks: Vec<(Option<u64>, Block)>,
+}
+
+impl ReasoningBlocks {
+    /// Takes in one metadata event's reasoning, if it has any.
+    pub fn observe(&mut self, metadata: &str) {
+        let Ok(value) = serde_json::from_str::<Value>(metadata) else { return };
+        let Some(reasoning) = value.get("reasoning") else { return };
+        let index = reasoning.get("index").and_then(Value::as_u64);
+        if let Some(redacted) = reasoning.get("redactedContent").and_then(Value::as_str) {
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(redacted).unwrap_or_default();
+            self.blocks.push((index, Block::RedactedReasoning(bytes)));
+            return;
+        }
+        let position = match self.blocks.iter().position(|(at, block)| *at == index && matches!(block, Block::Reasoning { .. })) {
+            Some(position) => position,
+            None => {
+                self.blocks.push((index, Block::Reasoning { text: String::new(), signature: None }));
+                self.blocks.len() - 1
+            }
+        };
+        if let Block::Reasoning { text, signature } = &mut self.blocks[position].1 {
+            text.push_str(reasoning.get("text").and_then(Value::as_str).unwrap_or_default());
+            if let Some(signed) = reasoning.get("signature").and_then(Value::as_str) {
+                *signature = Some(signed.to_string());
+            }
+        }
+    }
+
+    /// The blocks so far, in the order they began.
+    pub fn blocks(&self) -> Vec<Block> {
+        self.blocks.iter().map(|(_, block)| block.clone()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +170,23 @@ mod tests {
         let Event::Metadata(metadata) = tool_use_event(&call) else { unreachable!() };
         assert_eq!(tool_use_of(&metadata), Some(call));
         assert_eq!(tool_use_of(r#"{"toolUse":{"index":0,"input":"{\"a\""}}"#), None);
+    }
+
+    #[test]
+    fn reasoning_is_put_back_together_with_its_signature() {
+        let mut reasoning = ReasoningBlocks::default();
+        for metadata in [
+            r#"{"reasoning":{"index":0,"text":"Let me "}}"#,
+            r#"{"reasoning":{"index":0,"text":"look."}}"#,
+            r#"{"reasoning":{"index":0,"signature":"sig"}}"#,
+            r#"{"reasoning":{"index":1,"redactedContent":"AQI="}}"#,
+            r#"{"toolUse":{"toolUseId":"t"}}"#,
+        ] {
+            reasoning.observe(metadata);
+        }
+        assert_eq!(
+            reasoning.blocks(),
+            [Block::Reasoning { text: "Let me look.".into(), signature: Some("sig".into()) }, Block::RedactedReasoning(vec![1, 2])]
+        );
     }
 }

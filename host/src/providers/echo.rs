@@ -147,6 +147,7 @@ fn block_text(block: &Block) -> String {
         Block::Text(text) => text.clone(),
         Block::ToolUse(call) => call.input.to_string(),
         Block::ToolResult { content, .. } => content.clone(),
+        Block::Reasoning { .. } | Block::RedactedReasoning(_) => String::new(),
     }
 }
 

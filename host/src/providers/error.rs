@@ -30,6 +30,7 @@ impl ProviderError {
                 UpstreamFailure::Throttled(_) => "upstream_throttled",
                 UpstreamFailure::Unavailable(_) => "upstream_unavailable",
                 UpstreamFailure::Rejected(_) => "upstream_rejected",
+                UpstreamFailure::Failed(_) => "upstream_failed",
                 UpstreamFailure::Timeout(_) => "upstream_timeout",
             },
         }
@@ -37,14 +38,28 @@ impl ProviderError {
 }
 
 /// Why one attempt at a source failed before its first event.
+///
+/// The retry rule: only what is safe to send again is retried, before the
+/// first byte: a connection that was never made, a throttle (429) and a
+/// gateway's or a service's unavailability (502, 503, 504). A 500 or a
+/// connection that broke once the request was sent is not: an agent runtime
+/// may have run tools before it failed.
 #[derive(Debug, Error)]
 pub enum UpstreamFailure {
+    /// 429, or a throttling exception: retried.
     #[error("the model source is throttling requests: {0}")]
     Throttled(String),
+    /// No connection, 502, 503, 504, or a service-unavailable exception:
+    /// retried.
     #[error("the model source is unavailable: {0}")]
     Unavailable(String),
+    /// A 4xx (but 429), or a validation exception: the request is wrong.
     #[error("the model source refused the request: {0}")]
     Rejected(String),
+    /// A 500, another 5xx, a broken connection after the request was sent,
+    /// or any other failure: it may have done work, so it is not retried.
+    #[error("the model source failed: {0}")]
+    Failed(String),
     #[error("the model source sent nothing within {0:?}")]
     Timeout(Duration),
 }
@@ -64,10 +79,16 @@ impl UpstreamFailure {
 
     /// From an HTTP status and a description of the answer.
     pub fn from_status(status: u16, detail: impl fmt::Display) -> Self {
-        let message = format!("HTTP {status} {detail}");
+        Self::by_status(status, format!("HTTP {status} {detail}"))
+    }
+
+    /// The failure an HTTP status stands for, with `message` as it is.
+    pub fn by_status(status: u16, message: String) -> Self {
         match status {
             429 => UpstreamFailure::Throttled(message),
-            500.. => UpstreamFailure::Unavailable(message),
+            502..=504 => UpstreamFailure::Unavailable(message),
+            // 408: the source ran out of time; the request was not wrong.
+            408 | 500.. => UpstreamFailure::Failed(message),
             _ => UpstreamFailure::Rejected(message),
         }
     }
@@ -85,6 +106,8 @@ pub enum StreamErrorCode {
     ValidationError,
     /// The connection ended before the source said it had finished.
     Disconnected,
+    /// A body the source cannot read (not its format, not its content type).
+    UnexpectedContent,
     Other,
 }
 
@@ -113,6 +136,7 @@ impl StreamErrorCode {
             StreamErrorCode::ModelStreamError,
             StreamErrorCode::ValidationError,
             StreamErrorCode::Disconnected,
+            StreamErrorCode::UnexpectedContent,
         ]
         .into_iter()
         .find(|known| known.as_str() == code)
@@ -128,18 +152,19 @@ impl StreamErrorCode {
             StreamErrorCode::ModelStreamError => "model_stream_error",
             StreamErrorCode::ValidationError => "validation_error",
             StreamErrorCode::Disconnected => "upstream_disconnected",
+            StreamErrorCode::UnexpectedContent => "upstream_unexpected_content",
             StreamErrorCode::Other => "upstream_error",
         }
     }
 
-    /// The failure this error stands for before a stream's first event.
+    /// The failure this error stands for before a stream's first event (see
+    /// [`UpstreamFailure`] for which are retried).
     pub fn failure(self, message: String) -> UpstreamFailure {
         match self {
             StreamErrorCode::Throttled => UpstreamFailure::Throttled(message),
-            StreamErrorCode::ServiceUnavailable | StreamErrorCode::InternalServerError | StreamErrorCode::ModelTimeout => {
-                UpstreamFailure::Unavailable(message)
-            }
-            _ => UpstreamFailure::Rejected(message),
+            StreamErrorCode::ServiceUnavailable => UpstreamFailure::Unavailable(message),
+            StreamErrorCode::ValidationError => UpstreamFailure::Rejected(message),
+            _ => UpstreamFailure::Failed(message),
         }
     }
 
@@ -185,6 +210,13 @@ mod tests {
         assert!(failure(StreamErrorCode::ServiceUnavailable).is_retryable());
         assert!(!failure(StreamErrorCode::ValidationError).is_retryable());
         assert!(!failure(StreamErrorCode::ModelStreamError).is_retryable());
+        assert!(!failure(StreamErrorCode::InternalServerError).is_retryable(), "a 500 may come after work was done");
+    }
+
+    #[test]
+    fn only_statuses_that_are_safe_to_repeat_are_retried() {
+        let retried: Vec<u16> = (400..600).filter(|&status| UpstreamFailure::from_status(status, "").is_retryable()).collect();
+        assert_eq!(retried, [429, 502, 503, 504]);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! (`upstream`), and the offline `echo`.
 
 mod bedrock;
+mod body;
 pub mod call;
 mod echo;
 mod error;
@@ -28,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-pub use call::{Block, ModelCall, ToolCall, ToolSpec, Turn};
+pub use call::{Block, ModelCall, ReasoningBlocks, ToolCall, ToolSpec, Turn};
 pub use echo::{EchoProvider, EchoRule, EchoSettings, tokenize};
 pub use error::{ProviderError, UpstreamFailure};
 pub use settings::{ProviderKind, ProviderSettings};
@@ -58,6 +59,37 @@ pub struct ModelOptions {
     pub body: Option<Map<String, Value>>,
     /// `echo` only: scripted answers (see `echo`), instead of `--echo-script`.
     pub script: Option<Vec<EchoRule>>,
+    /// `bedrock` only: the guardrail ConverseStream applies
+    /// (`guardrailConfig`).
+    pub guardrail: Option<GuardrailOptions>,
+    /// `bedrock` only: where prompt-cache points go (`cachePoint` blocks):
+    /// after the system prompt, after the tools, after the last message.
+    pub cache_points: Option<Vec<CachePointAt>>,
+}
+
+/// A Bedrock guardrail, as ConverseStream's `guardrailConfig` takes it
+/// (<https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_GuardrailStreamConfiguration.html>).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GuardrailOptions {
+    pub identifier: String,
+    pub version: String,
+    /// Whether the guardrail's trace is returned (`enabled`/`disabled`).
+    #[serde(default)]
+    pub trace: bool,
+    /// `sync` (default) or `async`.
+    #[serde(default)]
+    pub stream_processing_mode: Option<String>,
+}
+
+/// Where a prompt-cache point goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CachePointAt {
+    System,
+    Tools,
+    /// After the last message of the conversation.
+    Messages,
 }
 
 impl ModelOptions {
@@ -72,6 +104,8 @@ impl ModelOptions {
             stop_sequences: self.stop_sequences.or_else(|| defaults.stop_sequences.clone()),
             body: self.body.or_else(|| defaults.body.clone()),
             script: self.script.or_else(|| defaults.script.clone()),
+            guardrail: self.guardrail.or_else(|| defaults.guardrail.clone()),
+            cache_points: self.cache_points.or_else(|| defaults.cache_points.clone()),
         }
     }
 }
@@ -188,6 +222,15 @@ fn with_metadata(kind: ProviderKind, model_id: Option<String>, started: Started)
 /// requests are not held back.
 fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(3)).tcp_nodelay(true).build()?)
+}
+
+/// A request that got no answer, as a failure: retried only when the
+/// connection was never made, since a request that was sent may have done
+/// its work (see [`UpstreamFailure`]).
+fn send_failure(error: reqwest::Error) -> UpstreamFailure {
+    let connect = error.is_connect();
+    let message = error.without_url().to_string();
+    if connect { UpstreamFailure::Unavailable(message) } else { UpstreamFailure::Failed(message) }
 }
 
 /// A response that is not a success, as a failure. Its body goes to the

@@ -1,8 +1,25 @@
 //! An OpenAI-compatible chat completions server (Ollama, vLLM, llama.cpp's
-//! server, ...): `POST {base}/chat/completions` with `"stream":true`, read
-//! as server-sent events until `data: [DONE]`. Tools go as `tools`
-//! (functions); a tool call's streamed pieces are put together and sent on
-//! as one `toolUse` metadata event when the choice finishes.
+//! server, SGLang, LiteLLM, ...): `POST {base}/chat/completions` with
+//! `"stream":true`, read as server-sent events of chunks
+//! (<https://platform.openai.com/docs/api-reference/chat-streaming>), or, from
+//! a server that ignores `stream`, one JSON completion.
+//!
+//! What servers in the field send, and the rules that hold for all of it
+//! (each case is a file in `tests/corpus/openai/`):
+//! - **null is absent**: every field is an `Option`, which serde reads `null`
+//!   into as `None`;
+//! - **tool calls are assembled by id, then by index, and never glued**
+//!   ([`ToolCalls`]); each goes on as one `toolUse` metadata event when the
+//!   choice finishes;
+//! - **usage is merged field by field** ([`UsageSoFar`]) and sent once, when
+//!   the answer is complete;
+//! - **complete means the server said it finished** (`[DONE]`, or a finish
+//!   reason) **and the body ended cleanly**; otherwise the stream ends with
+//!   `upstream_disconnected`;
+//! - reasoning deltas (`reasoning_content`: vLLM, DeepSeek, SGLang;
+//!   `reasoning`: Ollama, llama.cpp) go on as `{"reasoning":{"text":…}}`
+//!   metadata, never as text;
+//! - an error object in the stream ends it with an error event.
 
 use std::time::Instant;
 
@@ -11,11 +28,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use super::body::{self, BodyKind};
+use super::call::tool_use_event;
 use super::error::StreamErrorCode;
 use super::sse::{self, SseFrame};
+use super::{Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure, send_failure};
 use crate::event::{Event, Usage};
-use super::call::tool_use_event;
-use super::{Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure};
+
+/// How this source is named in errors and logs.
+const SOURCE: &str = "the OpenAI-compatible server";
 
 pub struct OpenAi {
     client: reqwest::Client,
@@ -64,9 +85,20 @@ impl OpenAi {
         if let Some(key) = &self.api_key {
             call = call.bearer_auth(key);
         }
-        let response = call.send().await.map_err(|error| UpstreamFailure::Unavailable(error.without_url().to_string()))?;
-        let response = response_failure(response, "the OpenAI-compatible server").await?;
-        Ok(Started::new(events(sse::frames(response.bytes_stream()), started_at)))
+        let response = call.send().await.map_err(send_failure)?;
+        let response = response_failure(response, SOURCE).await?;
+        let reader = Reader::new(started_at);
+        let events = match BodyKind::of(&response) {
+            BodyKind::EventStream => reader.read_stream(sse::frames(response.bytes_stream())),
+            BodyKind::Json => stream::once(reader.read_whole(response)).flat_map(stream::iter).boxed(),
+            other => {
+                let what = other.describe();
+                stream::once(async move { vec![body::unexpected(SOURCE, &what, &body::whole(response, SOURCE).await.unwrap_or_default())] })
+                    .flat_map(stream::iter)
+                    .boxed()
+            }
+        };
+        Ok(Started::new(events))
     }
 }
 
@@ -85,6 +117,8 @@ fn messages(call: &ModelCall) -> Vec<Value> {
                     "id": tool.id, "type": "function", "function": { "name": tool.name, "arguments": tool.input.to_string() }
                 })),
                 Block::ToolResult { id, content, .. } => messages.push(json!({ "role": "tool", "tool_call_id": id, "content": content })),
+                // OpenAI-compatible servers take no reasoning back.
+                Block::Reasoning { .. } | Block::RedactedReasoning(_) => {}
             }
         }
         if tool_calls.is_empty() {
@@ -99,57 +133,52 @@ fn messages(call: &ModelCall) -> Vec<Value> {
     messages
 }
 
+/// A streamed chunk, or a whole completion (`message` in place of `delta`).
+/// Every field is optional and `null` is the same as absent.
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
-    choices: Vec<Choice>,
+    choices: Option<Vec<Choice>>,
     usage: Option<ChunkUsage>,
     error: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct Choice {
-    #[serde(default)]
-    delta: Delta,
+    index: Option<u32>,
+    delta: Option<MessagePart>,
+    message: Option<MessagePart>,
     finish_reason: Option<String>,
 }
 
-#[derive(Default, Deserialize)]
-struct Delta {
+#[derive(Deserialize)]
+struct MessagePart {
     content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCallDelta>,
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+    tool_calls: Option<Vec<ToolCallPiece>>,
 }
 
 /// A piece of a tool call: the first names it, the rest add to its
 /// arguments' JSON text.
 #[derive(Deserialize)]
-struct ToolCallDelta {
-    #[serde(default)]
-    index: usize,
+struct ToolCallPiece {
+    index: Option<usize>,
     id: Option<String>,
-    function: Option<FunctionDelta>,
+    function: Option<FunctionPiece>,
 }
 
 #[derive(Deserialize)]
-struct FunctionDelta {
+struct FunctionPiece {
     name: Option<String>,
-    arguments: Option<String>,
-}
-
-/// A tool call being put together: id, name, arguments so far.
-#[derive(Default)]
-struct PendingToolCall {
-    id: String,
-    name: String,
-    arguments: String,
+    /// JSON text; a few servers send the object itself.
+    arguments: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct ChunkUsage {
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    total_tokens: u32,
+    prompt_tokens: Option<u32>,
+    completion_tokens: Option<u32>,
+    total_tokens: Option<u32>,
     prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
@@ -158,96 +187,238 @@ struct PromptTokensDetails {
     cached_tokens: Option<u32>,
 }
 
+/// The tool calls of the answer so far, put together from their pieces.
+///
+/// The rule: a piece belongs to the call with its id; a piece without an id
+/// to the latest call at its index. A piece whose id is new starts a call,
+/// even at an index already used (servers that number parallel calls all
+/// `0`), and so does a name arriving for a call that has one already
+/// (servers that send neither ids nor distinct indexes). A repeated
+/// identical name is not appended (servers that repeat it in every piece).
+#[derive(Default)]
+struct ToolCalls(Vec<PendingToolCall>);
+
+#[derive(Default)]
+struct PendingToolCall {
+    index: Option<usize>,
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl ToolCalls {
+    fn add(&mut self, piece: ToolCallPiece) {
+        let id = piece.id.filter(|id| !id.is_empty());
+        let (name, arguments) = piece.function.map_or((None, None), |function| (function.name.filter(|name| !name.is_empty()), function.arguments));
+        let call = self.call_for(piece.index, id.as_deref(), name.as_deref());
+        if let Some(id) = id {
+            call.id = id;
+        }
+        if let Some(name) = name {
+            call.name = name;
+        }
+        match arguments {
+            Some(Value::String(text)) => call.arguments.push_str(&text),
+            Some(Value::Null) | None => {}
+            Some(object) => call.arguments = object.to_string(),
+        }
+    }
+
+    /// The call a piece adds to, started anew if it is the first piece.
+    fn call_for(&mut self, index: Option<usize>, id: Option<&str>, name: Option<&str>) -> &mut PendingToolCall {
+        let latest_at_index = self.0.iter().rposition(|call| index.is_none() || call.index == index);
+        let position = match id {
+            Some(id) => self.0.iter().position(|call| call.id == id).or_else(|| latest_at_index.filter(|&at| self.0[at].id.is_empty())),
+            None => latest_at_index.filter(|&at| name.is_none_or(|name| self.0[at].name.is_empty() || self.0[at].name == name)),
+        };
+        let position = position.unwrap_or_else(|| {
+            self.0.push(PendingToolCall { index, ..PendingToolCall::default() });
+            self.0.len() - 1
+        });
+        &mut self.0[position]
+    }
+
+    /// Each whole call as its event, in the order they began.
+    fn finish(&mut self) -> impl Iterator<Item = Event> + use<> {
+        std::mem::take(&mut self.0).into_iter().map(finished_tool_call)
+    }
+}
+
+/// The usage reported so far. Servers report it in pieces (a prompt count on
+/// the first chunk, `{}` on the next, everything on the last): each count
+/// reported replaces the one before, and a missing one is never fatal.
+#[derive(Default)]
+struct UsageSoFar {
+    reported: bool,
+    input: Option<u32>,
+    output: Option<u32>,
+    total: Option<u32>,
+    cache_read: Option<u32>,
+}
+
+impl UsageSoFar {
+    fn merge(&mut self, usage: ChunkUsage) {
+        self.reported = true;
+        self.input = usage.prompt_tokens.or(self.input);
+        self.output = usage.completion_tokens.or(self.output);
+        self.total = usage.total_tokens.or(self.total);
+        self.cache_read = usage.prompt_tokens_details.and_then(|details| details.cached_tokens).or(self.cache_read);
+    }
+
+    fn event(&self, started_at: Instant) -> Option<Event> {
+        let (input, output) = (self.input.unwrap_or(0), self.output.unwrap_or(0));
+        self.reported.then(|| {
+            Event::Usage(Usage {
+                input_tokens: input,
+                output_tokens: output,
+                total_tokens: self.total.filter(|&total| total >= input + output).unwrap_or(input + output),
+                latency_ms: started_at.elapsed().as_millis().min(u32::MAX.into()) as u32,
+                cache_read_input_tokens: self.cache_read.unwrap_or(0),
+                cache_write_input_tokens: 0,
+            })
+        })
+    }
+}
+
 type Frames = futures::stream::BoxStream<'static, Result<SseFrame, reqwest::Error>>;
 
-/// The stream's state: where it is, and what the `[DONE]` line completes.
+/// One answer being read: what it has said so far.
 struct Reader {
-    frames: Frames,
     started_at: Instant,
-    done: bool,
-    tool_calls: Vec<PendingToolCall>,
+    /// The choice reported its finish reason.
+    finished: bool,
+    /// Nothing more is read: `[DONE]`, an error, or the body's end.
+    over: bool,
+    tool_calls: ToolCalls,
+    usage: UsageSoFar,
 }
 
-fn events(frames: Frames, started_at: Instant) -> EventStream {
-    let reader = Reader { frames, started_at, done: false, tool_calls: Vec::new() };
-    stream::unfold(reader, |mut reader| async move {
-        if reader.done {
-            return None;
-        }
-        let events = match reader.frames.next().await {
-            Some(Ok(frame)) => decode(&frame, &mut reader),
-            Some(Err(error)) => {
-                reader.done = true;
-                warn!(error = %error.without_url(), "the OpenAI-compatible stream broke");
-                vec![StreamErrorCode::Disconnected.event("the connection to the model server broke before the stream ended")]
+impl Reader {
+    fn new(started_at: Instant) -> Self {
+        Self { started_at, finished: false, over: false, tool_calls: ToolCalls::default(), usage: UsageSoFar::default() }
+    }
+
+    fn read_stream(self, frames: Frames) -> EventStream {
+        stream::unfold((self, frames), |(mut reader, mut frames)| async move {
+            if reader.over {
+                return None;
             }
-            None => {
-                reader.done = true;
-                vec![StreamErrorCode::Disconnected.event("the model server's stream ended without [DONE]")]
-            }
+            let events = match frames.next().await {
+                Some(Ok(frame)) => reader.frame(&frame),
+                Some(Err(error)) => {
+                    warn!(error = %error.without_url(), "the OpenAI-compatible stream broke");
+                    reader.end_early("the connection to the model server broke before the answer ended")
+                }
+                None if reader.finished => reader.complete(),
+                None => reader.end_early("the model server's stream ended before it said the answer was finished"),
+            };
+            Some((stream::iter(events), (reader, frames)))
+        })
+        .flatten()
+        .boxed()
+    }
+
+    /// A whole completion, from a server that did not stream.
+    async fn read_whole(mut self, response: reqwest::Response) -> Vec<Event> {
+        let bytes = match body::whole(response, SOURCE).await {
+            Ok(bytes) => bytes,
+            Err(error) => return vec![error],
         };
-        Some((stream::iter(events), reader))
-    })
-    .flatten()
-    .boxed()
+        let Ok(chunk) = serde_json::from_slice::<Chunk>(&bytes) else { return vec![body::unexpected(SOURCE, "JSON that is not a completion", &bytes)] };
+        if chunk.choices.is_none() && chunk.error.is_none() {
+            return vec![body::unexpected(SOURCE, "JSON that is not a completion", &bytes)];
+        }
+        let mut events = self.chunk(chunk);
+        if !self.over {
+            events.extend(self.complete());
+        }
+        events
+    }
+
+    fn frame(&mut self, frame: &SseFrame) -> Vec<Event> {
+        let Some(data) = frame.data.as_deref().map(str::trim).filter(|data| !data.is_empty()) else { return Vec::new() };
+        if data == "[DONE]" {
+            return self.complete();
+        }
+        match serde_json::from_str::<Chunk>(data) {
+            Ok(chunk) => self.chunk(chunk),
+            Err(error) => {
+                self.over = true;
+                warn!(%error, data = %data.chars().take(2000).collect::<String>(), "the OpenAI-compatible server sent a chunk that is not a completion");
+                vec![StreamErrorCode::UnexpectedContent.event(format!("the model server sent a chunk that is not a completion: {error}"))]
+            }
+        }
+    }
+
+    fn chunk(&mut self, chunk: Chunk) -> Vec<Event> {
+        if let Some(error) = chunk.error.filter(|error| !error.is_null()) {
+            self.over = true;
+            return vec![in_band_error(&error)];
+        }
+        let mut events = Vec::new();
+        // Only the first choice is streamed (`n` is never more than 1 here).
+        for choice in chunk.choices.unwrap_or_default().into_iter().filter(|choice| choice.index.unwrap_or(0) == 0) {
+            if let Some(part) = choice.delta.or(choice.message) {
+                events.extend(self.part(part));
+            }
+            if let Some(reason) = choice.finish_reason.filter(|_| !self.finished) {
+                self.finished = true;
+                events.extend(self.tool_calls.finish());
+                events.push(Event::End(stop_reason(&reason)));
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage.merge(usage);
+        }
+        events
+    }
+
+    fn part(&mut self, part: MessagePart) -> Vec<Event> {
+        let mut events = Vec::new();
+        for reasoning in [part.reasoning_content, part.reasoning].into_iter().flatten().filter(|text| !text.is_empty()) {
+            events.push(Event::Metadata(json!({ "reasoning": { "text": reasoning } }).to_string()));
+        }
+        events.extend(part.content.filter(|text| !text.is_empty()).map(Event::Text));
+        for piece in part.tool_calls.unwrap_or_default() {
+            self.tool_calls.add(piece);
+        }
+        events
+    }
+
+    /// The answer is complete: what is still held back, then nothing more.
+    fn complete(&mut self) -> Vec<Event> {
+        self.over = true;
+        let mut events: Vec<Event> = self.tool_calls.finish().collect();
+        events.extend(self.usage.event(self.started_at));
+        events
+    }
+
+    /// The body ended, or broke, before the server said it had finished.
+    fn end_early(&mut self, message: &str) -> Vec<Event> {
+        self.over = true;
+        let mut events: Vec<Event> = self.usage.event(self.started_at).into_iter().collect();
+        events.push(StreamErrorCode::Disconnected.event(message));
+        events
+    }
 }
 
-fn decode(frame: &SseFrame, reader: &mut Reader) -> Vec<Event> {
-    let Some(data) = frame.data.as_deref() else { return Vec::new() };
-    if data.trim() == "[DONE]" {
-        reader.done = true;
-        return Vec::new();
-    }
-    let chunk: Chunk = match serde_json::from_str(data) {
-        Ok(chunk) => chunk,
-        Err(error) => {
-            reader.done = true;
-            return vec![StreamErrorCode::Other.event(format!("the model server sent a chunk that is not a completion: {error}"))];
-        }
+/// An error object sent inside the stream (`{"error":{"message":…,"type":…,
+/// "code":…}}`, or a bare string), as an error event coded by what it says.
+fn in_band_error(error: &Value) -> Event {
+    let message = match error {
+        Value::String(message) => message.clone(),
+        other => other.get("message").and_then(Value::as_str).map_or_else(|| other.to_string(), str::to_string),
     };
-    if let Some(error) = chunk.error {
-        reader.done = true;
-        let message = error.get("message").and_then(Value::as_str).map_or_else(|| error.to_string(), str::to_string);
-        return vec![StreamErrorCode::Other.event(message)];
-    }
-    let mut events = Vec::new();
-    for choice in chunk.choices.into_iter().take(1) {
-        if let Some(text) = choice.delta.content.filter(|text| !text.is_empty()) {
-            events.push(Event::Text(text));
-        }
-        for piece in choice.delta.tool_calls {
-            add_tool_call_piece(&mut reader.tool_calls, piece);
-        }
-        if let Some(reason) = choice.finish_reason {
-            events.extend(reader.tool_calls.drain(..).map(finished_tool_call));
-            events.push(Event::End(stop_reason(&reason)));
-        }
-    }
-    if let Some(usage) = chunk.usage {
-        events.push(Event::Usage(Usage {
-            input_tokens: usage.prompt_tokens,
-            output_tokens: usage.completion_tokens,
-            total_tokens: usage.total_tokens,
-            latency_ms: reader.started_at.elapsed().as_millis().min(u32::MAX.into()) as u32,
-            cache_read_input_tokens: usage.prompt_tokens_details.and_then(|details| details.cached_tokens).unwrap_or(0),
-            cache_write_input_tokens: 0,
-        }));
-    }
-    events
-}
-
-fn add_tool_call_piece(calls: &mut Vec<PendingToolCall>, piece: ToolCallDelta) {
-    if calls.len() <= piece.index {
-        calls.resize_with(piece.index + 1, PendingToolCall::default);
-    }
-    let call = &mut calls[piece.index];
-    if let Some(id) = piece.id {
-        call.id = id;
-    }
-    if let Some(function) = piece.function {
-        call.name.extend(function.name);
-        call.arguments.extend(function.arguments);
-    }
+    let said = |key: &str| error.get(key).map(|value| value.to_string().to_ascii_lowercase()).unwrap_or_default();
+    let said = format!("{} {}", said("code"), said("type"));
+    let code = if said.contains("429") || said.contains("rate_limit") {
+        StreamErrorCode::Throttled
+    } else if said.contains("503") || said.contains("overloaded") || said.contains("unavailable") {
+        StreamErrorCode::ServiceUnavailable
+    } else {
+        StreamErrorCode::Other
+    };
+    code.event(message)
 }
 
 /// A whole tool call as its event, or an error event if its arguments are
@@ -263,10 +434,66 @@ fn finished_tool_call(call: PendingToolCall) -> Event {
 /// OpenAI's finish reasons in the names Bedrock and the other sources use.
 fn stop_reason(finish_reason: &str) -> String {
     match finish_reason {
-        "stop" => "end_turn",
+        "stop" | "eos" => "end_turn",
         "length" => "max_tokens",
         "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "content_filtered",
         other => other,
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(index: Option<usize>, id: Option<&str>, name: Option<&str>, arguments: &str) -> ToolCallPiece {
+        let function = FunctionPiece { name: name.map(str::to_string), arguments: Some(Value::String(arguments.into())) };
+        ToolCallPiece { index, id: id.map(str::to_string), function: Some(function) }
+    }
+
+    fn assembled(pieces: Vec<ToolCallPiece>) -> Vec<(String, String, String)> {
+        let mut calls = ToolCalls::default();
+        pieces.into_iter().for_each(|piece| calls.add(piece));
+        calls.0.into_iter().map(|call| (call.id, call.name, call.arguments)).collect()
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> (String, String, String) {
+        (id.into(), name.into(), arguments.into())
+    }
+
+    #[test]
+    fn tool_calls_are_told_apart_by_id_then_index_and_never_glued() {
+        // Parallel calls all at index 0, told apart by id.
+        let same_index = vec![piece(Some(0), Some("a"), Some("f"), "{\"x\":"), piece(Some(0), None, None, "1}"), piece(Some(0), Some("b"), Some("f"), "{}")];
+        assert_eq!(assembled(same_index), [call("a", "f", "{\"x\":1}"), call("b", "f", "{}")]);
+        // Distinct indexes, interleaved, ids only on the first piece.
+        let interleaved = vec![piece(Some(0), Some("a"), Some("f"), "{"), piece(Some(1), Some("b"), Some("g"), "{"), piece(Some(0), None, None, "}"), piece(Some(1), None, None, "}")];
+        assert_eq!(assembled(interleaved), [call("a", "f", "{}"), call("b", "g", "{}")]);
+        // No ids, no index: a second name is a second call; a repeated name is not glued.
+        let anonymous = vec![piece(None, None, Some("f"), "{}"), piece(None, None, Some("f"), ""), piece(None, None, Some("g"), "{}")];
+        assert_eq!(assembled(anonymous), [call("", "f", "{}"), call("", "g", "{}")]);
+        // An id that arrives after the name names the same call.
+        let late_id = vec![piece(Some(0), None, Some("f"), "{"), piece(Some(0), Some("a"), None, "}")];
+        assert_eq!(assembled(late_id), [call("a", "f", "{}")]);
+    }
+
+    #[test]
+    fn usage_is_merged_field_by_field() {
+        let mut usage = UsageSoFar::default();
+        for chunk in [r#"{"prompt_tokens":11,"total_tokens":11}"#, "{}", r#"{"prompt_tokens":null,"completion_tokens":2,"total_tokens":13}"#] {
+            usage.merge(serde_json::from_str(chunk).unwrap());
+        }
+        let Some(Event::Usage(usage)) = usage.event(Instant::now()) else { panic!("no usage") };
+        assert_eq!((usage.input_tokens, usage.output_tokens, usage.total_tokens), (11, 2, 13));
+        assert!(UsageSoFar::default().event(Instant::now()).is_none(), "no usage reported, none sent");
+    }
+
+    #[test]
+    fn nulls_are_absent_everywhere() {
+        let chunk = r#"{"id":null,"choices":[{"index":0,"delta":{"role":null,"content":"Hello","tool_calls":null,"reasoning_content":null},"finish_reason":null,"logprobs":null}],"usage":null,"error":null}"#;
+        let mut reader = Reader::new(Instant::now());
+        assert_eq!(reader.chunk(serde_json::from_str(chunk).unwrap()), [Event::Text("Hello".into())]);
+        assert!(!reader.over && !reader.finished);
+    }
 }

@@ -4,9 +4,17 @@
 //! The host POSTs the request to `--upstream-url`, authenticated with a
 //! bearer token or signed with SigV4, and sends every SSE event downstream
 //! twice over: as a `frame` with its exact bytes (for `sse-passthrough`),
-//! then decoded into text, usage and end events (for every other plugin).
-//! The upstream's address never reaches the caller: not in metadata, not in
-//! an error message.
+//! then decoded into text, reasoning, usage, end and error events (for every
+//! other plugin). The upstream's address never reaches the caller: not in
+//! metadata, not in an error message.
+//!
+//! A runtime that answers something other than SSE is read too, never
+//! turned into an empty success (`body`): a JSON answer (what a
+//! non-streaming entrypoint returns, `{"result":…}`) is decoded whole, JSON
+//! lines one by one, plain text as it comes; any other content type is an
+//! `upstream_unexpected_content` error event. A runtime's stream has no
+//! terminator of its own, so a clean end of the body completes it; a broken
+//! one ends it with `upstream_disconnected`. Null is absent in every field.
 
 use std::time::SystemTime;
 
@@ -18,12 +26,16 @@ use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
+use super::body::{self, BodyKind};
 use super::error::StreamErrorCode;
 use super::settings::{ProviderSettings, UpstreamAuth};
 use super::sse::{self, SseFrame};
+use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure, send_failure};
 use crate::event::{Event, Usage};
-use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure};
 use crate::request::Role;
+
+/// How this source is named in errors and logs.
+const SOURCE: &str = "the upstream";
 
 /// The header AgentCore reads and answers the runtime session id in.
 const SESSION_HEADER: &str = "x-amzn-bedrock-agentcore-runtime-session-id";
@@ -63,13 +75,23 @@ impl Upstream {
         let authorization = self.authorization(&headers, body).await?;
         let all_headers = headers.iter().map(|(name, value)| (*name, value.as_str())).chain(authorization.iter().map(|(name, value)| (name.as_str(), value.as_str())));
         let call = all_headers.fold(self.client.post(self.url.clone()), |call, (name, value)| call.header(name, value));
-        let response = call.body(body.to_vec()).send().await.map_err(|error| UpstreamFailure::Unavailable(error.without_url().to_string()))?;
-        let response = response_failure(response, "the upstream").await?;
+        let response = call.body(body.to_vec()).send().await.map_err(send_failure)?;
+        let response = response_failure(response, SOURCE).await?;
         let mut metadata = Map::new();
         if let Some(session_id) = response.headers().get(SESSION_HEADER).and_then(|value| value.to_str().ok()) {
             metadata.insert("sessionId".into(), json!(session_id));
         }
-        Ok(Started { metadata, events: events(sse::frames(response.bytes_stream())) })
+        let events = match BodyKind::of(&response) {
+            BodyKind::EventStream => events(sse::frames(response.bytes_stream())),
+            BodyKind::Json => stream::once(json_answer(response)).flat_map(stream::iter).boxed(),
+            BodyKind::JsonLines => json_lines(response),
+            BodyKind::Text => text_answer(response),
+            other => {
+                let what = other.describe();
+                stream::once(async move { body::unexpected(SOURCE, &what, &body::whole(response, SOURCE).await.unwrap_or_default()) }).boxed()
+            }
+        };
+        Ok(Started { metadata, events })
     }
 
     /// The headers that authenticate `headers` and `body` to the upstream.
@@ -137,10 +159,7 @@ fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, reqwest::
                 events.extend(frame.data.as_deref().map(decode).unwrap_or_default());
                 Some((events, Some(frames)))
             }
-            Some(Err(error)) => {
-                warn!(error = %error.without_url(), "the upstream's stream broke");
-                Some((vec![StreamErrorCode::Disconnected.event("the connection to the upstream broke before its stream ended")], None))
-            }
+            Some(Err(error)) => Some((vec![broken(error)], None)),
             None => None,
         }
     })
@@ -148,20 +167,124 @@ fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, reqwest::
     .boxed()
 }
 
+fn broken(error: reqwest::Error) -> Event {
+    warn!(error = %error.without_url(), "the upstream's stream broke");
+    StreamErrorCode::Disconnected.event("the connection to the upstream broke before its stream ended")
+}
+
+/// A whole JSON answer: Converse-shaped events, or an answer's text under
+/// one of the keys runtimes use (`{"result":"…"}`, `{"result":{"content":
+/// [{"text":"…"}]}}`), else an explicit error.
+async fn json_answer(response: reqwest::Response) -> Vec<Event> {
+    let bytes = match body::whole(response, SOURCE).await {
+        Ok(bytes) => bytes,
+        Err(error) => return vec![error],
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else { return vec![body::unexpected(SOURCE, "a body that is not JSON", &bytes)] };
+    let events = decode_value(&value);
+    if !events.is_empty() {
+        return events;
+    }
+    match answer_text(&value, 0) {
+        Some(text) => vec![Event::Text(text)],
+        None => vec![body::unexpected(SOURCE, "JSON", &bytes)],
+    }
+}
+
+/// The keys under which runtimes' non-streaming entrypoints return the
+/// answer, nested or not.
+const ANSWER_KEYS: [&str; 8] = ["result", "response", "output", "answer", "completion", "message", "content", "text"];
+
+fn answer_text(value: &Value, depth: usize) -> Option<String> {
+    if depth > 4 {
+        return None;
+    }
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(blocks) => {
+            let texts: Vec<String> = blocks.iter().filter_map(|block| answer_text(block, depth + 1)).collect();
+            (!texts.is_empty()).then(|| texts.concat())
+        }
+        Value::Object(object) => ANSWER_KEYS.iter().find_map(|key| object.get(*key).and_then(|value| answer_text(value, depth + 1))),
+        _ => None,
+    }
+}
+
+/// JSON lines, each decoded as an SSE event's data would be.
+fn json_lines(response: reqwest::Response) -> EventStream {
+    let lines = stream::unfold((response.bytes_stream(), Vec::new(), false), |(mut body, mut buffer, mut ended)| async move {
+        loop {
+            if let Some(at) = buffer.iter().position(|byte| *byte == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=at).collect();
+                return Some((decode(&String::from_utf8_lossy(&line)), (body, buffer, ended)));
+            }
+            if ended {
+                return None;
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                Some(Err(error)) => return Some((vec![broken(error)], (body, Vec::new(), true))),
+                None => {
+                    ended = true;
+                    if !buffer.is_empty() {
+                        buffer.push(b'\n');
+                    }
+                }
+            }
+        }
+    });
+    lines.flat_map(stream::iter).boxed()
+}
+
+/// Plain text, sent on as it comes, never splitting a character.
+fn text_answer(response: reqwest::Response) -> EventStream {
+    let text = |bytes: Vec<u8>| vec![Event::Text(String::from_utf8_lossy(&bytes).into_owned())];
+    stream::unfold((Some(response.bytes_stream()), Vec::new()), move |(mut body, mut pending)| async move {
+        loop {
+            let Some(chunks) = body.as_mut() else { return None };
+            match chunks.next().await {
+                Some(Ok(chunk)) => {
+                    pending.extend_from_slice(&chunk);
+                    let whole = match std::str::from_utf8(&pending) {
+                        // A character cut at the end waits for its other bytes.
+                        Err(error) if error.error_len().is_none() => error.valid_up_to(),
+                        _ => pending.len(),
+                    };
+                    if whole > 0 {
+                        let ready = pending.drain(..whole).collect();
+                        return Some((text(ready), (body, pending)));
+                    }
+                }
+                Some(Err(error)) => return Some((vec![broken(error)], (None, Vec::new()))),
+                None if pending.is_empty() => return None,
+                None => return Some((text(std::mem::take(&mut pending)), (None, Vec::new()))),
+            }
+        }
+    })
+    .flat_map(stream::iter)
+    .boxed()
+}
+
 /// One event's data: ConverseStream-shaped JSON, bare or inside `"event"`,
-/// or a JSON string of text.
+/// a JSON string of text, or an error object.
 fn decode(data: &str) -> Vec<Event> {
-    let Ok(value) = serde_json::from_str::<Value>(data) else { return Vec::new() };
-    let value = value.get("event").unwrap_or(&value);
+    match serde_json::from_str::<Value>(data) {
+        Ok(value) => decode_value(&value),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn decode_value(value: &Value) -> Vec<Event> {
+    let value = present(value.get("event")).unwrap_or(value);
     if let Some(text) = value.as_str() {
         return vec![Event::Text(text.to_string())];
     }
     let Some(object) = value.as_object() else { return Vec::new() };
     let mut events = Vec::new();
-    for (key, body) in object {
+    for (key, body) in object.iter().filter(|(_, body)| !body.is_null()) {
         match key.as_str() {
-            "contentBlockDelta" => events.extend(body.pointer("/delta/text").and_then(Value::as_str).map(|text| Event::Text(text.to_string()))),
-            "messageStop" => events.push(Event::End(body.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn").to_string())),
+            "contentBlockDelta" => events.extend(content_delta(body)),
+            "messageStop" => events.push(Event::End(string_at(body, "/stopReason").unwrap_or("end_turn").to_string())),
             "metadata" => events.extend(usage(body).map(Event::Usage)),
             "error" => events.push(StreamErrorCode::Other.event(message_of(body))),
             exception if exception.ends_with("Exception") => events.push(StreamErrorCode::from_aws(Some(exception)).event(message_of(body))),
@@ -171,8 +294,25 @@ fn decode(data: &str) -> Vec<Event> {
     events
 }
 
+/// `null` is absent.
+fn present(value: Option<&Value>) -> Option<&Value> {
+    value.filter(|value| !value.is_null())
+}
+
+fn string_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+fn content_delta(body: &Value) -> Option<Event> {
+    if let Some(text) = string_at(body, "/delta/text") {
+        return Some(Event::Text(text.to_string()));
+    }
+    let reasoning = string_at(body, "/delta/reasoningContent/text")?;
+    Some(Event::Metadata(json!({ "reasoning": { "text": reasoning } }).to_string()))
+}
+
 fn usage(metadata: &Value) -> Option<Usage> {
-    let usage = metadata.get("usage")?;
+    let usage = present(metadata.get("usage"))?;
     let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0).min(u32::MAX.into()) as u32;
     let latency_ms = metadata.pointer("/metrics/latencyMs").and_then(Value::as_u64).unwrap_or(0).min(u32::MAX.into()) as u32;
     Some(Usage {
@@ -186,7 +326,10 @@ fn usage(metadata: &Value) -> Option<Usage> {
 }
 
 fn message_of(body: &Value) -> String {
-    body.get("message").and_then(Value::as_str).map_or_else(|| body.to_string(), str::to_string)
+    match body {
+        Value::String(message) => message.clone(),
+        other => string_at(other, "/message").map_or_else(|| other.to_string(), str::to_string),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `history`, `model` and `emit` for routers and agents, which reach them
 //! through the turn's [`TurnServices`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -11,7 +12,7 @@ use tracing::{debug, error, info, trace, warn};
 use wasmtime::component::Resource;
 
 use super::sandbox::PluginState;
-use crate::providers::{Block, EventStream, ModelCall, ModelOptions, Providers, ToolCall, ToolSpec, Turn, call::tool_use_of};
+use crate::providers::{Block, EventStream, ModelCall, ModelOptions, Providers, ReasoningBlocks, ToolCall, ToolSpec, Turn, call::tool_use_of};
 use crate::wit::model_api::{Content, ModelEvent, ModelMessage, ModelRequest};
 use crate::wit::{self, ErrorInfo, Event, LogLevel, Message};
 
@@ -39,6 +40,9 @@ pub struct ModelAccess {
     pub session_id: Option<String>,
     pub calls_left: u32,
     pub max_calls: u32,
+    /// The reasoning each tool call came after, by the call's id: put back
+    /// in front of the call when the plugin sends it to the model again.
+    pub reasoning_before: HashMap<String, Vec<Block>>,
 }
 
 /// The channel to the pipeline's transforms, keeping the answer's text for
@@ -63,9 +67,10 @@ impl Downstream {
     }
 }
 
-/// A model stream a plugin is reading.
+/// A model stream a plugin is reading, and the reasoning it has sent.
 pub struct ModelStreamState {
     events: EventStream,
+    reasoning: ReasoningBlocks,
 }
 
 impl wit::streamhost::plugin::types::Host for PluginState {}
@@ -124,11 +129,12 @@ impl wit::streamhost::plugin::model::Host for PluginState {
             return Err(error_info("model_call_limit", message));
         }
         models.calls_left -= 1;
-        let call = model_call(request, models)?;
+        let mut call = model_call(request, models)?;
+        restore_reasoning(&mut call.messages, &models.reasoning_before);
         let providers = models.providers.clone();
         debug!(%plugin, messages = call.messages.len(), tools = call.tools.len(), "model call");
         let events = providers.start(&call).await.map_err(|error| error_info(error.code(), error.to_string()))?;
-        self.table.push(ModelStreamState { events }).map_err(|error| error_info("internal_error", error.to_string()))
+        self.table.push(ModelStreamState { events, reasoning: ReasoningBlocks::default() }).map_err(|error| error_info("internal_error", error.to_string()))
     }
 }
 
@@ -141,11 +147,16 @@ impl wit::streamhost::plugin::model::HostModelStream for PluginState {
                 Event::Usage(usage) => return Ok(Some(ModelEvent::Usage(usage))),
                 Event::End(reason) => return Ok(Some(ModelEvent::End(reason))),
                 Event::Error(error) => return Err(error),
-                Event::Metadata(metadata) => {
-                    if let Some(call) = tool_use_of(&metadata) {
+                Event::Metadata(metadata) => match tool_use_of(&metadata) {
+                    Some(call) => {
+                        let reasoning = stream.reasoning.blocks();
+                        if !reasoning.is_empty() {
+                            self.turn().models.reasoning_before.insert(call.id.clone(), reasoning);
+                        }
                         return Ok(Some(ModelEvent::ToolCall(wit_tool_call(call))));
                     }
-                }
+                    None => stream.reasoning.observe(&metadata),
+                },
                 Event::Status(_) | Event::Raw(_) | Event::Frame(_) => {}
             }
         }
@@ -196,6 +207,21 @@ fn model_call(request: ModelRequest, models: &ModelAccess) -> Result<ModelCall, 
         user_id: models.user_id.clone(),
         session_id: models.session_id.clone(),
     })
+}
+
+/// Puts the reasoning a tool call came after back in front of it, in an
+/// assistant turn that carries none of its own (see `ReasoningBlocks`).
+fn restore_reasoning(turns: &mut [Turn], reasoning_before: &HashMap<String, Vec<Block>>) {
+    for turn in turns {
+        let has_reasoning = turn.content.iter().any(|block| matches!(block, Block::Reasoning { .. } | Block::RedactedReasoning(_)));
+        let first_call = turn.content.iter().find_map(|block| match block {
+            Block::ToolUse(call) => reasoning_before.get(&call.id),
+            _ => None,
+        });
+        if let Some(reasoning) = first_call.filter(|_| !has_reasoning) {
+            turn.content.splice(0..0, reasoning.iter().cloned());
+        }
+    }
 }
 
 fn tool_spec(spec: wit::model_api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {

@@ -11,7 +11,8 @@
 //! `<EOS_TOKEN>` in the text where the model stopped. `text` becomes text,
 //! without that token; `finish_reason` the end; the last chunk's invocation
 //! metrics the usage. The `stream-end` chunk repeats the whole answer in
-//! `response`, which is not sent again.
+//! `response`, which is not sent again. Any field may be `null`, which
+//! counts as absent.
 
 use serde::Deserialize;
 use streamhost_guest::bedrock::{Decoder, parse};
@@ -60,5 +61,14 @@ mod tests {
         assert!(cohere.decode(br#"{"text":"<EOS_TOKEN>","is_finished":false}"#).unwrap().is_empty());
         let end = br#"{"event_type":"stream-end","is_finished":true,"finish_reason":"COMPLETE","text":"whole answer","response":{"text":"whole answer"}}"#;
         assert_eq!(cohere.decode(end).unwrap(), [Event::End("end_turn".into())]);
+    }
+
+    #[test]
+    fn null_is_absent() {
+        let mut cohere = Cohere;
+        assert!(cohere.decode(br#"{"event_type":null,"text":null,"is_finished":null,"finish_reason":null}"#).unwrap().is_empty());
+        assert_eq!(cohere.decode(br#"{"event_type":null,"text":"Hi","finish_reason":null}"#).unwrap(), [Event::Text("Hi".into())]);
+        let end = br#"{"event_type":"stream-end","text":null,"is_finished":true,"finish_reason":"MAX_TOKENS","response":null}"#;
+        assert_eq!(cohere.decode(end).unwrap(), [Event::End("max_tokens".into())]);
     }
 }

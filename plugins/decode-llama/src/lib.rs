@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `generation` becomes text; `stop_reason` (`stop`, `length`) the end; the
-//! last chunk's invocation metrics the usage. Chain a formatter after it:
+//! last chunk's invocation metrics the usage. Any field may be `null`, which
+//! counts as absent. Chain a formatter after it:
 //! `POST /decode-llama?then=ndjson`.
 
 use serde::Deserialize;
@@ -15,8 +16,7 @@ use streamhost_guest::{ErrorInfo, Event};
 
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
-    generation: String,
+    generation: Option<String>,
     stop_reason: Option<String>,
 }
 
@@ -26,7 +26,7 @@ pub struct Llama;
 impl Decoder for Llama {
     fn decode(&mut self, chunk: &[u8]) -> Result<Vec<Event>, ErrorInfo> {
         let chunk: Chunk = parse(chunk)?;
-        let text = Some(chunk.generation).filter(|text| !text.is_empty()).map(Event::Text);
+        let text = chunk.generation.filter(|text| !text.is_empty()).map(Event::Text);
         let end = chunk.stop_reason.map(|reason| {
             Event::End(match reason.as_str() {
                 "stop" => "end_turn".into(),
@@ -64,5 +64,13 @@ mod tests {
         );
         let error = decoder.push(vec![Event::Frame(b"<html>".to_vec())]).unwrap_err();
         assert_eq!(error.code, "undecodable_chunk");
+    }
+
+    #[test]
+    fn null_is_absent() {
+        let nulls = br#"{"generation":null,"prompt_token_count":null,"generation_token_count":null,"stop_reason":null}"#;
+        assert!(Llama.decode(nulls).unwrap().is_empty());
+        let stop = br#"{"generation":null,"prompt_token_count":null,"generation_token_count":5,"stop_reason":"stop"}"#;
+        assert_eq!(Llama.decode(stop).unwrap(), [Event::End("end_turn".into())]);
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! `outputText` becomes text; `completionReason` (`FINISH`, `LENGTH`,
 //! `STOP_CRITERIA_MET`, `CONTENT_FILTERED`) the end; the last chunk's
-//! invocation metrics the usage.
+//! invocation metrics the usage. Any field may be `null`, which counts as
+//! absent.
 
 use serde::Deserialize;
 use streamhost_guest::bedrock::{Decoder, parse};
@@ -17,8 +18,7 @@ use streamhost_guest::{ErrorInfo, Event};
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Chunk {
-    #[serde(default)]
-    output_text: String,
+    output_text: Option<String>,
     completion_reason: Option<String>,
 }
 
@@ -28,7 +28,7 @@ pub struct Titan;
 impl Decoder for Titan {
     fn decode(&mut self, chunk: &[u8]) -> Result<Vec<Event>, ErrorInfo> {
         let chunk: Chunk = parse(chunk)?;
-        let text = Some(chunk.output_text).filter(|text| !text.is_empty()).map(Event::Text);
+        let text = chunk.output_text.filter(|text| !text.is_empty()).map(Event::Text);
         let end = chunk.completion_reason.map(|reason| {
             Event::End(match reason.as_str() {
                 "FINISH" => "end_turn".into(),
@@ -55,5 +55,14 @@ mod tests {
         assert_eq!(first.unwrap(), [Event::Text("Hi".into())]);
         let last = titan.decode(br#"{"outputText":"","index":0,"totalOutputTextTokenCount":2,"completionReason":"STOP_CRITERIA_MET"}"#);
         assert_eq!(last.unwrap(), [Event::End("stop_sequence".into())]);
+    }
+
+    #[test]
+    fn null_is_absent() {
+        let mut titan = Titan;
+        let nulls = br#"{"outputText":null,"index":null,"totalOutputTextTokenCount":null,"completionReason":null,"inputTextTokenCount":null}"#;
+        assert!(titan.decode(nulls).unwrap().is_empty());
+        let last = titan.decode(br#"{"outputText":null,"index":0,"completionReason":"FINISH"}"#);
+        assert_eq!(last.unwrap(), [Event::End("end_turn".into())]);
     }
 }

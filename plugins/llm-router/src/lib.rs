@@ -37,7 +37,9 @@ impl Router for LlmRouter {
             call = call.options(Value::Object(options.clone()).to_string());
         }
         let reply = model::call(&call, |_| {})?;
-        match parse_choice(&reply.text, &request.agents) {
+        // The decision is the JSON outside the model's reasoning, which may
+        // weigh (and write out) other choices first.
+        match parse_choice(&reply.answer(), &request.agents) {
             Some(choice) => Ok(choice),
             None => match settings.fallback {
                 Some(agent) => Ok(Choice { agent, confidence: 0.0, reason: "the model named no agent; the fallback agent".into() }),
@@ -132,6 +134,12 @@ mod tests {
         let fenced = "Sure! Here you go:\n```json\n{ \"selectedAgent\": \"Billing\", \"confidence\": \"90%\" }\n```";
         assert_eq!(parsed(fenced), Some(("billing".into(), 0.9, String::new())));
         assert_eq!(parsed(r#"{not json} then {"name":"tech"}"#).unwrap().0, "tech");
+    }
+
+    #[test]
+    fn the_decision_is_read_outside_the_reasoning() {
+        let reply = model::Reply { text: r#"<think>It could be {"agent":"tech"}, but no.</think>{"agent":"billing","confidence":0.9}"#.into(), ..Default::default() };
+        assert_eq!(parsed(&reply.answer()).unwrap().0, "billing");
     }
 
     #[test]

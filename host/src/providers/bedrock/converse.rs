@@ -1,16 +1,26 @@
 //! ConverseStream: the request from ours, and each stream event as ours.
 //! Text deltas are `text`; reasoning deltas are `metadata`
-//! (`{"reasoning":{"text":…}}`); a tool call, once its input is complete, is
-//! metadata `{"toolUse":{…}}` (`call::tool_use_event`); the stop is `end`;
-//! the closing metadata is `usage`.
+//! (`{"reasoning":{"index":…,"text":…}}`, then its `signature`, or
+//! `redactedContent` in base64: what a tool loop under extended thinking must
+//! send back, see `call::ReasoningBlocks`); a tool call, once its input is
+//! complete, is metadata `{"toolUse":{…}}` (`call::tool_use_event`); the stop
+//! is `end` (`guardrail_intervened` when a guardrail stopped it); the closing
+//! metadata is `usage`, cache reads and writes included.
+//!
+//! The request carries the model options' guardrail (`guardrailConfig`) and
+//! prompt-cache points (`cachePoint` blocks after the system prompt, the
+//! tools or the last message).
 
 use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError as StreamException;
+use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput as StreamEvent, InferenceConfiguration, Message,
-    ReasoningContentBlockDelta, SystemContentBlock, Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
-    ToolResultStatus, ToolSpecification, ToolUseBlock,
+    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput as StreamEvent,
+    GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace, InferenceConfiguration, Message, ReasoningContentBlock,
+    ReasoningContentBlockDelta, ReasoningTextBlock, SystemContentBlock, Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock,
+    ToolResultContentBlock, ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
+use base64::Engine;
 use aws_smithy_types::{Document, Number};
 use serde_json::{Value, json};
 
@@ -18,7 +28,7 @@ use super::{Bedrock, Decoded, Exception, call_failure, receive};
 use crate::event::{Event, Usage};
 use crate::providers::call::{Block, ModelCall, ToolCall, ToolSpec, Turn, tool_use_event};
 use crate::providers::error::StreamErrorCode;
-use crate::providers::{ProviderError, Started, UpstreamFailure};
+use crate::providers::{CachePointAt, GuardrailOptions, ProviderError, Started, UpstreamFailure};
 use crate::request::Role;
 
 /// The parts of a ConverseStream request that cannot fail to build, made
@@ -28,25 +38,47 @@ pub struct ConverseInput {
     system: Option<Vec<SystemContentBlock>>,
     tools: Option<ToolConfiguration>,
     inference: InferenceConfiguration,
+    guardrail: Option<GuardrailStreamConfiguration>,
 }
 
 impl ConverseInput {
     pub fn new(call: &ModelCall) -> Result<Self, ProviderError> {
         let invalid = |error: aws_sdk_bedrockruntime::error::BuildError| ProviderError::InvalidRequest(format!("cannot build the Bedrock request: {error}"));
-        let messages = call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
+        let cache_at = |at: CachePointAt| call.options.cache_points.as_ref().is_some_and(|points| points.contains(&at));
+        let cache_point = || CachePointBlock::builder().r#type(CachePointType::Default).build().map_err(invalid);
+        let mut messages: Vec<Message> = call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
+        if cache_at(CachePointAt::Messages) {
+            if let Some(last) = messages.pop() {
+                let mut content = last.content().to_vec();
+                content.push(ContentBlock::CachePoint(cache_point()?));
+                messages.push(Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?);
+            }
+        }
         let tools = if call.tools.is_empty() {
             None
         } else {
-            let tools = call.tools.iter().map(tool).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+            let mut tools = call.tools.iter().map(tool).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
+            if cache_at(CachePointAt::Tools) {
+                tools.push(Tool::CachePoint(cache_point()?));
+            }
             Some(ToolConfiguration::builder().set_tools(Some(tools)).build().map_err(invalid)?)
         };
-        Ok(Self {
-            messages,
-            system: call.system.clone().map(|system| vec![SystemContentBlock::Text(system)]),
-            tools,
-            inference: inference(call),
-        })
+        let mut system: Option<Vec<SystemContentBlock>> = call.system.clone().map(|system| vec![SystemContentBlock::Text(system)]);
+        if let Some(system) = system.as_mut().filter(|_| cache_at(CachePointAt::System)) {
+            system.push(SystemContentBlock::CachePoint(cache_point()?));
+        }
+        Ok(Self { messages, system, tools, inference: inference(call), guardrail: call.options.guardrail.as_ref().map(guardrail) })
     }
+}
+
+fn guardrail(options: &GuardrailOptions) -> GuardrailStreamConfiguration {
+    let trace = if options.trace { GuardrailTrace::Enabled } else { GuardrailTrace::Disabled };
+    GuardrailStreamConfiguration::builder()
+        .guardrail_identifier(&options.identifier)
+        .guardrail_version(&options.version)
+        .trace(trace)
+        .set_stream_processing_mode(options.stream_processing_mode.as_deref().map(GuardrailStreamProcessingMode::from))
+        .build()
 }
 
 impl Bedrock {
@@ -59,6 +91,7 @@ impl Bedrock {
             .set_system(input.system.clone())
             .set_tool_config(input.tools.clone())
             .inference_config(input.inference.clone())
+            .set_guardrail_config(input.guardrail.clone())
             .send()
             .await
             .map_err(call_failure)?;
@@ -89,6 +122,10 @@ fn content_block(block: &Block) -> Result<ContentBlock, aws_sdk_bedrockruntime::
                 .status(if *is_error { ToolResultStatus::Error } else { ToolResultStatus::Success })
                 .build()?,
         ),
+        Block::Reasoning { text, signature } => ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
+            ReasoningTextBlock::builder().text(text).set_signature(signature.clone()).build()?,
+        )),
+        Block::RedactedReasoning(bytes) => ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(Blob::new(bytes.clone()))),
     })
 }
 
@@ -148,6 +185,13 @@ impl Decoder {
                     Some(ContentBlockDelta::Text(text)) => Some(Event::Text(text)),
                     Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Text(text))) => {
                         Some(metadata(json!({ "reasoning": { "index": index, "text": text } })))
+                    }
+                    Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Signature(signature))) => {
+                        Some(metadata(json!({ "reasoning": { "index": index, "signature": signature } })))
+                    }
+                    Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::RedactedContent(bytes))) => {
+                        let redacted = base64::engine::general_purpose::STANDARD.encode(bytes.as_ref());
+                        Some(metadata(json!({ "reasoning": { "index": index, "redactedContent": redacted } })))
                     }
                     Some(ContentBlockDelta::ToolUse(tool_use)) => {
                         if let Some((_, _, input)) = self.tool_use.as_mut().filter(|(at, _, _)| *at == index) {

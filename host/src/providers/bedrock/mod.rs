@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_bedrockruntime::Client;
+use aws_sdk_bedrockruntime::config::http::HttpResponse;
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use futures::{StreamExt, stream};
@@ -94,19 +95,22 @@ fn stream_error<E: Exception, R: std::fmt::Debug>(error: &SdkError<E, R>) -> Eve
 
 /// A call that failed before its stream started, as a failure to retry or
 /// answer.
-fn call_failure<E, R>(error: SdkError<E, R>) -> UpstreamFailure
+fn call_failure<E>(error: SdkError<E, HttpResponse>) -> UpstreamFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     warn!(error = %DisplayErrorContext(&error), "Bedrock call failed");
     match &error {
         SdkError::ServiceError(context) => {
             let exception = context.err();
             let code = exception.code().unwrap_or("error");
-            StreamErrorCode::from_aws(exception.code()).failure(format!("Bedrock: {code}: {}", scrub(exception.message().unwrap_or(""))))
+            let message = format!("Bedrock: {code}: {}", scrub(exception.message().unwrap_or("")));
+            UpstreamFailure::by_status(context.raw().status().as_u16(), message)
         }
         SdkError::ConstructionFailure(_) => UpstreamFailure::Rejected(scrub(&DisplayErrorContext(&error).to_string())),
-        _ => UpstreamFailure::Unavailable(scrub(&DisplayErrorContext(&error).to_string())),
+        // No answer: a model call does no work worth keeping, so it is
+        // safe to repeat.
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => UpstreamFailure::Unavailable(scrub(&DisplayErrorContext(&error).to_string())),
+        _ => UpstreamFailure::Failed(scrub(&DisplayErrorContext(&error).to_string())),
     }
 }

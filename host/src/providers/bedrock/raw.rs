@@ -71,6 +71,12 @@ enum Family {
     CohereChat,
     CohereLegacy,
     Titan,
+    /// Amazon Nova: the Messages API shape (`schemaVersion: messages-v1`).
+    Nova,
+    /// Mistral's text models: one `[INST]` prompt.
+    MistralText,
+    /// Mistral Large 2407 and later: chat messages.
+    MistralChat,
 }
 
 impl Family {
@@ -80,7 +86,7 @@ impl Family {
         let mut parts = model_id.split('.');
         let first = parts.next()?;
         let (provider, model) = match parts.next() {
-            Some(second) if !matches!(first, "anthropic" | "meta" | "cohere" | "amazon") => (second, parts.next()?),
+            Some(second) if !matches!(first, "anthropic" | "meta" | "cohere" | "amazon" | "mistral") => (second, parts.next()?),
             Some(second) => (first, second),
             None => return None,
         };
@@ -90,6 +96,9 @@ impl Family {
             "cohere" if model.starts_with("command-r") => Some(Family::CohereChat),
             "cohere" => Some(Family::CohereLegacy),
             "amazon" if model.starts_with("titan-text") => Some(Family::Titan),
+            "amazon" if model.starts_with("nova-") => Some(Family::Nova),
+            "mistral" if model.starts_with("mistral-large-24") && model != "mistral-large-2402-v1:0" => Some(Family::MistralChat),
+            "mistral" => Some(Family::MistralText),
             _ => None,
         }
     }
@@ -165,19 +174,44 @@ fn family_body(family: Family, call: &ModelCall, messages: &[Message]) -> Result
             set("stop_sequences", stop);
         }
         Family::Titan => {
-            let mut config = Map::new();
-            let settings = [
-                ("maxTokenCount", options.max_tokens.map(Value::from)),
-                ("temperature", options.temperature.map(Value::from)),
-                ("topP", options.top_p.map(Value::from)),
-                ("stopSequences", stop),
-            ];
-            config.extend(settings.into_iter().filter_map(|(key, value)| Some((key.to_string(), value?))));
+            let config = inference_object("maxTokenCount", options, stop);
             set("inputText", Some(json!(transcript(system, messages, "User", "Bot"))));
-            set("textGenerationConfig", Some(Value::Object(config)));
+            set("textGenerationConfig", Some(config));
+        }
+        Family::Nova => {
+            let config = inference_object("maxTokens", options, stop);
+            let turns = messages.iter().map(|message| json!({ "role": message.role.as_str(), "content": [{ "text": message.content }] }));
+            set("schemaVersion", Some(json!("messages-v1")));
+            set("system", system.map(|system| json!([{ "text": system }])));
+            set("messages", Some(Value::Array(turns.collect())));
+            set("inferenceConfig", Some(config));
+        }
+        Family::MistralText | Family::MistralChat => {
+            if family == Family::MistralText {
+                set("prompt", Some(json!(mistral_prompt(system, messages))));
+            } else {
+                let system = system.map(|system| json!({ "role": "system", "content": system }));
+                set("messages", Some(system.into_iter().chain(messages.iter().map(|message| json!(message))).collect()));
+            }
+            set("max_tokens", options.max_tokens.map(Value::from));
+            set("temperature", options.temperature.map(Value::from));
+            set("top_p", options.top_p.map(Value::from));
+            set("stop", stop);
         }
     }
     Ok(Value::Object(body))
+}
+
+/// Amazon's camelCase inference settings (Titan's `textGenerationConfig`,
+/// Nova's `inferenceConfig`), whose token limit is `max_tokens_key`.
+fn inference_object(max_tokens_key: &str, options: &crate::providers::ModelOptions, stop: Option<Value>) -> Value {
+    let settings = [
+        (max_tokens_key, options.max_tokens.map(Value::from)),
+        ("temperature", options.temperature.map(Value::from)),
+        ("topP", options.top_p.map(Value::from)),
+        ("stopSequences", stop),
+    ];
+    Value::Object(settings.into_iter().filter_map(|(key, value)| Some((key.to_string(), value?))).collect())
 }
 
 /// Llama 3's chat template, ending where the assistant's answer begins.
@@ -193,6 +227,20 @@ fn llama_prompt(system: Option<&str>, messages: &[Message]) -> String {
         turn(&mut prompt, message.role.as_str(), &message.content);
     }
     prompt.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+    prompt
+}
+
+/// Mistral's instruction format: each user turn in `[INST]`, the system
+/// prompt before the first.
+fn mistral_prompt(system: Option<&str>, messages: &[Message]) -> String {
+    let mut prompt = String::from("<s>");
+    let mut system = system.map(|system| format!("{system}\n\n"));
+    for message in messages {
+        match message.role {
+            Role::User => prompt.push_str(&format!("[INST] {}{} [/INST]", system.take().unwrap_or_default(), message.content)),
+            Role::Assistant => prompt.push_str(&format!("{}</s>", message.content)),
+        }
+    }
     prompt
 }
 
@@ -228,7 +276,12 @@ mod tests {
         assert_eq!(Family::of("cohere.command-r-plus-v1:0"), Some(Family::CohereChat));
         assert_eq!(Family::of("cohere.command-text-v14"), Some(Family::CohereLegacy));
         assert_eq!(Family::of("amazon.titan-text-express-v1"), Some(Family::Titan));
-        assert_eq!(Family::of("amazon.nova-pro-v1:0"), None);
+        assert_eq!(Family::of("amazon.nova-pro-v1:0"), Some(Family::Nova));
+        assert_eq!(Family::of("us.amazon.nova-lite-v1:0"), Some(Family::Nova));
+        assert_eq!(Family::of("mistral.mistral-7b-instruct-v0:2"), Some(Family::MistralText));
+        assert_eq!(Family::of("mistral.mistral-large-2402-v1:0"), Some(Family::MistralText));
+        assert_eq!(Family::of("mistral.mistral-large-2407-v1:0"), Some(Family::MistralChat));
+        assert_eq!(Family::of("amazon.titan-embed-text-v2:0"), None);
         assert_eq!(Family::of("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/x"), None);
     }
 
@@ -249,12 +302,18 @@ mod tests {
         );
         assert_eq!(body("cohere.command-text-v14", &request)["stream"], json!(true));
         assert_eq!(body("cohere.command-r-v1:0", &request)["preamble"], json!("Be brief."));
+        assert_eq!(
+            body("amazon.nova-lite-v1:0", &request),
+            json!({"schemaVersion":"messages-v1","system":[{"text":"Be brief."}],"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":64,"temperature":0.5}})
+        );
+        assert_eq!(body("mistral.mistral-7b-instruct-v0:2", &request)["prompt"], json!("<s>[INST] Be brief.\n\nHi [/INST]"));
+        assert_eq!(body("mistral.mistral-large-2407-v1:0", &request)["messages"][0], json!({"role":"system","content":"Be brief."}));
     }
 
     #[test]
     fn the_callers_body_is_sent_as_is_and_an_unknown_family_needs_one() {
         let own = request(r#"{"prompt":"x","model":{"body":{"inputs":"x"}}}"#);
         assert_eq!(body("arn:aws:bedrock:us-east-1:1:custom-model/m", &own), json!({"inputs":"x"}));
-        assert!(matches!(request_body("amazon.nova-pro-v1:0", &request(r#"{"prompt":"x"}"#)), Err(ProviderError::InvalidRequest(_))));
+        assert!(matches!(request_body("amazon.titan-embed-text-v2:0", &request(r#"{"prompt":"x"}"#)), Err(ProviderError::InvalidRequest(_))));
     }
 }
