@@ -88,18 +88,18 @@ async fn routing_follows_a_multi_turn_conversation_and_agents_see_it() {
     let first = ndjson_lines(&first.body);
     // The metadata line comes first and names the agent, as the
     // orchestrator's does.
-    assert_eq!(first[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 1.0, "reason": "mentions refunds" } }));
+    assert_eq!(first[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 1.0, "reason": "mentions refunds", "userInput": "I need a refund" } }));
     assert!(first.contains(&json!({ "type": "chunk", "data": "Refunds take 5 days." })));
     assert_eq!(first.last().unwrap()["type"], "complete");
 
     // A follow-up with no keyword stays with the agent of the last turn.
     let second = ndjson_lines(&host.post("/desk", &turn("And when will I get it?", "s1")).await.body);
-    assert_eq!(second[0]["data"], json!({ "agent": "billing", "confidence": 0.5, "reason": "no keyword; the conversation continues with billing" }));
+    assert_eq!(second[0]["data"], json!({ "agent": "billing", "confidence": 0.5, "reason": "no keyword; the conversation continues with billing", "userInput": "And when will I get it?" }));
     let third = ndjson_lines(&host.post("/desk", &turn("Now the app crashes", "s1")).await.body);
     assert_eq!(third[0]["data"]["agent"], "tech");
     // Another session of the same user starts afresh: the fallback agent.
     let other = ndjson_lines(&host.post("/desk", &turn("And when?", "s2")).await.body);
-    assert_eq!(other[0]["data"], json!({ "agent": "billing", "confidence": 0.0, "reason": "no keyword matched; the fallback agent" }));
+    assert_eq!(other[0]["data"], json!({ "agent": "billing", "confidence": 0.0, "reason": "no keyword matched; the fallback agent", "userInput": "And when?" }));
 
     let asked = bedrock.received();
     assert_eq!(asked[1].body["system"], json!([{ "text": "You handle billing." }]));
@@ -147,7 +147,7 @@ async fn the_example_support_desk_routes_and_uses_tools_offline() {
     let host = Server::start();
     let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "demo" }).to_string();
     let order = ndjson_lines(&host.post("/support-desk", &turn("Where is my order?")).await.body);
-    assert_eq!(order[0]["data"], json!({ "agent": "orders", "confidence": 1.0, "reason": "mentions order" }));
+    assert_eq!(order[0]["data"], json!({ "agent": "orders", "confidence": 1.0, "reason": "mentions order", "userInput": "Where is my order?" }));
     assert_eq!(order[1], json!({ "type": "status", "data": { "message": "running lookup_order" } }));
     let text: String = order.iter().filter(|line| line["type"] == "chunk").map(|line| line["data"].as_str().unwrap()).collect();
     assert_eq!(text, "Your order A1 was shipped on Monday, arriving Thursday.");
@@ -156,7 +156,7 @@ async fn the_example_support_desk_routes_and_uses_tools_offline() {
     let follow_up = ndjson_lines(&host.post("/support-desk", &turn("Thanks. And when does it arrive?")).await.body);
     assert_eq!(follow_up[0]["data"]["agent"], "orders");
     let classified = ndjson_lines(&host.post("/support-desk-llm", r#"{"prompt":"The app crashes at start"}"#).await.body);
-    assert_eq!(classified[0]["data"], json!({ "agent": "tech", "confidence": 0.88, "reason": "a technical problem" }));
+    assert_eq!(classified[0]["data"], json!({ "agent": "tech", "confidence": 0.88, "reason": "a technical problem", "userInput": "The app crashes at start" }));
     let vague = ndjson_lines(&host.post("/support-desk-llm", r#"{"prompt":"Hello there"}"#).await.body);
     assert_eq!(vague[0]["data"]["agent"], "billing");
 }
@@ -280,7 +280,7 @@ async fn llm_router_decides_by_the_json_outside_the_models_reasoning() {
     let plugins = llm_router_desk(reasons_first);
     let host = Server::builder().plugins(plugins.path()).start();
     let lines = ndjson_lines(&host.post("/desk", r#"{"prompt":"I was charged twice"}"#).await.body);
-    assert_eq!(lines[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 0.9, "reason": "a charge" } }));
+    assert_eq!(lines[0], json!({ "type": "metadata", "data": { "agent": "billing", "confidence": 0.9, "reason": "a charge", "userInput": "I was charged twice" } }));
 }
 
 #[tokio::test]

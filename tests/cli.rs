@@ -83,6 +83,6 @@ fn plugins_inspect_refuses_what_the_host_would_refuse() {
     assert!(output.stdout.is_empty());
     assert_eq!(
         String::from_utf8(output.stderr).unwrap().trim_end(),
-        "error: plugin `other-world` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0` or `streamhost:plugin/handler@0.1.0`, and it exports `run`"
+        "error: plugin `other-world` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0`, `streamhost:plugin/handler@0.1.0` or `streamhost:plugin/filter@0.1.0`, and it exports `run`"
     );
 }

@@ -254,13 +254,17 @@ fn lines(events: &Value) -> String {
     events.as_array().into_iter().flatten().map(|event| format!("  {event}\n")).collect()
 }
 
-/// A folder with the example plugins and the bare pipeline.
-fn plugins() -> tempfile::TempDir {
+/// A folder with the example plugins and the bare pipeline, whose callers
+/// may choose every source and the cases' models.
+fn plugins(cases: &[(String, Value)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(support::EXAMPLES).unwrap().map(|entry| entry.unwrap().path()) {
         std::fs::copy(&entry, dir.path().join(entry.file_name().unwrap())).unwrap();
     }
-    write_manifest(dir.path(), BARE, &json!({ "description": "no plugins: the host's own events", "transforms": [] }));
+    let mut models: Vec<&str> = cases.iter().filter_map(|(_, case)| case["model"].as_str()).collect();
+    models.push("corpus-model");
+    let callers = json!({ "providers": ["openai", "upstream", "bedrock", "bedrock-raw"], "models": models });
+    write_manifest(dir.path(), BARE, &json!({ "description": "no plugins: the host's own events", "transforms": [], "callers": callers }));
     dir
 }
 
@@ -269,7 +273,7 @@ async fn every_recorded_upstream_gives_its_events() {
     let cases = cases();
     assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
     let server = CorpusServer::start(&cases).await;
-    let plugins = plugins();
+    let plugins = plugins(&cases);
     let mut env = support::loopback_aws_env();
     env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", server.base.clone()));
     let host = Server::builder()

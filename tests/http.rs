@@ -87,8 +87,8 @@ async fn a_chain_without_a_formatter_uses_the_hosts_ndjson() {
             // "to" waits for the next delta: it could have begun an address.
             "{\"type\":\"text\",\"data\":\"to \"}\n",
             "{\"type\":\"text\",\"data\":\"[email]\"}\n",
-            "{\"type\":\"usage\",\"data\":{\"inputTokens\":3,\"outputTokens\":3,\"totalTokens\":6,\"latencyMs\":0}}\n",
             "{\"type\":\"end\",\"data\":\"end_turn\"}\n",
+            "{\"type\":\"usage\",\"data\":{\"inputTokens\":3,\"outputTokens\":3,\"totalTokens\":6,\"latencyMs\":0}}\n",
         )
     );
 }

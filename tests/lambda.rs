@@ -19,8 +19,11 @@ struct Function {
 }
 
 impl Function {
+    /// A function that serves plugins by name too (on Lambda only named
+    /// pipelines are served unless this is turned off): these tests run
+    /// the frontend's mechanics on single plugins.
     fn start(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64) -> Function {
-        Self::start_with(api, plugins, echo_delay_ms, Vec::new())
+        Self::start_with(api, plugins, echo_delay_ms, vec![("STREAMHOST_NAMED_PIPELINES_ONLY", "false".into())])
     }
 
     /// With more environment: a model source's settings.
@@ -131,6 +134,7 @@ async fn bedrock_streams_through_the_function_url() {
     let api = RuntimeApi::start().await;
     let mut env = bedrock.bedrock_env();
     env.extend([("STREAMHOST_PROVIDER", "bedrock".to_string()), ("STREAMHOST_MODEL", "anthropic.claude-3-haiku-20240307-v1:0".to_string())]);
+    env.push(("STREAMHOST_NAMED_PIPELINES_ONLY", "false".into()));
     let _function = Function::start_with(&api, EXAMPLES, 0, env);
     let invocation = api.invoke("/text-only", "", r#"{"prompt":"count"}"#).await;
     assert_eq!(invocation.prelude["statusCode"], 200);
@@ -157,6 +161,7 @@ async fn every_model_source_can_be_chosen_per_request_on_lambda() {
         ("STREAMHOST_OPENAI_BASE_URL", openai.base.clone()),
         ("STREAMHOST_MODEL", "llama3.2".to_string()),
         ("STREAMHOST_UPSTREAM_URL", format!("{}/invocations", agent.base)),
+        ("STREAMHOST_NAMED_PIPELINES_ONLY", "false".into()),
     ]);
     let _function = Function::start_with(&api, EXAMPLES, 0, env);
 
@@ -184,4 +189,15 @@ async fn a_tools_progress_streams_through_the_function_url() {
     let arrival = |text: &str| invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains(text)).unwrap().0;
     let (first_status, result) = (arrival("(1/3)"), arrival("\"result\""));
     assert!(result - first_status >= Duration::from_millis(2 * 400), "not streamed: {:?}", invocation.chunks);
+}
+
+#[tokio::test]
+async fn on_lambda_only_named_pipelines_are_served_by_default() {
+    let api = RuntimeApi::start().await;
+    let _function = Function::start_with(&api, EXAMPLES, 0, Vec::new());
+    let ad_hoc = api.invoke("/sse-passthrough", "", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(ad_hoc.prelude["statusCode"], 404);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&ad_hoc.body).unwrap()["error"]["code"], "unknown_pipeline");
+    let named = api.invoke("/support-desk", "", r#"{"prompt":"Where is my order?"}"#).await;
+    assert_eq!(named.prelude["statusCode"], 200, "{}", named.body);
 }

@@ -27,7 +27,8 @@ async fn a_manifest_chooses_the_source_model_chain_and_settings() {
             "description": "Llama on Bedrock, redacted, as text",
             "model": { "provider": "bedrock-raw", "id": "meta.llama3-8b-instruct-v1:0", "maxTokens": 64, "temperature": 0.1 },
             "transforms": ["decode-llama", "redact", "text-only"],
-            "config": { "redact": { "emailMask": "[email]" } }
+            "config": { "redact": { "emailMask": "[email]" } },
+            "callers": { "may": ["model.maxTokens", "config.redact.emailMask"] }
         }),
     );
     // The host's own default is echo: the manifest is what picks Bedrock.
@@ -65,7 +66,7 @@ async fn an_invalid_manifest_is_refused_with_its_reason() {
     host.post("/broken", r#"{"prompt":"hi"}"#).await.assert_error(
         500,
         "invalid_manifest",
-        "the pipeline manifest `broken.json` is invalid: `config` has settings for `sse`, which is not one of its `transforms` or its `router`",
+        "the pipeline manifest `broken.json` is invalid: `config` has settings for `sse`, which is not one of its `transforms`, `chains`, `router` or `inbound`",
     );
     let typo = host.post("/typo", r#"{"prompt":"hi"}"#).await;
     assert_eq!(typo.status, 500);

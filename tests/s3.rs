@@ -143,7 +143,7 @@ async fn publish_refuses_what_the_host_would_refuse_and_uploads_nothing() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(output.stderr).unwrap().lines().last().unwrap(),
-        "error: plugin `other` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0` or `streamhost:plugin/handler@0.1.0`, and it exports `run`"
+        "error: plugin `other` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0`, `streamhost:plugin/handler@0.1.0` or `streamhost:plugin/filter@0.1.0`, and it exports `run`"
     );
     let listed = moto.client().list_objects_v2().bucket(BUCKET).send().await.unwrap();
     assert_eq!(listed.key_count(), Some(0));

@@ -50,6 +50,7 @@ pub mod bedrock;
 #[cfg(feature = "json")]
 pub mod json;
 pub mod model;
+pub mod request_filter;
 pub mod router;
 mod transform;
 
@@ -113,6 +114,22 @@ pub mod bindings {
                 "streamhost:plugin/config@0.1.0": crate::bindings::imports::streamhost::plugin::config,
                 "streamhost:plugin/history@0.1.0": crate::bindings::imports::streamhost::plugin::history,
                 "streamhost:plugin/model@0.1.0": crate::bindings::imports::streamhost::plugin::model,
+            },
+        });
+    }
+
+    pub mod request_filter {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "request-filter",
+            pub_export_macro: true,
+            export_macro_name: "export_request_filter_world",
+            default_bindings_module: "::streamhost_guest::bindings::request_filter",
+            runtime_path: "::streamhost_guest::__private::wit_bindgen::rt",
+            with: {
+                "streamhost:plugin/types@0.1.0": crate::bindings::imports::streamhost::plugin::types,
+                "streamhost:plugin/log@0.1.0": crate::bindings::imports::streamhost::plugin::log,
+                "streamhost:plugin/config@0.1.0": crate::bindings::imports::streamhost::plugin::config,
             },
         });
     }

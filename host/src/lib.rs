@@ -10,6 +10,7 @@
 //! flows, `wit` the bindings of the contract.
 
 pub mod aws;
+pub mod callers;
 pub mod config;
 pub mod engine;
 pub mod event;

@@ -1,12 +1,12 @@
 use std::io::IsTerminal;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use streamhost::config::HostSettings;
-use streamhost::frontends::{cli, http, lambda, publish};
+use streamhost::frontends::http::HttpSettings;
+use streamhost::frontends::{RouteSettings, cli, http, lambda, publish};
 use streamhost::store::{ObjectKind, PluginName, S3Location};
 use tracing_subscriber::EnvFilter;
 
@@ -20,24 +20,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve `POST /{plugin}[?then=a,b]` over HTTP.
+    /// Serve `POST /{pipeline}` (and `POST /{plugin}[?then=a,b]`) over HTTP.
     Serve {
         #[command(flatten)]
         host: HostSettings,
-        /// The address to listen on.
-        #[arg(long, env = "STREAMHOST_LISTEN", default_value = "127.0.0.1:9000")]
-        listen: SocketAddr,
-        #[arg(long, env = "STREAMHOST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-        max_body_bytes: usize,
+        #[command(flatten)]
+        http: HttpSettings,
     },
     /// Run as an AWS Lambda custom runtime behind a streaming Function URL.
     /// Chosen by itself when Lambda starts the binary with no arguments.
     Lambda {
         #[command(flatten)]
         host: HostSettings,
-        /// The largest request body accepted.
-        #[arg(long, env = "STREAMHOST_MAX_BODY_BYTES", default_value_t = 1 << 20)]
-        max_body_bytes: usize,
+        #[command(flatten)]
+        routes: RouteSettings,
     },
     /// Run one request and write the response body to stdout.
     Invoke {
@@ -121,14 +117,14 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { host, listen, max_body_bytes } => {
+        Command::Serve { host, http } => {
             let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
-            http::serve(pipeline, listen, max_body_bytes).await?;
+            http::serve(pipeline, http).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lambda { host, max_body_bytes } => {
+        Command::Lambda { host, routes } => {
             let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
-            lambda::run(pipeline, max_body_bytes).await?;
+            lambda::run(pipeline, routes).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Invoke { plugin, then, prompt, body, user_id, session_id, host } => {

@@ -30,6 +30,22 @@
 //! }
 //! ```
 //!
+//! A pipeline whose callers' clients send their own shape of request names
+//! an **inbound** request-filter plugin, which maps each request (or refuses
+//! it) before anything else runs, and may pick one of the pipeline's named
+//! **chains** of transforms; **callers** says what callers may set
+//! (`callers` module; by default only the conversation and their ids):
+//!
+//! ```json
+//! {
+//!   "inbound": "seed001-auth",
+//!   "model": { "provider": "upstream" },
+//!   "transforms": ["sse-passthrough"],
+//!   "chains": { "transformed": ["text-only"] },
+//!   "config": { "seed001-auth": { "apiKeys": { "ops": "sha256:…" } } }
+//! }
+//! ```
+//!
 //! A name is looked up as a manifest first, then as a component.
 
 use std::collections::HashMap;
@@ -40,6 +56,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 use tracing::{info, warn};
 
+use crate::callers::CallerPolicy;
 use crate::providers::ModelOptions;
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 
@@ -59,6 +76,23 @@ pub struct Manifest {
     /// The transform plugins, in order.
     #[serde(default)]
     pub transforms: Vec<PluginName>,
+    /// The request-filter plugin that maps each caller's request; without
+    /// one, the body is the host's JSON request.
+    #[serde(default)]
+    pub inbound: Option<PluginName>,
+    /// Other chains of transforms, by name, that the inbound plugin may pick
+    /// for a request instead of `transforms`.
+    #[serde(default)]
+    pub chains: HashMap<String, Vec<PluginName>>,
+    /// What callers may set (see `callers`); by default, nothing but the
+    /// conversation and their ids.
+    #[serde(default)]
+    pub callers: CallerPolicy,
+    /// After this many milliseconds without a source event, the transforms
+    /// are pushed an empty batch (a tick), so that a formatter can send a
+    /// keep-alive or a heartbeat while a tool or a model is silent.
+    #[serde(default)]
+    pub idle_ms: Option<u64>,
     /// Default settings per plugin (a transform or the router), each a JSON
     /// object.
     #[serde(default)]
@@ -100,9 +134,11 @@ impl Manifest {
         let invalid = |message: String| ManifestError::Invalid { name: name.clone(), message };
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
         for (plugin, settings) in &manifest.config {
-            let configurable = manifest.transforms.iter().chain(&manifest.router).any(|name| name.as_str() == plugin);
-            if !configurable {
-                return Err(invalid(format!("`config` has settings for `{plugin}`, which is not one of its `transforms` or its `router`")));
+            let configurable = manifest.transforms.iter().chain(manifest.chains.values().flatten()).chain(&manifest.router).chain(&manifest.inbound);
+            if !configurable.into_iter().any(|name| name.as_str() == plugin) {
+                return Err(invalid(format!(
+                    "`config` has settings for `{plugin}`, which is not one of its `transforms`, `chains`, `router` or `inbound`"
+                )));
             }
             if !settings.is_object() {
                 return Err(invalid(format!("`config.{plugin}` must be a JSON object")));
@@ -133,7 +169,16 @@ impl Manifest {
         self.agents.iter().find(|agent| agent.name == name)
     }
 
-    /// Every plugin the pipeline runs besides its transforms.
+    /// The transforms of the chain named `name` (`None`: `transforms`).
+    pub fn chain(&self, name: Option<&str>) -> Option<&[PluginName]> {
+        match name {
+            None => Some(&self.transforms),
+            Some(name) => self.chains.get(name).map(Vec::as_slice),
+        }
+    }
+
+    /// Every plugin the pipeline runs besides its transforms (and besides
+    /// its inbound plugin, whose settings are the operator's alone).
     pub fn orchestration_plugins(&self) -> impl Iterator<Item = &PluginName> {
         self.router.iter().chain(self.agents.iter().filter_map(|agent| agent.plugin.as_ref()))
     }
@@ -197,7 +242,7 @@ mod tests {
         let message = |json| parse(json).unwrap_err().to_string();
         assert!(message(r#"{"transforms":["../x"]}"#).contains("invalid plugin name"));
         assert!(message(r#"{"transforms":[],"extra":1}"#).contains("unknown field `extra`"));
-        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with("`config` has settings for `b`, which is not one of its `transforms` or its `router`"));
+        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with("`config` has settings for `b`, which is not one of its `transforms`, `chains`, `router` or `inbound`"));
         assert!(message(r#"{"router":"r","agents":[]}"#).ends_with("a `router` needs `agents` to choose from"));
         let twins = r#"{"router":"r","agents":[{"name":"a","description":""},{"name":"a","description":""}]}"#;
         assert!(message(twins).ends_with("two agents are named `a`"));

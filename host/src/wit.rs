@@ -44,7 +44,23 @@ pub mod router {
     });
 }
 
+/// The `request-filter` world.
+pub mod request_filter {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "request-filter",
+        exports: { default: async },
+        with: {
+            "streamhost:plugin/types": crate::wit::streamhost::plugin::types,
+            "streamhost:plugin/log": crate::wit::streamhost::plugin::log,
+            "streamhost:plugin/config": crate::wit::streamhost::plugin::config,
+        },
+    });
+}
+
 pub use self::exports::streamhost::plugin::handler::AgentRequest;
+pub use self::request_filter::RequestFilterPre;
+pub use self::request_filter::exports::streamhost::plugin::filter::{IncomingRequest, PipelineRequest, Refusal};
 pub use self::router::exports::streamhost::plugin::selector::{AgentCard, Choice, RouteRequest};
 pub use self::streamhost::plugin::log::Level as LogLevel;
 pub use self::streamhost::plugin::model as model_api;
@@ -55,3 +71,4 @@ pub use self::transform::TransformPre;
 pub const TRANSFORMER_INTERFACE: &str = "streamhost:plugin/transformer@0.1.0";
 pub const SELECTOR_INTERFACE: &str = "streamhost:plugin/selector@0.1.0";
 pub const HANDLER_INTERFACE: &str = "streamhost:plugin/handler@0.1.0";
+pub const FILTER_INTERFACE: &str = "streamhost:plugin/filter@0.1.0";

@@ -1,6 +1,9 @@
 //! A Lambda Runtime API emulator on loopback that speaks the streaming
 //! response protocol: it hands out Function URL events, and reads each
-//! response as it arrives, recording when every chunk came.
+//! response as it arrives, recording when every chunk came. Its Function URL
+//! (`function_url`) turns any HTTP request into such an event and relays the
+//! streamed response back as it arrives, so a client runs against the
+//! Lambda frontend unchanged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,17 +43,22 @@ pub struct Invocation {
 struct Pending {
     event: Value,
     request_id: String,
-    hang_up: bool,
-    done: oneshot::Sender<Invocation>,
+    reply: Reply,
+}
+
+/// Where a response goes.
+enum Reply {
+    /// Read whole into an `Invocation`; with `hang_up`, stop reading after
+    /// its first body bytes, as a client that goes away does.
+    Collect { done: oneshot::Sender<Invocation>, hang_up: bool },
+    /// Relayed to a Function URL's caller: the prelude, then each chunk.
+    Relay { prelude: oneshot::Sender<Value>, body: mpsc::Sender<Result<Vec<u8>, std::io::Error>> },
 }
 
 /// An invocation handed out and not answered yet.
 struct Waiting {
-    done: oneshot::Sender<Invocation>,
+    reply: Reply,
     taken_at: Instant,
-    /// Stop reading the response after its first body bytes, as a client
-    /// that goes away does.
-    hang_up: bool,
 }
 
 #[derive(Clone, Default)]
@@ -107,16 +115,90 @@ impl RuntimeApi {
     }
 
     async fn send(&self, path: &str, query: &str, body: &str, hang_up: bool) -> Invocation {
-        let request_id = {
-            let mut next_id = self.next_id.lock().unwrap();
-            *next_id += 1;
-            format!("request-{next_id}")
-        };
         let (done, result) = oneshot::channel();
         let event = function_url_event(path, query, body);
-        self.invocations.send(Pending { event, request_id, hang_up, done }).await.unwrap();
+        self.invocations.send(Pending { event, request_id: self.request_id(), reply: Reply::Collect { done, hang_up } }).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), result).await.expect("the function answered in time").unwrap()
     }
+
+    fn request_id(&self) -> String {
+        let mut next_id = self.next_id.lock().unwrap();
+        *next_id += 1;
+        format!("request-{next_id}")
+    }
+
+    /// A Function URL on loopback in front of the function, as Lambda's is:
+    /// each request becomes a Function URL event (payload 2.0, its headers
+    /// and body as sent; under `AWS_IAM`, `iam_caller` is the signer's ARN
+    /// in the request context), and the response streams back as the
+    /// function writes it. Stops with the returned server.
+    pub async fn function_url(self: &Arc<Self>, iam_caller: Option<&str>) -> FunctionUrl {
+        let state = (self.clone(), iam_caller.map(str::to_string));
+        let app = Router::new().fallback(relay).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FunctionUrl { url, server }
+    }
+}
+
+/// A running Function URL: `url` is its base, like
+/// `https://….lambda-url.us-east-1.on.aws`.
+pub struct FunctionUrl {
+    pub url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FunctionUrl {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// One HTTP request through the function, its response relayed as it comes.
+async fn relay(State((api, iam_caller)): State<(Arc<RuntimeApi>, Option<String>)>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut event = function_url_event(parts.uri.path(), parts.uri.query().unwrap_or_default(), "");
+    event["requestContext"]["http"]["method"] = json!(parts.method.as_str());
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &parts.headers {
+        let value = value.to_str().unwrap_or_default();
+        let joined = match headers.get(name.as_str()).and_then(Value::as_str) {
+            Some(earlier) => format!("{earlier},{value}"),
+            None => value.to_string(),
+        };
+        headers.insert(name.as_str().to_string(), json!(joined));
+    }
+    event["headers"] = Value::Object(headers);
+    match std::str::from_utf8(&body) {
+        Ok(text) => event["body"] = json!(text),
+        Err(_) => {
+            use base64::Engine;
+            event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&body));
+            event["isBase64Encoded"] = json!(true);
+        }
+    }
+    if let Some(caller) = iam_caller {
+        event["requestContext"]["authorizer"] = json!({ "iam": {
+            "accessKey": "AKIDEXECUTOR", "accountId": "123456789012", "callerId": "AIDAEXECUTOR", "userArn": caller, "userId": "AIDAEXECUTOR"
+        } });
+    }
+    let (prelude, prelude_received) = oneshot::channel();
+    let (chunks, chunks_received) = mpsc::channel(64);
+    let reply = Reply::Relay { prelude, body: chunks };
+    api.invocations.send(Pending { event, request_id: api.request_id(), reply }).await.unwrap();
+    let prelude = prelude_received.await.expect("the function sent its prelude");
+    let mut response = Response::builder().status(prelude["statusCode"].as_u64().unwrap_or(200) as u16);
+    for (name, value) in prelude["headers"].as_object().into_iter().flatten() {
+        let value = value.as_str().unwrap_or_else(|| panic!("Lambda's prelude takes one string per header; `{name}` is {value}"));
+        response = response.header(name, value);
+    }
+    for cookie in prelude["cookies"].as_array().into_iter().flatten() {
+        response = response.header("set-cookie", cookie.as_str().unwrap_or_default());
+    }
+    let body = futures::stream::unfold(chunks_received, |mut chunks| async move { chunks.recv().await.map(|chunk| (chunk, chunks)) });
+    response.body(Body::from_stream(body)).unwrap()
 }
 
 impl Drop for RuntimeApi {
@@ -130,10 +212,10 @@ async fn next(State(emulator): State<Emulator>) -> Response {
         let mut queue = emulator.queue.lock().await;
         queue.as_mut().unwrap().recv().await
     };
-    let Some(Pending { event, request_id, hang_up, done }) = pending else {
+    let Some(Pending { event, request_id, reply }) = pending else {
         return StatusCode::GONE.into_response();
     };
-    emulator.waiting.lock().unwrap().insert(request_id.clone(), Waiting { done, taken_at: Instant::now(), hang_up });
+    emulator.waiting.lock().unwrap().insert(request_id.clone(), Waiting { reply, taken_at: Instant::now() });
     let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_secs(300);
     let headers = [
         ("lambda-runtime-aws-request-id", request_id),
@@ -150,9 +232,20 @@ async fn next(State(emulator): State<Emulator>) -> Response {
 }
 
 async fn response(State(emulator): State<Emulator>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> StatusCode {
-    let Some(Waiting { done, taken_at, hang_up }) = emulator.waiting.lock().unwrap().remove(&id) else {
+    let Some(Waiting { reply, taken_at }) = emulator.waiting.lock().unwrap().remove(&id) else {
         return StatusCode::NOT_FOUND;
     };
+    match reply {
+        Reply::Collect { done, hang_up } => {
+            let _ = done.send(collect(&headers, body, taken_at, hang_up).await);
+        }
+        Reply::Relay { prelude, body: relayed } => relay_response(body, prelude, relayed).await,
+    }
+    StatusCode::ACCEPTED
+}
+
+/// Reads a whole response, recording when each chunk came.
+async fn collect(headers: &HeaderMap, body: Body, taken_at: Instant, hang_up: bool) -> Invocation {
     let header = |name: &str| headers.get(name).map(|value| value.to_str().unwrap().to_string()).unwrap_or_default();
     let mut chunks = Vec::new();
     let mut whole = Vec::new();
@@ -171,16 +264,39 @@ async fn response(State(emulator): State<Emulator>, Path(id): Path<String>, head
         }
     }
     let start = body_start(&whole).expect("a prelude ends with 8 NUL bytes");
-    let invocation = Invocation {
+    Invocation {
         response_mode: header("lambda-runtime-function-response-mode"),
         content_type: header("content-type"),
         prelude: serde_json::from_slice(&whole[..start - PRELUDE_END.len()]).expect("the prelude is JSON"),
         body: String::from_utf8_lossy(&whole[start..]).into_owned(),
         chunks,
         first_body_byte_at: first_body_byte_at.unwrap_or_else(Instant::now),
-    };
-    let _ = done.send(invocation);
-    StatusCode::ACCEPTED
+    }
+}
+
+/// Passes a response on as it arrives: the prelude once whole, then each
+/// body chunk. A caller that went away stops the reading, which closes the
+/// function's connection as Lambda does.
+async fn relay_response(body: Body, prelude: oneshot::Sender<Value>, relayed: mpsc::Sender<Result<Vec<u8>, std::io::Error>>) {
+    let mut stream = body.into_data_stream();
+    let mut head = Vec::new();
+    let mut prelude = Some(prelude);
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { break };
+        let rest = match prelude.as_ref() {
+            Some(_) => {
+                head.extend_from_slice(&chunk);
+                let Some(start) = body_start(&head) else { continue };
+                let sent = serde_json::from_slice(&head[..start - PRELUDE_END.len()]).expect("the prelude is JSON");
+                let _ = prelude.take().unwrap().send(sent);
+                head[start..].to_vec()
+            }
+            None => chunk.to_vec(),
+        };
+        if !rest.is_empty() && relayed.send(Ok(rest)).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// Where the body starts: after the JSON prelude and its 8 NUL bytes.

@@ -6,7 +6,7 @@ use std::io::Write;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use super::ErrorReply;
+use super::{ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
 
 /// What `invoke` was asked for on the command line.
@@ -37,7 +37,19 @@ impl Invocation<'_> {
 
 /// Runs the invocation, writing the body to `out` chunk by chunk.
 pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
-    let mut response = super::open(pipeline, invocation.plugin, invocation.then, invocation.body().as_bytes()).await?;
+    // The command line is the operator's own: any plugin or chain, any size.
+    let routes = RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
+    let (target, path) = Inbound::split_path(invocation.plugin);
+    let inbound = Inbound {
+        method: "POST".into(),
+        target,
+        path,
+        query: invocation.then.map(|then| format!("then={then}")).unwrap_or_default(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: invocation.body().into(),
+        request_context: None,
+    };
+    let mut response = super::open(pipeline, &routes, inbound).await?;
     while let Some(chunk) = response.body.next().await {
         // A closed stdout (`| head`) cancels the stream like a disconnect.
         if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {

@@ -1,5 +1,9 @@
-//! The local HTTP server: `POST /{plugin}[?then=a,b]` streams the pipeline's
-//! output with chunked transfer encoding; `GET /healthz` reports on the host.
+//! The local HTTP server: `POST /{pipeline}[/…]` (and `POST /` for the
+//! default pipeline, `POST /{plugin}[?then=a,b]` unless only named
+//! pipelines are served) streams the pipeline's output with chunked transfer
+//! encoding; `GET /healthz` reports on the host. Browsers may call it from
+//! the origins `--cors-origins` names (tower-http's CORS layer answers their
+//! preflight requests).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,34 +13,48 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use clap::Args;
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
-use super::ErrorReply;
+use super::{ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
+
+/// The HTTP server's own settings.
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// The address to listen on.
+    #[arg(long, env = "STREAMHOST_LISTEN", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+
+    /// Origins whose pages may call the server from a browser
+    /// (`https://app.example.com`, or `*` for any), comma-separated. Default:
+    /// none, so browsers refuse cross-origin calls.
+    #[arg(long, env = "STREAMHOST_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGINS")]
+    pub cors_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub routes: RouteSettings,
+}
 
 #[derive(Clone)]
 struct App {
     pipeline: Arc<Pipeline>,
-    max_body_bytes: usize,
-}
-
-#[derive(Deserialize)]
-struct ChainQuery {
-    then: Option<String>,
+    routes: Arc<RouteSettings>,
 }
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and lets the
 /// streams under way finish.
-pub async fn serve(pipeline: Arc<Pipeline>, listen: SocketAddr, max_body_bytes: usize) -> anyhow::Result<()> {
+pub async fn serve(pipeline: Arc<Pipeline>, settings: HttpSettings) -> anyhow::Result<()> {
+    let listen = settings.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let address = listener.local_addr()?;
     // A stream is many small writes; with Nagle's algorithm each would wait
@@ -49,25 +67,64 @@ pub async fn serve(pipeline: Arc<Pipeline>, listen: SocketAddr, max_body_bytes: 
     // Scripts and tests wait for this line on stdout.
     println!("streamhost listening on http://{address}");
     info!(%address, "serving");
-    axum::serve(listener, router(pipeline, max_body_bytes)).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = router(pipeline, settings.routes, &settings.cors_origins)?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     info!("stopped");
     Ok(())
 }
 
-pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
-    Router::new()
+pub fn router(pipeline: Arc<Pipeline>, routes: RouteSettings, cors_origins: &[String]) -> anyhow::Result<Router> {
+    let app = Router::new()
         .route("/healthz", get(health))
-        .route("/{plugin}", post(invoke).fallback(method_not_allowed))
+        .route("/", post(invoke).fallback(method_not_allowed))
+        .route("/{target}", post(invoke).fallback(method_not_allowed))
+        .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
         .fallback(not_found)
-        .with_state(App { pipeline, max_body_bytes })
+        .with_state(App { pipeline, routes: Arc::new(routes) });
+    Ok(match cors(cors_origins)? {
+        Some(cors) => app.layer(cors),
+        None => app,
+    })
 }
 
-async fn invoke(State(app): State<App>, Path(plugin): Path<String>, Query(query): Query<ChainQuery>, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&headers, body, app.max_body_bytes).await {
+/// What browsers on `origins` may do: call a pipeline with `POST` and any
+/// headers, and read the response's. Preflight answers are cached an hour.
+fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow_origin = if origins.iter().any(|origin| origin == "*") {
+        AllowOrigin::any()
+    } else {
+        let origins = origins.iter().map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).context("--cors-origins"));
+        AllowOrigin::list(origins.collect::<anyhow::Result<Vec<_>>>()?)
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::GET])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers(tower_http::cors::Any)
+        .max_age(std::time::Duration::from_secs(3600));
+    Ok(Some(layer))
+}
+
+async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&headers, body, app.routes.max_body_bytes).await {
         Ok(body) => body,
         Err(reply) => return error_response(&reply),
     };
-    match super::open(&app.pipeline, &plugin, query.then.as_deref(), &body).await {
+    let (target, path) = Inbound::split_path(uri.path());
+    let header_pairs = headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
+    let inbound = Inbound {
+        method: method.to_string(),
+        target,
+        path,
+        query: uri.query().unwrap_or_default().to_string(),
+        headers: header_pairs.collect(),
+        body,
+        request_context: None,
+    };
+    match super::open(&app.pipeline, &app.routes, inbound).await {
         Ok(response) => {
             let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
             let body = Body::from_stream(response.body.map(Ok::<_, Infallible>));
@@ -120,12 +177,21 @@ async fn method_not_allowed() -> Response {
 }
 
 async fn not_found() -> Response {
-    error_response(&ErrorReply::new(404, "not_found", "no such route; call a plugin with POST /{plugin}"))
+    error_response(&ErrorReply::new(404, "not_found", "no such route; call a pipeline with POST /{name}"))
 }
 
 fn error_response(reply: &ErrorReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], reply.to_json()).into_response()
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.to_json()).into_response();
+    for (name, value) in &reply.headers {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+            (Ok(name), Ok(value)) => {
+                response.headers_mut().append(name, value);
+            }
+            _ => warn!(header = %name, "a refusal's header is not a valid HTTP header; left out"),
+        }
+    }
+    response
 }
 
 async fn shutdown_signal() {

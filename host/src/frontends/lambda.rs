@@ -17,7 +17,7 @@ use http_body_util::StreamBody;
 use lambda_http::http::{self, HeaderValue, header};
 use lambda_http::{RequestExt, service_fn};
 
-use super::ErrorReply;
+use super::{ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
 
 type ResponseBody = StreamBody<BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
@@ -28,22 +28,17 @@ pub fn is_lambda() -> bool {
 }
 
 /// Serves invocations until Lambda stops the process.
-pub async fn run(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> anyhow::Result<()> {
+pub async fn run(pipeline: Arc<Pipeline>, routes: RouteSettings) -> anyhow::Result<()> {
+    let routes = Arc::new(routes);
     let handler = service_fn(move |request: lambda_http::Request| {
-        let pipeline = pipeline.clone();
-        async move { Ok::<_, Infallible>(respond(&pipeline, request, max_body_bytes).await) }
+        let (pipeline, routes) = (pipeline.clone(), routes.clone());
+        async move { Ok::<_, Infallible>(respond(&pipeline, &routes, request).await) }
     });
     lambda_http::run_with_streaming_response(handler).await.map_err(|error| anyhow::anyhow!(error))
 }
 
-async fn respond(pipeline: &Pipeline, request: lambda_http::Request, max_body_bytes: usize) -> http::Response<ResponseBody> {
-    let plugin = request.uri().path().trim_start_matches('/').to_string();
-    let then = request.query_string_parameters_ref().and_then(|query| query.first("then")).map(str::to_string);
-    let body: &[u8] = request.body().as_ref();
-    if body.len() > max_body_bytes {
-        return error_response(&ErrorReply::body_too_large(max_body_bytes));
-    }
-    match super::open(pipeline, &plugin, then.as_deref(), body).await {
+async fn respond(pipeline: &Pipeline, routes: &RouteSettings, request: lambda_http::Request) -> http::Response<ResponseBody> {
+    match super::open(pipeline, routes, inbound(&request)).await {
         Ok(response) => {
             let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
             let body = response.body.map(|bytes| Ok(Frame::data(bytes))).boxed();
@@ -58,11 +53,37 @@ async fn respond(pipeline: &Pipeline, request: lambda_http::Request, max_body_by
     }
 }
 
+/// The Function URL event as the caller's request: the IAM caller's
+/// identity, under `AWS_IAM`, is in its request context.
+fn inbound(request: &lambda_http::Request) -> Inbound {
+    let (target, path) = Inbound::split_path(request.uri().path());
+    let headers = request.headers().iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
+    Inbound {
+        method: request.method().to_string(),
+        target,
+        path,
+        query: request.uri().query().unwrap_or_default().to_string(),
+        headers: headers.collect(),
+        body: Bytes::copy_from_slice(request.body().as_ref()),
+        request_context: serde_json::to_string(&request.request_context()).ok(),
+    }
+}
+
 fn error_response(reply: &ErrorReply) -> http::Response<ResponseBody> {
     let body = stream::iter([Ok(Frame::data(Bytes::from(reply.to_json())))]).boxed();
-    http::Response::builder()
-        .status(reply.status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(StreamBody::new(body))
-        .expect("a valid response")
+    let mut builder = http::Response::builder().status(reply.status).header(header::CONTENT_TYPE, "application/json");
+    // The streaming prelude carries one string per header, so the values of
+    // a repeated header (two `www-authenticate` challenges) go as one
+    // comma-separated value, as RFC 9110 allows.
+    let mut joined: Vec<(&str, String)> = Vec::new();
+    for (name, value) in &reply.headers {
+        match joined.iter_mut().find(|(seen, _)| seen.eq_ignore_ascii_case(name)) {
+            Some((_, values)) => *values = format!("{values}, {value}"),
+            None => joined.push((name, value.clone())),
+        }
+    }
+    for (name, value) in joined {
+        builder = builder.header(name, value);
+    }
+    builder.body(StreamBody::new(body)).unwrap_or_else(|_| error_response(&ErrorReply::new(500, "invalid_refusal", "a refusal carried an invalid header")))
 }

@@ -7,45 +7,201 @@ pub mod http;
 pub mod lambda;
 pub mod publish;
 
-use serde_json::json;
+use bytes::Bytes;
+use clap::Args;
+use serde_json::{Value, json};
 
-use crate::manifest::ManifestError;
+use crate::manifest::{Manifest, ManifestError};
 use crate::pipeline::{Pipeline, PipelineError, Response};
 use crate::providers::{ProviderError, UpstreamFailure};
 use crate::registry::{LoadError, PluginError};
-use crate::request::{Request, RequestError, parse_chain};
-use crate::store::StoreError;
+use crate::request::{Message, Request, RequestError, parse_chain};
+use crate::store::{PluginName, StoreError};
+use crate::wit::{IncomingRequest, PipelineRequest, Refusal};
 
-/// What every frontend does with a call: `plugin` (then the `then` chain)
-/// on a JSON `body`, opened up to its first bytes. `plugin` may name a
-/// pipeline manifest, whose transforms take its place in the chain.
-pub async fn open(pipeline: &Pipeline, plugin: &str, then: Option<&str>, body: &[u8]) -> Result<Response, ErrorReply> {
-    let mut chain = parse_chain(plugin, then).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
+/// How requests find their pipeline: settings of every frontend.
+#[derive(Debug, Clone, Args)]
+pub struct RouteSettings {
+    /// The pipeline (or plugin) that `POST /` runs: what a client that
+    /// calls the bare URL gets. Without one, `POST /` is a 404.
+    #[arg(long, env = "STREAMHOST_DEFAULT_PIPELINE", value_name = "NAME")]
+    pub default_pipeline: Option<PluginName>,
+
+    /// Serve only pipelines that have a manifest: no plugin called by its
+    /// own name and no `?then=` chains, so callers run only what the
+    /// operator composed. Default: on under Lambda, off elsewhere.
+    #[arg(long, env = "STREAMHOST_NAMED_PIPELINES_ONLY", value_name = "BOOL")]
+    pub named_pipelines_only: Option<bool>,
+
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "STREAMHOST_MAX_BODY_BYTES", default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_body_bytes: usize,
+}
+
+impl RouteSettings {
+    fn named_only(&self) -> bool {
+        self.named_pipelines_only.unwrap_or_else(lambda::is_lambda)
+    }
+}
+
+/// A caller's request as a frontend received it, before any plugin.
+#[derive(Debug, Clone, Default)]
+pub struct Inbound {
+    pub method: String,
+    /// The path's first segment: the pipeline or plugin to run; none for
+    /// the bare URL (`POST /`).
+    pub target: Option<String>,
+    /// The rest of the path, from `/`.
+    pub path: String,
+    /// The query string without its `?`.
+    pub query: String,
+    /// Names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+    /// On Lambda, the Function URL event's `requestContext` as JSON.
+    pub request_context: Option<String>,
+}
+
+impl Inbound {
+    /// Splits a request path into the target (percent-decoded, so that
+    /// `..%2Fx` is checked as the name `../x` it spells) and the rest below
+    /// it, as sent.
+    pub fn split_path(path: &str) -> (Option<String>, String) {
+        let path = path.trim_start_matches('/');
+        let (target, rest) = path.split_once('/').map_or((path, "/".to_string()), |(target, rest)| (target, format!("/{rest}")));
+        let target = (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
+        (target, rest)
+    }
+
+    /// The query parameter `name`, percent-decoded.
+    fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+    }
+}
+
+/// What every frontend does with a call: finds the pipeline (or the plugin
+/// and its `then` chain), maps the caller's request (its inbound plugin, or
+/// the JSON body), holds it to what callers may set, and opens the pipeline
+/// up to its first bytes.
+pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound) -> Result<Response, ErrorReply> {
+    if inbound.body.len() > routes.max_body_bytes {
+        return Err(ErrorReply::body_too_large(routes.max_body_bytes));
+    }
+    let target = match inbound.target.clone().or_else(|| routes.default_pipeline.as_ref().map(ToString::to_string)) {
+        Some(target) => target,
+        None => return Err(ErrorReply::new(404, "no_default_pipeline", "this host has no default pipeline: call a pipeline with POST /{name}")),
+    };
+    let then = inbound.query_param("then");
+    let mut chain = parse_chain(&target, then.as_deref()).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
     let manifest = pipeline.manifest(&chain[0]).await.map_err(|error| ErrorReply::from(&error))?;
-    let mut others = Vec::new();
-    if let Some(manifest) = &manifest {
-        chain.splice(0..1, manifest.transforms.iter().cloned());
-        others.extend(manifest.orchestration_plugins().cloned());
+    check_route(routes, &target, manifest.as_deref(), then.is_some(), &inbound.path)?;
+    let Some(manifest) = manifest else {
+        let request = Request::from_json(chain, &[], &inbound.body).map_err(|error| ErrorReply::from(&error))?;
+        return pipeline.open(request, None).await.map_err(|error| ErrorReply::from(&error));
+    };
+    let (body, chain_name) = match &manifest.inbound {
+        Some(filter) => filtered(pipeline, &manifest, filter, inbound).await?,
+        None => (inbound.body, None),
+    };
+    let transforms = manifest.chain(chain_name.as_deref()).ok_or_else(|| {
+        let name = chain_name.clone().unwrap_or_default();
+        ErrorReply::new(400, "unknown_chain", format!("this pipeline has no chain named `{name}`"))
+    })?;
+    chain.splice(0..1, transforms.iter().cloned());
+    let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
+    let request = Request::from_json(chain, &others, &body).map_err(|error| ErrorReply::from(&error))?;
+    manifest.callers.check(&request).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
+    let request = request.with_defaults(&manifest);
+    pipeline.open(request, Some(manifest)).await.map_err(|error| ErrorReply::from(&error))
+}
+
+/// Refuses what this host's routes do not serve: ad-hoc plugins and chains
+/// where only named pipelines are, and paths below a pipeline without an
+/// inbound plugin to read them.
+fn check_route(routes: &RouteSettings, target: &str, manifest: Option<&Manifest>, then: bool, path: &str) -> Result<(), ErrorReply> {
+    if routes.named_only() && (manifest.is_none() || then) {
+        let message = format!("no pipeline is named `{target}`; this host serves only named pipelines, as their manifests compose them");
+        return Err(ErrorReply::new(404, "unknown_pipeline", message));
     }
-    let mut request = Request::from_json(chain, &others, body).map_err(|error| ErrorReply::from(&error))?;
-    if let Some(manifest) = &manifest {
-        request = request.with_defaults(manifest);
+    if path != "/" && manifest.is_none_or(|manifest| manifest.inbound.is_none()) {
+        return Err(ErrorReply::new(404, "not_found", format!("`{target}` answers only at /{target}: it has no inbound plugin to read `{path}`")));
     }
-    pipeline.open(request, manifest).await.map_err(|error| ErrorReply::from(&error))
+    Ok(())
+}
+
+/// Runs the pipeline's inbound plugin: the host's request as a JSON body,
+/// and the chain it picked; or the plugin's refusal.
+async fn filtered(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName, inbound: Inbound) -> Result<(Bytes, Option<String>), ErrorReply> {
+    let settings = manifest.config.get(filter.as_str()).map_or_else(|| "{}".to_string(), Value::to_string);
+    let incoming = IncomingRequest {
+        method: inbound.method,
+        path: inbound.path,
+        query: inbound.query,
+        headers: inbound.headers,
+        body: inbound.body.to_vec(),
+        request_context: inbound.request_context,
+    };
+    let outcome = pipeline.registry().filter(filter, settings, &incoming).await.map_err(|error| ErrorReply::from(&PipelineError::from(error)))?;
+    match outcome {
+        Ok(request) => {
+            let chain = request.chain.clone();
+            Ok((Bytes::from(request_body(filter, request)?), chain))
+        }
+        Err(refusal) => Err(refused(filter, refusal)),
+    }
+}
+
+/// A filter's request as the host's JSON body, so that it is read and
+/// checked exactly as a caller's JSON body is.
+fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>, ErrorReply> {
+    let json_field = |field: &str, text: Option<String>| -> Result<Option<Value>, ErrorReply> {
+        text.map(|text| serde_json::from_str(&text)).transpose().map_err(|error| {
+            ErrorReply::new(500, "invalid_filter_result", format!("plugin `{filter}` returned a `{field}` that is not JSON: {error}"))
+        })
+    };
+    let messages: Vec<Message> = request.messages.into_iter().map(Message::from).collect();
+    let mut body = json!({ "messages": messages });
+    let fields = [
+        ("system", request.system.map(Value::String)),
+        ("userId", request.user_id.map(Value::String)),
+        ("sessionId", request.session_id.map(Value::String)),
+        ("model", json_field("model", request.model)?),
+        ("config", json_field("config", request.config)?),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            body[key] = value;
+        }
+    }
+    Ok(body.to_string().into_bytes())
+}
+
+/// A filter's refusal as the caller's answer. A refusal must be a client
+/// error; anything else is the plugin's mistake.
+fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
+    if !(400..500).contains(&refusal.status) {
+        let message = format!("plugin `{filter}` refused the request with status {}, which is not a client error (400-499)", refusal.status);
+        return ErrorReply::new(500, "invalid_refusal", message);
+    }
+    let mut reply = ErrorReply::new(refusal.status, &refusal.error.code, refusal.error.message);
+    reply.headers = refusal.headers;
+    reply
 }
 
 /// An error answered before the response starts:
-/// `{"error":{"code":…,"message":…}}` with an HTTP status.
+/// `{"error":{"code":…,"message":…}}` with an HTTP status and, for a
+/// refusal, its headers (`www-authenticate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReply {
     pub status: u16,
     pub code: String,
     pub message: String,
+    pub headers: Vec<(String, String)>,
 }
 
 impl ErrorReply {
     pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_string(), message: message.into() }
+        Self { status, code: code.to_string(), message: message.into(), headers: Vec::new() }
     }
 
     pub fn body_too_large(limit: usize) -> Self {

@@ -92,6 +92,7 @@ impl Pipeline {
         // Plugins first: a plugin that cannot run must not cost a model call.
         let stages = self.open_stages(&request).await?;
         let content_type = stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
+        let idle = manifest.as_ref().and_then(|manifest| manifest.idle_ms).map(std::time::Duration::from_millis);
         let source = match manifest {
             Some(manifest) if !manifest.agents.is_empty() => self.host.start(request, manifest),
             manifest => {
@@ -106,6 +107,7 @@ impl Pipeline {
             source: source.ready_chunks(MAX_BATCH),
             stages,
             encoding: Encoding::for_content_type(&content_type),
+            idle,
             done: false,
             _active: ActiveStream::new(&self.active_streams),
         };

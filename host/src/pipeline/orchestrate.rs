@@ -140,7 +140,10 @@ impl TurnJob {
         };
         let routed = self.route(&earlier).await?;
         info!(agent = %routed.agent.name, confidence = routed.confidence, "routed");
-        let metadata = json!({ "agent": routed.agent.name, "confidence": routed.confidence, "reason": routed.reason });
+        // The user's message too, as orchestrators' metadata carries it
+        // (Agent Squad's `userInput`), for formatters that write their shape.
+        let user_input = self.request.messages.last().map(|message| message.content.as_str()).unwrap_or_default();
+        let metadata = json!({ "agent": routed.agent.name, "confidence": routed.confidence, "reason": routed.reason, "userInput": user_input });
         if sender.send(Event::Metadata(metadata.to_string())).await.is_err() {
             return Ok(());
         }

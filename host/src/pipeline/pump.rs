@@ -22,6 +22,10 @@ pub(super) struct Pump {
     pub(super) source: ReadyChunks<EventStream>,
     pub(super) stages: Vec<TransformInstance>,
     pub(super) encoding: Encoding,
+    /// After this long without a source event, every stage is pushed an
+    /// empty batch: a tick, for keep-alives and heartbeats (the manifest's
+    /// `idleMs`).
+    pub(super) idle: Option<std::time::Duration>,
     pub(super) done: bool,
     pub(super) _active: ActiveStream,
 }
@@ -49,12 +53,18 @@ impl Pump {
     /// Runs batches until one produces bytes or the stream ends.
     async fn step(&mut self) -> Result<Option<Bytes>, StageFailure> {
         while !self.done {
-            let (events, last) = match self.source.next().await {
-                Some(batch) => (batch, false),
-                None => (Vec::new(), true),
+            // `next` on a stream is cancel-safe: a tick loses no event.
+            let next = match self.idle {
+                Some(idle) => tokio::time::timeout(idle, self.source.next()).await.ok(),
+                None => Some(self.source.next().await),
+            };
+            let (events, last, tick) = match next {
+                Some(Some(batch)) => (batch, false, false),
+                Some(None) => (Vec::new(), true, false),
+                None => (Vec::new(), false, true),
             };
             self.done = last;
-            let events = self.run_stages(0, events, last).await?;
+            let events = self.run_stages(0, events, last, tick).await?;
             if !events.is_empty() {
                 let bytes = self.encode(&events);
                 if !bytes.is_empty() {
@@ -67,10 +77,11 @@ impl Pump {
 
     /// Passes `events` through the stages from `first` on; at the end of the
     /// stream (`last`) each stage is also finished, its flush going on down.
-    async fn run_stages(&mut self, first: usize, mut events: Vec<Event>, last: bool) -> Result<Vec<Event>, StageFailure> {
+    /// On a `tick` every stage is pushed, an empty batch if nothing came.
+    async fn run_stages(&mut self, first: usize, mut events: Vec<Event>, last: bool, tick: bool) -> Result<Vec<Event>, StageFailure> {
         for (index, stage) in self.stages.iter_mut().enumerate().skip(first) {
             let failed = |error| StageFailure { stage: index, error };
-            if !events.is_empty() {
+            if !events.is_empty() || tick {
                 events = stage.push(&events).await.map_err(failed)?;
             }
             if last {
@@ -88,7 +99,7 @@ impl Pump {
         let StageFailure { stage, error } = failure;
         warn!(plugin = %self.stages[stage].name(), %error, "stream ended by a plugin failure");
         let event = error_event(error.code(), error.to_string());
-        match self.run_stages(stage + 1, vec![event.clone()], true).await {
+        match self.run_stages(stage + 1, vec![event.clone()], true, false).await {
             Ok(events) => self.encode(&events),
             Err(StageFailure { error: second, .. }) => {
                 warn!(error = %second, "a later plugin failed on the error event too");

@@ -13,6 +13,12 @@
 //!   { "afterTool": true, "reply": "Done: {{toolResult}}" }
 //! ]
 //! ```
+//!
+//! With `model.frames` set to `agentcore-sse` it also plays an agent
+//! runtime offline: before each event, the SSE event a Bedrock AgentCore
+//! runtime streams for it (`data: {"event": {"contentBlockDelta": …}}`, in
+//! the spacing of Python's `json.dumps`), as a `frame`, so that
+//! `sse-passthrough` and the upstream's other plugins work with no upstream.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -106,14 +112,27 @@ impl EchoProvider {
         let usage = self.usage(call, tokens.len() as u32);
         let delay = self.delay;
         let body = stream::iter(tokens).then(move |token| async move {
-            if !delay.is_zero() {
+            if delay.is_zero() {
+                // Like a model, one token at a time: at no pace at all, each
+                // token still waits its turn on the executor instead of the
+                // whole answer arriving as one burst, which no real source
+                // sends (and which outruns readers that parse each network
+                // read as whole lines, as seed 000's does).
+                tokio::task::yield_now().await;
+            } else {
                 tokio::time::sleep(delay).await;
             }
             Event::Text(token)
         });
         let stop_reason = if tool_use.is_some() { "tool_use" } else { "end_turn" };
-        let tail = tool_use.iter().map(tool_use_event).chain([Event::Usage(usage), Event::End(stop_reason.into())]).collect::<Vec<_>>();
-        Ok(body.chain(stream::iter(tail)).boxed())
+        // The stop, then the usage: the order Bedrock and OpenAI-compatible
+        // servers send them in.
+        let tail = tool_use.iter().map(tool_use_event).chain([Event::End(stop_reason.into()), Event::Usage(usage)]).collect::<Vec<_>>();
+        let events = body.chain(stream::iter(tail)).boxed();
+        Ok(match call.options.frames {
+            Some(EchoFrames::AgentcoreSse) => with_agentcore_frames(events),
+            None => events,
+        })
     }
 
     fn usage(&self, call: &ModelCall, output_tokens: u32) -> Usage {
@@ -129,6 +148,34 @@ impl EchoProvider {
             cache_write_input_tokens: 0,
         }
     }
+}
+
+/// Wire formats the echo model can also speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EchoFrames {
+    /// A Bedrock AgentCore runtime's SSE (what `--upstream-url` reads).
+    AgentcoreSse,
+}
+
+/// Each event preceded by the AgentCore SSE event that carries it.
+fn with_agentcore_frames(events: EventStream) -> EventStream {
+    let frame = |json: String| Event::Frame(format!("data: {{\"event\": {json}}}\n\n").into_bytes());
+    let start = frame(r#"{"messageStart": {"role": "assistant"}}"#.to_string());
+    let framed = events.flat_map(move |event| {
+        let quoted = |text: &str| serde_json::to_string(text).expect("a string serialises");
+        let carrier = match &event {
+            Event::Text(text) => Some(format!(r#"{{"contentBlockDelta": {{"delta": {{"text": {}}}, "contentBlockIndex": 0}}}}"#, quoted(text))),
+            Event::End(reason) => Some(format!(r#"{{"messageStop": {{"stopReason": {}}}}}"#, quoted(reason))),
+            Event::Usage(usage) => Some(format!(
+                r#"{{"metadata": {{"usage": {{"inputTokens": {}, "outputTokens": {}, "totalTokens": {}}}, "metrics": {{"latencyMs": {}}}}}}}"#,
+                usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.latency_ms
+            )),
+            _ => None,
+        };
+        stream::iter(carrier.map(frame).into_iter().chain([event]))
+    });
+    stream::iter([start]).chain(framed).boxed()
 }
 
 impl EchoRule {
@@ -211,6 +258,15 @@ pub fn tokenize(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn at_no_pace_it_still_streams_one_token_at_a_time() {
+        let echo = EchoProvider::new(&EchoSettings { delay_ms: 0, text: Some("one two three".into()), script: None }).unwrap();
+        let mut events = echo.start(&call(None, vec![Turn { role: Role::User, content: vec![Block::Text("x".into())] }])).unwrap();
+        assert_eq!(events.next().await, Some(Event::Text("one".into())));
+        assert!(futures::poll!(events.next()).is_pending(), "the next token waits its turn: no burst");
+        assert_eq!(events.next().await, Some(Event::Text(" two".into())));
+    }
     use crate::providers::{ModelOptions, Turn};
 
     #[test]

@@ -30,7 +30,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 pub use call::{Block, ModelCall, ReasoningBlocks, ToolCall, ToolSpec, Turn};
-pub use echo::{EchoProvider, EchoRule, EchoSettings, tokenize};
+pub use echo::{EchoFrames, EchoProvider, EchoRule, EchoSettings, tokenize};
 pub use error::{ProviderError, UpstreamFailure};
 pub use settings::{ProviderKind, ProviderSettings};
 
@@ -59,6 +59,9 @@ pub struct ModelOptions {
     pub body: Option<Map<String, Value>>,
     /// `echo` only: scripted answers (see `echo`), instead of `--echo-script`.
     pub script: Option<Vec<EchoRule>>,
+    /// `echo` only: also send the frames of another source's wire format
+    /// (`agentcore-sse`), to play that source offline.
+    pub frames: Option<EchoFrames>,
     /// `bedrock` only: the guardrail ConverseStream applies
     /// (`guardrailConfig`).
     pub guardrail: Option<GuardrailOptions>,
@@ -104,6 +107,7 @@ impl ModelOptions {
             stop_sequences: self.stop_sequences.or_else(|| defaults.stop_sequences.clone()),
             body: self.body.or_else(|| defaults.body.clone()),
             script: self.script.or_else(|| defaults.script.clone()),
+            frames: self.frames.or(defaults.frames),
             guardrail: self.guardrail.or_else(|| defaults.guardrail.clone()),
             cache_points: self.cache_points.or_else(|| defaults.cache_points.clone()),
         }

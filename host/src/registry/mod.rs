@@ -30,7 +30,10 @@ use sandbox::{PluginState, Sandbox};
 use crate::engine::{CompileCache, Limits, Origin};
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 use crate::wit::router::RouterPre;
-use crate::wit::{self, AgentPre, AgentRequest, Choice, HANDLER_INTERFACE, RouteRequest, SELECTOR_INTERFACE, StreamContext, TRANSFORMER_INTERFACE, TransformPre};
+use crate::wit::{
+    self, AgentPre, AgentRequest, Choice, FILTER_INTERFACE, HANDLER_INTERFACE, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest,
+    SELECTOR_INTERFACE, StreamContext, TRANSFORMER_INTERFACE, TransformPre,
+};
 
 /// Why a plugin could not serve in a role: it did not load, or it failed.
 #[derive(Debug, Error)]
@@ -55,12 +58,12 @@ pub enum LoadError {
     #[error("plugin `{name}` does not compile: {message}")]
     Compile { name: PluginName, message: String },
     #[error(
-        "plugin `{name}` is not a streamhost plugin: it must export `{TRANSFORMER_INTERFACE}`, `{SELECTOR_INTERFACE}` or \
-         `{HANDLER_INTERFACE}`, and it exports {exports}"
+        "plugin `{name}` is not a streamhost plugin: it must export `{TRANSFORMER_INTERFACE}`, `{SELECTOR_INTERFACE}`, \
+         `{HANDLER_INTERFACE}` or `{FILTER_INTERFACE}`, and it exports {exports}"
     )]
     WrongWorld { name: PluginName, exports: String },
-    #[error("plugin `{name}` is a transform plugin and imports `{import}`, which only routers and agents may")]
-    TurnImport { name: PluginName, import: String },
+    #[error("plugin `{name}` is a {role} plugin and imports `{import}`, which only routers and agents may")]
+    TurnImport { name: PluginName, role: Role, import: String },
     #[error("plugin `{name}` is a {actual} plugin, used here as a {expected}")]
     WrongRole { name: PluginName, expected: Role, actual: Role },
     #[error(
@@ -88,6 +91,7 @@ pub enum Role {
     Transform,
     Router,
     Agent,
+    RequestFilter,
 }
 
 impl std::fmt::Display for Role {
@@ -96,6 +100,7 @@ impl std::fmt::Display for Role {
             Role::Transform => "transform",
             Role::Router => "router",
             Role::Agent => "agent",
+            Role::RequestFilter => "request-filter",
         })
     }
 }
@@ -106,6 +111,7 @@ enum Linked {
     Transform(TransformPre<PluginState>),
     Router(RouterPre<PluginState>),
     Agent(AgentPre<PluginState>),
+    RequestFilter(RequestFilterPre<PluginState>),
 }
 
 /// A loaded plugin, ready to instantiate. Cheap to clone.
@@ -123,6 +129,7 @@ impl Plugin {
             Linked::Transform(_) => Role::Transform,
             Linked::Router(_) => Role::Router,
             Linked::Agent(_) => Role::Agent,
+            Linked::RequestFilter(_) => Role::RequestFilter,
         }
     }
 
@@ -240,6 +247,15 @@ impl Registry {
         let Linked::Agent(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Agent).into()) };
         let sandbox = self.sandbox(&plugin, settings, Some(turn))?;
         Ok(roles::handle(sandbox, pre, request).await?)
+    }
+
+    /// Asks the request-filter plugin `name` to map the caller's request.
+    /// `Ok(Err(refusal))` is the plugin's own answer to the caller.
+    pub async fn filter(&self, name: &PluginName, settings: String, request: &IncomingRequest) -> Result<Result<PipelineRequest, Refusal>, RoleError> {
+        let plugin = self.get(name).await?;
+        let Linked::RequestFilter(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::RequestFilter).into()) };
+        let sandbox = self.sandbox(&plugin, settings, None)?;
+        Ok(roles::filter(sandbox, pre, request).await?)
     }
 
     /// A store for one instance of `plugin`, if an instance slot is free.
@@ -373,21 +389,25 @@ fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, compon
     })?;
     Ok(match role {
         Role::Transform => {
-            refuse_turn_imports(engine, name, component)?;
+            refuse_turn_imports(engine, name, role, component)?;
             Linked::Transform(TransformPre::new(pre).map_err(mismatched)?)
         }
         Role::Router => Linked::Router(RouterPre::new(pre).map_err(mismatched)?),
         Role::Agent => Linked::Agent(AgentPre::new(pre).map_err(mismatched)?),
+        Role::RequestFilter => {
+            refuse_turn_imports(engine, name, role, component)?;
+            Linked::RequestFilter(RequestFilterPre::new(pre).map_err(mismatched)?)
+        }
     })
 }
 
-/// A transform runs with no turn: `history`, `model` and `emit` are for
-/// routers and agents.
-fn refuse_turn_imports(engine: &Engine, name: &PluginName, component: &Component) -> Result<(), LoadError> {
+/// Transforms and request filters run with no turn: `history`, `model` and
+/// `emit` are for routers and agents.
+fn refuse_turn_imports(engine: &Engine, name: &PluginName, role: Role, component: &Component) -> Result<(), LoadError> {
     const TURN_IMPORTS: [&str; 3] = ["streamhost:plugin/history@0.1.0", "streamhost:plugin/model@0.1.0", "streamhost:plugin/emit@0.1.0"];
     let ty = component.component_type();
     match ty.imports(engine).map(|(import, _)| import).find(|import| TURN_IMPORTS.contains(import)) {
-        Some(import) => Err(LoadError::TurnImport { name: name.clone(), import: import.to_string() }),
+        Some(import) => Err(LoadError::TurnImport { name: name.clone(), role, import: import.to_string() }),
         None => Ok(()),
     }
 }
@@ -403,7 +423,12 @@ fn missing_import(message: &str) -> Option<&str> {
 fn role_of(engine: &Engine, name: &PluginName, component: &Component) -> Result<Role, LoadError> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(export, _)| export).collect();
-    let roles = [(TRANSFORMER_INTERFACE, Role::Transform), (SELECTOR_INTERFACE, Role::Router), (HANDLER_INTERFACE, Role::Agent)];
+    let roles = [
+        (TRANSFORMER_INTERFACE, Role::Transform),
+        (SELECTOR_INTERFACE, Role::Router),
+        (HANDLER_INTERFACE, Role::Agent),
+        (FILTER_INTERFACE, Role::RequestFilter),
+    ];
     if let Some((_, role)) = roles.iter().find(|(interface, _)| exports.contains(interface)) {
         return Ok(*role);
     }

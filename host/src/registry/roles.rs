@@ -1,10 +1,11 @@
-//! Router and agent instances: one call each per request, with the turn's
-//! services (history, model calls, the downstream) behind their imports.
+//! Router, agent and request-filter instances: one call each per request;
+//! routers and agents with the turn's services (history, model calls, the
+//! downstream) behind their imports.
 
 use super::imports::TurnServices;
 use super::sandbox::{PluginError, Sandbox};
 use crate::wit::router::RouterPre;
-use crate::wit::{AgentPre, AgentRequest, Choice, RouteRequest};
+use crate::wit::{AgentPre, AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest};
 
 /// Asks a router plugin for its choice.
 pub(super) async fn select(mut sandbox: Sandbox, pre: &RouterPre<super::PluginState>, request: &RouteRequest) -> Result<(Choice, TurnServices), PluginError> {
@@ -31,6 +32,22 @@ pub(super) async fn handle(mut sandbox: Sandbox, pre: &AgentPre<super::PluginSta
     let result = bindings.streamhost_plugin_handler().call_handle(&mut sandbox.store, request).await;
     let stop_reason = sandbox.outcome(result)?;
     Ok((stop_reason, take_turn(&mut sandbox)))
+}
+
+/// Asks a request filter to map the caller's request, or refuse it.
+pub(super) async fn filter(
+    mut sandbox: Sandbox,
+    pre: &RequestFilterPre<super::PluginState>,
+    request: &IncomingRequest,
+) -> Result<Result<PipelineRequest, Refusal>, PluginError> {
+    sandbox.arm();
+    let bindings = match pre.instantiate_async(&mut sandbox.store).await {
+        Ok(bindings) => bindings,
+        Err(error) => return Err(sandbox.failure(error)),
+    };
+    sandbox.arm();
+    let result = bindings.streamhost_plugin_filter().call_filter(&mut sandbox.store, request).await;
+    sandbox.outcome(result.map(Ok))
 }
 
 /// The turn's services back from the store: what the plugin appended to the

@@ -11,29 +11,109 @@
 //! JSON object, or `{"text": …}` when it is not one. Metadata becomes
 //! `metadata` lines; a failure an `error` line (and no result). Timestamps
 //! are when the line was formatted, in UTC.
+//!
+//! With the setting `{"layout":"tool-executor"}` the lines are those a SAM
+//! agent's tool executor reads (`sam-lambda-tools`): numeric timestamps
+//! (seconds since the epoch), no metadata lines, and the result as a
+//! `ToolResult`:
+//!
+//! ```text
+//! {"type":"status","payload":{"message":"Step 1/2"},"timestamp":1704067200.1}
+//! {"type":"heartbeat","payload":{},"timestamp":1704067205.1}
+//! {"type":"result","payload":{"tool_result":{"_schema":"ToolResult","_schema_version":"1.0","status":"success","message":"Done","data":null,"data_objects":[]}},"timestamp":1704067206.2}
+//! ```
+//!
+//! A failure is `{"type":"error","payload":{"error":…,"error_code":…},…}`.
+//! With `"heartbeatMs": M` an empty push (the host's tick when the source has
+//! been silent for the pipeline's `idleMs`) is answered with a `heartbeat`
+//! line once M ms have passed since the last line.
 
-use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use streamhost_guest::json::ErrorJson;
-use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform};
+use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, error};
 
 #[derive(Serialize)]
 struct Line<T: Serialize> {
     #[serde(rename = "type")]
     kind: &'static str,
     payload: T,
-    timestamp: String,
+    /// ISO 8601 text, or seconds since the epoch in the tool-executor layout.
+    timestamp: Value,
 }
 
-#[derive(Default)]
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+struct Settings {
+    layout: Layout,
+    heartbeat_ms: u64,
+}
+
+/// The shape of the lines: the `layout` setting.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum Layout {
+    /// ISO 8601 timestamps, metadata lines, the text's object as the result
+    /// (the default).
+    #[default]
+    Lines,
+    /// What a SAM tool executor reads: epoch-second timestamps, a
+    /// `ToolResult`, heartbeats.
+    ToolExecutor,
+}
+
+/// The `tool_result` of a tool-executor `result` line: SAM's `ToolResult`.
+#[derive(Serialize)]
+struct ToolResult {
+    #[serde(rename = "_schema")]
+    schema: &'static str,
+    #[serde(rename = "_schema_version")]
+    schema_version: &'static str,
+    status: &'static str,
+    message: String,
+    data: Value,
+    data_objects: [Value; 0],
+}
+
+#[derive(Serialize)]
+struct ToolResultPayload {
+    tool_result: ToolResult,
+}
+
+#[derive(Serialize)]
+struct ToolError<'a> {
+    error: &'a str,
+    error_code: &'a str,
+}
+
+/// Where the time comes from: the wall clock, or a test's.
+type Clock = Box<dyn Fn() -> SystemTime>;
+
 pub struct NdjsonStatus {
+    layout: Layout,
+    /// How long a silence a tick must follow to earn a heartbeat; `None`
+    /// for none.
+    heartbeat: Option<Duration>,
+    clock: Clock,
+    /// When the last line was written (or the stream opened).
+    last_line: SystemTime,
     text: String,
     failed: bool,
 }
 
+impl Default for NdjsonStatus {
+    fn default() -> Self {
+        Self::with_clock(Settings::default(), Box::new(SystemTime::now))
+    }
+}
+
 impl Transform for NdjsonStatus {
-    fn open(_context: StreamContext, _settings: &str) -> Result<Self, ErrorInfo> {
-        Ok(Self::default())
+    fn open(_context: StreamContext, settings: &str) -> Result<Self, ErrorInfo> {
+        let settings: Settings =
+            serde_json::from_str(settings).map_err(|problem| error("invalid_config", format!("ndjson-status settings: {problem}")))?;
+        Ok(Self::with_clock(settings, Box::new(SystemTime::now)))
     }
 
     fn content_type(&self) -> Option<String> {
@@ -41,6 +121,9 @@ impl Transform for NdjsonStatus {
     }
 
     fn push(&mut self, events: Vec<Event>) -> Result<Vec<Event>, ErrorInfo> {
+        if events.is_empty() {
+            return Ok(self.heartbeat().into_iter().collect());
+        }
         Ok(events.into_iter().filter_map(|event| self.format(event)).collect())
     }
 
@@ -49,46 +132,88 @@ impl Transform for NdjsonStatus {
             return Ok(Vec::new());
         }
         let text = std::mem::take(&mut self.text);
-        let payload = match serde_json::from_str::<Value>(&text) {
-            Ok(object @ Value::Object(_)) => object,
-            _ => json!({ "text": text }),
+        let object = match serde_json::from_str::<Value>(&text) {
+            Ok(object @ Value::Object(_)) => Some(object),
+            _ => None,
         };
-        Ok(vec![line("result", payload)])
+        Ok(vec![match self.layout {
+            Layout::Lines => self.line("result", object.unwrap_or_else(|| json!({ "text": text }))),
+            Layout::ToolExecutor => {
+                let tool_result = ToolResult {
+                    schema: "ToolResult",
+                    schema_version: "1.0",
+                    status: "success",
+                    message: text,
+                    data: object.unwrap_or(Value::Null),
+                    data_objects: [],
+                };
+                self.line("result", ToolResultPayload { tool_result })
+            }
+        }])
     }
 }
 
 impl NdjsonStatus {
+    fn with_clock(settings: Settings, clock: Clock) -> Self {
+        let heartbeat = match (settings.layout, settings.heartbeat_ms) {
+            (Layout::ToolExecutor, ms) if ms > 0 => Some(Duration::from_millis(ms)),
+            // Only the tool executor knows heartbeat lines.
+            _ => None,
+        };
+        Self { layout: settings.layout, heartbeat, last_line: clock(), clock, text: String::new(), failed: false }
+    }
+
     fn format(&mut self, event: Event) -> Option<Event> {
-        match event {
-            Event::Status(message) => Some(line("status", json!({ "message": message }))),
-            Event::Text(text) => {
+        match (self.layout, event) {
+            (_, Event::Status(message)) => Some(self.line("status", json!({ "message": message }))),
+            (_, Event::Text(text)) => {
                 self.text.push_str(&text);
                 None
             }
-            Event::Metadata(metadata) => {
+            (Layout::Lines, Event::Metadata(metadata)) => {
                 let payload = serde_json::from_str::<Value>(&metadata).unwrap_or(Value::String(metadata));
-                Some(line("metadata", payload))
+                Some(self.line("metadata", payload))
             }
-            Event::Error(error) => {
+            // The executor reads no metadata lines.
+            (Layout::ToolExecutor, Event::Metadata(_)) => None,
+            (layout, Event::Error(error)) => {
                 self.failed = true;
-                Some(line("error", ErrorJson::from(&error)))
+                Some(match layout {
+                    Layout::Lines => self.line("error", ErrorJson::from(&error)),
+                    Layout::ToolExecutor => self.line("error", ToolError { error: &error.message, error_code: &error.code }),
+                })
             }
-            raw @ Event::Raw(_) => Some(raw),
-            Event::Usage(_) | Event::End(_) | Event::Frame(_) => None,
+            (_, raw @ Event::Raw(_)) => Some(raw),
+            (_, Event::Usage(_) | Event::End(_) | Event::Frame(_)) => None,
         }
+    }
+
+    /// A tick's answer: a heartbeat line when they are on and the stream has
+    /// been quiet for long enough.
+    fn heartbeat(&mut self) -> Option<Event> {
+        let interval = self.heartbeat.filter(|_| !self.failed)?;
+        let quiet = (self.clock)().duration_since(self.last_line).unwrap_or_default();
+        (quiet >= interval).then(|| self.line("heartbeat", json!({})))
+    }
+
+    fn line(&mut self, kind: &'static str, payload: impl Serialize) -> Event {
+        let now = (self.clock)();
+        self.last_line = now;
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let timestamp = match self.layout {
+            Layout::Lines => Value::String(iso8601(since_epoch.as_millis() as i64)),
+            // Python's `time.time()`, as the executor's tools write it.
+            Layout::ToolExecutor => json!(epoch_seconds(since_epoch)),
+        };
+        let mut bytes = serde_json::to_vec(&Line { kind, payload, timestamp }).expect("plain data serialises");
+        bytes.push(b'\n');
+        Event::Raw(bytes)
     }
 }
 
-fn line(kind: &'static str, payload: impl Serialize) -> Event {
-    let mut bytes = serde_json::to_vec(&Line { kind, payload, timestamp: now() }).expect("plain data serialises");
-    bytes.push(b'\n');
-    Event::Raw(bytes)
-}
-
-/// The time now as ISO 8601 in UTC, to the millisecond.
-fn now() -> String {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    iso8601(since_epoch.as_millis() as i64)
+/// Seconds since the epoch to the millisecond, as a float: `1704067200.1`.
+fn epoch_seconds(since_epoch: Duration) -> f64 {
+    since_epoch.as_millis() as f64 / 1000.0
 }
 
 fn iso8601(millis: i64) -> String {
@@ -150,4 +275,100 @@ mod tests {
         assert_eq!(iso8601(1795333200_123), "2026-11-22T07:40:00.123Z");
         assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
+
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    /// A tool-executor formatter on a clock the test moves by hand, from
+    /// 2024-01-01T00:00:00.100Z.
+    fn executor(settings: &str) -> (NdjsonStatus, Rc<Cell<Duration>>) {
+        let now = Rc::new(Cell::new(Duration::from_millis(1_704_067_200_100)));
+        let clock = now.clone();
+        let settings: Settings = serde_json::from_str(settings).unwrap();
+        (NdjsonStatus::with_clock(settings, Box::new(move || UNIX_EPOCH + clock.get())), now)
+    }
+
+    fn text_of(events: Vec<Event>) -> String {
+        events
+            .into_iter()
+            .map(|event| match event {
+                Event::Raw(bytes) => String::from_utf8(bytes).unwrap(),
+                other => panic!("a formatter returns raw bytes, not {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tool_executor_layout_writes_a_tool_result() {
+        let (mut format, now) = executor(r#"{"layout":"tool-executor"}"#);
+        let mut out = format
+            .push(vec![Event::Metadata(r#"{"agent":"report"}"#.into()), Event::Status("Step 1/2".into()), Event::Text("Done".into())])
+            .unwrap();
+        now.set(now.get() + Duration::from_millis(1100));
+        out.extend(format.finish().unwrap());
+        assert_eq!(
+            text_of(out),
+            concat!(
+                r#"{"type":"status","payload":{"message":"Step 1/2"},"timestamp":1704067200.1}"#,
+                "\n",
+                r#"{"type":"result","payload":{"tool_result":{"_schema":"ToolResult","_schema_version":"1.0","status":"success","#,
+                r#""message":"Done","data":null,"data_objects":[]}},"timestamp":1704067201.2}"#,
+                "\n",
+            )
+        );
+    }
+
+    #[test]
+    fn tool_executor_result_data_is_the_texts_object() {
+        let (mut format, _) = executor(r#"{"layout":"tool-executor"}"#);
+        format.push(vec![Event::Text(r#"{"rows":12}"#.into())]).unwrap();
+        let result = lines(format.finish().unwrap());
+        assert_eq!(result[0]["payload"]["tool_result"]["data"], json!({ "rows": 12 }));
+        assert_eq!(result[0]["payload"]["tool_result"]["message"], json!(r#"{"rows":12}"#));
+    }
+
+    #[test]
+    fn tool_executor_errors_end_the_stream() {
+        let (mut format, _) = executor(r#"{"layout":"tool-executor","heartbeatMs":1}"#);
+        let out = format.push(vec![Event::Error(ErrorInfo { code: "timeout".into(), message: "too slow".into() })]).unwrap();
+        assert_eq!(text_of(out), "{\"type\":\"error\",\"payload\":{\"error\":\"too slow\",\"error_code\":\"timeout\"},\"timestamp\":1704067200.1}\n");
+        assert!(format.push(Vec::new()).unwrap().is_empty());
+        assert!(format.finish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn ticks_earn_a_heartbeat_after_a_quiet_interval() {
+        let (mut format, now) = executor(r#"{"layout":"tool-executor","heartbeatMs":5000}"#);
+        let advance = |ms| now.set(now.get() + Duration::from_millis(ms));
+        advance(4999);
+        assert!(format.push(Vec::new()).unwrap().is_empty(), "too soon after the start");
+        advance(1);
+        assert_eq!(text_of(format.push(Vec::new()).unwrap()), "{\"type\":\"heartbeat\",\"payload\":{},\"timestamp\":1704067205.1}\n");
+        advance(3000);
+        format.push(vec![Event::Status("busy".into())]).unwrap();
+        advance(4000);
+        assert!(format.push(Vec::new()).unwrap().is_empty(), "a status line is a sign of life too");
+        advance(1000);
+        assert_eq!(lines(format.push(Vec::new()).unwrap())[0]["type"], json!("heartbeat"));
+    }
+
+    #[test]
+    fn no_heartbeats_unless_asked_or_in_the_default_layout() {
+        for settings in [r#"{"layout":"tool-executor"}"#, r#"{"heartbeatMs":10}"#] {
+            let (mut format, now) = executor(settings);
+            now.set(now.get() + Duration::from_secs(60));
+            assert!(format.push(Vec::new()).unwrap().is_empty(), "{settings}");
+        }
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let context = || StreamContext { plugin: "ndjson-status".into(), user_id: None, session_id: None };
+        assert!(NdjsonStatus::open(context(), r#"{"layout":"lines","heartbeatMs":0}"#).is_ok());
+        for settings in [r#"{"layout":"sam"}"#, r#"{"heartbeatMs":-1}"#, r#"{"heartbeat":1}"#] {
+            let Err(error) = NdjsonStatus::open(context(), settings) else { panic!("{settings} was accepted") };
+            assert_eq!(error.code, "invalid_config");
+        }
+    }
 }
+

@@ -1,4 +1,4 @@
-//! `text-only`: only the text of a stream, as `text/plain`, then two trailing
+//! `text-only`: only the text of a stream, as `text/plain`, then trailing
 //! lines: the token usage and the session id.
 //!
 //! ```text
@@ -10,10 +10,54 @@
 //! The session id is the one an upstream reports in metadata (`sessionId`),
 //! else the caller's. Status and metadata events are dropped; a failure is
 //! written as an `error:` line.
+//!
+//! With the setting `{"layout":"agentcore"}` the trailer is the one of an
+//! AgentCore Runtime proxy's "transformed" response: a `----------` line,
+//! the usage as JSON, then the session id as JSON, with no final newline:
+//!
+//! With `{"layout":"plain"}` there is no trailer: the text alone, as a
+//! client that reads a model's answer as plain text expects (seed 002's).
+//!
+//! ```text
+//! Hello there
+//! ----------
+//! {"usage":{"inputTokens":2,"outputTokens":3,"totalTokens":5},"metrics":{"latencyMs":75}}
+//! {"runtimeSessionId":"s1"}
+//! ```
 
-use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage};
+use serde_json::Value;
+use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage, error};
+
+/// How the lines after the text are written: the `layout` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `usage: …` and `session: …` lines (the default).
+    Lines,
+    /// An AgentCore Runtime proxy's: `----------`, then JSON lines.
+    AgentCore,
+    /// None: the text alone.
+    Plain,
+}
+
+impl Layout {
+    /// Reads the `layout` setting from the plugin's settings object.
+    fn from_settings(settings: &str) -> Result<Self, ErrorInfo> {
+        let invalid = |problem: String| error("invalid_config", format!("text-only settings: {problem}"));
+        let settings: serde_json::Map<String, Value> = serde_json::from_str(settings).map_err(|problem| invalid(problem.to_string()))?;
+        if let Some(unknown) = settings.keys().find(|key| *key != "layout") {
+            return Err(invalid(format!("unknown setting `{unknown}`, expected `layout`")));
+        }
+        match settings.get("layout").map(|layout| layout.as_str()) {
+            None | Some(Some("lines")) => Ok(Self::Lines),
+            Some(Some("agentcore")) => Ok(Self::AgentCore),
+            Some(Some("plain")) => Ok(Self::Plain),
+            Some(_) => Err(invalid("`layout` is \"lines\", \"agentcore\" or \"plain\"".into())),
+        }
+    }
+}
 
 pub struct Text {
+    layout: Layout,
     session_id: Option<String>,
     usage: Option<Usage>,
     /// Whether the output so far ends inside a line, so a trailer needs a
@@ -22,8 +66,8 @@ pub struct Text {
 }
 
 impl Transform for Text {
-    fn open(context: StreamContext, _settings: &str) -> Result<Self, ErrorInfo> {
-        Ok(Self { session_id: context.session_id, usage: None, mid_line: false })
+    fn open(context: StreamContext, settings: &str) -> Result<Self, ErrorInfo> {
+        Ok(Self { layout: Layout::from_settings(settings)?, session_id: context.session_id, usage: None, mid_line: false })
     }
 
     fn content_type(&self) -> Option<String> {
@@ -35,16 +79,30 @@ impl Transform for Text {
     }
 
     fn finish(&mut self) -> Result<Vec<Event>, ErrorInfo> {
-        let mut trailer = String::new();
-        if let Some(usage) = self.usage.take() {
-            trailer.push_str(&format!(
-                "usage: input={} output={} total={} latency_ms={}\n",
-                usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.latency_ms
-            ));
-        }
-        if let Some(session_id) = self.session_id.take() {
-            trailer.push_str(&format!("session: {session_id}\n"));
-        }
+        let (usage, session_id) = (self.usage.take(), self.session_id.take());
+        let trailer = match self.layout {
+            Layout::Lines => {
+                let mut lines = String::new();
+                if let Some(usage) = usage {
+                    lines.push_str(&format!(
+                        "usage: input={} output={} total={} latency_ms={}\n",
+                        usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.latency_ms
+                    ));
+                }
+                if let Some(session_id) = session_id {
+                    lines.push_str(&format!("session: {session_id}\n"));
+                }
+                lines
+            }
+            Layout::AgentCore => {
+                let mut lines = vec!["----------".to_string()];
+                lines.extend(usage.as_ref().map(agentcore_usage));
+                lines.extend(session_id.map(|id| format!("{{\"runtimeSessionId\":{}}}", Value::String(id))));
+                // The original proxy ends its response without a newline.
+                lines.join("\n")
+            }
+            Layout::Plain => String::new(),
+        };
         Ok(self.trailer(trailer).into_iter().collect())
     }
 }
@@ -82,8 +140,25 @@ impl Text {
     }
 }
 
+/// The usage as an AgentCore Runtime reports it, `metrics` apart. Written by
+/// hand so the keys keep this order whatever serde_json's features.
+fn agentcore_usage(usage: &Usage) -> String {
+    let mut tokens = format!(
+        "\"inputTokens\":{},\"outputTokens\":{},\"totalTokens\":{}",
+        usage.input_tokens, usage.output_tokens, usage.total_tokens
+    );
+    // Bedrock adds the prompt-cache counts only when there are some.
+    if usage.cache_read_input_tokens != 0 {
+        tokens.push_str(&format!(",\"cacheReadInputTokens\":{}", usage.cache_read_input_tokens));
+    }
+    if usage.cache_write_input_tokens != 0 {
+        tokens.push_str(&format!(",\"cacheWriteInputTokens\":{}", usage.cache_write_input_tokens));
+    }
+    format!("{{\"usage\":{{{tokens}}},\"metrics\":{{\"latencyMs\":{}}}}}", usage.latency_ms)
+}
+
 fn upstream_session_id(metadata: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(metadata).ok()?;
+    let value: Value = serde_json::from_str(metadata).ok()?;
     value.get("sessionId")?.as_str().map(str::to_string)
 }
 
@@ -93,9 +168,20 @@ streamhost_guest::export_transform!(Text);
 mod tests {
     use super::*;
 
+    fn context(session_id: Option<&str>) -> StreamContext {
+        StreamContext { plugin: "text-only".into(), user_id: None, session_id: session_id.map(Into::into) }
+    }
+
+    fn usage(input: u32, output: u32, latency_ms: u32) -> Usage {
+        Usage { input_tokens: input, output_tokens: output, total_tokens: input + output, latency_ms, cache_read_input_tokens: 0, cache_write_input_tokens: 0 }
+    }
+
     fn run(session_id: Option<&str>, events: Vec<Event>) -> String {
-        let context = StreamContext { plugin: "text-only".into(), user_id: None, session_id: session_id.map(Into::into) };
-        let mut text = Text::open(context, "{}").unwrap();
+        run_with("{}", session_id, events)
+    }
+
+    fn run_with(settings: &str, session_id: Option<&str>, events: Vec<Event>) -> String {
+        let mut text = Text::open(context(session_id), settings).unwrap();
         let mut out = text.push(events).unwrap();
         out.extend(text.finish().unwrap());
         out.into_iter()
@@ -108,7 +194,7 @@ mod tests {
 
     #[test]
     fn writes_text_then_usage_and_session() {
-        let usage = Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 40, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
+        let usage = usage(1, 2, 40);
         let out = run(
             Some("caller"),
             vec![
@@ -133,5 +219,64 @@ mod tests {
     fn writes_an_error_on_its_own_line() {
         let out = run(None, vec![Event::Text("partial".into()), Event::Error(streamhost_guest::error("e", "m"))]);
         assert_eq!(out, "partial\nerror: e: m\n");
+    }
+
+    const AGENTCORE: &str = r#"{"layout":"agentcore"}"#;
+
+    #[test]
+    fn agentcore_layout_ends_like_the_transformed_proxy_response() {
+        let out = run_with(
+            AGENTCORE,
+            Some("caller"),
+            vec![
+                Event::Metadata(r#"{"provider":"upstream","sessionId":"afa31b91"}"#.into()),
+                Event::Text("Hello! How can".into()),
+                Event::Text(" I help?".into()),
+                Event::End("end_turn".into()),
+                Event::Usage(usage(8, 30, 909)),
+            ],
+        );
+        assert_eq!(
+            out,
+            concat!(
+                "Hello! How can I help?\n----------\n",
+                r#"{"usage":{"inputTokens":8,"outputTokens":30,"totalTokens":38},"metrics":{"latencyMs":909}}"#,
+                "\n",
+                r#"{"runtimeSessionId":"afa31b91"}"#,
+            )
+        );
+    }
+
+    #[test]
+    fn agentcore_layout_leaves_out_what_it_does_not_have() {
+        assert_eq!(run_with(AGENTCORE, None, vec![Event::Text("Hi".into())]), "Hi\n----------");
+        let cached = Usage { cache_read_input_tokens: 5, ..usage(1, 2, 3) };
+        assert_eq!(
+            run_with(AGENTCORE, Some("a\"b"), vec![Event::Text("Hi\n".into()), Event::Usage(cached)]),
+            concat!(
+                "Hi\n----------\n",
+                r#"{"usage":{"inputTokens":1,"outputTokens":2,"totalTokens":3,"cacheReadInputTokens":5},"metrics":{"latencyMs":3}}"#,
+                "\n",
+                r#"{"runtimeSessionId":"a\"b"}"#,
+            )
+        );
+    }
+
+    #[test]
+    fn agentcore_layout_writes_errors_as_the_default_does() {
+        let out = run_with(AGENTCORE, Some("s1"), vec![Event::Text("partial".into()), Event::Error(streamhost_guest::error("e", "m"))]);
+        assert_eq!(out, "partial\nerror: e: m\n----------\n{\"runtimeSessionId\":\"s1\"}");
+    }
+
+    #[test]
+    fn rejects_unknown_settings() {
+        for settings in [r#"{"layout":"fancy"}"#, r#"{"layout":1}"#, r#"{"style":"agentcore"}"#, "[]"] {
+            let Err(error) = Text::open(context(None), settings) else { panic!("{settings} was accepted") };
+            assert_eq!(error.code, "invalid_config");
+        }
+        assert!(Text::open(context(None), r#"{"layout":"lines"}"#).is_ok());
+        let mut plain = Text::open(context(Some("s")), r#"{"layout":"plain"}"#).unwrap();
+        plain.push(vec![Event::Text("just this".into())]).unwrap();
+        assert!(plain.finish().unwrap().is_empty(), "the plain layout has no trailer");
     }
 }

@@ -94,7 +94,9 @@ fn stream_error<E: Exception, R: std::fmt::Debug>(error: &SdkError<E, R>) -> Eve
 }
 
 /// A call that failed before its stream started, as a failure to retry or
-/// answer.
+/// answer. The caller gets the service's code and message (scrubbed of
+/// account ids), or one short sentence; the SDK's whole chain (credential
+/// providers, connectors, internal endpoints) goes to the log only.
 fn call_failure<E>(error: SdkError<E, HttpResponse>) -> UpstreamFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -107,10 +109,11 @@ where
             let message = format!("Bedrock: {code}: {}", scrub(exception.message().unwrap_or("")));
             UpstreamFailure::by_status(context.raw().status().as_u16(), message)
         }
-        SdkError::ConstructionFailure(_) => UpstreamFailure::Rejected(scrub(&DisplayErrorContext(&error).to_string())),
+        // Most often: no credentials or no region on this host.
+        SdkError::ConstructionFailure(_) => UpstreamFailure::Rejected("the host could not build its Bedrock request (see its log)".into()),
         // No answer: a model call does no work worth keeping, so it is
         // safe to repeat.
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => UpstreamFailure::Unavailable(scrub(&DisplayErrorContext(&error).to_string())),
-        _ => UpstreamFailure::Failed(scrub(&DisplayErrorContext(&error).to_string())),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => UpstreamFailure::Unavailable("Bedrock could not be reached (see the host's log)".into()),
+        _ => UpstreamFailure::Failed("Bedrock's answer could not be read (see the host's log)".into()),
     }
 }

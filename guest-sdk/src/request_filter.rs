@@ -1,0 +1,86 @@
+//! The request-filter role: the inbound side of a pipeline. It sees the
+//! caller's request as it came (method, the path below the pipeline's,
+//! query, headers, body) and maps it to the host's request, or refuses it
+//! with a status, a code and headers. It runs before any other plugin and
+//! any model call; it is the only role that sees credentials.
+//!
+//! ```no_run
+//! use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter};
+//! use streamhost_guest::Message;
+//!
+//! /// The body is the prompt, as plain text.
+//! struct PlainText;
+//!
+//! impl RequestFilter for PlainText {
+//!     fn filter(request: IncomingRequest) -> Result<PipelineRequest, Refusal> {
+//!         let prompt = String::from_utf8(request.body)
+//!             .map_err(|_| streamhost_guest::request_filter::refuse(400, "invalid_body", "the body is not UTF-8 text"))?;
+//!         Ok(PipelineRequest::prompt(prompt))
+//!     }
+//! }
+//!
+//! streamhost_guest::export_request_filter!(PlainText);
+//! ```
+
+pub use crate::bindings::request_filter::exports::streamhost::plugin::filter::{IncomingRequest, PipelineRequest, Refusal};
+use crate::{Message, error};
+
+/// A request filter. The host calls `filter` once per request.
+pub trait RequestFilter {
+    /// The host's request, or the refusal answered to the caller.
+    fn filter(request: IncomingRequest) -> Result<PipelineRequest, Refusal>;
+}
+
+/// A refusal with no extra headers.
+pub fn refuse(status: u16, code: &str, message: impl Into<String>) -> Refusal {
+    Refusal { status, error: error(code, message), headers: Vec::new() }
+}
+
+impl IncomingRequest {
+    /// The first value of the header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+
+    /// The media type of the body (`application/json`), without parameters,
+    /// in lower case; none without a `content-type` header.
+    pub fn media_type(&self) -> Option<String> {
+        self.header("content-type").map(|value| value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+    }
+}
+
+impl PipelineRequest {
+    /// A one-message request: `prompt` from the user, nothing else set.
+    pub fn prompt(prompt: impl Into<String>) -> Self {
+        Self {
+            messages: vec![Message::user(prompt)],
+            system: None,
+            user_id: None,
+            session_id: None,
+            model: None,
+            config: None,
+            chain: None,
+        }
+    }
+}
+
+/// Exports a [`RequestFilter`] as this component's `filter` interface.
+///
+/// Expands to nothing outside wasm32, so the crate still builds natively.
+#[macro_export]
+macro_rules! export_request_filter {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct Exports;
+            impl $crate::bindings::request_filter::exports::streamhost::plugin::filter::Guest for Exports {
+                fn filter(
+                    request: $crate::request_filter::IncomingRequest,
+                ) -> Result<$crate::request_filter::PipelineRequest, $crate::request_filter::Refusal> {
+                    <$plugin as $crate::request_filter::RequestFilter>::filter(request)
+                }
+            }
+            $crate::bindings::request_filter::export_request_filter_world!(Exports with_types_in $crate::bindings::request_filter);
+        };
+    };
+}
