@@ -5,8 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::json;
 use support::upstream::{SSE, Script, Upstream};
-use support::{Server, example, plugin_dir, polyglot};
+use support::{Server, example, plugin_dir, polyglot, write_manifest};
 
 #[tokio::test]
 async fn python_word_filter_masks_words_split_across_deltas() {
@@ -21,6 +22,25 @@ async fn python_word_filter_masks_words_split_across_deltas() {
 
     let refused = server.post("/word-filter-py", r###"{"prompt":"x","config":{"word-filter-py":{"mask":"##"}}}"###).await;
     refused.assert_error(422, "invalid_config", "plugin `word-filter-py`: `mask` must be one character");
+}
+
+#[tokio::test]
+async fn python_request_filter_serves_seed_002s_plain_text_client() {
+    // The request-filter role in a second language: seed 002's client posts
+    // the prompt as the raw body to the bare URL.
+    let dir = plugin_dir(&[("seed002-text-py", &polyglot::component("seed002-text-py")), ("text-only", &example("text-only"))]);
+    let manifest = json!({ "inbound": "seed002-text-py", "transforms": ["text-only"], "config": { "text-only": { "layout": "plain" } } });
+    write_manifest(dir.path(), "seed002", &manifest);
+    let server = Server::builder().plugins(dir.path()).arg("--default-pipeline", "seed002").start();
+    let client = reqwest::Client::new();
+    let reply = client.post(server.url("/")).body("Tell me a joke\n").send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.text().await.unwrap(), "Tell me a joke");
+    let json = client.post(server.url("/")).header("content-type", "application/json").body(r#"{"prompt":"x"}"#).send().await.unwrap();
+    assert_eq!(json.status(), 415);
+    let body: serde_json::Value = json.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    assert_eq!(client.post(server.url("/")).body("").send().await.unwrap().status(), 400);
 }
 
 #[tokio::test]
