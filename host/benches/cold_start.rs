@@ -34,6 +34,8 @@ async fn time_to_first_byte(api: &RuntimeApi, cache: &Path) -> Duration {
         .env("STREAMHOST_PLUGINS", streamhost_artifacts::EXAMPLES_DIR)
         .env("STREAMHOST_CACHE_DIR", cache)
         .env("STREAMHOST_PRELOAD", "ndjson")
+        // The bench calls a plugin by name, which Lambda serves only when told.
+        .env("STREAMHOST_NAMED_PIPELINES_ONLY", "false")
         .env("STREAMHOST_ECHO_DELAY_MS", "0")
         .env("STREAMHOST_LOG", "warn")
         .stdin(Stdio::null())
