@@ -203,3 +203,15 @@ async fn sigterm_stops_the_server_gracefully() {
     assert!(status.success(), "exit status {status:?}; log: {}", server.logs());
     assert!(server.logs().contains("shutting down"));
 }
+
+#[tokio::test]
+async fn every_call_has_a_request_id_in_its_answer_and_its_log_lines() {
+    let server = Server::start();
+    let response = reqwest::Client::new().post(server.url("/nope")).body(r#"{"prompt":"hi"}"#).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(id.len() == 32 && id.bytes().all(|byte| byte.is_ascii_hexdigit()), "{id}");
+    let logs = server.logs();
+    let refused = logs.lines().find(|line| line.contains("request refused")).unwrap_or_else(|| panic!("{logs}"));
+    assert!(refused.contains(&format!("request{{id={id}}}")), "{refused}");
+}

@@ -163,6 +163,19 @@ async fn bedrock_refusal_is_not_retried_and_hides_the_account() {
 }
 
 #[tokio::test]
+async fn an_unreachable_bedrock_is_a_short_message_and_the_sdks_chain_stays_in_the_log() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut env = support::loopback_aws_env();
+    env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", format!("http://{}", closed.local_addr().unwrap())));
+    drop(closed);
+    let host = Server::builder().env(env).arg("--provider", "bedrock").arg("--model", "m").arg("--provider-backoff-ms", "10").start();
+    let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
+    reply.assert_error(503, "upstream_unavailable", "the model source is unavailable: Bedrock could not be reached (see the host's log) (3 attempts)");
+    assert!(host.logs().contains("Bedrock call failed"), "{}", host.logs());
+    assert!(host.logs().contains("request refused"), "the refusal is logged with its request id: {}", host.logs());
+}
+
+#[tokio::test]
 async fn bedrock_connection_dropped_mid_stream_is_an_error_event() {
     let mut events = converse_answer(&["Hel", "lo"]);
     events.truncate(3);

@@ -20,6 +20,7 @@ use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use clap::Args;
 use futures::StreamExt;
+use tracing::Instrument;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -108,7 +109,18 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     Ok(Some(layer))
 }
 
+/// Runs one call under its request id: in every log line of the call (its
+/// stream's too) and in the `x-request-id` response header, so an operator
+/// finds what a caller reports.
 async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let request_id = format!("{:032x}", fastrand::u128(..));
+    let span = tracing::info_span!("request", id = %request_id);
+    let mut response = answer(app, method, uri, headers, body, span.clone()).instrument(span).await;
+    response.headers_mut().insert(HeaderName::from_static("x-request-id"), HeaderValue::from_str(&request_id).expect("hex is a valid header"));
+    response
+}
+
+async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Body, span: tracing::Span) -> Response {
     let body = match read_body(&headers, body, app.routes.max_body_bytes).await {
         Ok(body) => body,
         Err(reply) => return error_response(&reply),
@@ -127,7 +139,7 @@ async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: Heade
     match super::open(&app.pipeline, &app.routes, inbound).await {
         Ok(response) => {
             let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            let body = Body::from_stream(response.body.map(Ok::<_, Infallible>));
+            let body = Body::from_stream(InSpan { body: response.body, span }.map(Ok::<_, Infallible>));
             let headers = [
                 (header::CONTENT_TYPE, content_type),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
@@ -136,7 +148,28 @@ async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: Heade
             ];
             (headers, body).into_response()
         }
-        Err(reply) => error_response(&reply),
+        Err(reply) => {
+            warn!(status = reply.status, code = %reply.code, message = %reply.message, "request refused");
+            error_response(&reply)
+        }
+    }
+}
+
+/// A response body polled inside its request's span: what the pipeline
+/// logs while it streams carries the request id. (tracing's `Instrument`
+/// covers futures, not streams.)
+struct InSpan {
+    body: futures::stream::BoxStream<'static, bytes::Bytes>,
+    span: tracing::Span,
+}
+
+impl futures::Stream for InSpan {
+    type Item = bytes::Bytes;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        self.body.poll_next_unpin(cx)
     }
 }
 
