@@ -296,6 +296,25 @@ async fn seed004_tool_executor_against_lambda_signed_with_sigv4() {
     seed004_works(Host::lambda("seed000", 0, Some("arn:aws:iam::123456789012:user/executor")).await).await;
 }
 
+#[tokio::test]
+async fn a_silent_tool_gets_heartbeats_from_idle_ticks() {
+    // A step of 1.5 s with a tick after 200 ms of silence and a heartbeat
+    // every 500 ms: the executor sees heartbeats while the tool works.
+    let plugins = examples_with(&[]);
+    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(format!("{EXAMPLES}/seed004.json")).unwrap()).unwrap();
+    manifest["agents"][0]["config"] = json!({ "steps": ["Starting", "Working"], "stepMs": 1500 });
+    manifest["idleMs"] = json!(200);
+    manifest["config"]["ndjson-status"]["heartbeatMs"] = json!(500);
+    write_manifest(plugins.path(), "slow-tool", &manifest);
+    let host = Server::builder().plugins(plugins.path()).arg("--turn-timeout-ms", "60000").start();
+    let (status, body) = invoke_tool(&host.url("/slow-tool/invoke")).await;
+    assert_eq!(status, 200, "{body}");
+    let run = read_tool_stream(&body);
+    assert!(run.heartbeats >= 2, "{body}");
+    assert_eq!(run.statuses.len(), 2);
+    assert!(run.result.is_some(), "{body}");
+}
+
 // ---- Inbound plugins that fail, and what callers may set ----
 
 /// The examples, and each `(name, fixture)` beside them.
