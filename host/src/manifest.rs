@@ -144,6 +144,12 @@ impl Manifest {
                 return Err(invalid(format!("`config.{plugin}` must be a JSON object")));
             }
         }
+        let plugins: Vec<&str> = manifest.transforms.iter().chain(manifest.chains.values().flatten()).chain(manifest.orchestration_plugins()).map(PluginName::as_str).collect();
+        if let Some(path) = manifest.callers.unknown_paths(&plugins).next() {
+            return Err(invalid(format!(
+                "`callers.may` names `{path}`, which no caller could set: `system`, `model.<option>`, `model.*` or `config.<one of its plugins>.<setting>` (or `.*`)"
+            )));
+        }
         if manifest.router.is_some() && manifest.agents.is_empty() {
             return Err(invalid("a `router` needs `agents` to choose from".into()));
         }
@@ -248,5 +254,6 @@ mod tests {
         assert!(message(twins).ends_with("two agents are named `a`"));
         assert!(message(r#"{"agents":[{"name":"a","description":""},{"name":"b","description":""}]}"#).ends_with("need a `router` to choose among them"));
         assert!(message(r#"{"transforms":["a"],"config":{"a":1}}"#).ends_with("`config.a` must be a JSON object"));
+        assert!(message(r#"{"transforms":["a"],"callers":{"may":["modle.temperature"]}}"#).contains("`callers.may` names `modle.temperature`"));
     }
 }

@@ -110,7 +110,7 @@ pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound)
     chain.splice(0..1, transforms.iter().cloned());
     let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
     let request = Request::from_json(chain, &others, &body).map_err(|error| ErrorReply::from(&error))?;
-    manifest.callers.check(&request).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
+    manifest.callers.check(&request, &manifest.model).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
     let request = request.with_defaults(&manifest);
     pipeline.open(request, Some(manifest)).await.map_err(|error| ErrorReply::from(&error))
 }

@@ -158,24 +158,33 @@ pub enum EchoFrames {
     AgentcoreSse,
 }
 
-/// Each event preceded by the AgentCore SSE event that carries it.
+/// Each event preceded by the AgentCore SSE events that carry it.
 fn with_agentcore_frames(events: EventStream) -> EventStream {
     let frame = |json: String| Event::Frame(format!("data: {{\"event\": {json}}}\n\n").into_bytes());
     let start = frame(r#"{"messageStart": {"role": "assistant"}}"#.to_string());
     let framed = events.flat_map(move |event| {
         let quoted = |text: &str| serde_json::to_string(text).expect("a string serialises");
-        let carrier = match &event {
-            Event::Text(text) => Some(format!(r#"{{"contentBlockDelta": {{"delta": {{"text": {}}}, "contentBlockIndex": 0}}}}"#, quoted(text))),
-            Event::End(reason) => Some(format!(r#"{{"messageStop": {{"stopReason": {}}}}}"#, quoted(reason))),
-            Event::Usage(usage) => Some(format!(
+        let carriers = match &event {
+            Event::Text(text) => vec![format!(r#"{{"contentBlockDelta": {{"delta": {{"text": {}}}, "contentBlockIndex": 0}}}}"#, quoted(text))],
+            Event::End(reason) => vec![
+                r#"{"contentBlockStop": {"contentBlockIndex": 0}}"#.to_string(),
+                format!(r#"{{"messageStop": {{"stopReason": {}}}}}"#, quoted(reason)),
+            ],
+            Event::Usage(usage) => vec![format!(
                 r#"{{"metadata": {{"usage": {{"inputTokens": {}, "outputTokens": {}, "totalTokens": {}}}, "metrics": {{"latencyMs": {}}}}}}}"#,
                 usage.input_tokens, usage.output_tokens, usage.total_tokens, usage.latency_ms
-            )),
-            _ => None,
+            )],
+            _ => Vec::new(),
         };
-        stream::iter(carrier.map(frame).into_iter().chain([event]))
+        stream::iter(carriers.into_iter().map(frame).chain([event]))
     });
     stream::iter([start]).chain(framed).boxed()
+}
+
+/// The runtime session an agent runtime names in its answer: the caller's,
+/// or a new one, as AgentCore makes when the request has none.
+pub fn runtime_session_id(call: &ModelCall) -> String {
+    call.session_id.clone().unwrap_or_else(|| format!("{:032x}-echo", fastrand::u128(..)))
 }
 
 impl EchoRule {

@@ -167,7 +167,14 @@ impl Providers {
         let kind = call.options.provider.unwrap_or(self.default);
         let model_id = call.options.id.clone().or_else(|| self.default_model.clone());
         let started = match kind {
-            ProviderKind::Echo => Started::new(self.echo.start(call)?),
+            ProviderKind::Echo => {
+                let mut started = Started::new(self.echo.start(call)?);
+                // Playing a runtime, it names the session as the runtime does.
+                if call.options.frames.is_some() {
+                    started.metadata.insert("sessionId".into(), json!(echo::runtime_session_id(call)));
+                }
+                started
+            }
             ProviderKind::Bedrock => {
                 let model_id = required_model(kind, model_id.as_deref())?;
                 let input = bedrock::ConverseInput::new(call)?;
