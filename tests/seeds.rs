@@ -392,7 +392,7 @@ async fn only_named_pipelines_are_served_when_the_host_says_so() {
     let host = Server::builder().arg("--named-pipelines-only", "true").start();
     let message = |name: &str| format!("no pipeline is named `{name}`; this host serves only named pipelines, as their manifests compose them");
     host.post("/sse-passthrough", r#"{"prompt":"hi"}"#).await.assert_error(404, "unknown_pipeline", &message("sse-passthrough"));
-    host.post("/support-desk?then=sse", r#"{"prompt":"hi"}"#).await.assert_error(404, "unknown_pipeline", &message("support-desk"));
+    host.post("/support-desk?then=sse", r#"{"prompt":"hi"}"#).await.assert_error(400, "chain_not_allowed", "`support-desk` runs as its manifest composes it: this host serves no `?then=` chains");
     assert_eq!(host.post("/support-desk", r#"{"prompt":"hi"}"#).await.status, 200);
     host.post("/", r#"{"prompt":"hi"}"#).await.assert_error(404, "no_default_pipeline", "this host has no default pipeline: call a pipeline with POST /{name}");
 }
@@ -405,12 +405,13 @@ async fn a_browser_may_call_from_the_origins_allowed() {
         .request(reqwest::Method::OPTIONS, host.url("/ndjson"))
         .header("origin", "https://app.example.com")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
+        .header("access-control-request-headers", "content-type,authorization")
         .send()
         .await
         .unwrap();
     assert_eq!(preflight.status(), 200);
     assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"), "{:?}", preflight.headers());
     assert!(preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
     let call = client.post(host.url("/ndjson")).header("origin", "https://app.example.com").body(r#"{"prompt":"hi"}"#).send().await.unwrap();
     assert_eq!(call.headers()["access-control-allow-origin"], "https://app.example.com");

@@ -65,6 +65,12 @@ pub async fn serve(pipeline: Arc<Pipeline>, settings: HttpSettings) -> anyhow::R
             warn!(%error, "could not set TCP_NODELAY");
         }
     });
+    if !settings.routes.named_only() {
+        warn!(
+            "serving plugins by name and ?then= chains too: any caller can run any plugin on this host's model sources, \
+             around the pipelines' inbound plugins and `callers`; start with --named-pipelines-only true to serve only pipelines"
+        );
+    }
     // Scripts and tests wait for this line on stdout.
     println!("streamhost listening on http://{address}");
     info!(%address, "serving");
@@ -79,6 +85,7 @@ pub fn router(pipeline: Arc<Pipeline>, routes: RouteSettings, cors_origins: &[St
         .route("/healthz", get(health))
         .route("/", post(invoke).fallback(method_not_allowed))
         .route("/{target}", post(invoke).fallback(method_not_allowed))
+        .route("/{target}/", post(invoke).fallback(method_not_allowed))
         .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
         .fallback(not_found)
         .with_state(App { pipeline, routes: Arc::new(routes) });
@@ -103,7 +110,9 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     let layer = CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::POST, Method::GET])
-        .allow_headers(tower_http::cors::Any)
+        // Echoes the headers asked for: browsers never count `authorization`
+        // under `*`, and callers send API keys and Basic credentials.
+        .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
         .expose_headers(tower_http::cors::Any)
         .max_age(std::time::Duration::from_secs(3600));
     Ok(Some(layer))

@@ -39,7 +39,7 @@ pub struct RouteSettings {
 }
 
 impl RouteSettings {
-    fn named_only(&self) -> bool {
+    pub fn named_only(&self) -> bool {
         self.named_pipelines_only.unwrap_or_else(lambda::is_lambda)
     }
 }
@@ -110,18 +110,37 @@ pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound)
     chain.splice(0..1, transforms.iter().cloned());
     let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
     let request = Request::from_json(chain, &others, &body).map_err(|error| ErrorReply::from(&error))?;
-    manifest.callers.check(&request, &manifest.model).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
+    manifest.callers.check(&request, &own_model(&manifest)).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
     let request = request.with_defaults(&manifest);
     pipeline.open(request, Some(manifest)).await.map_err(|error| ErrorReply::from(&error))
+}
+
+/// The provider and model a caller may name because the pipeline already
+/// uses them: the manifest's, unless an agent has its own (a caller's model
+/// options come before an agent's, so naming the manifest's would replace
+/// the agent's).
+fn own_model(manifest: &Manifest) -> crate::providers::ModelOptions {
+    let mut own = crate::providers::ModelOptions { provider: manifest.model.provider, id: manifest.model.id.clone(), ..Default::default() };
+    if manifest.agents.iter().any(|agent| agent.model.provider.is_some()) {
+        own.provider = None;
+    }
+    if manifest.agents.iter().any(|agent| agent.model.id.is_some()) {
+        own.id = None;
+    }
+    own
 }
 
 /// Refuses what this host's routes do not serve: ad-hoc plugins and chains
 /// where only named pipelines are, and paths below a pipeline without an
 /// inbound plugin to read them.
 fn check_route(routes: &RouteSettings, target: &str, manifest: Option<&Manifest>, then: bool, path: &str) -> Result<(), ErrorReply> {
-    if routes.named_only() && (manifest.is_none() || then) {
+    if routes.named_only() && manifest.is_none() {
         let message = format!("no pipeline is named `{target}`; this host serves only named pipelines, as their manifests compose them");
         return Err(ErrorReply::new(404, "unknown_pipeline", message));
+    }
+    if routes.named_only() && then {
+        let message = format!("`{target}` runs as its manifest composes it: this host serves no `?then=` chains");
+        return Err(ErrorReply::new(400, "chain_not_allowed", message));
     }
     if path != "/" && manifest.is_none_or(|manifest| manifest.inbound.is_none()) {
         return Err(ErrorReply::new(404, "not_found", format!("`{target}` answers only at /{target}: it has no inbound plugin to read `{path}`")));

@@ -73,3 +73,10 @@ pub fn unexpected(source: &str, what: &str, body: &[u8]) -> Event {
     tracing::warn!(body = %String::from_utf8_lossy(&body[..body.len().min(2000)]), "{source} answered {what}");
     StreamErrorCode::UnexpectedContent.event(format!("{source} answered {what}, which holds no answer the host can read"))
 }
+
+/// A token count as sources send it, leniently: an integer, or a float
+/// rounded; a negative or non-number is no count, a huge one is clamped.
+pub fn token_count(value: &serde_json::Value) -> Option<u32> {
+    let count = value.as_f64().filter(|count| count.is_finite() && *count >= 0.0)?;
+    Some(count.round().min(f64::from(u32::MAX)) as u32)
+}

@@ -31,7 +31,7 @@ use tracing::warn;
 use super::body::{self, BodyKind};
 use super::call::tool_use_event;
 use super::error::StreamErrorCode;
-use super::sse::{self, SseFrame};
+use super::sse::{self, FrameError, SseFrame};
 use super::{Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure, send_failure};
 use crate::event::{Event, Usage};
 
@@ -152,7 +152,8 @@ struct Choice {
 
 #[derive(Deserialize)]
 struct MessagePart {
-    content: Option<String>,
+    /// Text, or (Mistral and a few others) a list of parts with `text`.
+    content: Option<Value>,
     reasoning_content: Option<String>,
     reasoning: Option<String>,
     tool_calls: Option<Vec<ToolCallPiece>>,
@@ -174,17 +175,27 @@ struct FunctionPiece {
     arguments: Option<Value>,
 }
 
+/// Counts are read leniently (`body::token_count`): a float, a negative or
+/// a huge count costs the count, never the answer.
 #[derive(Deserialize)]
 struct ChunkUsage {
+    #[serde(default, deserialize_with = "lenient_count")]
     prompt_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_count")]
     completion_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "lenient_count")]
     total_tokens: Option<u32>,
     prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
 #[derive(Deserialize)]
 struct PromptTokensDetails {
+    #[serde(default, deserialize_with = "lenient_count")]
     cached_tokens: Option<u32>,
+}
+
+fn lenient_count<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    Ok(Option::<Value>::deserialize(deserializer)?.as_ref().and_then(body::token_count))
 }
 
 /// The tool calls of the answer so far, put together from their pieces.
@@ -271,7 +282,7 @@ impl UsageSoFar {
             Event::Usage(Usage {
                 input_tokens: input,
                 output_tokens: output,
-                total_tokens: self.total.filter(|&total| total >= input + output).unwrap_or(input + output),
+                total_tokens: self.total.filter(|&total| total >= input.saturating_add(output)).unwrap_or(input.saturating_add(output)),
                 latency_ms: started_at.elapsed().as_millis().min(u32::MAX.into()) as u32,
                 cache_read_input_tokens: self.cache_read.unwrap_or(0),
                 cache_write_input_tokens: 0,
@@ -280,7 +291,7 @@ impl UsageSoFar {
     }
 }
 
-type Frames = futures::stream::BoxStream<'static, Result<SseFrame, reqwest::Error>>;
+type Frames = futures::stream::BoxStream<'static, Result<SseFrame, FrameError<reqwest::Error>>>;
 
 /// One answer being read: what it has said so far.
 struct Reader {
@@ -291,11 +302,24 @@ struct Reader {
     over: bool,
     tool_calls: ToolCalls,
     usage: UsageSoFar,
+    /// Chunks that held nothing the host could read (an unknown shape), and
+    /// whether any chunk held something: a stream of only the first kind is
+    /// not an empty answer but one the host could not read.
+    unreadable_chunks: usize,
+    read_something: bool,
 }
 
 impl Reader {
     fn new(started_at: Instant) -> Self {
-        Self { started_at, finished: false, over: false, tool_calls: ToolCalls::default(), usage: UsageSoFar::default() }
+        Self {
+            started_at,
+            finished: false,
+            over: false,
+            tool_calls: ToolCalls::default(),
+            usage: UsageSoFar::default(),
+            unreadable_chunks: 0,
+            read_something: false,
+        }
     }
 
     fn read_stream(self, frames: Frames) -> EventStream {
@@ -305,9 +329,13 @@ impl Reader {
             }
             let events = match frames.next().await {
                 Some(Ok(frame)) => reader.frame(&frame),
-                Some(Err(error)) => {
+                Some(Err(FrameError::Body(error))) => {
                     warn!(error = %error.without_url(), "the OpenAI-compatible stream broke");
                     reader.end_early("the connection to the model server broke before the answer ended")
+                }
+                Some(Err(FrameError::TooLarge)) => {
+                    reader.over = true;
+                    vec![StreamErrorCode::UnexpectedContent.event(format!("the model server sent an event larger than {} bytes", sse::MAX_EVENT_BYTES))]
                 }
                 None if reader.finished => reader.complete(),
                 None => reader.end_early("the model server's stream ended before it said the answer was finished"),
@@ -341,7 +369,17 @@ impl Reader {
             return self.complete();
         }
         match serde_json::from_str::<Chunk>(data) {
-            Ok(chunk) => self.chunk(chunk),
+            Ok(chunk) => {
+                let readable = chunk.choices.as_ref().is_some_and(|choices| choices.iter().any(|choice| choice.index.unwrap_or(0) == 0))
+                    || chunk.usage.is_some()
+                    || chunk.error.as_ref().is_some_and(|error| !matches!(error, Value::Null | Value::Bool(false)));
+                if readable {
+                    self.read_something = true;
+                } else {
+                    self.unreadable_chunks += 1;
+                }
+                self.chunk(chunk)
+            }
             Err(error) => {
                 self.over = true;
                 warn!(%error, data = %data.chars().take(2000).collect::<String>(), "the OpenAI-compatible server sent a chunk that is not a completion");
@@ -351,7 +389,7 @@ impl Reader {
     }
 
     fn chunk(&mut self, chunk: Chunk) -> Vec<Event> {
-        if let Some(error) = chunk.error.filter(|error| !error.is_null()) {
+        if let Some(error) = chunk.error.filter(|error| !matches!(error, Value::Null | Value::Bool(false))) {
             self.over = true;
             return vec![in_band_error(&error)];
         }
@@ -378,16 +416,21 @@ impl Reader {
         for reasoning in [part.reasoning_content, part.reasoning].into_iter().flatten().filter(|text| !text.is_empty()) {
             events.push(Event::Metadata(json!({ "reasoning": { "text": reasoning } }).to_string()));
         }
-        events.extend(part.content.filter(|text| !text.is_empty()).map(Event::Text));
+        events.extend(part.content.as_ref().and_then(content_text).filter(|text| !text.is_empty()).map(Event::Text));
         for piece in part.tool_calls.unwrap_or_default() {
             self.tool_calls.add(piece);
         }
         events
     }
 
-    /// The answer is complete: what is still held back, then nothing more.
+    /// The answer is complete: what is still held back, then nothing more;
+    /// or, when every chunk was one the host could not read, an error.
     fn complete(&mut self) -> Vec<Event> {
         self.over = true;
+        if self.unreadable_chunks > 0 && !self.read_something {
+            let message = format!("the model server sent {} chunks, none of them a completion the host can read", self.unreadable_chunks);
+            return vec![StreamErrorCode::UnexpectedContent.event(message)];
+        }
         let mut events: Vec<Event> = self.tool_calls.finish().collect();
         events.extend(self.usage.event(self.started_at));
         events
@@ -399,6 +442,16 @@ impl Reader {
         let mut events: Vec<Event> = self.usage.event(self.started_at).into_iter().collect();
         events.push(StreamErrorCode::Disconnected.event(message));
         events
+    }
+}
+
+/// A message's content: a string, or the text of its `{"type":"text",
+/// "text":…}` parts.
+fn content_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(parts) => Some(parts.iter().filter_map(|part| part.get("text").and_then(Value::as_str)).collect()),
+        _ => None,
     }
 }
 

@@ -35,24 +35,38 @@ pub struct SseFrame {
     pub id: Option<String>,
 }
 
+/// The largest event the host reads: a server that sends more without a
+/// blank line is not sending server-sent events.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+/// Why the events stopped before the body's end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError<E> {
+    /// The body broke.
+    Body(E),
+    /// An event ran past `MAX_EVENT_BYTES`.
+    TooLarge,
+}
+
 /// Splits `body` into events. A body error ends the stream with that error;
 /// see the module documentation for the bytes after the last blank line.
-pub fn frames<E: Send + 'static>(body: impl Stream<Item = Result<Bytes, E>> + Send + 'static) -> BoxStream<'static, Result<SseFrame, E>> {
-    let state = (body.boxed(), BytesMut::new(), false, true);
-    stream::unfold(state, |(mut body, mut buffer, mut ended, mut first)| async move {
+pub fn frames<E: Send + 'static>(body: impl Stream<Item = Result<Bytes, E>> + Send + 'static) -> BoxStream<'static, Result<SseFrame, FrameError<E>>> {
+    let state = (body.boxed(), Splitter::default(), false, true);
+    stream::unfold(state, |(mut body, mut splitter, mut ended, mut first)| async move {
         loop {
-            let end = frame_end(&buffer, ended).or_else(|| (ended && !buffer.is_empty()).then_some(buffer.len()));
-            if let Some(end) = end {
-                let raw = buffer.split_to(end).freeze();
+            if let Some(raw) = splitter.next_event(ended) {
                 let frame = parse(raw, std::mem::take(&mut first));
-                return Some((Ok(frame), (body, buffer, ended, first)));
+                return Some((Ok(frame), (body, splitter, ended, first)));
             }
             if ended {
                 return None;
             }
+            if splitter.buffer.len() > MAX_EVENT_BYTES {
+                return Some((Err(FrameError::TooLarge), (body, Splitter::default(), true, first)));
+            }
             match body.next().await {
-                Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                Some(Err(error)) => return Some((Err(error), (body, BytesMut::new(), true, first))),
+                Some(Ok(chunk)) => splitter.buffer.extend_from_slice(&chunk),
+                Some(Err(error)) => return Some((Err(FrameError::Body(error)), (body, Splitter::default(), true, first))),
                 None => ended = true,
             }
         }
@@ -60,36 +74,59 @@ pub fn frames<E: Send + 'static>(body: impl Stream<Item = Result<Bytes, E>> + Se
     .boxed()
 }
 
-/// Where the first complete event in `buffer` ends: after the first empty
-/// line. A final `\r` may be the first half of `\r\n`, so it only counts
-/// once the body has ended.
-fn frame_end(buffer: &[u8], body_ended: bool) -> Option<usize> {
-    let mut line_start = 0;
-    let mut at = 0;
-    while at < buffer.len() {
-        let terminator = match buffer[at] {
-            b'\n' => 1,
-            b'\r' if at + 1 < buffer.len() => {
-                if buffer[at + 1] == b'\n' {
-                    2
-                } else {
-                    1
-                }
-            }
-            b'\r' if body_ended => 1,
-            b'\r' => return None,
-            _ => {
-                at += 1;
-                continue;
-            }
-        };
-        if at == line_start {
-            return Some(at + terminator);
-        }
-        at += terminator;
-        line_start = at;
+/// The bytes read so far, and how far they have been searched for an
+/// event's end, so that each byte is looked at once however the reads cut
+/// a long event.
+#[derive(Default)]
+struct Splitter {
+    buffer: BytesMut,
+    /// Where the line being searched starts.
+    line_start: usize,
+    /// The first byte not yet searched.
+    at: usize,
+}
+
+impl Splitter {
+    /// The next whole event, if the buffer holds one: up to the first empty
+    /// line, or, once the body has ended, whatever is left.
+    fn next_event(&mut self, body_ended: bool) -> Option<Bytes> {
+        let end = self.event_end(body_ended).or_else(|| (body_ended && !self.buffer.is_empty()).then_some(self.buffer.len()))?;
+        (self.line_start, self.at) = (0, 0);
+        Some(self.buffer.split_to(end).freeze())
     }
-    None
+
+    /// Where the first event ends: after its first empty line. A final `\r`
+    /// may be the first half of `\r\n`, so it waits for the next byte (or
+    /// the body's end): with CR-only line ends an event leaves one byte late,
+    /// which keeps every CRLF event whole however the reads cut it.
+    fn event_end(&mut self, body_ended: bool) -> Option<usize> {
+        let buffer = &self.buffer;
+        while self.at < buffer.len() {
+            let at = self.at;
+            let terminator = match buffer[at] {
+                b'\n' => 1,
+                b'\r' if at + 1 < buffer.len() => {
+                    if buffer[at + 1] == b'\n' {
+                        2
+                    } else {
+                        1
+                    }
+                }
+                b'\r' if body_ended => 1,
+                b'\r' => return None,
+                _ => {
+                    self.at += 1;
+                    continue;
+                }
+            };
+            if at == self.line_start {
+                return Some(at + terminator);
+            }
+            self.at += terminator;
+            self.line_start = self.at;
+        }
+        None
+    }
 }
 
 /// The fields of one event's bytes; `stream_start` says whether a byte order
@@ -185,9 +222,17 @@ mod tests {
     #[tokio::test]
     async fn a_broken_body_is_an_error_after_the_complete_events() {
         let body = stream::iter([Ok(Bytes::from_static(b"data: a\n\ndata: cut")), Err("reset")]);
-        let frames: Vec<Result<SseFrame, &str>> = frames(body).collect().await;
+        let frames: Vec<Result<SseFrame, FrameError<&str>>> = frames(body).collect().await;
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].as_ref().unwrap().data.as_deref(), Some("a"));
-        assert_eq!(frames[1], Err("reset"));
+        assert_eq!(frames[1], Err(FrameError::Body("reset")));
+    }
+
+    #[tokio::test]
+    async fn an_event_without_end_is_refused_past_the_limit() {
+        let piece = Bytes::from(vec![b'x'; 1 << 20]);
+        let body = stream::iter(std::iter::once(Ok::<_, ()>(Bytes::from_static(b"data: "))).chain(std::iter::repeat_n(Ok(piece), 20)));
+        let frames: Vec<Result<SseFrame, FrameError<()>>> = frames(body).collect().await;
+        assert_eq!(frames, [Err(FrameError::TooLarge)]);
     }
 }

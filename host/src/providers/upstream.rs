@@ -29,7 +29,7 @@ use tracing::warn;
 use super::body::{self, BodyKind};
 use super::error::StreamErrorCode;
 use super::settings::{ProviderSettings, UpstreamAuth};
-use super::sse::{self, SseFrame};
+use super::sse::{self, FrameError, SseFrame};
 use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure, send_failure};
 use crate::event::{Event, Usage};
 use crate::request::Role;
@@ -150,7 +150,10 @@ pub fn request_body(call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
     Ok(body.to_string().into_bytes())
 }
 
-fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, reqwest::Error>>) -> EventStream {
+/// Every event goes on as a frame, whether or not it decodes to anything:
+/// an SSE stream of the runtime's own shape is still content, for the
+/// plugins that read frames (`sse-passthrough`, `sse-reframe-c`).
+fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, FrameError<reqwest::Error>>>) -> EventStream {
     stream::unfold(Some(frames), |frames| async move {
         let mut frames = frames?;
         match frames.next().await {
@@ -159,7 +162,11 @@ fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, reqwest::
                 events.extend(frame.data.as_deref().map(decode).unwrap_or_default());
                 Some((events, Some(frames)))
             }
-            Some(Err(error)) => Some((vec![broken(error)], None)),
+            Some(Err(FrameError::Body(error))) => Some((vec![broken(error)], None)),
+            Some(Err(FrameError::TooLarge)) => {
+                let message = format!("the upstream sent an event larger than {} bytes", sse::MAX_EVENT_BYTES);
+                Some((vec![StreamErrorCode::UnexpectedContent.event(message)], None))
+            }
             None => None,
         }
     })
@@ -210,20 +217,28 @@ fn answer_text(value: &Value, depth: usize) -> Option<String> {
     }
 }
 
-/// JSON lines, each decoded as an SSE event's data would be.
+/// JSON lines, each decoded as an SSE event's data would be; a line longer
+/// than an SSE event may be is an error.
 fn json_lines(response: reqwest::Response) -> EventStream {
-    let lines = stream::unfold((response.bytes_stream(), Vec::new(), false), |(mut body, mut buffer, mut ended)| async move {
+    // (body, buffer, bytes of the buffer already searched for a newline, ended)
+    let state = (response.bytes_stream(), Vec::new(), 0, false);
+    let lines = stream::unfold(state, |(mut body, mut buffer, mut searched, mut ended)| async move {
         loop {
-            if let Some(at) = buffer.iter().position(|byte| *byte == b'\n') {
+            if let Some(at) = buffer[searched..].iter().position(|byte| *byte == b'\n').map(|at| searched + at) {
                 let line: Vec<u8> = buffer.drain(..=at).collect();
-                return Some((decode(&String::from_utf8_lossy(&line)), (body, buffer, ended)));
+                return Some((decode(&String::from_utf8_lossy(&line)), (body, buffer, 0, ended)));
             }
+            searched = buffer.len();
             if ended {
                 return None;
             }
+            if buffer.len() > sse::MAX_EVENT_BYTES {
+                let message = format!("the upstream sent a JSON line longer than {} bytes", sse::MAX_EVENT_BYTES);
+                return Some((vec![StreamErrorCode::UnexpectedContent.event(message)], (body, Vec::new(), 0, true)));
+            }
             match body.next().await {
                 Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                Some(Err(error)) => return Some((vec![broken(error)], (body, Vec::new(), true))),
+                Some(Err(error)) => return Some((vec![broken(error)], (body, Vec::new(), 0, true))),
                 None => {
                     ended = true;
                     if !buffer.is_empty() {
@@ -313,8 +328,8 @@ fn content_delta(body: &Value) -> Option<Event> {
 
 fn usage(metadata: &Value) -> Option<Usage> {
     let usage = present(metadata.get("usage"))?;
-    let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0).min(u32::MAX.into()) as u32;
-    let latency_ms = metadata.pointer("/metrics/latencyMs").and_then(Value::as_u64).unwrap_or(0).min(u32::MAX.into()) as u32;
+    let count = |key: &str| usage.get(key).and_then(body::token_count).unwrap_or(0);
+    let latency_ms = metadata.pointer("/metrics/latencyMs").and_then(body::token_count).unwrap_or(0);
     Some(Usage {
         input_tokens: count("inputTokens"),
         output_tokens: count("outputTokens"),

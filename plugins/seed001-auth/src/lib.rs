@@ -8,8 +8,9 @@
 //! `prompt` is the one user message, `runtimeSessionId` the session id, and
 //! `response` picks the chain: absent (or null) or `"original"` runs the
 //! pipeline's `transforms`, `"transformed"` its chain named `transformed`.
-//! An optional string `userId` is passed on; without one, the user id is
-//! the name of the caller's API key (never the key), or its Basic id.
+//! The user id is the credential's: `key:<the API key's name>` (never the
+//! key) or `user:<the Basic id>`, so that a caller cannot act as another
+//! user in the runtime's memory; a `userId` in the body is ignored.
 //!
 //! The seed's function authenticates its callers with a scheme of its own
 //! (an ID and password, say), so this one does too, before it reads the
@@ -181,9 +182,10 @@ fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest
     };
     let mut mapped = PipelineRequest::prompt(prompt);
     mapped.session_id = optional_string(&fields, "runtimeSessionId")?;
-    mapped.user_id = optional_string(&fields, "userId")?.or(Some(match caller {
-        Caller::Key(name) | Caller::User(name) => name,
-    }));
+    mapped.user_id = Some(match caller {
+        Caller::Key(name) => format!("key:{name}"),
+        Caller::User(id) => format!("user:{id}"),
+    });
     mapped.chain = chain;
     Ok(mapped)
 }
@@ -196,7 +198,11 @@ fn authenticate(settings: &Settings, request: &IncomingRequest) -> Result<Caller
         log(Level::Warn, &format!("seed001-auth refuses every request: {problem}; set `apiKeys` or `users` (SHA-256 digests) in the pipeline's `config.seed001-auth`"));
         return Err(unauthorized(settings, "this pipeline accepts no credential yet"));
     }
-    let credential = match request.header("authorization") {
+    // A SigV4 signature (a Function URL under AWS_IAM behind CloudFront's
+    // origin access control) is AWS's, not the caller's: the caller's key
+    // is then in `x-api-key`.
+    let authorization = request.header("authorization").filter(|value| !value.trim_start().starts_with("AWS4-HMAC-SHA256"));
+    let credential = match authorization {
         Some(authorization) => parse_authorization(authorization).map_err(|problem| unauthorized(settings, problem))?,
         None => match request.header("x-api-key") {
             Some(key) => Credential::ApiKey(key.trim().to_string()),
@@ -346,7 +352,7 @@ mod tests {
             assert_eq!(mapped.session_id.as_deref(), Some("afa31b91-a767-41f1-a7bc-d9cbf8c4cfd3"));
             assert_eq!(mapped.chain.as_deref(), Some("transformed"));
             // The key's name, never the key.
-            assert_eq!(mapped.user_id.as_deref(), Some("ops"));
+            assert_eq!(mapped.user_id.as_deref(), Some("key:ops"));
         }
     }
 
@@ -359,12 +365,14 @@ mod tests {
     }
 
     #[test]
-    fn basic_authenticates_a_user_and_a_given_user_id_wins() {
+    fn basic_authenticates_a_user_whose_id_is_the_credentials() {
         let authorization = basic("alice", PASSWORD);
         let mapped = map(&settings(), &request(&[("authorization", &authorization)], r#"{"prompt":"hi"}"#)).unwrap();
-        assert_eq!(mapped.user_id.as_deref(), Some("alice"));
-        let mapped = map(&settings(), &request(&[("authorization", &authorization)], r#"{"prompt":"hi","userId":"u-7"}"#)).unwrap();
-        assert_eq!(mapped.user_id.as_deref(), Some("u-7"));
+        assert_eq!(mapped.user_id.as_deref(), Some("user:alice"));
+        let mapped = map(&settings(), &request(&[("authorization", &authorization)], r#"{"prompt":"hi","userId":"victim"}"#)).unwrap();
+        assert_eq!(mapped.user_id.as_deref(), Some("user:alice"), "a caller cannot act as another user");
+        let signed = [("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261130/us-east-1/lambda/aws4_request, Signature=x"), ("x-api-key", KEY)];
+        assert_eq!(map(&settings(), &request(&signed, r#"{"prompt":"hi"}"#)).unwrap().user_id.as_deref(), Some("key:ops"), "AWS's signature is not the caller's");
         // The scheme is case-insensitive; a password may hold a colon.
         let colon = Settings::parse(&format!(r#"{{"users":{{"bob":"sha256:{}"}}}}"#, hex(&sha256(b"a:b"))));
         assert!(map(&colon, &request(&[("authorization", &basic("bob", "a:b").replace("Basic", "basic"))], r#"{"prompt":"hi"}"#)).is_ok());
