@@ -36,6 +36,26 @@ pub fn refuse(status: u16, code: &str, message: impl Into<String>) -> Refusal {
     Refusal { status, error: error(code, message), headers: Vec::new() }
 }
 
+/// A `400 invalid_request` refusal: the body is not the client's shape.
+pub fn invalid_request(message: impl Into<String>) -> Refusal {
+    refuse(400, "invalid_request", message)
+}
+
+/// The string field `name` of a JSON object from the body (`path` names it
+/// in the refusal, `context.user_id`, say): none when absent, null or
+/// empty; `400 invalid_request` when it is anything but a string. With the
+/// `json-body` feature.
+#[cfg(feature = "json-body")]
+pub fn string_field(fields: &serde_json::Map<String, serde_json::Value>, name: &str, path: &str) -> Result<Option<String>, Refusal> {
+    use serde_json::Value;
+    match fields.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(value)) if value.is_empty() => Ok(None),
+        Some(Value::String(value)) => Ok(Some(value.clone())),
+        Some(_) => Err(invalid_request(format!("`{path}` must be a string"))),
+    }
+}
+
 impl IncomingRequest {
     /// The first value of the header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -23,8 +23,8 @@
 //!
 //! No settings.
 
-use serde_json::{Map, Value};
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, refuse};
+use serde_json::Value;
+use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, refuse, string_field};
 
 pub struct Seed000Body;
 
@@ -59,8 +59,8 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
         None => return Err(invalid(format!("the body has no `query`; {SHAPE}"))),
     };
     let mut mapped = PipelineRequest::prompt(query);
-    mapped.user_id = optional_string(&fields, "userId")?;
-    mapped.session_id = optional_string(&fields, "sessionId")?;
+    mapped.user_id = string_field(&fields, "userId", "userId")?;
+    mapped.session_id = string_field(&fields, "sessionId", "sessionId")?;
     Ok(mapped)
 }
 
@@ -70,21 +70,6 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
 fn accepted(media_type: &str) -> bool {
     matches!(media_type, "application/json" | "text/plain" | "application/x-www-form-urlencoded")
         || (media_type.starts_with("application/") && media_type.ends_with("+json"))
-}
-
-/// The string field `name`: none when absent, null or empty; refused when
-/// it is anything but a string.
-fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Refusal> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) if value.is_empty() => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(invalid(format!("`{name}` must be a string"))),
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Refusal {
-    refuse(400, "invalid_request", message)
 }
 
 streamhost_guest::export_request_filter!(Seed000Body);

@@ -54,9 +54,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, refuse};
+use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, refuse, string_field};
 use streamhost_guest::{Level, log};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -181,7 +181,7 @@ fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest
         Some(other) => return Err(invalid(format!("`response` must be \"original\" or \"transformed\", not {other}"))),
     };
     let mut mapped = PipelineRequest::prompt(prompt);
-    mapped.session_id = optional_string(&fields, "runtimeSessionId")?;
+    mapped.session_id = string_field(&fields, "runtimeSessionId", "runtimeSessionId")?;
     mapped.user_id = Some(match caller {
         Caller::Key(name) => format!("key:{name}"),
         Caller::User(id) => format!("user:{id}"),
@@ -281,21 +281,6 @@ fn unauthorized(settings: &Settings, message: &str) -> Refusal {
         refusal.headers.push(("www-authenticate".into(), format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")));
     }
     refusal
-}
-
-/// The string field `name`: none when absent, null or empty; refused when
-/// it is anything but a string.
-fn optional_string(fields: &Map<String, Value>, name: &str) -> Result<Option<String>, Refusal> {
-    match fields.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) if value.is_empty() => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(invalid(format!("`{name}` must be a string"))),
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Refusal {
-    refuse(400, "invalid_request", message)
 }
 
 streamhost_guest::export_request_filter!(Seed001Auth);

@@ -26,8 +26,8 @@
 //!
 //! No settings.
 
-use serde_json::{Map, Value};
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, refuse};
+use serde_json::Value;
+use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, refuse, string_field};
 
 pub struct Seed004Tool;
 
@@ -61,7 +61,7 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     };
     let (user_id, session_id) = match fields.get("context") {
         None | Some(Value::Null) => (None, None),
-        Some(Value::Object(context)) => (optional_string(context, "user_id")?, optional_string(context, "session_id")?),
+        Some(Value::Object(context)) => (string_field(context, "user_id", "context.user_id")?, string_field(context, "session_id", "context.session_id")?),
         Some(_) => return Err(invalid("`context` must be a JSON object")),
     };
     let mut mapped = PipelineRequest::prompt(prompt);
@@ -76,21 +76,6 @@ fn iam_caller(request_context: Option<&str>) -> Option<String> {
     let context: Value = serde_json::from_str(request_context?).ok()?;
     let arn = context.pointer("/authorizer/iam/userArn")?.as_str()?;
     (!arn.is_empty()).then(|| arn.to_string())
-}
-
-/// The string field `context.<name>`: none when absent, null or empty;
-/// refused when it is anything but a string.
-fn optional_string(context: &Map<String, Value>, name: &str) -> Result<Option<String>, Refusal> {
-    match context.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(value)) if value.is_empty() => Ok(None),
-        Some(Value::String(value)) => Ok(Some(value.clone())),
-        Some(_) => Err(invalid(format!("`context.{name}` must be a string"))),
-    }
-}
-
-fn invalid(message: impl Into<String>) -> Refusal {
-    refuse(400, "invalid_request", message)
 }
 
 streamhost_guest::export_request_filter!(Seed004Tool);
