@@ -41,6 +41,31 @@ pub fn invalid_request(message: impl Into<String>) -> Refusal {
     refuse(400, "invalid_request", message)
 }
 
+/// The body as a JSON object, or `400 invalid_request` saying what the
+/// client should send (`shape`). With the `json-body` feature.
+#[cfg(feature = "json-body")]
+pub fn json_object(body: &[u8], shape: &str) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
+    match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(invalid_request(format!("the body must be a JSON object; {shape}"))),
+        Err(problem) => Err(invalid_request(format!("the body is not valid JSON ({problem}); {shape}"))),
+    }
+}
+
+/// The string field `name` that the request cannot do without (the
+/// prompt): `400 invalid_request` when it is missing, blank or not a
+/// string. With the `json-body` feature.
+#[cfg(feature = "json-body")]
+pub fn required_text(fields: &serde_json::Map<String, serde_json::Value>, name: &str, shape: &str) -> Result<String, Refusal> {
+    use serde_json::Value;
+    match fields.get(name) {
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
+        Some(Value::String(_)) => Err(invalid_request(format!("`{name}` is empty"))),
+        Some(_) => Err(invalid_request(format!("`{name}` must be a string"))),
+        None => Err(invalid_request(format!("the body has no `{name}`; {shape}"))),
+    }
+}
+
 /// The string field `name` of a JSON object from the body (`path` names it
 /// in the refusal, `context.user_id`, say): none when absent, null or
 /// empty; `400 invalid_request` when it is anything but a string. With the

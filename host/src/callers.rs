@@ -181,6 +181,15 @@ mod tests {
     }
 
     #[test]
+    fn every_model_option_a_caller_can_set_can_be_opened_by_path() {
+        let everything = r#"{"prompt":"hi","model":{"temperature":1,"maxTokens":1,"topP":1,"stopSequences":[],"body":{},"script":[],"frames":"agentcore-sse",
+            "guardrail":{"identifier":"g","version":"1"},"cachePoints":[]}}"#;
+        let paths = set_paths(&request(everything));
+        assert_eq!(paths.len(), INFERENCE_SETTINGS.len() + OTHER_MODEL_OPTIONS.len());
+        assert!(paths.iter().all(|path| is_known(path, &[])), "{paths:?}");
+    }
+
+    #[test]
     fn paths_that_name_nothing_are_found() {
         let policy = policy(r#"{"may":["system","modle.temperature","model.*","config.redact.emails","config.nope.x","config.redact"]}"#);
         let unknown: Vec<&str> = policy.unknown_paths(&["redact", "ndjson"]).collect();

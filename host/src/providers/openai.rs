@@ -142,6 +142,13 @@ struct Chunk {
     error: Option<Value>,
 }
 
+impl Chunk {
+    /// The error the chunk reports; `null` and `false` report none.
+    fn reported_error(&self) -> Option<&Value> {
+        self.error.as_ref().filter(|error| !matches!(error, Value::Null | Value::Bool(false)))
+    }
+}
+
 #[derive(Deserialize)]
 struct Choice {
     index: Option<u32>,
@@ -372,7 +379,7 @@ impl Reader {
             Ok(chunk) => {
                 let readable = chunk.choices.as_ref().is_some_and(|choices| choices.iter().any(|choice| choice.index.unwrap_or(0) == 0))
                     || chunk.usage.is_some()
-                    || chunk.error.as_ref().is_some_and(|error| !matches!(error, Value::Null | Value::Bool(false)));
+                    || chunk.reported_error().is_some();
                 if readable {
                     self.read_something = true;
                 } else {
@@ -389,9 +396,9 @@ impl Reader {
     }
 
     fn chunk(&mut self, chunk: Chunk) -> Vec<Event> {
-        if let Some(error) = chunk.error.filter(|error| !matches!(error, Value::Null | Value::Bool(false))) {
+        if let Some(error) = chunk.reported_error() {
             self.over = true;
-            return vec![in_band_error(&error)];
+            return vec![in_band_error(error)];
         }
         let mut events = Vec::new();
         // Only the first choice is streamed (`n` is never more than 1 here).

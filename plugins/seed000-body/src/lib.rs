@@ -23,8 +23,7 @@
 //!
 //! No settings.
 
-use serde_json::Value;
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, refuse, string_field};
+use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, json_object, refuse, required_text, string_field};
 
 pub struct Seed000Body;
 
@@ -48,16 +47,8 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
             format!("the body must be JSON (`content-type: application/json`), not `{media_type}`; {SHAPE}"),
         ));
     }
-    let body: Value = serde_json::from_slice(&request.body).map_err(|problem| invalid(format!("the body is not valid JSON ({problem}); {SHAPE}")))?;
-    let Value::Object(fields) = body else {
-        return Err(invalid(format!("the body must be a JSON object; {SHAPE}")));
-    };
-    let query = match fields.get("query") {
-        Some(Value::String(query)) if !query.trim().is_empty() => query.clone(),
-        Some(Value::String(_)) => return Err(invalid("`query` is empty")),
-        Some(_) => return Err(invalid("`query` must be a string")),
-        None => return Err(invalid(format!("the body has no `query`; {SHAPE}"))),
-    };
+    let fields = json_object(&request.body, SHAPE)?;
+    let query = required_text(&fields, "query", SHAPE)?;
     let mut mapped = PipelineRequest::prompt(query);
     mapped.user_id = string_field(&fields, "userId", "userId")?;
     mapped.session_id = string_field(&fields, "sessionId", "sessionId")?;

@@ -56,7 +56,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, refuse, string_field};
+use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object, refuse, required_text, string_field};
 use streamhost_guest::{Level, log};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -164,16 +164,8 @@ fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest
     if request.path != "/" {
         return Err(refuse(404, "not_found", format!("nothing is served at `{}`: post to the pipeline's own URL", request.path)));
     }
-    let body: Value = serde_json::from_slice(&request.body).map_err(|problem| invalid(format!("the body is not valid JSON ({problem}); {SHAPE}")))?;
-    let Value::Object(fields) = body else {
-        return Err(invalid(format!("the body must be a JSON object; {SHAPE}")));
-    };
-    let prompt = match fields.get("prompt") {
-        Some(Value::String(prompt)) if !prompt.trim().is_empty() => prompt.clone(),
-        Some(Value::String(_)) => return Err(invalid("`prompt` is empty")),
-        Some(_) => return Err(invalid("`prompt` must be a string")),
-        None => return Err(invalid(format!("the body has no `prompt`; {SHAPE}"))),
-    };
+    let fields = json_object(&request.body, SHAPE)?;
+    let prompt = required_text(&fields, "prompt", SHAPE)?;
     let chain = match fields.get("response") {
         None | Some(Value::Null) => None,
         Some(Value::String(response)) if response == "original" => None,

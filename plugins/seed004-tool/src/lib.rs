@@ -27,7 +27,7 @@
 //! No settings.
 
 use serde_json::Value;
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, refuse, string_field};
+use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object, refuse, string_field};
 
 pub struct Seed004Tool;
 
@@ -45,10 +45,7 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     if !matches!(segments.as_slice(), [] | ["invoke"]) {
         return Err(refuse(404, "not_found", format!("nothing is served at `{}`: the tool is invoked at `/invoke`", request.path)));
     }
-    let body: Value = serde_json::from_slice(&request.body).map_err(|problem| invalid(format!("the body is not valid JSON ({problem}); {SHAPE}")))?;
-    let Value::Object(fields) = body else {
-        return Err(invalid(format!("the body must be a JSON object; {SHAPE}")));
-    };
+    let fields = json_object(&request.body, SHAPE)?;
     let args = match fields.get("args") {
         Some(Value::Object(args)) => args,
         Some(_) => return Err(invalid("`args` must be a JSON object")),
