@@ -4,57 +4,11 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::lambda::RuntimeApi;
+use support::lambda::{Function, RuntimeApi};
 use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, raw_chunk, sse};
-use support::{BIN, EXAMPLES, fixture, example, plugin_dir, shared_cache};
-
-struct Function {
-    child: Child,
-    log: PathBuf,
-    _log_dir: tempfile::TempDir,
-}
-
-impl Function {
-    /// A function that serves plugins by name too (on Lambda only named
-    /// pipelines are served unless this is turned off): these tests run
-    /// the frontend's mechanics on single plugins.
-    fn start(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64) -> Function {
-        Self::start_with(api, plugins, echo_delay_ms, vec![("STREAMHOST_NAMED_PIPELINES_ONLY", "false".into())])
-    }
-
-    /// With more environment: a model source's settings.
-    fn start_with(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64, env: Vec<(&'static str, String)>) -> Function {
-        let log_dir = tempfile::tempdir().unwrap();
-        let log = log_dir.path().join("stderr.log");
-        let child = Command::new(BIN)
-            .envs(api.env())
-            .env("STREAMHOST_PLUGINS", plugins)
-            .env("STREAMHOST_CACHE_DIR", shared_cache())
-            .env("STREAMHOST_ECHO_DELAY_MS", echo_delay_ms.to_string())
-            .env("STREAMHOST_LOG", "info")
-            .envs(env)
-            .stdin(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Function { child, log, _log_dir: log_dir }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{EXAMPLES, fixture, example, plugin_dir};
 
 #[tokio::test]
 async fn a_function_url_request_streams_ndjson_through_the_runtime_api() {

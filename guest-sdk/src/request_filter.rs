@@ -87,6 +87,16 @@ impl IncomingRequest {
         self.headers.iter().find(|(header, _)| header.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
 
+    /// Whether this is a read of a detached run started through the
+    /// pipeline (`GET` or `DELETE` of `/runs/{id}…`, no body) rather than a
+    /// request: the host asks the filter only who the caller is (the
+    /// `user-id` of an accepted request; the rest is ignored), or for its
+    /// refusal. A filter that does not identify callers accepts it with
+    /// [`PipelineRequest::caller`]`(None)`.
+    pub fn is_run_read(&self) -> bool {
+        matches!(self.method.as_str(), "GET" | "DELETE") && self.path.starts_with("/runs/")
+    }
+
     /// The media type of the body (`application/json`), without parameters,
     /// in lower case; none without a `content-type` header.
     pub fn media_type(&self) -> Option<String> {
@@ -95,6 +105,12 @@ impl IncomingRequest {
 }
 
 impl PipelineRequest {
+    /// The answer to a run read ([`IncomingRequest::is_run_read`]): who
+    /// the caller is, nothing else.
+    pub fn caller(user_id: Option<String>) -> Self {
+        Self { messages: Vec::new(), user_id, ..Self::prompt("") }
+    }
+
     /// A one-message request: `prompt` from the user, nothing else set.
     pub fn prompt(prompt: impl Into<String>) -> Self {
         Self {

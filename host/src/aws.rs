@@ -28,3 +28,59 @@ pub fn s3_client(config: &SdkConfig, path_style: bool) -> aws_sdk_s3::Client {
     let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }
+
+/// Signs HTTP requests with SigV4 for one AWS service, with the host's own
+/// credentials (the Lambda role, the environment, a profile): an upstream
+/// agent runtime (`bedrock-agentcore`), an AppSync API (`appsync`).
+#[derive(Clone)]
+pub struct Signer {
+    credentials: aws_credential_types::provider::SharedCredentialsProvider,
+    region: String,
+    service: String,
+}
+
+/// Why a request could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("the host has no AWS credentials to sign with: {0}")]
+    NoCredentials(String),
+    #[error("the request cannot be signed: {0}")]
+    Invalid(String),
+}
+
+impl Signer {
+    /// A signer for `service` in `region` (default: the configuration's);
+    /// `what` names the setting that asked for it, for the error.
+    pub fn new(config: &SdkConfig, service: &str, region: Option<&str>, what: &str) -> anyhow::Result<Self> {
+        let credentials = config.credentials_provider().ok_or_else(|| anyhow::anyhow!("{what} needs AWS credentials"))?;
+        let region = match region {
+            Some(region) => region.to_string(),
+            None => config.region().ok_or_else(|| anyhow::anyhow!("{what} needs an AWS region (AWS_REGION)"))?.to_string(),
+        };
+        Ok(Self { credentials, region, service: service.to_string() })
+    }
+
+    /// The headers (`authorization`, `x-amz-date`, `x-amz-security-token`)
+    /// that sign a `method` request to `url` with `headers` and `body`.
+    pub async fn headers(&self, method: &str, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<Vec<(String, String)>, SignError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+
+        let credentials = self.credentials.provide_credentials().await.map_err(|error| SignError::NoCredentials(error.to_string()))?;
+        let identity = credentials.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name(&self.service)
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("every parameter is set")
+            .into();
+        let invalid = |error: &dyn std::fmt::Display| SignError::Invalid(error.to_string());
+        let signable = SignableRequest::new(method, url, headers.iter().map(|(name, value)| (*name, value.as_str())), SignableBody::Bytes(body))
+            .map_err(|error| invalid(&error))?;
+        let (instructions, _signature) = sign(signable, &params).map_err(|error| invalid(&error))?.into_parts();
+        Ok(instructions.headers().map(|(name, value)| (name.to_string(), value.to_string())).collect())
+    }
+}

@@ -12,6 +12,7 @@ use crate::engine::Limits;
 use crate::history::HistorySettings;
 use crate::pipeline::AgentSettings;
 use crate::providers::ProviderSettings;
+use crate::runs::RunSettings;
 use crate::store::{PluginName, S3Location};
 
 /// Where plugins come from: a folder, or an S3 bucket and prefix.
@@ -122,6 +123,9 @@ pub struct HostSettings {
 
     #[command(flatten)]
     pub history: HistorySettings,
+
+    #[command(flatten)]
+    pub runs: RunSettings,
 }
 
 impl HostSettings {

@@ -47,8 +47,8 @@ impl Encoding {
                 out.push(b'\n');
             }
             Encoding::Sse => {
-                let json = serde_json::to_value(EventJson::from(event)).expect("plain data serialises");
-                out.extend_from_slice(format!("event: {}\ndata: {}\n\n", json["type"].as_str().unwrap_or("event"), json["data"]).as_bytes());
+                let (kind, data) = type_and_data(event);
+                out.extend_from_slice(format!("event: {kind}\ndata: {data}\n\n").as_bytes());
             }
             Encoding::Text => match event {
                 Event::Text(text) => out.extend_from_slice(text.as_bytes()),
@@ -58,6 +58,15 @@ impl Encoding {
             },
         }
     }
+}
+
+/// An event as its type name and its data, the two halves of its JSON
+/// shape (`"text"`, `"Hel"`): a detached run's log keeps them apart, as SSE's
+/// `event:` and `data:` fields.
+pub fn type_and_data(event: &Event) -> (String, serde_json::Value) {
+    let mut json = serde_json::to_value(EventJson::from(event)).expect("plain data serialises");
+    let kind = json["type"].as_str().unwrap_or("event").to_string();
+    (kind, json["data"].take())
 }
 
 /// The JSON shape of an event: `{"type":"text","data":"Hel"}`.
@@ -76,6 +85,9 @@ enum EventJson<'a> {
     /// Metadata that is not JSON, kept as a string rather than dropped.
     #[serde(rename = "metadata")]
     MetadataText(&'a str),
+    /// A formatter's output, as text (in a detached run's event log; a
+    /// response writes the bytes as they are).
+    Raw(std::borrow::Cow<'a, str>),
 }
 
 #[derive(Serialize)]
@@ -115,7 +127,7 @@ impl<'a> From<&'a Event> for EventJson<'a> {
             Event::End(reason) => EventJson::End(reason),
             Event::Error(error) => EventJson::Error { code: &error.code, message: &error.message },
             Event::Frame(bytes) => EventJson::Frame(String::from_utf8_lossy(bytes)),
-            Event::Raw(_) => unreachable!("raw bytes are written as they are"),
+            Event::Raw(bytes) => EventJson::Raw(String::from_utf8_lossy(bytes)),
         }
     }
 }

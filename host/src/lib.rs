@@ -6,7 +6,7 @@
 //! encoder; a source is a model, or a router and an agent) -> `frontends`
 //! (HTTP, Lambda, CLI).
 //! `engine` configures wasmtime, `providers` are the model sources,
-//! `history` the conversations, `event` and `request` are the data that
+//! `history` the conversations, `runs` the detached runs (store, sinks), `event` and `request` are the data that
 //! flows, `wit` the bindings of the contract.
 
 pub mod aws;
@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod providers;
 pub mod registry;
 pub mod request;
+pub mod runs;
 pub mod store;
 pub mod wit;
 
@@ -70,4 +71,11 @@ async fn plugin_store(settings: &HostSettings) -> PluginStore {
             PluginStore::S3(S3Store::new(client, location, settings.s3_revalidate_every()))
         }
     }
+}
+
+/// The run store and sinks of detached runs (`runs`).
+pub async fn build_runs(settings: &HostSettings) -> anyhow::Result<Arc<runs::Runs>> {
+    let runs = runs::Runs::from_settings(&settings.runs).await?;
+    info!(store = %runs.store(), "runs");
+    Ok(Arc::new(runs))
 }

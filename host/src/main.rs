@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use streamhost::config::HostSettings;
 use streamhost::frontends::http::HttpSettings;
-use streamhost::frontends::{RouteSettings, cli, http, lambda, publish};
+use streamhost::frontends::{cli, http, lambda, publish};
 use streamhost::store::{ObjectKind, PluginName, S3Location};
 use tracing_subscriber::EnvFilter;
 
@@ -33,7 +33,7 @@ enum Command {
         #[command(flatten)]
         host: HostSettings,
         #[command(flatten)]
-        routes: RouteSettings,
+        lambda: lambda::LambdaSettings,
     },
     /// Run one request and write the response body to stdout.
     Invoke {
@@ -119,12 +119,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { host, http } => {
             let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
-            http::serve(pipeline, http).await?;
+            let runs = streamhost::build_runs(&host).await?;
+            http::serve(pipeline, runs, http).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Lambda { host, routes } => {
+        Command::Lambda { host, lambda: settings } => {
             let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
-            lambda::run(pipeline, routes).await?;
+            let runs = streamhost::build_runs(&host).await?;
+            lambda::run(pipeline, runs, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Invoke { plugin, then, prompt, body, user_id, session_id, host } => {

@@ -97,6 +97,10 @@ pub struct Manifest {
     /// object.
     #[serde(default)]
     pub config: Map<String, Value>,
+    /// Where the events of this pipeline's detached runs go as they
+    /// happen, by name (`runs::sinks`).
+    #[serde(default)]
+    pub sinks: std::collections::BTreeMap<String, crate::runs::sinks::SinkConfig>,
 }
 
 /// One agent of a multi-agent pipeline.

@@ -6,6 +6,8 @@
 //! Lambda frontend unchanged.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,8 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+
+use super::{BIN, shared_cache};
 
 /// The 8 NUL bytes that end the streaming response's JSON prelude.
 const PRELUDE_END: [u8; 8] = [0; 8];
@@ -53,6 +57,9 @@ enum Reply {
     Collect { done: oneshot::Sender<Invocation>, hang_up: bool },
     /// Relayed to a Function URL's caller: the prelude, then each chunk.
     Relay { prelude: oneshot::Sender<Value>, body: mpsc::Sender<Result<Vec<u8>, std::io::Error>> },
+    /// An asynchronous invocation (`Invoke` with type `Event`): nobody
+    /// waits; the buffered answer is kept in `answered`.
+    Async,
 }
 
 /// An invocation handed out and not answered yet.
@@ -61,34 +68,67 @@ struct Waiting {
     taken_at: Instant,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Emulator {
     queue: Arc<tokio::sync::Mutex<Option<mpsc::Receiver<Pending>>>>,
     waiting: Arc<Mutex<HashMap<String, Waiting>>>,
+    invocations: mpsc::Sender<Pending>,
+    next_id: Arc<Mutex<u64>>,
+    /// Each `Invoke` call of type `Event`: the function name and payload.
+    invoked: Arc<Mutex<Vec<(String, Value)>>>,
+    /// The answers to asynchronous invocations, in the order they came.
+    answered: Arc<Mutex<Vec<Value>>>,
 }
 
 pub struct RuntimeApi {
-    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`; Lambda's `Invoke`
+    /// API answers here too (`AWS_ENDPOINT_URL_LAMBDA`).
     pub address: String,
-    invocations: mpsc::Sender<Pending>,
-    next_id: Mutex<u64>,
+    emulator: Emulator,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl RuntimeApi {
     pub async fn start() -> RuntimeApi {
         let (invocations, queue) = mpsc::channel(16);
-        let emulator = Emulator { queue: Arc::new(tokio::sync::Mutex::new(Some(queue))), ..Default::default() };
+        let emulator = Emulator {
+            queue: Arc::new(tokio::sync::Mutex::new(Some(queue))),
+            waiting: Arc::default(),
+            invocations,
+            next_id: Arc::default(),
+            invoked: Arc::default(),
+            answered: Arc::default(),
+        };
         let app = Router::new()
+            .route("/2015-03-31/functions/{function}/invocations", post(invoke_api))
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(emulator);
+            .with_state(emulator.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        RuntimeApi { address, invocations, next_id: Mutex::new(0), server }
+        RuntimeApi { address, emulator, server }
+    }
+
+    /// Every `Invoke` call of type `Event` so far: function name, payload.
+    pub fn invoked(&self) -> Vec<(String, Value)> {
+        self.emulator.invoked.lock().unwrap().clone()
+    }
+
+    /// The answers of the asynchronous invocations that have ended.
+    pub fn answered(&self) -> Vec<Value> {
+        self.emulator.answered.lock().unwrap().clone()
+    }
+
+    /// Waits up to `limit` for `count` asynchronous invocations to end.
+    pub async fn wait_answered(&self, count: usize, limit: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        while self.answered().len() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.answered()
     }
 
     /// The environment Lambda gives a custom runtime.
@@ -100,6 +140,7 @@ impl RuntimeApi {
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_LOG_STREAM_NAME", "test".into()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", "test".into()),
+            ("AWS_ENDPOINT_URL_LAMBDA", format!("http://{}", self.address)),
         ]
     }
 
@@ -117,14 +158,12 @@ impl RuntimeApi {
     async fn send(&self, path: &str, query: &str, body: &str, hang_up: bool) -> Invocation {
         let (done, result) = oneshot::channel();
         let event = function_url_event(path, query, body);
-        self.invocations.send(Pending { event, request_id: self.request_id(), reply: Reply::Collect { done, hang_up } }).await.unwrap();
+        self.emulator.invocations.send(Pending { event, request_id: self.request_id(), reply: Reply::Collect { done, hang_up } }).await.unwrap();
         tokio::time::timeout(Duration::from_secs(60), result).await.expect("the function answered in time").unwrap()
     }
 
     fn request_id(&self) -> String {
-        let mut next_id = self.next_id.lock().unwrap();
-        *next_id += 1;
-        format!("request-{next_id}")
+        self.emulator.request_id()
     }
 
     /// A Function URL on loopback in front of the function, as Lambda's is:
@@ -187,7 +226,7 @@ async fn relay(State((api, iam_caller)): State<(Arc<RuntimeApi>, Option<String>)
     let (prelude, prelude_received) = oneshot::channel();
     let (chunks, chunks_received) = mpsc::channel(64);
     let reply = Reply::Relay { prelude, body: chunks };
-    api.invocations.send(Pending { event, request_id: api.request_id(), reply }).await.unwrap();
+    api.emulator.invocations.send(Pending { event, request_id: api.request_id(), reply }).await.unwrap();
     let prelude = prelude_received.await.expect("the function sent its prelude");
     let mut response = Response::builder().status(prelude["statusCode"].as_u64().unwrap_or(200) as u16);
     for (name, value) in prelude["headers"].as_object().into_iter().flatten() {
@@ -240,8 +279,38 @@ async fn response(State(emulator): State<Emulator>, Path(id): Path<String>, head
             let _ = done.send(collect(&headers, body, taken_at, hang_up).await);
         }
         Reply::Relay { prelude, body: relayed } => relay_response(body, prelude, relayed).await,
+        Reply::Async => {
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            emulator.answered.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+        }
     }
     StatusCode::ACCEPTED
+}
+
+impl Emulator {
+    fn request_id(&self) -> String {
+        let mut next_id = self.next_id.lock().unwrap();
+        *next_id += 1;
+        format!("request-{next_id}")
+    }
+}
+
+/// Lambda's `Invoke` API (`POST /2015-03-31/functions/{name}/invocations`)
+/// for asynchronous invocations: `X-Amz-Invocation-Type: Event` queues the
+/// payload for the function and answers `202` with no body at once, as
+/// Lambda does. Other invocation types are not emulated.
+async fn invoke_api(State(emulator): State<Emulator>, Path(function): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let invocation_type = headers.get("x-amz-invocation-type").and_then(|value| value.to_str().ok()).unwrap_or("RequestResponse");
+    if invocation_type != "Event" {
+        return (StatusCode::BAD_REQUEST, format!("the emulator takes only Event invocations, not {invocation_type}")).into_response();
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "the payload is not JSON").into_response();
+    };
+    emulator.invoked.lock().unwrap().push((function, event.clone()));
+    let pending = Pending { event, request_id: emulator.request_id(), reply: Reply::Async };
+    emulator.invocations.send(pending).await.unwrap();
+    StatusCode::ACCEPTED.into_response()
 }
 
 /// Reads a whole response, recording when each chunk came.
@@ -347,3 +416,50 @@ fn function_url_event(path: &str, query: &str, body: &str) -> Value {
         "isBase64Encoded": false,
     })
 }
+
+/// The real binary started as Lambda starts it (no arguments), against an
+/// emulator; several may serve one emulator, as execution environments.
+pub struct Function {
+    child: Child,
+    log: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+impl Function {
+    /// A function that serves plugins by name too (on Lambda only named
+    /// pipelines are served unless this is turned off): these tests run
+    /// the frontend's mechanics on single plugins.
+    pub fn start(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64) -> Function {
+        Self::start_with(api, plugins, echo_delay_ms, vec![("STREAMHOST_NAMED_PIPELINES_ONLY", "false".into())])
+    }
+
+    /// With more environment: a model source's settings.
+    pub fn start_with(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64, env: Vec<(&'static str, String)>) -> Function {
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("stderr.log");
+        let child = Command::new(BIN)
+            .envs(api.env())
+            .env("STREAMHOST_PLUGINS", plugins)
+            .env("STREAMHOST_CACHE_DIR", shared_cache())
+            .env("STREAMHOST_ECHO_DELAY_MS", echo_delay_ms.to_string())
+            .env("STREAMHOST_LOG", "info")
+            .envs(env)
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Function { child, log, _log_dir: log_dir }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+

@@ -6,6 +6,7 @@
 pub mod lambda;
 pub mod moto;
 pub mod polyglot;
+pub mod runs;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

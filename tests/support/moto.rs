@@ -51,6 +51,37 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// A DynamoDB client of this server.
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// Creates a runs table as `template.yaml` declares it: partition key
+    /// `run` (string), sort key `seq` (number), on-demand.
+    pub async fn create_runs_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
+        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
+        self.dynamodb()
+            .create_table()
+            .table_name(name)
+            .attribute_definitions(attribute("run", ScalarAttributeType::S))
+            .attribute_definitions(attribute("seq", ScalarAttributeType::N))
+            .key_schema(key("run", KeyType::Hash))
+            .key_schema(key("seq", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn put(&self, key: &str, body: Vec<u8>) {
         self.client().put_object().bucket(BUCKET).key(key).body(body.into()).send().await.unwrap();
     }

@@ -1,7 +1,8 @@
 //! The local HTTP server: `POST /{pipeline}[/…]` (and `POST /` for the
 //! default pipeline, `POST /{plugin}[?then=a,b]` unless only named
 //! pipelines are served) streams the pipeline's output with chunked transfer
-//! encoding; `GET /healthz` reports on the host. Browsers may call it from
+//! encoding; `/runs…` is the runs API (`super::runs`); `GET /healthz`
+//! reports on the host. Browsers may call it from
 //! the origins `--cors-origins` names (tower-http's CORS layer answers their
 //! preflight requests).
 
@@ -16,7 +17,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use clap::Args;
 use futures::StreamExt;
@@ -26,8 +27,10 @@ use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{info, warn};
 
+use super::runs::{self, RunReply};
 use super::{ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
+use crate::runs::Runs;
 
 /// The HTTP server's own settings.
 #[derive(Debug, Clone, Args)]
@@ -49,12 +52,13 @@ pub struct HttpSettings {
 #[derive(Clone)]
 struct App {
     pipeline: Arc<Pipeline>,
+    runs: Arc<Runs>,
     routes: Arc<RouteSettings>,
 }
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and lets the
 /// streams under way finish.
-pub async fn serve(pipeline: Arc<Pipeline>, settings: HttpSettings) -> anyhow::Result<()> {
+pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSettings) -> anyhow::Result<()> {
     let listen = settings.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let address = listener.local_addr()?;
@@ -74,21 +78,24 @@ pub async fn serve(pipeline: Arc<Pipeline>, settings: HttpSettings) -> anyhow::R
     // Scripts and tests wait for this line on stdout.
     println!("streamhost listening on http://{address}");
     info!(%address, "serving");
-    let app = router(pipeline, settings.routes, &settings.cors_origins)?;
+    let app = router(App { pipeline, runs, routes: Arc::new(settings.routes) }, &settings.cors_origins)?;
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     info!("stopped");
     Ok(())
 }
 
-pub fn router(pipeline: Arc<Pipeline>, routes: RouteSettings, cors_origins: &[String]) -> anyhow::Result<Router> {
+fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
     let app = Router::new()
         .route("/healthz", get(health))
+        .route("/runs", any(runs_call))
+        .route("/runs/", any(runs_call))
+        .route("/runs/{*rest}", any(runs_call))
         .route("/", post(invoke).fallback(method_not_allowed))
         .route("/{target}", post(invoke).fallback(method_not_allowed))
         .route("/{target}/", post(invoke).fallback(method_not_allowed))
         .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
         .fallback(not_found)
-        .with_state(App { pipeline, routes: Arc::new(routes) });
+        .with_state(app);
     Ok(match cors(cors_origins)? {
         Some(cors) => app.layer(cors),
         None => app,
@@ -109,7 +116,7 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     };
     let layer = CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_methods([Method::POST, Method::GET])
+        .allow_methods([Method::POST, Method::GET, Method::DELETE])
         // Echoes the headers asked for: browsers never count `authorization`
         // under `*`, and callers send API keys and Basic credentials.
         .allow_headers(tower_http::cors::AllowHeaders::mirror_request())
@@ -135,16 +142,7 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
         Err(reply) => return error_response(&reply),
     };
     let (target, path) = Inbound::split_path(uri.path());
-    let header_pairs = headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
-    let inbound = Inbound {
-        method: method.to_string(),
-        target,
-        path,
-        query: uri.query().unwrap_or_default().to_string(),
-        headers: header_pairs.collect(),
-        body,
-        request_context: None,
-    };
+    let inbound = Inbound { method: method.to_string(), target, path, ..inbound_of(&uri, &headers, body) };
     match super::open(&app.pipeline, &app.routes, inbound).await {
         Ok(response) => {
             let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
@@ -164,6 +162,46 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
     }
 }
 
+/// `/runs…`: the runs API (`super::runs`). A new run is executed on this
+/// host, in a task of its own that outlives the request.
+async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let body = match read_body(&headers, body, app.routes.max_body_bytes).await {
+        Ok(body) => body,
+        Err(reply) => return error_response(&reply),
+    };
+    let rest = uri.path().strip_prefix("/runs").unwrap_or_default();
+    let inbound = Inbound { method: method.to_string(), target: None, path: if rest.is_empty() { "/".into() } else { rest.to_string() }, ..inbound_of(&uri, &headers, body) };
+    match runs::handle(&app.pipeline, &app.runs, &app.routes, inbound).await {
+        Ok(RunReply::Started { accepted, record, prepared }) => {
+            let (pipeline, runs) = (app.pipeline.clone(), app.runs.clone());
+            tokio::spawn(async move { runs.execute(&pipeline, record, prepared.request, prepared.manifest, None).await });
+            run_response(*accepted)
+        }
+        Ok(reply) => run_response(reply),
+        Err(reply) => error_response(&reply),
+    }
+}
+
+fn run_response(reply: RunReply) -> Response {
+    match reply {
+        RunReply::Json { status, body, headers } => {
+            let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), [(header::CONTENT_TYPE, "application/json")], body).into_response();
+            append_headers(&mut response, &headers);
+            response
+        }
+        RunReply::Events(events) => {
+            let headers = [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
+            ];
+            (headers, Body::from_stream(events.map(Ok::<_, Infallible>))).into_response()
+        }
+        RunReply::NoContent => StatusCode::NO_CONTENT.into_response(),
+        RunReply::Started { accepted, .. } => run_response(*accepted),
+    }
+}
+
 /// A response body polled inside its request's span: what the pipeline
 /// logs while it streams carries the request id. (tracing's `Instrument`
 /// covers futures, not streams.)
@@ -180,6 +218,13 @@ impl futures::Stream for InSpan {
         let _entered = span.enter();
         self.body.poll_next_unpin(cx)
     }
+}
+
+/// The parts of a caller's request every route reads alike: query,
+/// headers (those that are text), body.
+fn inbound_of(uri: &Uri, headers: &HeaderMap, body: bytes::Bytes) -> Inbound {
+    let header_pairs = headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
+    Inbound { query: uri.query().unwrap_or_default().to_string(), headers: header_pairs.collect(), body, ..Inbound::default() }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes without reading
@@ -225,7 +270,12 @@ async fn not_found() -> Response {
 fn error_response(reply: &ErrorReply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.to_json()).into_response();
-    for (name, value) in &reply.headers {
+    append_headers(&mut response, &reply.headers);
+    response
+}
+
+fn append_headers(response: &mut Response, headers: &[(String, String)]) {
+    for (name, value) in headers {
         match (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
             (Ok(name), Ok(value)) => {
                 response.headers_mut().append(name, value);
@@ -233,7 +283,6 @@ fn error_response(reply: &ErrorReply) -> Response {
             _ => warn!(header = %name, "a refusal's header is not a valid HTTP header; left out"),
         }
     }
-    response
 }
 
 async fn shutdown_signal() {

@@ -1,55 +1,267 @@
-//! AWS Lambda: the same binary as a custom runtime (`provided.al2023`) behind
-//! a Function URL in `RESPONSE_STREAM` mode. The Function URL event becomes
-//! the same call the local server makes; status and content type go in the
-//! streaming prelude, and the body streams as the pipeline produces it.
+//! AWS Lambda: the same binary as a custom runtime (`provided.al2023`). It
+//! takes three kinds of event, each answered its own way:
+//!
+//! - a **Function URL** event (payload 2.0, the URL in `RESPONSE_STREAM`
+//!   mode): the same call the local server makes, status and headers in
+//!   the streaming prelude, the body as the pipeline produces it. `POST
+//!   /runs/{pipeline}` answers `202` at once and has the run executed by an
+//!   asynchronous invocation of this same function (Lambda's `Invoke`, type
+//!   `Event`, on the ARN this invocation came in by);
+//! - that asynchronous invocation, `{"streamhostRun": {"runId", "inbound"}}`:
+//!   drives the run to its end, within this invocation's deadline;
+//! - an **AppSync direct Lambda resolver** event in `Event` mode (seed 003:
+//!   `{"arguments", "identity", "request", "info", …}`): starts a run of
+//!   `--appsync-pipeline` with the field's `input` argument (else all its
+//!   arguments) as the JSON body, and drives it to its end; its sinks send
+//!   the chunks back to AppSync.
 //!
 //! Lambda's streaming protocol has no trailers: a failure after the first
 //! byte is an error event in the stream's own format, as everywhere else.
+//! A run lasts at most as long as one invocation (15 minutes at most).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
-use http_body::Frame;
-use http_body_util::StreamBody;
-use lambda_http::http::{self, HeaderValue, header};
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use lambda_http::lambda_runtime::{self, FunctionResponse, LambdaEvent, MetadataPrelude, StreamResponse};
+use lambda_http::request::LambdaRequest;
 use lambda_http::{RequestExt, service_fn};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{info, warn};
 
-use super::{ErrorReply, Inbound, RouteSettings};
+use super::runs::{self, RunReply};
+use super::{ErrorReply, Inbound, RouteSettings, prepare};
 use crate::pipeline::Pipeline;
+use crate::runs::{RunError, RunId, Runs};
 
-type ResponseBody = StreamBody<BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
+type Body = BoxStream<'static, Result<Bytes, Infallible>>;
+type Answer = FunctionResponse<Value, Body>;
 
 /// Whether this process was started by Lambda.
 pub fn is_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
 }
 
-/// Serves invocations until Lambda stops the process.
-pub async fn run(pipeline: Arc<Pipeline>, routes: RouteSettings) -> anyhow::Result<()> {
-    let routes = Arc::new(routes);
-    let handler = service_fn(move |request: lambda_http::Request| {
-        let (pipeline, routes) = (pipeline.clone(), routes.clone());
-        async move { Ok::<_, Infallible>(respond(&pipeline, &routes, request).await) }
-    });
-    lambda_http::run_with_streaming_response(handler).await.map_err(|error| anyhow::anyhow!(error))
+/// The Lambda frontend's own settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LambdaSettings {
+    /// The pipeline an AppSync resolver's event starts a run of (default:
+    /// --default-pipeline).
+    #[arg(long, env = "STREAMHOST_APPSYNC_PIPELINE", value_name = "NAME")]
+    pub appsync_pipeline: Option<crate::store::PluginName>,
+
+    #[command(flatten)]
+    pub routes: RouteSettings,
 }
 
-async fn respond(pipeline: &Pipeline, routes: &RouteSettings, request: lambda_http::Request) -> http::Response<ResponseBody> {
-    match super::open(pipeline, routes, inbound(&request)).await {
-        Ok(response) => {
-            let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            let body = response.body.map(|bytes| Ok(Frame::data(bytes))).boxed();
-            http::Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, content_type)
-                .header(header::CACHE_CONTROL, "no-cache")
-                .body(StreamBody::new(body))
-                .expect("a valid response")
+/// What the function holds between invocations.
+struct Function {
+    pipeline: Arc<Pipeline>,
+    runs: Arc<Runs>,
+    settings: LambdaSettings,
+    lambda: aws_sdk_lambda::Client,
+}
+
+/// The payload of the asynchronous invocation that drives a run.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunInvocation {
+    run_id: RunId,
+    inbound: InboundJson,
+}
+
+/// A caller's request as it travels in that payload.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InboundJson {
+    method: String,
+    target: Option<String>,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    /// Base64: a body need not be UTF-8.
+    body: String,
+    request_context: Option<String>,
+}
+
+/// Serves invocations until Lambda stops the process.
+pub async fn run(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: LambdaSettings) -> anyhow::Result<()> {
+    let lambda = aws_sdk_lambda::Client::new(&crate::aws::load().await);
+    let function = Arc::new(Function { pipeline, runs, settings, lambda });
+    let handler = service_fn(move |event: LambdaEvent<Value>| {
+        let function = function.clone();
+        async move { function.invoked(event).await }
+    });
+    lambda_runtime::run(handler).await.map_err(|error| anyhow::anyhow!(error))
+}
+
+impl Function {
+    async fn invoked(&self, event: LambdaEvent<Value>) -> Result<Answer, lambda_runtime::Error> {
+        let LambdaEvent { payload, context } = event;
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
+        if let Some(run) = payload.get("streamhostRun") {
+            let run: RunInvocation = serde_json::from_value(run.clone())?;
+            return Ok(FunctionResponse::BufferedResponse(self.drive(run, deadline).await));
         }
-        Err(reply) => error_response(&reply),
+        if is_appsync_event(&payload) {
+            return Ok(FunctionResponse::BufferedResponse(self.appsync(payload, deadline).await?));
+        }
+        if payload.pointer("/requestContext/http").is_some() {
+            let request: LambdaRequest = serde_json::from_value(payload)?;
+            let request: lambda_http::Request = lambda_http::http::Request::from(request);
+            return Ok(FunctionResponse::StreamingResponse(self.function_url(&request, &context.invoked_function_arn).await));
+        }
+        Err("streamhost takes Function URL events, AppSync resolver events and its own run invocations; this event is none of them".into())
+    }
+
+    async fn function_url(&self, request: &lambda_http::Request, function_arn: &str) -> StreamResponse<Body> {
+        let inbound = inbound(request);
+        if inbound.target.as_deref() == Some(runs::PREFIX) {
+            return self.runs_call(inbound, function_arn).await;
+        }
+        match super::open(&self.pipeline, &self.settings.routes, inbound).await {
+            Ok(response) => {
+                let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                let headers = [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+                streamed(StatusCode::OK, headers.into_iter().collect(), response.body)
+            }
+            Err(reply) => error_response(&reply),
+        }
+    }
+
+    /// The runs API; a new run goes to an asynchronous invocation.
+    async fn runs_call(&self, inbound: Inbound, function_arn: &str) -> StreamResponse<Body> {
+        let invocation = InboundJson::from(&inbound);
+        let inbound = Inbound { target: None, ..inbound };
+        let reply = match runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound).await {
+            Ok(reply) => reply,
+            Err(reply) => return error_response(&reply),
+        };
+        match reply {
+            RunReply::Started { accepted, record, .. } => {
+                let payload = json!({ "streamhostRun": RunInvocation { run_id: record.id.clone(), inbound: invocation } });
+                match self.invoke_async(function_arn, payload).await {
+                    Ok(()) => run_response(*accepted),
+                    Err(message) => {
+                        warn!(run = %record.id, %message, "the run's invocation could not be started");
+                        let error = RunError { code: "run_not_started".into(), message: message.clone() };
+                        self.runs.abandon(record, error).await;
+                        error_response(&ErrorReply::new(502, "run_not_started", format!("the run could not be started: {message}")))
+                    }
+                }
+            }
+            reply => run_response(reply),
+        }
+    }
+
+    /// Invokes this function again, asynchronously: Lambda queues the event
+    /// and answers `202` at once.
+    async fn invoke_async(&self, function_arn: &str, payload: Value) -> Result<(), String> {
+        let call = self
+            .lambda
+            .invoke()
+            .function_name(function_arn)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()));
+        call.send().await.map(|_| ()).map_err(|error| aws_sdk_lambda::error::DisplayErrorContext(error).to_string())
+    }
+
+    /// Drives a run started by a Function URL call: its request is mapped
+    /// again (the inbound plugin sees the same request) and run.
+    async fn drive(&self, run: RunInvocation, deadline: SystemTime) -> Value {
+        let id = run.run_id.clone();
+        let record = match self.runs.get(&id).await {
+            Ok(Some(record)) if !record.status.is_end() => record,
+            Ok(_) => {
+                warn!(run = %id, "asked to drive a run that is unknown or over; nothing to do");
+                return json!({ "id": id, "status": "unknown" });
+            }
+            Err(error) => return json!({ "id": id, "error": error.to_string() }),
+        };
+        match prepare(&self.pipeline, &self.settings.routes, Inbound::from(run.inbound)).await {
+            Ok(prepared) => self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await,
+            Err(reply) => self.runs.abandon(record, RunError { code: reply.code, message: reply.message }).await,
+        }
+        let status = self.runs.get(&id).await.ok().flatten().map(|record| record.status);
+        json!({ "id": id, "status": status })
+    }
+
+    /// Seed 003's start: AppSync's resolver invoked this function in
+    /// `Event` mode, so nobody waits for the answer; the run's sinks carry
+    /// its chunks back to AppSync.
+    async fn appsync(&self, event: Value, deadline: SystemTime) -> Result<Value, lambda_runtime::Error> {
+        // The seed's own resolver sends `{"input": …}` alone; a direct
+        // resolver, the field's `arguments` with their `input`.
+        let arguments = event.get("arguments").unwrap_or(&event);
+        let body = arguments.get("input").filter(|input| input.is_object()).unwrap_or(arguments);
+        let headers = event.pointer("/request/headers").and_then(Value::as_object).into_iter().flatten();
+        let target = self.settings.appsync_pipeline.as_ref().or(self.settings.routes.default_pipeline.as_ref()).map(ToString::to_string);
+        let inbound = Inbound {
+            method: "POST".into(),
+            target: target.clone(),
+            path: "/".into(),
+            headers: headers.filter_map(|(name, value)| Some((name.to_ascii_lowercase(), value.as_str()?.to_string()))).collect(),
+            body: Bytes::from(body.to_string()),
+            request_context: Some(json!({ "appsync": { "identity": event["identity"], "info": event["info"] } }).to_string()),
+            ..Inbound::default()
+        };
+        let prepared = prepare(&self.pipeline, &self.settings.routes, inbound).await.map_err(|reply| reply.to_json())?;
+        let name = target.unwrap_or_default();
+        let record = self.runs.create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone()).await?;
+        info!(run = %record.id, field = %event["info"]["fieldName"], "an AppSync resolver started a run");
+        let (id, conversation) = (record.id.clone(), record.conversation.clone());
+        self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await;
+        let status = self.runs.get(&id).await?.map(|record| record.status);
+        Ok(json!({ "conversationId": conversation, "runId": id, "status": status }))
+    }
+}
+
+/// An AppSync resolver's payload: a direct Lambda resolver's context
+/// (`arguments` and `info.fieldName`), or seed 003's own resolver's `{"input":
+/// {…}}` and nothing else.
+fn is_appsync_event(payload: &Value) -> bool {
+    let direct = payload.pointer("/info/fieldName").is_some() && payload.get("arguments").is_some();
+    let seed = payload.as_object().is_some_and(|fields| fields.len() == 1 && fields.get("input").is_some_and(Value::is_object));
+    direct || seed
+}
+
+impl From<&Inbound> for InboundJson {
+    fn from(inbound: &Inbound) -> Self {
+        use base64::Engine;
+        InboundJson {
+            method: inbound.method.clone(),
+            target: inbound.target.clone(),
+            path: inbound.path.clone(),
+            query: inbound.query.clone(),
+            headers: inbound.headers.clone(),
+            body: base64::engine::general_purpose::STANDARD.encode(&inbound.body),
+            request_context: inbound.request_context.clone(),
+        }
+    }
+}
+
+/// The run's request as the runs API gave it: its path is below `/runs`.
+impl From<InboundJson> for Inbound {
+    fn from(json: InboundJson) -> Self {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.decode(&json.body).unwrap_or_default();
+        let path = json.path.trim_start_matches('/');
+        let (target, below) = path.split_once('/').map_or((path, ""), |(target, below)| (target, below));
+        let target = (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
+        Inbound {
+            method: json.method,
+            target,
+            path: format!("/{below}"),
+            query: json.query,
+            headers: json.headers,
+            body: Bytes::from(body),
+            request_context: json.request_context,
+        }
     }
 }
 
@@ -69,21 +281,57 @@ fn inbound(request: &lambda_http::Request) -> Inbound {
     }
 }
 
-fn error_response(reply: &ErrorReply) -> http::Response<ResponseBody> {
-    let body = stream::iter([Ok(Frame::data(Bytes::from(reply.to_json())))]).boxed();
-    let mut builder = http::Response::builder().status(reply.status).header(header::CONTENT_TYPE, "application/json");
-    // The streaming prelude carries one string per header, so the values of
-    // a repeated header (two `www-authenticate` challenges) go as one
-    // comma-separated value, as RFC 9110 allows.
-    let mut joined: Vec<(&str, String)> = Vec::new();
-    for (name, value) in &reply.headers {
-        match joined.iter_mut().find(|(seen, _)| seen.eq_ignore_ascii_case(name)) {
+fn streamed(status: StatusCode, headers: HeaderMap, body: BoxStream<'static, Bytes>) -> StreamResponse<Body> {
+    StreamResponse { metadata_prelude: MetadataPrelude { status_code: status, headers, cookies: Vec::new() }, stream: body.map(Ok).boxed() }
+}
+
+fn run_response(reply: RunReply) -> StreamResponse<Body> {
+    match reply {
+        RunReply::Json { status, body, headers } => {
+            let mut response = json_response(status, body);
+            response.metadata_prelude.headers.extend(joined(&headers));
+            response
+        }
+        RunReply::Events(events) => {
+            let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+            streamed(StatusCode::OK, headers.into_iter().collect(), events)
+        }
+        RunReply::NoContent => streamed(StatusCode::NO_CONTENT, HeaderMap::new(), stream::empty().boxed()),
+        RunReply::Started { accepted, .. } => run_response(*accepted),
+    }
+}
+
+fn json_response(status: u16, body: String) -> StreamResponse<Body> {
+    let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))].into_iter().collect();
+    streamed(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), headers, stream::iter([Bytes::from(body)]).boxed())
+}
+
+fn error_response(reply: &ErrorReply) -> StreamResponse<Body> {
+    let mut response = json_response(reply.status, reply.to_json());
+    response.metadata_prelude.headers.extend(joined(&reply.headers));
+    response
+}
+
+/// The streaming prelude carries one string per header, so the values of a
+/// repeated header (two `www-authenticate` challenges) go as one
+/// comma-separated value, as RFC 9110 allows. Headers that are not valid
+/// HTTP are left out.
+fn joined(headers: &[(String, String)]) -> HeaderMap {
+    let mut values: Vec<(&str, String)> = Vec::new();
+    for (name, value) in headers {
+        match values.iter_mut().find(|(seen, _)| seen.eq_ignore_ascii_case(name)) {
             Some((_, values)) => *values = format!("{values}, {value}"),
-            None => joined.push((name, value.clone())),
+            None => values.push((name, value.clone())),
         }
     }
-    for (name, value) in joined {
-        builder = builder.header(name, value);
-    }
-    builder.body(StreamBody::new(body)).unwrap_or_else(|_| error_response(&ErrorReply::new(500, "invalid_refusal", "a refusal carried an invalid header")))
+    values
+        .into_iter()
+        .filter_map(|(name, value)| match (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
+            (Ok(name), Ok(value)) => Some((name, value)),
+            _ => {
+                warn!(header = %name, "a header is not valid HTTP; left out");
+                None
+            }
+        })
+        .collect()
 }

@@ -6,6 +6,9 @@ pub mod cli;
 pub mod http;
 pub mod lambda;
 pub mod publish;
+pub mod runs;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Args;
@@ -74,16 +77,33 @@ impl Inbound {
     }
 
     /// The query parameter `name`, percent-decoded.
-    fn query_param(&self, name: &str) -> Option<String> {
+    pub fn query_param(&self, name: &str) -> Option<String> {
         url::form_urlencoded::parse(self.query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
     }
 }
 
-/// What every frontend does with a call: finds the pipeline (or the plugin
-/// and its `then` chain), maps the caller's request (its inbound plugin, or
-/// the JSON body), holds it to what callers may set, and opens the pipeline
-/// up to its first bytes.
+/// What every frontend does with a call: finds the pipeline and maps the
+/// caller's request ([`prepare`]), then opens the pipeline up to its first
+/// bytes.
 pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound) -> Result<Response, ErrorReply> {
+    let Prepared { request, manifest, .. } = prepare(pipeline, routes, inbound).await?;
+    pipeline.open(request, manifest).await.map_err(|error| ErrorReply::from(&error))
+}
+
+/// A caller's request, found its pipeline and mapped, ready to open.
+pub struct Prepared {
+    pub request: Request,
+    pub manifest: Option<Arc<Manifest>>,
+    /// The caller as the pipeline's inbound plugin identified them (its
+    /// user id); none where the pipeline has no inbound plugin.
+    pub caller: Option<String>,
+}
+
+/// Finds the pipeline (or the plugin and its `then` chain), maps the
+/// caller's request (its inbound plugin, or the JSON body) and holds it to
+/// what callers may set. Every refusal is answered here, before any model
+/// call.
+pub async fn prepare(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound) -> Result<Prepared, ErrorReply> {
     if inbound.body.len() > routes.max_body_bytes {
         return Err(ErrorReply::body_too_large(routes.max_body_bytes));
     }
@@ -97,7 +117,7 @@ pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound)
     check_route(routes, &target, manifest.as_deref(), then.is_some(), &inbound.path)?;
     let Some(manifest) = manifest else {
         let request = Request::from_json(chain, &[], &inbound.body).map_err(|error| ErrorReply::from(&error))?;
-        return pipeline.open(request, None).await.map_err(|error| ErrorReply::from(&error));
+        return Ok(Prepared { request, manifest: None, caller: None });
     };
     let (body, chain_name) = match &manifest.inbound {
         Some(filter) => filtered(pipeline, &manifest, filter, inbound).await?,
@@ -112,7 +132,25 @@ pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound)
     let request = Request::from_json(chain, &others, &body).map_err(|error| ErrorReply::from(&error))?;
     manifest.callers.check(&request, &own_model(&manifest)).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
     let request = request.with_defaults(&manifest);
-    pipeline.open(request, Some(manifest)).await.map_err(|error| ErrorReply::from(&error))
+    let caller = manifest.inbound.as_ref().and(request.user_id.clone());
+    Ok(Prepared { request, manifest: Some(manifest), caller })
+}
+
+/// Who is calling, as `pipeline`'s inbound plugin identifies them: the user
+/// id it gives for `inbound` (a read of a detached run: `GET` or `DELETE`,
+/// no body), or its refusal. `Ok(None)`: the pipeline has no inbound plugin,
+/// or the plugin does not identify callers.
+pub async fn identify(pipeline: &Pipeline, name: &PluginName, inbound: Inbound) -> Result<Option<String>, ErrorReply> {
+    let manifest = pipeline.manifest(name).await.map_err(|error| ErrorReply::from(&error))?;
+    let Some(filter) = manifest.as_ref().and_then(|manifest| manifest.inbound.clone()) else {
+        return Ok(None);
+    };
+    let manifest = manifest.expect("a filter comes from a manifest");
+    let outcome = run_filter(pipeline, &manifest, &filter, inbound).await?;
+    match outcome {
+        Ok(request) => Ok(request.user_id),
+        Err(refusal) => Err(refused(&filter, refusal)),
+    }
 }
 
 /// The provider and model a caller may name because the pipeline already
@@ -151,6 +189,17 @@ fn check_route(routes: &RouteSettings, target: &str, manifest: Option<&Manifest>
 /// Runs the pipeline's inbound plugin: the host's request as a JSON body,
 /// and the chain it picked; or the plugin's refusal.
 async fn filtered(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName, inbound: Inbound) -> Result<(Bytes, Option<String>), ErrorReply> {
+    match run_filter(pipeline, manifest, filter, inbound).await? {
+        Ok(request) => {
+            let chain = request.chain.clone();
+            Ok((Bytes::from(request_body(filter, request)?), chain))
+        }
+        Err(refusal) => Err(refused(filter, refusal)),
+    }
+}
+
+/// Calls the inbound plugin `filter` with its settings from `manifest`.
+async fn run_filter(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName, inbound: Inbound) -> Result<Result<PipelineRequest, Refusal>, ErrorReply> {
     let settings = manifest.config.get(filter.as_str()).map_or_else(|| "{}".to_string(), Value::to_string);
     let incoming = IncomingRequest {
         method: inbound.method,
@@ -160,14 +209,7 @@ async fn filtered(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName,
         body: inbound.body.to_vec(),
         request_context: inbound.request_context,
     };
-    let outcome = pipeline.registry().filter(filter, settings, &incoming).await.map_err(|error| ErrorReply::from(&PipelineError::from(error)))?;
-    match outcome {
-        Ok(request) => {
-            let chain = request.chain.clone();
-            Ok((Bytes::from(request_body(filter, request)?), chain))
-        }
-        Err(refusal) => Err(refused(filter, refusal)),
-    }
+    pipeline.registry().filter(filter, settings, &incoming).await.map_err(|error| ErrorReply::from(&PipelineError::from(error)))
 }
 
 /// A filter's request as the host's JSON body, so that it is read and

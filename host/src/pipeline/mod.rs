@@ -23,7 +23,7 @@ use thiserror::Error;
 pub use orchestrate::{AgentSettings, Orchestrator};
 use pump::Pump;
 
-use crate::event::{DEFAULT_CONTENT_TYPE, Encoding};
+use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event};
 use crate::manifest::{Manifest, ManifestError, Manifests};
 use crate::providers::{ModelCall, ProviderError};
 use crate::registry::{LoadError, PluginError, Registry, RoleError, TransformInstance};
@@ -87,8 +87,26 @@ impl Pipeline {
         self.active_streams.load(Ordering::Relaxed)
     }
 
-    /// Opens `request`, run as `manifest` says when it names a pipeline.
+    /// Opens `request`, run as `manifest` says when it names a pipeline, up
+    /// to its first bytes.
     pub async fn open(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<Response, PipelineError> {
+        let (content_type, mut pump) = self.start(request, manifest).await?;
+        let first = pump.first_bytes().await?;
+        let rest = stream::unfold(pump, |mut pump| async move { pump.next_bytes().await.map(|bytes| (bytes, pump)) });
+        Ok(Response { content_type, body: stream::iter(first).chain(rest).boxed() })
+    }
+
+    /// Opens `request` for a detached run: the events out of the chain's
+    /// last stage, in batches, unencoded. A failure once the source has
+    /// started is an error event, the stream's last.
+    pub async fn open_events(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<BoxStream<'static, Vec<Event>>, PipelineError> {
+        let (_, pump) = self.start(request, manifest).await?;
+        Ok(stream::unfold(pump, |mut pump| async move { pump.next_events().await.map(|events| (events, pump)) }).boxed())
+    }
+
+    /// Opens the chain's plugins, then starts the source: the content type
+    /// of the body, and the pump that moves its events.
+    async fn start(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<(String, Pump), PipelineError> {
         // Plugins first: a plugin that cannot run must not cost a model call.
         let stages = self.open_stages(&request).await?;
         let content_type = stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
@@ -103,7 +121,7 @@ impl Pipeline {
                 self.host.providers.start(&call).await?
             }
         };
-        let mut pump = Pump {
+        let pump = Pump {
             source: source.ready_chunks(MAX_BATCH),
             stages,
             encoding: Encoding::for_content_type(&content_type),
@@ -111,9 +129,7 @@ impl Pipeline {
             done: false,
             _active: ActiveStream::new(&self.active_streams),
         };
-        let first = pump.first_bytes().await?;
-        let rest = stream::unfold(pump, |mut pump| async move { pump.next_bytes().await.map(|bytes| (bytes, pump)) });
-        Ok(Response { content_type, body: stream::iter(first).chain(rest).boxed() })
+        Ok((content_type, pump))
     }
 
     async fn open_stages(&self, request: &Request) -> Result<Vec<TransformInstance>, PipelineError> {

@@ -1,5 +1,6 @@
 //! Moves events from the source through the transform stages and encodes
-//! them: batches in, bytes out.
+//! them: batches in, events (for a detached run) or bytes (for a response)
+//! out.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -34,24 +35,48 @@ impl Pump {
     /// The first bytes of the body (`None` for an empty body); a failure up
     /// to here is the caller's error response.
     pub(super) async fn first_bytes(&mut self) -> Result<Option<Bytes>, PluginError> {
-        self.step().await.map_err(|failure| {
-            // Answered as an error response: the stream is over, not cancelled.
-            self.done = true;
-            failure.error
-        })
+        while let Some(events) = self.first_events().await? {
+            let bytes = self.encode(&events);
+            if !bytes.is_empty() {
+                return Ok(Some(bytes));
+            }
+        }
+        Ok(None)
     }
 
     /// The next bytes of a body already under way; a failure becomes an
     /// error event, the last bytes of the stream.
     pub(super) async fn next_bytes(&mut self) -> Option<Bytes> {
-        match self.step().await {
-            Ok(bytes) => bytes,
-            Err(failure) => Some(self.error_bytes(failure).await),
+        loop {
+            let events = self.next_events().await?;
+            let bytes = self.encode(&events);
+            if !bytes.is_empty() {
+                return Some(bytes);
+            }
         }
     }
 
-    /// Runs batches until one produces bytes or the stream ends.
-    async fn step(&mut self) -> Result<Option<Bytes>, StageFailure> {
+    /// The next events out of the last stage (`None` at the end); a failure
+    /// is returned, and ends the stream.
+    pub(super) async fn first_events(&mut self) -> Result<Option<Vec<Event>>, PluginError> {
+        self.step().await.map_err(|failure| {
+            // Answered as an error: the stream is over, not cancelled.
+            self.done = true;
+            failure.error
+        })
+    }
+
+    /// The next events out of the last stage (`None` at the end); a failure
+    /// becomes an error event, the stream's last.
+    pub(super) async fn next_events(&mut self) -> Option<Vec<Event>> {
+        match self.step().await {
+            Ok(events) => events,
+            Err(failure) => Some(self.error_events(failure).await),
+        }
+    }
+
+    /// Runs batches until one produces events or the stream ends.
+    async fn step(&mut self) -> Result<Option<Vec<Event>>, StageFailure> {
         while !self.done {
             // `next` on a stream is cancel-safe: a tick loses no event.
             let next = match self.idle {
@@ -66,10 +91,7 @@ impl Pump {
             self.done = last;
             let events = self.run_stages(0, events, last, tick).await?;
             if !events.is_empty() {
-                let bytes = self.encode(&events);
-                if !bytes.is_empty() {
-                    return Ok(Some(bytes));
-                }
+                return Ok(Some(events));
             }
         }
         Ok(None)
@@ -93,17 +115,17 @@ impl Pump {
 
     /// Ends the stream after a failure: the error event goes through the
     /// stages after the one that failed (so the formatter formats it), or,
-    /// when the formatter is what failed, through the host's own encoding.
-    async fn error_bytes(&mut self, failure: StageFailure) -> Bytes {
+    /// when the formatter is what failed, as it is (the host encodes it).
+    async fn error_events(&mut self, failure: StageFailure) -> Vec<Event> {
         self.done = true;
         let StageFailure { stage, error } = failure;
         warn!(plugin = %self.stages[stage].name(), %error, "stream ended by a plugin failure");
         let event = error_event(error.code(), error.to_string());
         match self.run_stages(stage + 1, vec![event.clone()], true, false).await {
-            Ok(events) => self.encode(&events),
+            Ok(events) => events,
             Err(StageFailure { error: second, .. }) => {
                 warn!(error = %second, "a later plugin failed on the error event too");
-                self.encode(&[event])
+                vec![event]
             }
         }
     }

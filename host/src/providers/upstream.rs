@@ -16,12 +16,6 @@
 //! terminator of its own, so a clean end of the body completes it; a broken
 //! one ends it with `upstream_disconnected`. Null is absent in every field.
 
-use std::time::SystemTime;
-
-use aws_config::SdkConfig;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
 use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 use tracing::warn;
@@ -31,6 +25,7 @@ use super::error::StreamErrorCode;
 use super::settings::{ProviderSettings, UpstreamAuth};
 use super::sse::{self, FrameError, SseFrame};
 use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure, send_failure};
+use crate::aws::{SignError, Signer};
 use crate::event::{Event, Usage};
 use crate::request::Role;
 
@@ -49,7 +44,7 @@ pub struct Upstream {
 enum Auth {
     None,
     Bearer(String),
-    Sigv4 { credentials: SharedCredentialsProvider, region: String, service: String },
+    Sigv4(Signer),
 }
 
 impl Upstream {
@@ -62,7 +57,7 @@ impl Upstream {
                 let token = settings.upstream_token.clone().ok_or_else(|| anyhow::anyhow!("--upstream-auth bearer needs --upstream-token"))?;
                 Auth::Bearer(token)
             }
-            UpstreamAuth::Sigv4 => sigv4(&crate::aws::load().await, &settings.upstream_sigv4_service)?,
+            UpstreamAuth::Sigv4 => Auth::Sigv4(Signer::new(&crate::aws::load().await, &settings.upstream_sigv4_service, None, "--upstream-auth sigv4")?),
         };
         Ok(Some(Self { client: http_client()?, url, auth }))
     }
@@ -99,41 +94,15 @@ impl Upstream {
         match &self.auth {
             Auth::None => Ok(Vec::new()),
             Auth::Bearer(token) => Ok(vec![("authorization".into(), format!("Bearer {token}"))]),
-            Auth::Sigv4 { credentials, region, service } => {
-                let credentials = credentials.provide_credentials().await.map_err(|error| {
+            Auth::Sigv4(signer) => signer.headers("POST", self.url.as_str(), headers, body).await.map_err(|error| match error {
+                SignError::NoCredentials(_) => {
                     warn!(%error, "no AWS credentials to sign the upstream call with");
                     UpstreamFailure::Unavailable("the host has no AWS credentials to sign with".into())
-                })?;
-                let identity = credentials.into();
-                let settings = SigningSettings::default();
-                let params = v4::SigningParams::builder()
-                    .identity(&identity)
-                    .region(region)
-                    .name(service)
-                    .time(SystemTime::now())
-                    .settings(settings)
-                    .build()
-                    .expect("every parameter is set")
-                    .into();
-                let signable = SignableRequest::new(
-                    "POST",
-                    self.url.as_str(),
-                    headers.iter().map(|(name, value)| (*name, value.as_str())),
-                    SignableBody::Bytes(body),
-                )
-                .map_err(|error| UpstreamFailure::Rejected(format!("the request cannot be signed: {error}")))?;
-                let (instructions, _signature) =
-                    sign(signable, &params).map_err(|error| UpstreamFailure::Rejected(format!("the request cannot be signed: {error}")))?.into_parts();
-                Ok(instructions.headers().map(|(name, value)| (name.to_string(), value.to_string())).collect())
-            }
+                }
+                SignError::Invalid(_) => UpstreamFailure::Rejected(error.to_string()),
+            }),
         }
     }
-}
-
-fn sigv4(config: &SdkConfig, service: &str) -> anyhow::Result<Auth> {
-    let credentials = config.credentials_provider().ok_or_else(|| anyhow::anyhow!("--upstream-auth sigv4 needs AWS credentials"))?;
-    let region = config.region().ok_or_else(|| anyhow::anyhow!("--upstream-auth sigv4 needs an AWS region (AWS_REGION)"))?;
-    Ok(Auth::Sigv4 { credentials, region: region.to_string(), service: service.to_string() })
 }
 
 /// What the upstream is sent: the conversation, and who is asking.

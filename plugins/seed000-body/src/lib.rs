@@ -37,6 +37,11 @@ const SHAPE: &str = r#"send {"query":"…","userId":"…","sessionId":"…"}"#;
 
 /// The host's request for `request`, or why it is refused.
 fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
+    // Its user id is the client's own claim, not an identity: a run read
+    // names no caller, and the run id is the key.
+    if request.is_run_read() {
+        return Ok(PipelineRequest::caller(None));
+    }
     if request.path != "/" {
         return Err(refuse(404, "not_found", format!("nothing is served at `{}`: post the query to the pipeline's own URL", request.path)));
     }

@@ -152,6 +152,16 @@ enum Caller {
     User(String),
 }
 
+impl Caller {
+    /// The host's user id for the caller: `key:<name>` or `user:<id>`.
+    fn user_id(&self) -> String {
+        match self {
+            Caller::Key(name) => format!("key:{name}"),
+            Caller::User(id) => format!("user:{id}"),
+        }
+    }
+}
+
 /// A credential as sent, not yet checked.
 enum Credential {
     ApiKey(String),
@@ -159,8 +169,13 @@ enum Credential {
 }
 
 /// The host's request, or the refusal: authenticates, then reads the body.
+/// A read of a run started here is answered with who the caller is: only
+/// they may read it.
 fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     let caller = authenticate(settings, request)?;
+    if request.is_run_read() {
+        return Ok(PipelineRequest::caller(Some(caller.user_id())));
+    }
     if request.path != "/" {
         return Err(refuse(404, "not_found", format!("nothing is served at `{}`: post to the pipeline's own URL", request.path)));
     }
@@ -174,10 +189,7 @@ fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest
     };
     let mut mapped = PipelineRequest::prompt(prompt);
     mapped.session_id = string_field(&fields, "runtimeSessionId", "runtimeSessionId")?;
-    mapped.user_id = Some(match caller {
-        Caller::Key(name) => format!("key:{name}"),
-        Caller::User(id) => format!("user:{id}"),
-    });
+    mapped.user_id = Some(caller.user_id());
     mapped.chain = chain;
     Ok(mapped)
 }
@@ -308,6 +320,18 @@ mod tests {
 
     fn challenges(refusal: &Refusal) -> Vec<&str> {
         refusal.headers.iter().filter(|(name, _)| name == "www-authenticate").map(|(_, value)| value.as_str()).collect()
+    }
+
+    #[test]
+    fn a_run_read_is_identified_not_mapped() {
+        let key = [("x-api-key", KEY)];
+        let mut read = request(&key, "");
+        read.method = "GET".into();
+        read.path = "/runs/0123456789abcdef0123456789abcdef".into();
+        let mapped = map(&settings(), &read).unwrap();
+        assert_eq!((mapped.user_id.as_deref(), mapped.messages.len()), (Some("key:ops"), 0));
+        read.headers.clear();
+        assert_eq!(map(&settings(), &read).expect_err("no credential").status, 401);
     }
 
     #[test]

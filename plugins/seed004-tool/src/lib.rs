@@ -41,6 +41,11 @@ const SHAPE: &str = r#"send {"args":{…},"tool_config":{…},"context":{"sessio
 
 /// The host's request for `request`, or why it is refused.
 fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
+    // Its user id is the client's own claim, not an identity: a run read
+    // names no caller, and the run id is the key.
+    if request.is_run_read() {
+        return Ok(PipelineRequest::caller(None));
+    }
     let segments: Vec<&str> = request.path.split('/').filter(|segment| !segment.is_empty()).collect();
     if !matches!(segments.as_slice(), [] | ["invoke"]) {
         return Err(refuse(404, "not_found", format!("nothing is served at `{}`: the tool is invoked at `/invoke`", request.path)));

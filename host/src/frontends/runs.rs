@@ -1,0 +1,136 @@
+//! The runs API, the same on every frontend (`runs` holds the runs):
+//!
+//! - `POST /runs/{pipeline}[/…]`: the same request as `POST /{pipeline}`
+//!   (inbound plugin, manifest, chains and `callers` apply); `202` with
+//!   `{"id", "status", "conversationId"}` and `Location: /runs/{id}`, before
+//!   the first model event. The frontend then has the run executed.
+//! - `GET /runs/{id}`: the run's status, times, usage and sinks.
+//! - `GET /runs/{id}/events`: SSE, `id:` per event; from the start, or
+//!   after `Last-Event-ID` (header, or `?lastEventId=`), then live until the
+//!   run's `done` event. A run that has ended with nothing after the given
+//!   id answers `204`, which tells an `EventSource` not to reconnect.
+//! - `DELETE /runs/{id}`: cancels the run and its model call; the record
+//!   once it has ended (`200`), or while still ending (`202`).
+//!
+//! A run started through an inbound plugin that identified its caller is
+//! that caller's: a read runs the same plugin on the read (`GET` or
+//! `DELETE`, path `/runs/{id}…`, no body), and a caller it identifies as
+//! someone else gets `404`, as for a run that does not exist. A plugin that
+//! gives no user id for a read leaves the run id (128 random bits) as the
+//! only key.
+//!
+//! `runs` is therefore not a name a pipeline can be served under.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use serde_json::json;
+
+use super::{ErrorReply, Inbound, Prepared, RouteSettings, identify, prepare};
+use crate::pipeline::Pipeline;
+use crate::runs::{RunId, RunRecord, Runs, RunsError, sse_frames};
+use crate::store::PluginName;
+
+/// The first path segment of the runs API.
+pub const PREFIX: &str = "runs";
+
+/// How long `DELETE` waits for the run to end before answering `202`.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// What a runs call answers.
+pub enum RunReply {
+    /// A JSON answer: status, body, extra headers.
+    Json { status: u16, body: String, headers: Vec<(String, String)> },
+    /// A new run, recorded: answer `accepted`, then have it executed.
+    Started { accepted: Box<RunReply>, record: RunRecord, prepared: Prepared },
+    /// `text/event-stream`.
+    Events(BoxStream<'static, Bytes>),
+    /// `204`: nothing more will come.
+    NoContent,
+}
+
+/// Answers a call whose path starts with `/runs`: `inbound.path` is the
+/// rest, from `/`.
+pub async fn handle(pipeline: &Pipeline, runs: &std::sync::Arc<Runs>, routes: &RouteSettings, inbound: Inbound) -> Result<RunReply, ErrorReply> {
+    let rest = inbound.path.trim_start_matches('/').to_string();
+    let (first, below) = rest.split_once('/').map_or((rest.as_str(), ""), |(first, below)| (first, below));
+    match (inbound.method.as_str(), below) {
+        ("POST", _) => start(pipeline, runs, routes, first, below, inbound).await,
+        ("GET", "") => Ok(json_reply(200, read(pipeline, runs, first, inbound).await?.view().to_string())),
+        ("GET", "events") => {
+            let after = last_event_id(&inbound)?;
+            let record = read(pipeline, runs, first, inbound).await?;
+            if record.status.is_end() && after >= record.events {
+                return Ok(RunReply::NoContent);
+            }
+            Ok(RunReply::Events(sse_frames(runs.follow(record.id, after))))
+        }
+        ("DELETE", "") => {
+            let record = read(pipeline, runs, first, inbound).await?;
+            let record = runs.cancel(&record.id, CANCEL_WAIT).await.map_err(|error| store_error(&error))?.ok_or_else(|| unknown_run(first))?;
+            Ok(json_reply(if record.status.is_end() { 200 } else { 202 }, record.view().to_string()))
+        }
+        ("GET" | "DELETE", _) => Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events")),
+        _ => Err(ErrorReply::new(405, "method_not_allowed", "runs are started with POST, read with GET and cancelled with DELETE")),
+    }
+}
+
+/// `POST /runs/{pipeline}[/below]`: the request mapped and checked as a
+/// stream's would be, and the run recorded.
+async fn start(pipeline: &Pipeline, runs: &Runs, routes: &RouteSettings, target: &str, below: &str, inbound: Inbound) -> Result<RunReply, ErrorReply> {
+    let target = (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
+    let inbound = Inbound { target, path: format!("/{below}"), ..inbound };
+    let name = inbound.target.clone().or_else(|| routes.default_pipeline.as_ref().map(ToString::to_string)).unwrap_or_default();
+    let prepared = prepare(pipeline, routes, inbound).await?;
+    let record = runs.create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone()).await.map_err(|error| match error {
+        RunsError::Full { retry_after_secs, .. } => {
+            let mut reply = ErrorReply::new(429, "too_many_runs", error.to_string());
+            reply.headers.push(("retry-after".into(), retry_after_secs.to_string()));
+            reply
+        }
+        RunsError::Store(error) => store_error(&error),
+    })?;
+    let body = json!({ "id": record.id, "status": record.status, "conversationId": record.conversation, "events": format!("/runs/{}/events", record.id) });
+    let accepted = RunReply::Json { status: 202, body: body.to_string(), headers: vec![("location".into(), format!("/runs/{}", record.id))] };
+    Ok(RunReply::Started { accepted: Box::new(accepted), record, prepared })
+}
+
+/// The run `id`, if the caller may read it.
+async fn read(pipeline: &Pipeline, runs: &Runs, id: &str, inbound: Inbound) -> Result<RunRecord, ErrorReply> {
+    let id: RunId = id.parse().map_err(|_| unknown_run(id))?;
+    let record = runs.get(&id).await.map_err(|error| store_error(&error))?.ok_or_else(|| unknown_run(id.as_str()))?;
+    let Some(owner) = &record.owner else { return Ok(record) };
+    let name: PluginName = record.pipeline.parse().map_err(|_| unknown_run(id.as_str()))?;
+    let reader = Inbound { target: Some(record.pipeline.clone()), path: format!("/{PREFIX}{}", inbound.path), body: Bytes::new(), ..inbound };
+    match identify(pipeline, &name, reader).await? {
+        Some(caller) if &caller != owner => Err(unknown_run(id.as_str())),
+        _ => Ok(record),
+    }
+}
+
+/// The sequence number a subscriber has: `Last-Event-ID`, or the
+/// `lastEventId` query parameter (a browser cannot set the header on its
+/// first connection); 0 for none.
+fn last_event_id(inbound: &Inbound) -> Result<u64, ErrorReply> {
+    let header = inbound.headers.iter().find(|(name, _)| name == "last-event-id").map(|(_, value)| value.clone());
+    let Some(value) = header.or_else(|| inbound.query_param("lastEventId")) else { return Ok(0) };
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(0);
+    }
+    value.parse().map_err(|_| ErrorReply::new(400, "invalid_last_event_id", format!("`{value}` is not an event id of a run (a sequence number)")))
+}
+
+fn unknown_run(id: &str) -> ErrorReply {
+    let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+    ErrorReply::new(404, "unknown_run", format!("there is no run `{id}` that you may read"))
+}
+
+fn store_error(error: &crate::runs::RunStoreError) -> ErrorReply {
+    ErrorReply::new(503, "run_store_unavailable", error.to_string())
+}
+
+fn json_reply(status: u16, body: String) -> RunReply {
+    RunReply::Json { status, body, headers: Vec::new() }
+}

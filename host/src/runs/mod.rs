@@ -1,0 +1,482 @@
+//! Detached runs, seed 003's long-running invocations: `POST
+//! /runs/{pipeline}` answers `202` with a run id before the first model
+//! event, and the pipeline runs on past any request timeout. Its events
+//! (what leaves the chain's last stage) are appended to a run store in
+//! order, each with a sequence number from 1; subscribers replay and follow
+//! them (`GET /runs/{id}/events`, SSE with `Last-Event-ID`), and the
+//! pipeline's sinks deliver each one as it happens (AppSync mutations,
+//! webhooks).
+//!
+//! The data flow: a frontend `prepare`s the request (inbound plugin,
+//! callers), [`Runs::create`] records the run, and [`Runs::execute`] (a task
+//! on `serve`, an asynchronous invocation on Lambda) drives it: `driver`
+//! pumps the pipeline into the `store` and the `sinks` follow the store.
+//! The log's last event is `done`, `{"status": …}`: a follower ends there.
+
+mod driver;
+pub mod sinks;
+mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use thiserror::Error;
+use tokio::sync::watch;
+
+pub use store::{RunStore, RunStoreError, StoredEvent};
+
+use crate::manifest::Manifest;
+use crate::pipeline::Pipeline;
+use crate::request::Request;
+use sinks::Sinks;
+
+/// The run store and its bounds.
+#[derive(Debug, Clone, Args)]
+pub struct RunSettings {
+    /// Keep runs in this DynamoDB table (partition key `run`, string; sort
+    /// key `seq`, number; TTL attribute `expiresAt`) instead of memory, so
+    /// that any host can serve a run's subscribers.
+    #[arg(long, env = "STREAMHOST_RUNS_TABLE", value_name = "TABLE")]
+    pub runs_table: Option<String>,
+
+    /// How long a run is kept after it starts, in seconds (in memory; in
+    /// DynamoDB, its `expiresAt` TTL).
+    #[arg(long, env = "STREAMHOST_RUNS_TTL_SECS", default_value_t = 24 * 3600, value_name = "SECS")]
+    pub runs_ttl_secs: u64,
+
+    /// The most runs kept in memory at once; past it, `POST /runs/…` is
+    /// answered `429` with `Retry-After`.
+    #[arg(long, env = "STREAMHOST_MAX_RUNS", default_value_t = 1000, value_name = "N")]
+    pub max_runs: usize,
+
+    /// The most bytes of events one run may log; past it the run ends
+    /// `failed` with a `run_too_large` error event.
+    #[arg(long, env = "STREAMHOST_MAX_RUN_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
+    pub max_run_bytes: u64,
+
+    /// The longest a run may go on, in seconds; past it the run ends
+    /// `failed` with `run_time_limit`. On Lambda the invocation's own
+    /// deadline (at most 15 minutes) comes first.
+    #[arg(long, env = "STREAMHOST_MAX_RUN_SECS", default_value_t = 900, value_name = "SECS")]
+    pub max_run_secs: u64,
+
+    /// How often a subscriber of a run that another host is driving checks
+    /// the DynamoDB table for new events, in milliseconds.
+    #[arg(long, env = "STREAMHOST_RUN_POLL_MS", default_value_t = 100, value_name = "MS")]
+    pub run_poll_ms: u64,
+
+    #[command(flatten)]
+    pub sinks: sinks::SinkSettings,
+}
+
+impl RunSettings {
+    fn ttl(&self) -> Duration {
+        Duration::from_secs(self.runs_ttl_secs)
+    }
+}
+
+/// A run's id: 128 random bits from the operating system, as 32 lowercase
+/// hex digits. Knowing it is what lets a caller read a run that has no
+/// owner, so it must not be guessable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).expect("the operating system has randomness");
+        RunId(hex::encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for RunId {
+    type Err = String;
+
+    fn from_str(id: &str) -> Result<Self, Self::Err> {
+        if id.len() == 32 && id.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(RunId(id.to_string()))
+        } else {
+            Err(format!("`{id}` is not a run id (32 lowercase hex digits)"))
+        }
+    }
+}
+
+impl TryFrom<String> for RunId {
+    type Error = String;
+
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        id.parse()
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a run is: `started` (recorded, no event yet), `running`, then one
+/// of the three ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Started,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_end(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Started => "started",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Token counts over a run: the sums of its usage events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Why a run failed or was cancelled: the code and message of its last
+/// error event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    pub code: String,
+    pub message: String,
+}
+
+/// What one sink has delivered of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SinkStatus {
+    /// `appsync` or `webhook`.
+    pub kind: String,
+    /// The sequence number of the last event the sink's endpoint took (0:
+    /// none yet).
+    pub acknowledged: u64,
+    /// `delivering`, `done` (it took the whole run) or `failed` (it gave up
+    /// after its retries; events after `acknowledged` did not reach it).
+    pub state: String,
+    /// Attempts that failed, over the run.
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A run as the store keeps it. Times are milliseconds since the Unix
+/// epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub id: RunId,
+    /// The pipeline (or plugin) it runs.
+    pub pipeline: String,
+    /// The user id the pipeline's inbound plugin gave the caller who
+    /// started it: only they may read or cancel it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The id its sinks deliver under (AppSync's `conversationId`): the
+    /// request's session id, else the run id.
+    pub conversation: String,
+    pub status: RunStatus,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
+    /// When the run must have ended: a run not ended by then (its host
+    /// stopped) reads as failed, `run_lost`.
+    pub deadline_ms: u64,
+    /// The sequence number of its last event.
+    pub events: u64,
+    /// The bytes of event data logged.
+    pub bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<RunUsage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// Each sink's delivery, by the sink's name in the manifest.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkStatus>,
+    /// A cancel was asked for (by a host that is not driving the run).
+    #[serde(default)]
+    pub cancel_requested: bool,
+}
+
+/// How long past its deadline a run that has not ended is taken for lost.
+const LOST_AFTER: Duration = Duration::from_secs(30);
+
+impl RunRecord {
+    /// The record as `GET /runs/{id}` answers it: without the owner.
+    pub fn view(&self) -> Value {
+        let mut view = serde_json::to_value(self).expect("a record serialises");
+        let object = view.as_object_mut().expect("a record is an object");
+        object.remove("owner");
+        object.remove("cancelRequested");
+        view
+    }
+
+    /// Marks a run that outlived its deadline without ending as failed:
+    /// the host driving it stopped (a Lambda timeout, a crash).
+    fn settle_lost(mut self, now: u64) -> Self {
+        if !self.status.is_end() && now > self.deadline_ms + LOST_AFTER.as_millis() as u64 {
+            self.status = RunStatus::Failed;
+            self.error = Some(RunError { code: "run_lost".into(), message: "the host driving this run stopped before it ended".into() });
+            self.ended_ms = Some(self.deadline_ms);
+        }
+        self
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// Why a run could not be started, read or cancelled.
+#[derive(Debug, Error)]
+pub enum RunsError {
+    #[error("this host keeps at most {max} runs; try again in {retry_after_secs} s")]
+    Full { max: usize, retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] RunStoreError),
+}
+
+/// A run under way in this process: how to wake its followers and stop it.
+struct Live {
+    /// The sequence number of the last event appended, and whether the run
+    /// has ended.
+    progress: watch::Sender<(u64, bool)>,
+    cancel: watch::Sender<bool>,
+}
+
+/// The runs of this host: the store, and the runs it is driving.
+pub struct Runs {
+    store: RunStore,
+    settings: RunSettings,
+    sinks: Sinks,
+    live: Mutex<HashMap<RunId, Live>>,
+}
+
+impl Runs {
+    pub async fn from_settings(settings: &RunSettings) -> anyhow::Result<Self> {
+        let store = RunStore::from_settings(settings).await;
+        let sinks = Sinks::from_settings(&settings.sinks).await?;
+        Ok(Self { store, settings: settings.clone(), sinks, live: Mutex::default() })
+    }
+
+    /// Where runs are kept, for the start-up log.
+    pub fn store(&self) -> &RunStore {
+        &self.store
+    }
+
+    /// Records a new run of `pipeline` for `request`, `started`, with no
+    /// event yet; the caller then has it executed.
+    pub async fn create(&self, pipeline: &str, request: &Request, manifest: Option<&Manifest>, owner: Option<String>) -> Result<RunRecord, RunsError> {
+        let id = RunId::random();
+        let now = now_ms();
+        let sinks = manifest.map(|manifest| &manifest.sinks).into_iter().flatten();
+        let record = RunRecord {
+            conversation: request.session_id.clone().unwrap_or_else(|| id.to_string()),
+            id,
+            pipeline: pipeline.to_string(),
+            owner,
+            status: RunStatus::Started,
+            created_ms: now,
+            updated_ms: now,
+            ended_ms: None,
+            deadline_ms: now + self.settings.max_run_secs * 1000,
+            events: 0,
+            bytes: 0,
+            usage: None,
+            error: None,
+            sinks: sinks.map(|(name, sink)| (name.clone(), SinkStatus::new(sink.kind()))).collect(),
+            cancel_requested: false,
+        };
+        match self.store.create(&record, self.settings.max_runs).await {
+            Ok(()) => Ok(record),
+            Err(RunStoreError::Full { retry_after_secs }) => Err(RunsError::Full { max: self.settings.max_runs, retry_after_secs }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Drives `record`'s run to its end: the pipeline's events into the
+    /// store, the sinks after them. Returns when the run and its sinks are
+    /// done, or when `deadline` (Lambda's, for an invocation) comes.
+    pub async fn execute(self: &Arc<Self>, pipeline: &Pipeline, record: RunRecord, request: Request, manifest: Option<Arc<Manifest>>, deadline: Option<SystemTime>) {
+        let (cancel, cancelled) = watch::channel(false);
+        let (progress, _) = watch::channel((0, false));
+        self.live.lock().expect("not poisoned").insert(record.id.clone(), Live { progress, cancel });
+        let sink_configs = manifest.as_ref().map(|manifest| manifest.sinks.clone()).unwrap_or_default();
+        let id = record.id.clone();
+        let delivering = self.sinks.start(self, &record, sink_configs);
+        let events = pipeline.open_events(request, manifest).await.map_err(|error| {
+            let reply = crate::frontends::ErrorReply::from(&error);
+            RunError { code: reply.code, message: reply.message }
+        });
+        let deadline = driver::deadline(record.deadline_ms, deadline);
+        driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(events).await;
+        futures::future::join_all(delivering).await;
+        self.live.lock().expect("not poisoned").remove(&id);
+    }
+
+    /// Ends a recorded run that could not be executed: `error`, then
+    /// `done`, status failed.
+    pub async fn abandon(self: &Arc<Self>, record: RunRecord, error: RunError) {
+        let (_, cancelled) = watch::channel(false);
+        let deadline = driver::deadline(record.deadline_ms, None);
+        driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(Err(error)).await;
+    }
+
+    /// The run `id`, if the store has it.
+    pub async fn get(&self, id: &RunId) -> Result<Option<RunRecord>, RunStoreError> {
+        Ok(self.store.get(id).await?.map(|record| record.settle_lost(now_ms())))
+    }
+
+    /// Cancels the run `id`: at once where this host drives it, else by a
+    /// flag its host reads. Returns the record once it has ended, or after
+    /// `wait` (still cancelling).
+    pub async fn cancel(&self, id: &RunId, wait: Duration) -> Result<Option<RunRecord>, RunStoreError> {
+        let local = self.live.lock().expect("not poisoned").get(id).map(|live| (live.cancel.clone(), live.progress.subscribe()));
+        match local {
+            Some((cancel, mut progress)) => {
+                let _ = cancel.send(true);
+                let _ = tokio::time::timeout(wait, progress.wait_for(|(_, ended)| *ended)).await;
+            }
+            None => {
+                let Some(record) = self.get(id).await? else { return Ok(None) };
+                if record.status.is_end() {
+                    return Ok(Some(record));
+                }
+                self.store.request_cancel(id).await?;
+                let poll = Duration::from_millis(self.settings.run_poll_ms);
+                let _ = tokio::time::timeout(wait, async {
+                    while !self.get(id).await.ok().flatten().is_some_and(|record| record.status.is_end()) {
+                        tokio::time::sleep(poll).await;
+                    }
+                })
+                .await;
+            }
+        }
+        self.get(id).await
+    }
+
+    /// The run's events after sequence number `after`, then each new one as
+    /// it is logged, until the `done` event. Runs this host drives wake
+    /// their followers; others are polled every `--run-poll-ms`.
+    pub fn follow(self: &Arc<Self>, id: RunId, after: u64) -> BoxStream<'static, Result<StoredEvent, RunStoreError>> {
+        let runs = self.clone();
+        let state = (runs, id, after, Vec::<StoredEvent>::new().into_iter(), false);
+        futures::stream::unfold(state, |(runs, id, mut after, mut pending, mut ended)| async move {
+            loop {
+                if let Some(event) = pending.next() {
+                    after = event.seq;
+                    let done = event.kind == driver::DONE;
+                    return Some((Ok(event), (runs, id, after, if done { Vec::new().into_iter() } else { pending }, done)));
+                }
+                if ended {
+                    return None;
+                }
+                match runs.next_events(&id, after).await {
+                    Ok(Some(events)) => pending = events.into_iter(),
+                    Ok(None) => ended = true,
+                    Err(error) => return Some((Err(error), (runs, id, after, pending, true))),
+                }
+            }
+        })
+        .boxed()
+    }
+
+    /// Waits for events after `after`; `None` once the run has ended with
+    /// no more to read.
+    async fn next_events(&self, id: &RunId, after: u64) -> Result<Option<Vec<StoredEvent>>, RunStoreError> {
+        let poll = Duration::from_millis(self.settings.run_poll_ms);
+        loop {
+            let mut progress = self.live.lock().expect("not poisoned").get(id).map(|live| live.progress.subscribe());
+            let events = self.store.read(id, after, 100).await?;
+            if !events.is_empty() {
+                return Ok(Some(events));
+            }
+            match progress.as_mut() {
+                Some(progress) => {
+                    if progress.wait_for(|(last, ended)| *last > after || *ended).await.is_err() {
+                        continue;
+                    }
+                    if progress.borrow().1 && progress.borrow().0 <= after {
+                        return Ok(None);
+                    }
+                }
+                None => {
+                    let record = self.get(id).await?;
+                    if record.is_none_or(|record| record.status.is_end() && record.events <= after) {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(poll).await;
+                }
+            }
+        }
+    }
+
+    /// Tells this host's followers of `id` that events up to `last` are in
+    /// the store (and, with `ended`, that there will be no more).
+    fn notify(&self, id: &RunId, last: u64, ended: bool) {
+        if let Some(live) = self.live.lock().expect("not poisoned").get(id) {
+            live.progress.send_replace((last, ended));
+        }
+    }
+}
+
+impl SinkStatus {
+    fn new(kind: &str) -> Self {
+        SinkStatus { kind: kind.to_string(), acknowledged: 0, state: "delivering".into(), failures: 0, last_error: None }
+    }
+}
+
+/// A run's events as SSE (the WHATWG HTML spec's `text/event-stream`): each
+/// event's sequence number as its `id:`, its type as `event:`, its data as
+/// one JSON `data:` line.
+pub fn sse_frames(events: impl Stream<Item = Result<StoredEvent, RunStoreError>> + Send + 'static) -> BoxStream<'static, bytes::Bytes> {
+    events
+        .map(|event| {
+            let text = match event {
+                Ok(event) => format!("id: {}\nevent: {}\ndata: {}\n\n", event.seq, event.kind, event.data),
+                // Not logged as a run event: the subscriber may retry with its Last-Event-ID.
+                Err(error) => format!("event: error\ndata: {}\n\n", json!({ "code": "run_store_unavailable", "message": error.to_string() })),
+            };
+            bytes::Bytes::from(text)
+        })
+        .boxed()
+}

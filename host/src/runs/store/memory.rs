@@ -1,0 +1,88 @@
+//! Runs in memory: every run for `--runs-ttl-secs` after it started, at
+//! most `--max-runs` at once. A run that has not ended is never dropped;
+//! when the store is full of them, a new run is refused.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{RunStoreError, StoredEvent};
+use crate::runs::{RunId, RunRecord, SinkStatus, now_ms};
+
+struct Kept {
+    record: RunRecord,
+    events: Vec<StoredEvent>,
+}
+
+pub struct MemoryRuns {
+    runs: Mutex<HashMap<RunId, Kept>>,
+    ttl: Duration,
+}
+
+impl MemoryRuns {
+    pub fn new(ttl: Duration) -> Self {
+        Self { runs: Mutex::default(), ttl }
+    }
+
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Kept>> {
+        self.runs.lock().expect("not poisoned")
+    }
+
+    pub fn create(&self, record: &RunRecord, max_runs: usize) -> Result<(), RunStoreError> {
+        let mut runs = self.runs();
+        let now = now_ms();
+        let ttl = self.ttl.as_millis() as u64;
+        runs.retain(|_, kept| !kept.record.status.is_end() || kept.record.created_ms + ttl > now);
+        if runs.len() >= max_runs {
+            // The soonest a kept run frees its place: when the oldest ended
+            // one expires; with none ended, a guess at when one ends.
+            let expiry = runs.values().filter(|kept| kept.record.status.is_end()).map(|kept| kept.record.created_ms + ttl).min();
+            let retry_after_secs = expiry.map_or(5, |expiry| expiry.saturating_sub(now).div_ceil(1000).max(1));
+            return Err(RunStoreError::Full { retry_after_secs });
+        }
+        runs.insert(record.id.clone(), Kept { record: record.clone(), events: Vec::new() });
+        Ok(())
+    }
+
+    pub fn save(&self, record: &RunRecord) -> Result<(), RunStoreError> {
+        let mut runs = self.runs();
+        let kept = runs.get_mut(&record.id).ok_or_else(|| gone(&record.id))?;
+        let (sinks, cancel_requested) = (std::mem::take(&mut kept.record.sinks), kept.record.cancel_requested);
+        kept.record = RunRecord { sinks, cancel_requested, ..record.clone() };
+        Ok(())
+    }
+
+    pub fn save_sink(&self, id: &RunId, name: &str, status: &SinkStatus) -> Result<(), RunStoreError> {
+        let mut runs = self.runs();
+        let kept = runs.get_mut(id).ok_or_else(|| gone(id))?;
+        kept.record.sinks.insert(name.to_string(), status.clone());
+        Ok(())
+    }
+
+    pub fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {
+        self.runs().get_mut(id).ok_or_else(|| gone(id))?.record.cancel_requested = true;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &RunId) -> Option<RunRecord> {
+        let ttl = self.ttl.as_millis() as u64;
+        self.runs().get(id).map(|kept| kept.record.clone()).filter(|record| !record.status.is_end() || record.created_ms + ttl > now_ms())
+    }
+
+    pub fn append(&self, id: &RunId, events: &[StoredEvent]) -> Result<(), RunStoreError> {
+        self.runs().get_mut(id).ok_or_else(|| gone(id))?.events.extend_from_slice(events);
+        Ok(())
+    }
+
+    pub fn read(&self, id: &RunId, after: u64, limit: usize) -> Vec<StoredEvent> {
+        let runs = self.runs();
+        let Some(kept) = runs.get(id) else { return Vec::new() };
+        // Sequence numbers start at 1 with no gaps: event `n` is at `n - 1`.
+        let start = (after as usize).min(kept.events.len());
+        kept.events[start..].iter().take(limit).cloned().collect()
+    }
+}
+
+fn gone(id: &RunId) -> RunStoreError {
+    RunStoreError::Unavailable(format!("run {id} is no longer kept"))
+}

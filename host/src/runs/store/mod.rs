@@ -1,0 +1,119 @@
+//! Where runs are kept: their records and their logs of events, in order.
+//! In memory for `serve` (bounded by count and by time); a DynamoDB table
+//! on Lambda, so that any execution environment can serve a run's
+//! subscribers and a run outlives the host that started it.
+
+mod dynamo;
+mod memory;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{RunId, RunRecord, RunSettings, SinkStatus};
+pub use dynamo::DynamoRuns;
+pub use memory::MemoryRuns;
+
+/// One event of a run's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// From 1, with no gaps.
+    pub seq: u64,
+    /// The event's type: `text`, `usage`, `error`, …, and `done` last.
+    pub kind: String,
+    /// The event's data as JSON text.
+    pub data: String,
+}
+
+#[derive(Debug, Error)]
+pub enum RunStoreError {
+    /// The memory store holds its most runs; one ends or expires within
+    /// about `retry_after_secs`.
+    #[error("the run store is full; try again in {retry_after_secs} s")]
+    Full { retry_after_secs: u64 },
+    #[error("the run store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub enum RunStore {
+    Memory(MemoryRuns),
+    Dynamo(DynamoRuns),
+}
+
+impl RunStore {
+    pub async fn from_settings(settings: &RunSettings) -> Self {
+        match &settings.runs_table {
+            Some(table) => {
+                let client = aws_sdk_dynamodb::Client::new(&crate::aws::load().await);
+                RunStore::Dynamo(DynamoRuns::new(client, table.clone(), settings.ttl()))
+            }
+            None => RunStore::Memory(MemoryRuns::new(settings.ttl())),
+        }
+    }
+
+    /// Adds a new run, unless `max_runs` are kept already (memory only: a
+    /// table has no count to keep).
+    pub async fn create(&self, record: &RunRecord, max_runs: usize) -> Result<(), RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => memory.create(record, max_runs),
+            RunStore::Dynamo(dynamo) => dynamo.create(record).await,
+        }
+    }
+
+    /// Replaces the run's own fields (status, times, counts, usage, error),
+    /// not its sinks' nor a cancel request, which others write.
+    pub async fn save(&self, record: &RunRecord) -> Result<(), RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => memory.save(record),
+            RunStore::Dynamo(dynamo) => dynamo.save(record).await,
+        }
+    }
+
+    pub async fn save_sink(&self, id: &RunId, name: &str, status: &SinkStatus) -> Result<(), RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => memory.save_sink(id, name, status),
+            RunStore::Dynamo(dynamo) => dynamo.save_sink(id, name, status).await,
+        }
+    }
+
+    pub async fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => memory.request_cancel(id),
+            RunStore::Dynamo(dynamo) => dynamo.request_cancel(id).await,
+        }
+    }
+
+    pub async fn get(&self, id: &RunId) -> Result<Option<RunRecord>, RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => Ok(memory.get(id)),
+            RunStore::Dynamo(dynamo) => dynamo.get(id).await,
+        }
+    }
+
+    /// Appends `events` to `record`'s log; their sequence numbers follow
+    /// the log's last.
+    pub async fn append(&self, record: &RunRecord, events: &[StoredEvent]) -> Result<(), RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => memory.append(&record.id, events),
+            RunStore::Dynamo(dynamo) => dynamo.append(record, events).await,
+        }
+    }
+
+    /// Up to `limit` events after sequence number `after`, in order.
+    pub async fn read(&self, id: &RunId, after: u64, limit: usize) -> Result<Vec<StoredEvent>, RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => Ok(memory.read(id, after, limit)),
+            RunStore::Dynamo(dynamo) => dynamo.read(id, after, limit).await,
+        }
+    }
+}
+
+impl fmt::Display for RunStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunStore::Memory(_) => write!(f, "memory"),
+            RunStore::Dynamo(dynamo) => write!(f, "{dynamo}"),
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Detached runs (seed 003) through the real `streamhost serve`: `202`
+//! before the first model event, subscribers that replay, follow live and
+//! resume with `Last-Event-ID`, cancel, bounds, owners, sinks (webhooks
+//! checked with the Standard Webhooks library), and the DynamoDB store
+//! (moto) shared by two hosts and surviving a restart.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use support::moto::Moto;
+use support::runs::{RunEvent, ended, start, status, subscribe, text};
+use support::upstream::{SSE, Script, Upstream, sse};
+use support::{Server, example, fixture, plugin_dir, write_manifest};
+
+const PROMPT: &str = "one two three four five six seven eight nine ten eleven twelve";
+const LONG: Duration = Duration::from_secs(30);
+
+/// The events' ids are 1, 2, … with no gap, and the last is `done`.
+fn assert_whole(events: &[RunEvent], status: &str) {
+    let ids: Vec<u64> = events.iter().map(|event| event.id).collect();
+    assert_eq!(ids, (1..=events.len() as u64).collect::<Vec<_>>(), "ids in order, none missing, none twice");
+    let last = events.last().unwrap();
+    assert_eq!((last.kind.as_str(), &last.data), ("done", &json!({ "status": status })));
+}
+
+#[tokio::test]
+async fn a_run_answers_202_before_its_first_model_event_and_streams_to_its_subscriber() {
+    // At a real model's pace: 300 ms to each token.
+    let host = Server::builder().echo_delay_ms(300).start();
+    let asked = Instant::now();
+    let (code, started, headers) = start(&host.base, "redact", &json!({ "prompt": "Tell me a joke" }).to_string()).await;
+    let answered = asked.elapsed();
+    assert_eq!(code, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!(started, json!({ "id": id, "status": "started", "conversationId": id, "events": format!("/runs/{id}/events") }));
+    assert_eq!(headers["location"], format!("/runs/{id}"));
+    assert_eq!(id.len(), 32, "128 random bits as hex");
+
+    let events = subscribe(&host.base, &id, None, None).await;
+    assert_whole(&events, "completed");
+    assert_eq!(text(&events), "Tell me a joke");
+    let first_text = events.iter().find(|event| event.kind == "text").unwrap();
+    let last_text = events.iter().rev().find(|event| event.kind == "text").unwrap();
+    assert!(answered < first_text.at, "202 after {answered:?}; the first token reached the subscriber {:?} later", first_text.at);
+    assert!(first_text.at + Duration::from_millis(500) < last_text.at, "each token arrives as it is made: {events:?}");
+
+    let record = status(&host.base, &id).await;
+    assert_eq!((record["status"].as_str(), record["events"].as_u64()), (Some("completed"), Some(events.len() as u64)));
+    assert_eq!(record["usage"], json!({ "inputTokens": 4, "outputTokens": 4, "totalTokens": 8 }));
+    assert!(record["createdMs"].as_u64() <= record["endedMs"].as_u64());
+    assert!(record.get("owner").is_none(), "the owner is not shown: {record}");
+}
+
+#[tokio::test]
+async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_rest() {
+    let host = Server::builder().echo_delay_ms(40).start();
+    let (_, started, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
+    let id = started["id"].as_str().unwrap();
+
+    // Drops after 4 events, while the run goes on; resumes live.
+    let before = subscribe(&host.base, id, None, Some(4)).await;
+    let live = status(&host.base, id).await;
+    assert_eq!(live["status"], "running", "resumed while the run is still live");
+    let after = subscribe(&host.base, id, Some(before.last().unwrap().id), None).await;
+    let resumed: Vec<RunEvent> = before.iter().chain(&after).cloned().collect();
+    assert_whole(&resumed, "completed");
+    assert_eq!(text(&resumed), PROMPT);
+
+    // A replay from the start is the same log; `?lastEventId=` is the
+    // header's stand-in for a browser's first connection.
+    let replay = subscribe(&host.base, id, None, None).await;
+    let strip = |events: &[RunEvent]| events.iter().map(|event| (event.id, event.kind.clone(), event.data.clone())).collect::<Vec<_>>();
+    assert_eq!(strip(&replay), strip(&resumed));
+    let by_query = reqwest::get(host.url(&format!("/runs/{id}/events?lastEventId=3"))).await.unwrap();
+    let by_query = support::runs::read_events(by_query, None).await;
+    assert_eq!(strip(&by_query), strip(&replay[3..]));
+
+    // Past the end of a run that has ended: 204, so an EventSource stops.
+    let last = replay.last().unwrap().id;
+    let response = reqwest::Client::new().get(host.url(&format!("/runs/{id}/events"))).header("last-event-id", last.to_string()).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    let response = reqwest::Client::new().get(host.url(&format!("/runs/{id}/events"))).header("last-event-id", "x1").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.text().await.unwrap(), json!({ "error": { "code": "invalid_last_event_id", "message": "`x1` is not an event id of a run (a sequence number)" } }).to_string());
+}
+
+#[tokio::test]
+async fn a_plugin_trap_mid_run_fails_the_run_with_the_error_event_last() {
+    let plugins = plugin_dir(&[("trap", &fixture("trap"))]);
+    write_manifest(plugins.path(), "trapping", &json!({ "transforms": ["trap"], "config": { "trap": { "trapAt": 3 } } }));
+    let host = Server::builder().plugins(plugins.path()).echo_delay_ms(30).start();
+    let (_, started, _) = start(&host.base, "trapping", &json!({ "prompt": PROMPT }).to_string()).await;
+    let id = started["id"].as_str().unwrap();
+    let events = subscribe(&host.base, id, None, None).await;
+    assert_whole(&events, "failed");
+    assert!(!text(&events).is_empty(), "events before the trap are kept: {events:?}");
+    let error = &events[events.len() - 2];
+    assert_eq!((error.kind.as_str(), error.data["code"].as_str()), ("error", Some("plugin_trapped")));
+    let record = status(&host.base, id).await;
+    assert_eq!((record["status"].as_str(), record["error"]["code"].as_str()), (Some("failed"), Some("plugin_trapped")));
+
+    // A run whose plugin cannot even start fails the same way: it was
+    // accepted before any plugin ran.
+    let (code, started, _) = start(&host.base, "no-such-plugin", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(code, 202);
+    let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
+    assert_whole(&events, "failed");
+    assert_eq!(events[0].data["code"], "unknown_plugin");
+}
+
+#[tokio::test]
+async fn cancel_ends_the_run_and_closes_its_model_call() {
+    let chunk = |text: &str| sse(&json!({ "choices": [{ "index": 0, "delta": { "content": text }, "finish_reason": null }] }).to_string());
+    let model = Upstream::start(vec![Script::new(200, SSE).chunks(Duration::from_millis(300), PROMPT.split(' ').cycle().take(40).map(|word| chunk(&format!("{word} "))))]).await;
+    let host = Server::builder()
+        .arg("--openai-base-url", &format!("{}/v1", model.base))
+        .arg("--model", "llama3.2")
+        .env([("STREAMHOST_OPENAI_API_KEY", "sk-loopback".to_string())])
+        .start();
+    let (_, started, _) = start(&host.base, "redact", r#"{"prompt":"Count"}"#).await;
+    let id = started["id"].as_str().unwrap();
+    let first = subscribe(&host.base, id, None, Some(3)).await;
+    assert_eq!(first[1].kind, "text", "{first:?}");
+    assert!(first[2].at < Duration::from_secs(3), "the model's tokens arrive as it sends them: {first:?}");
+
+    let response = reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let record: Value = response.json().await.unwrap();
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert!(model.wait_cut_short(Duration::from_secs(5)).await, "the model server saw its connection closed");
+    let events = subscribe(&host.base, id, None, None).await;
+    assert_whole(&events, "cancelled");
+    assert!(events.len() < 20, "the run stopped at the cancel: {} events", events.len());
+
+    // Cancelling a run that has ended changes nothing.
+    let again: Value = reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(again["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn past_its_bounds_a_run_is_refused_or_ended_never_cut_silently() {
+    let host = Server::builder().echo_delay_ms(100).arg("--max-runs", "1").start();
+    let (code, _, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
+    assert_eq!(code, 202);
+    let response = reqwest::Client::new().post(host.url("/runs/redact")).body(r#"{"prompt":"hi"}"#).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5", "no run has ended: a guess at when one will");
+    let body = response.text().await.unwrap();
+    assert_eq!(body, json!({ "error": { "code": "too_many_runs", "message": "this host keeps at most 1 runs; try again in 5 s" } }).to_string());
+
+    let host = Server::builder().arg("--max-run-bytes", "200").start();
+    let (_, started, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT.repeat(3) }).to_string()).await;
+    let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
+    assert_whole(&events, "failed");
+    let error = &events[events.len() - 2];
+    assert_eq!(error.data["code"], "run_too_large", "{events:?}");
+    assert!(error.data["message"].as_str().unwrap().contains("200-byte limit"));
+}
+
+#[tokio::test]
+async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
+    let host = Server::builder().echo_delay_ms(50).start();
+    let key = [("x-api-key", "demo-key")];
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
+        headers.iter().fold(client.request(method, host.url(path)), |request, (name, value)| request.header(*name, *value))
+    };
+    let started: Value = call(reqwest::Method::POST, "/runs/seed001", &key).body(r#"{"prompt":"hi there"}"#).send().await.unwrap().json().await.unwrap();
+    let id = started["id"].as_str().unwrap();
+
+    let mine = call(reqwest::Method::GET, &format!("/runs/{id}"), &key).send().await.unwrap();
+    assert_eq!(mine.status(), 200);
+    let unknown = json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } }).to_string();
+    let basic = format!("Basic {}", base64_of("demo:demo-password"));
+    for path in [format!("/runs/{id}"), format!("/runs/{id}/events")] {
+        let other = call(reqwest::Method::GET, &path, &[("authorization", &basic)]).send().await.unwrap();
+        assert_eq!((other.status().as_u16(), other.text().await.unwrap()), (404, unknown.clone()), "another caller: {path}");
+        let nobody = call(reqwest::Method::GET, &path, &[]).send().await.unwrap();
+        assert_eq!(nobody.status(), 401, "no credential: the inbound plugin's own refusal");
+        assert!(nobody.headers().contains_key("www-authenticate"));
+    }
+    let cancel = call(reqwest::Method::DELETE, &format!("/runs/{id}"), &[("authorization", &basic)]).send().await.unwrap();
+    assert_eq!(cancel.status(), 404, "another caller cannot cancel it");
+    let events = subscribe_with(&host.url(&format!("/runs/{id}/events")), &key).await;
+    assert_whole(&events, "completed");
+
+    let never = "0123456789abcdef0123456789abcdef";
+    for (path, shown) in [(format!("/runs/{never}"), never), ("/runs/..%2Fx".to_string(), "../x"), ("/runs/abc/events".into(), "abc")] {
+        let response = client.get(host.url(&path)).send().await.unwrap();
+        let expected = json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{shown}` that you may read") } }).to_string();
+        assert_eq!((response.status().as_u16(), response.text().await.unwrap()), (404, expected), "{path}");
+    }
+    let response = client.put(host.url(&format!("/runs/{id}"))).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+async fn subscribe_with(url: &str, headers: &[(&str, &str)]) -> Vec<RunEvent> {
+    let request = headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));
+    support::runs::read_events(request.send().await.unwrap(), None).await
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A webhook receiver on loopback: every delivery's headers and body.
+struct Receiver {
+    url: String,
+    deliveries: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+}
+
+async fn receiver() -> Receiver {
+    let deliveries: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+    let kept = deliveries.clone();
+    let app = Router::new().fallback(move |headers: HeaderMap, body: String| {
+        let kept = kept.clone();
+        async move { kept.lock().unwrap().push((headers, body)) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { url, deliveries }
+}
+
+/// Checks a delivery's signature with the Standard Webhooks reference
+/// library for Python, as a receiver would.
+fn verified_by_standard_webhooks(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let header = |name: &str| headers[name].to_str().unwrap().to_string();
+    let script = "import sys, json\nfrom standardwebhooks.webhooks import Webhook\nWebhook(sys.argv[1]).verify(sys.stdin.read(), json.loads(sys.argv[2]))";
+    let signed = json!({ "webhook-id": header("webhook-id"), "webhook-timestamp": header("webhook-timestamp"), "webhook-signature": header("webhook-signature") });
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, secret, &signed.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child.wait().unwrap().success()
+}
+
+#[tokio::test]
+async fn sinks_deliver_every_event_and_one_that_is_down_stops_neither_the_run_nor_the_others() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const TEXTS_SECRET: &str = "dGV4dHMgb25seQ==";
+    let up = receiver().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let plugins = plugin_dir(&[("redact", &example("redact"))]);
+    write_manifest(plugins.path(), "hooked", &json!({
+        "transforms": ["redact"],
+        "sinks": {
+            "audit": { "type": "webhook", "url": up.url },
+            "texts": { "type": "webhook", "url": up.url, "events": ["text"], "secret": TEXTS_SECRET },
+            "unsigned": { "type": "webhook", "url": up.url, "secret": "not base64!" },
+            "gone": { "type": "webhook", "url": down },
+        }
+    }));
+    let host = Server::builder().plugins(plugins.path()).echo_delay_ms(20).arg("--webhook-secret", SECRET).arg("--sink-retries", "2").start();
+    let (_, started, _) = start(&host.base, "hooked", &json!({ "prompt": PROMPT }).to_string()).await;
+    let id = started["id"].as_str().unwrap();
+    let events = subscribe(&host.base, id, None, None).await;
+    assert_whole(&events, "completed");
+
+    // The sinks finish after the run: wait for their status.
+    let deadline = Instant::now() + LONG;
+    let record = loop {
+        let record = status(&host.base, id).await;
+        let settled = record["sinks"].as_object().unwrap().values().all(|sink| sink["state"] != "delivering");
+        if settled || Instant::now() > deadline {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["status"], "completed", "a sink that is down does not fail the run");
+    let last = events.len() as u64;
+    assert_eq!((record["sinks"]["audit"]["state"].as_str(), record["sinks"]["audit"]["acknowledged"].as_u64()), (Some("done"), Some(last)));
+    assert_eq!(record["sinks"]["texts"]["state"], "done");
+    let gone = &record["sinks"]["gone"];
+    assert_eq!((gone["state"].as_str(), gone["acknowledged"].as_u64(), gone["failures"].as_u64()), (Some("failed"), Some(0), Some(3)), "{gone}");
+    assert!(gone["lastError"].as_str().unwrap().contains("could not be reached"), "{gone}");
+    let unsigned = &record["sinks"]["unsigned"];
+    assert_eq!((unsigned["state"].as_str(), unsigned["acknowledged"].as_u64()), (Some("failed"), Some(0)), "never sent unsigned: {unsigned}");
+    assert!(unsigned["lastError"].as_str().unwrap().starts_with("the webhook secret is not base64"), "{unsigned}");
+
+    let deliveries = up.deliveries.lock().unwrap().clone();
+    let mut audit = Vec::new();
+    let mut texts = Vec::new();
+    for (headers, body) in &deliveries {
+        let delivery: Value = serde_json::from_str(body).unwrap();
+        assert_eq!((delivery["runId"].as_str(), delivery["conversationId"].as_str()), (Some(id), Some(id)));
+        let kinds: Vec<&str> = delivery["events"].as_array().unwrap().iter().map(|event| event["type"].as_str().unwrap()).collect();
+        if kinds.iter().all(|kind| *kind == "text") && verified_by_standard_webhooks(TEXTS_SECRET, headers, body) {
+            texts.extend(delivery["events"].as_array().unwrap().clone());
+        } else {
+            assert!(verified_by_standard_webhooks(SECRET, headers, body), "signed with the host's secret: {body}");
+            audit.extend(delivery["events"].as_array().unwrap().clone());
+        }
+    }
+    let seqs: Vec<u64> = audit.iter().map(|event| event["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "every event once, in order");
+    let delivered: String = texts.iter().map(|event| event["data"].as_str().unwrap()).collect();
+    assert_eq!(delivered, PROMPT);
+    assert!(!verified_by_standard_webhooks("whsec_b3RoZXI=", &deliveries[0].0, &deliveries[0].1), "the check can fail");
+}
+
+#[tokio::test]
+async fn in_dynamodb_a_run_is_followed_from_another_host_and_resumed_after_a_restart() {
+    let moto = Moto::start().await;
+    moto.create_runs_table("runs").await;
+    let host = |delay| Server::builder().env(moto.env()).arg("--runs-table", "runs").arg("--run-poll-ms", "20").echo_delay_ms(delay).start();
+    let driving = host(60);
+    let watching = host(0);
+    let (_, started, _) = start(&driving.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
+    let id = started["id"].as_str().unwrap().to_string();
+
+    // Another host serves the subscriber, live, from the table.
+    let first = subscribe(&watching.base, &id, None, Some(4)).await;
+    assert_eq!(status(&watching.base, &id).await["status"], "running");
+    let driven = ended(&driving.base, &id, LONG).await;
+    assert_eq!(driven["status"], "completed");
+    drop(driving);
+    drop(watching);
+
+    // A new host on the same table: the rest, exactly, after the restart.
+    let restarted = host(0);
+    let rest = subscribe(&restarted.base, &id, Some(first.last().unwrap().id), None).await;
+    let whole: Vec<RunEvent> = first.iter().chain(&rest).cloned().collect();
+    assert_whole(&whole, "completed");
+    assert_eq!(text(&whole), PROMPT);
+    let record = status(&restarted.base, &id).await;
+    assert_eq!((record["status"].as_str(), record["events"].as_u64()), (Some("completed"), Some(whole.len() as u64)));
+    assert_eq!(record, driven, "the record, as the host that drove it saw it");
+
+    // Cancel from a host that is not driving the run: through the table.
+    let driving = host(200);
+    let other = host(0);
+    let (_, started, _) = start(&driving.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
+    let id = started["id"].as_str().unwrap();
+    subscribe(&other.base, id, None, Some(2)).await;
+    let cancelled: Value = reqwest::Client::new().delete(other.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_whole(&subscribe(&other.base, id, None, None).await, "cancelled");
+}
