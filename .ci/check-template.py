@@ -2,11 +2,12 @@
 do not check: neither refuses a wrong InvokeMode inside FunctionUrlConfig;
 neither knows the key schemas the host's DynamoDB history and runs expect
 (host/src/history/dynamo.rs, the run store) nor the environment that names
-them; neither checks that a grant is as narrow as intended (the function may
-invoke only itself, publish only sendChunk, touch the runs table only with
-the calls the run store makes); and neither looks for the local files that
-`sam build`/`sam package` upload for the AppSync API."""
+them; neither checks that a grant is as narrow as intended (the function's
+role may invoke only the function itself, publish only sendChunk, touch the
+runs table only with the calls the run store makes); and neither looks for
+the local files that `sam build`/`sam package` upload for the AppSync API."""
 
+import fnmatch
 import os
 import sys
 
@@ -21,7 +22,19 @@ EXPECTED = {
     # Lambda's maximum: the longest a stream or a run (one asynchronous
     # invocation) can last.
     ("Properties", "Timeout"): 900,
+    # A retried run would send its chunks to subscribers twice.
+    ("Properties", "EventInvokeConfig", "MaximumRetryAttempts"): 0,
 }
+
+# The role SAM makes for StreamhostFunction (no Role given): <logical id>Role.
+FUNCTION_ROLE = "StreamhostFunctionRole"
+
+# The self-invoke grant: the function's ARN, bare and with a version or alias
+# qualifier (the ARN it was invoked by may carry one).
+SELF_INVOKE_RESOURCES = [
+    {"Fn::GetAtt": ["StreamhostFunction", "Arn"]},
+    {"Fn::Sub": "${StreamhostFunction.Arn}:*"},
+]
 
 # What the run store does with its table, and nothing more (no Scan, no
 # DeleteItem: items leave by TTL).
@@ -104,8 +117,11 @@ def check_runs(template, function):
     variables = function["Properties"]["Environment"]["Variables"]
     if variables.get("STREAMHOST_RUNS_TABLE") != {"Ref": "RunsTable"}:
         failures.append("STREAMHOST_RUNS_TABLE must be !Ref RunsTable")
-    if variables.get("STREAMHOST_RUNS_TTL_HOURS") != {"Ref": "RunsTtlHours"}:
-        failures.append("STREAMHOST_RUNS_TTL_HOURS must be !Ref RunsTtlHours")
+    if variables.get("STREAMHOST_RUNS_TTL_SECS") != {"Ref": "RunsTtlSeconds"}:
+        failures.append("STREAMHOST_RUNS_TTL_SECS must be !Ref RunsTtlSeconds")
+    ttl = template.get("Parameters", {}).get("RunsTtlSeconds", {})
+    if ttl.get("Type") != "Number":
+        failures.append("parameter RunsTtlSeconds must be a Number (seconds)")
     for statement in statements(function["Properties"].get("Policies")):
         if {"Fn::GetAtt": ["RunsTable", "Arn"]} in as_list(statement.get("Resource")):
             extra = set(as_list(statement.get("Action"))) - RUNS_TABLE_ACTIONS
@@ -114,28 +130,80 @@ def check_runs(template, function):
     return failures
 
 
-def check_self_invoke(function):
-    """A run is an asynchronous invocation of the function itself: its name
-    is fixed (a !Ref to itself would be circular), its environment names it,
-    and lambda:InvokeFunction is granted on that one function only."""
+def grants_lambda(action):
+    """Whether an action (wildcards included) covers any lambda: action."""
+    action = str(action).lower()
+    return action.startswith("lambda:") or fnmatch.fnmatchcase("lambda:invokefunction", action)
+
+
+def role_policies(template, role):
+    """The policy resources attached to a role by name: (logical id,
+    resource, its statements)."""
+    attached = []
+    for name, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        kind = resource.get("Type")
+        if kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            roles = as_list(properties.get("Roles", []))
+        elif kind == "AWS::IAM::RolePolicy":
+            roles = [properties.get("RoleName")]
+        else:
+            continue
+        if {"Ref": role} in roles:
+            attached.append((name, resource, statements([properties.get("PolicyDocument", {})])))
+    return attached
+
+
+def check_self_invoke(template, function):
+    """A run is an asynchronous invocation of the function itself, on the ARN
+    it was invoked by. The function has no fixed name (one would replace an
+    existing stack's function and Function URL), so the grant is a policy
+    resource of its own on SAM's role (inside the function's Policies,
+    !GetAtt StreamhostFunction.Arn would be circular): lambda:InvokeFunction
+    on the function's ARN, bare and qualified, and no other lambda: grant."""
+    properties = function["Properties"]
     failures = []
-    name = function["Properties"].get("FunctionName")
-    if not (isinstance(name, dict) and isinstance(name.get("Fn::Sub"), str)):
-        return [f"StreamhostFunction.Properties.FunctionName is {name!r}, expected a !Sub string (the self-invoke permission names it)"]
-    variables = function["Properties"]["Environment"]["Variables"]
-    if variables.get("STREAMHOST_SELF_FUNCTION") != name:
-        failures.append(f"STREAMHOST_SELF_FUNCTION must be the function's own name, {name['Fn::Sub']}")
-    own_arn = {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name["Fn::Sub"]}
-    granted = False
-    for statement in statements(function["Properties"].get("Policies")):
-        actions = as_list(statement.get("Action"))
-        if any(action == "*" or action.lower().startswith("lambda:") for action in actions if isinstance(action, str)):
-            if actions != ["lambda:InvokeFunction"] or as_list(statement.get("Resource")) != [own_arn]:
-                failures.append(f"a lambda: grant must be lambda:InvokeFunction on {own_arn['Fn::Sub']} only, not {actions} on {statement.get('Resource')}")
-            else:
-                granted = True
-    if not granted:
-        failures.append("the function may not invoke itself (lambda:InvokeFunction on its own ARN): runs cannot start")
+    if "FunctionName" in properties:
+        failures.append("StreamhostFunction must have no FunctionName: naming it replaces an existing stack's function and Function URL")
+    if "Role" in properties:
+        return failures + [f"StreamhostFunction must have no Role: its grants are checked on SAM's {FUNCTION_ROLE}"]
+
+    # The function's own Policies: inline documents only (a SAM policy
+    # template or a managed policy could grant anything), none touching Lambda.
+    for policy in as_list(properties.get("Policies") or []):
+        if not (isinstance(policy, dict) and "Statement" in policy):
+            failures.append(f"StreamhostFunction.Policies may hold inline documents only, not {policy!r}")
+    inline = statements(properties.get("Policies"))
+    attached = role_policies(template, FUNCTION_ROLE)
+    for where, found in [("StreamhostFunction.Policies", inline)] + [(name, found) for name, _, found in attached]:
+        for statement in found:
+            if statement.get("Effect") != "Allow":
+                continue
+            if "NotAction" in statement or "NotResource" in statement:
+                failures.append(f"{where}: an Allow with NotAction or NotResource grants more than it names")
+            actions = as_list(statement.get("Action"))
+            if not any(grants_lambda(action) for action in actions):
+                continue
+            if where == "StreamhostFunction.Policies":
+                failures.append(f"StreamhostFunction.Policies must grant nothing on Lambda (the self-invoke is its own policy resource), not {actions}")
+            elif actions != ["lambda:InvokeFunction"] or not as_list(statement.get("Resource")) or any(
+                resource not in SELF_INVOKE_RESOURCES for resource in as_list(statement.get("Resource"))
+            ):
+                failures.append(f"{where}: the function's only lambda: grant must be lambda:InvokeFunction on its own ARN, not {actions} on {statement.get('Resource')}")
+
+    # The grant itself: both ARNs, from a policy that always exists.
+    granted = []
+    for name, resource, found in attached:
+        for statement in found:
+            if statement.get("Effect") == "Allow" and as_list(statement.get("Action")) == ["lambda:InvokeFunction"]:
+                granted.extend(as_list(statement.get("Resource")))
+                if "Condition" in resource:
+                    failures.append(f"{name} must have no Condition: runs start with or without AppSync")
+    if any(resource not in granted for resource in SELF_INVOKE_RESOURCES):
+        failures.append(
+            f"no policy on {FUNCTION_ROLE} grants lambda:InvokeFunction on both !GetAtt StreamhostFunction.Arn and"
+            ' !Sub "${StreamhostFunction.Arn}:*": runs cannot start'
+        )
     return failures
 
 
@@ -163,6 +231,8 @@ def check_appsync(template, function, folder):
     if [(as_list(s.get("Action")), as_list(s.get("Resource"))) for s in graphql] != [(["appsync:GraphQL"], [send_chunk])]:
         failures.append(f"the function's only appsync: grant must be appsync:GraphQL on {send_chunk['Fn::Sub']}")
     variables = function["Properties"]["Environment"]["Variables"]
+    if variables.get("STREAMHOST_APPSYNC_PIPELINE") != {"Ref": "AppSyncPipeline"}:
+        failures.append("STREAMHOST_APPSYNC_PIPELINE must be !Ref AppSyncPipeline (the pipeline startConversation runs)")
     url = variables.get("STREAMHOST_APPSYNC_URL")
     if not (isinstance(url, dict) and url.get("Fn::If", [None])[0] == "HasAppSync" and url["Fn::If"][1] == {"Fn::GetAtt": [api, "GraphQLUrl"]}):
         failures.append(f"STREAMHOST_APPSYNC_URL must be !If [HasAppSync, !GetAtt {api}.GraphQLUrl, ...]")
@@ -231,7 +301,7 @@ def main(path):
             failures.append(f"StreamhostFunction.{'.'.join(keys)} is {value!r}, expected {expected!r}")
     failures.extend(check_history_table(template, function))
     failures.extend(check_runs(template, function))
-    failures.extend(check_self_invoke(function))
+    failures.extend(check_self_invoke(template, function))
     failures.extend(check_appsync(template, function, os.path.dirname(os.path.abspath(path))))
     if failures:
         sys.exit(f"{path}:\n  " + "\n  ".join(failures))

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use support::moto::Moto;
 use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, converse_event, exception, sse};
@@ -375,35 +375,11 @@ async fn status_events_arrive_one_by_one() {
     }
 }
 
-async fn create_table(moto: &Moto, table: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test"))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    let client = aws_sdk_dynamodb::Client::from_conf(config);
-    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
-    let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
-    client
-        .create_table()
-        .table_name(table)
-        .key_schema(key("conversation", KeyType::Hash))
-        .key_schema(key("turn", KeyType::Range))
-        .attribute_definitions(attribute("conversation", ScalarAttributeType::S))
-        .attribute_definitions(attribute("turn", ScalarAttributeType::N))
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .unwrap();
-    client
-}
-
 #[tokio::test]
 async fn dynamodb_keeps_the_conversation() {
     let moto = Moto::start().await;
-    let dynamodb = create_table(&moto, "conversations").await;
+    moto.create_table("conversations", "conversation", "turn").await;
+    let dynamodb = moto.dynamodb();
     let host = Server::builder().env(moto.env()).arg("--history-table", "conversations").start();
     let turn = |prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": "s1" }).to_string();
 

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
+use support::appsync::Simulator;
+use support::lambda::{Function, RuntimeApi};
 use support::moto::Moto;
 use support::runs::{RunEvent, ended, start, status, subscribe, text};
 use support::upstream::{SSE, Script, Upstream, sse};
-use support::{Server, example, fixture, plugin_dir, write_manifest};
+use support::{EXAMPLES, Server, example, fixture, plugin_dir, write_manifest};
 
 const PROMPT: &str = "one two three four five six seven eight nine ten eleven twelve";
 const LONG: Duration = Duration::from_secs(30);
@@ -41,12 +43,13 @@ async fn a_run_answers_202_before_its_first_model_event_and_streams_to_its_subsc
     assert_eq!(headers["location"], format!("/runs/{id}"));
     assert_eq!(id.len(), 32, "128 random bits as hex");
 
+    let subscribed = asked.elapsed();
     let events = subscribe(&host.base, &id, None, None).await;
     assert_whole(&events, "completed");
     assert_eq!(text(&events), "Tell me a joke");
     let first_text = events.iter().find(|event| event.kind == "text").unwrap();
     let last_text = events.iter().rev().find(|event| event.kind == "text").unwrap();
-    assert!(answered < first_text.at, "202 after {answered:?}; the first token reached the subscriber {:?} later", first_text.at);
+    assert!(answered < subscribed + first_text.at, "202 after {answered:?}; the first token at {:?}", subscribed + first_text.at);
     assert!(first_text.at + Duration::from_millis(500) < last_text.at, "each token arrives as it is made: {events:?}");
 
     let record = status(&host.base, &id).await;
@@ -153,6 +156,13 @@ async fn past_its_bounds_a_run_is_refused_or_ended_never_cut_silently() {
     let body = response.text().await.unwrap();
     assert_eq!(body, json!({ "error": { "code": "too_many_runs", "message": "this host keeps at most 1 runs; try again in 5 s" } }).to_string());
 
+    let host = Server::builder().echo_delay_ms(300).arg("--max-run-secs", "1").start();
+    let (_, started, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
+    let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
+    assert_whole(&events, "failed");
+    assert_eq!(events[events.len() - 2].data["code"], "run_time_limit", "{events:?}");
+    assert!(!text(&events).is_empty() && text(&events) != PROMPT, "ended part way: {events:?}");
+
     let host = Server::builder().arg("--max-run-bytes", "200").start();
     let (_, started, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT.repeat(3) }).to_string()).await;
     let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
@@ -237,6 +247,8 @@ fn verified_by_standard_webhooks(secret: &str, headers: &HeaderMap, body: &str) 
     let mut child = std::process::Command::new("python3")
         .args(["-c", script, secret, &signed.to_string()])
         .stdin(std::process::Stdio::piped())
+        // A signature that does not match raises: the answer is the exit status.
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("python3 runs");
     use std::io::Write;
@@ -347,4 +359,96 @@ async fn in_dynamodb_a_run_is_followed_from_another_host_and_resumed_after_a_res
     let cancelled: Value = reqwest::Client::new().delete(other.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_whole(&subscribe(&other.base, id, None, None).await, "cancelled");
+}
+
+// ---- On Lambda, through the Runtime API emulator ----
+
+#[tokio::test]
+async fn on_lambda_a_run_answers_202_at_once_and_an_asynchronous_invocation_carries_it() {
+    let moto = Moto::start().await;
+    moto.create_runs_table("runs").await;
+    let api = Arc::new(RuntimeApi::start().await);
+    let env = || {
+        let mut env = moto.env();
+        env.extend([("STREAMHOST_RUNS_TABLE", "runs".to_string()), ("STREAMHOST_RUN_POLL_MS", "20".to_string())]);
+        env
+    };
+    // Two execution environments: one drives the run, the other serves
+    // the subscriber, both from the table.
+    let _first = Function::start_with(&api, EXAMPLES, 200, env());
+    let _second = Function::start_with(&api, EXAMPLES, 200, env());
+    let url = api.function_url(None).await;
+
+    let asked = Instant::now();
+    let (code, started, _) = start(&url.url, "seed003", r#"{"conversationId":"c-9","prompt":"Why do atoms lie"}"#).await;
+    let answered = asked.elapsed();
+    assert_eq!(code, 202, "{started}");
+    let id = started["id"].as_str().unwrap().to_string();
+    assert_eq!((started["status"].as_str(), started["conversationId"].as_str()), (Some("started"), Some("c-9")));
+
+    let [(function, payload)] = &api.invoked()[..] else { panic!("one asynchronous invocation: {:?}", api.invoked()) };
+    assert_eq!(function, "arn:aws:lambda:us-east-1:123456789012:function:streamhost", "the function invokes itself, by the ARN it was invoked by");
+    assert_eq!(payload["streamhostRun"]["runId"], id.as_str());
+
+    let subscribed = asked.elapsed();
+    let events = subscribe(&url.url, &id, None, None).await;
+    assert_whole(&events, "completed");
+    assert_eq!(text(&events), "Why do atoms lie");
+    let first_text = subscribed + events.iter().find(|event| event.kind == "text").unwrap().at;
+    assert!(answered < first_text, "202 after {answered:?}; the first model event at {first_text:?}");
+
+    let answers = api.wait_answered(1, LONG).await;
+    assert_eq!(answers, [json!({ "id": id, "status": "completed" })]);
+    let record = status(&url.url, &id).await;
+    assert_eq!(record["status"], "completed");
+    assert_eq!(record["sinks"]["chunks"]["state"], "failed", "no AppSync API is configured: said, not hidden: {record}");
+}
+
+#[tokio::test]
+async fn seed003s_client_gets_its_chunks_through_appsync_and_the_function_in_event_mode() {
+    let api = RuntimeApi::start().await;
+    let appsync = Simulator::start(&format!("http://{}", api.address), "streamhost");
+    // The function signs its mutations with SigV4 (the simulator takes any
+    // well-formed signature; see appsync/README.md).
+    let mut env = support::loopback_aws_env();
+    env.extend([("STREAMHOST_APPSYNC_URL", appsync.graphql_url.clone()), ("STREAMHOST_APPSYNC_PIPELINE", "seed003".into())]);
+    let _function = Function::start_with(&api, EXAMPLES, 150, env);
+
+    let prompt = "Why dont scientists trust atoms";
+    let lines = appsync.seed003_client("123e4567-e89b-12d3-a456-426614174000", prompt, Duration::from_millis(1500)).await;
+    assert_eq!(lines[0].1, json!({ "subscribed": true }));
+    let started = lines.iter().find(|(_, line)| line.get("started").is_some()).expect("the start's answer");
+    assert_eq!(started.1["started"], json!({ "conversationId": "123e4567-e89b-12d3-a456-426614174000", "status": "STARTED" }));
+    let chunks: Vec<&(Duration, Value)> = lines.iter().filter(|(_, line)| line.get("chunk").is_some()).collect();
+    assert!(chunks.iter().all(|(_, line)| line["chunk"]["conversationId"] == "123e4567-e89b-12d3-a456-426614174000"));
+    let received: String = chunks.iter().map(|(_, line)| line["chunk"]["chunk"].as_str().unwrap()).collect();
+    assert_eq!(received, prompt);
+    let (first, last) = (chunks[0].0, chunks[chunks.len() - 1].0);
+    assert!(first + Duration::from_millis(400) < last, "each chunk is pushed as it is made: {chunks:?}");
+
+    // AppSync invoked the function in Event mode with its resolver's event.
+    let [(_, event)] = &api.invoked()[..] else { panic!("one invocation") };
+    assert_eq!(event["info"]["fieldName"], "startConversation");
+    let answers = api.wait_answered(1, LONG).await;
+    assert_eq!((answers[0]["conversationId"].as_str(), answers[0]["status"].as_str()), (Some("123e4567-e89b-12d3-a456-426614174000"), Some("completed")));
+
+    // With the API key, which the schema does not let publish chunks,
+    // AppSync answers 200 with GraphQL errors: a failed delivery, said in
+    // the run's status, and the run itself completes.
+    let host = Server::builder().arg("--appsync-url", &appsync.graphql_url).arg("--appsync-api-key", &appsync.api_key).arg("--sink-retries", "1").start();
+    let (_, started, _) = start(&host.base, "seed003", r#"{"conversationId":"c-2","prompt":"hi there"}"#).await;
+    let id = started["id"].as_str().unwrap();
+    assert_whole(&subscribe(&host.base, id, None, None).await, "completed");
+    let deadline = Instant::now() + LONG;
+    let sink = loop {
+        let sink = status(&host.base, id).await["sinks"]["chunks"].clone();
+        if sink["state"] != "delivering" || Instant::now() > deadline {
+            break sink;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Event 1, the metadata, is not one the sink sends: done with; event 2,
+    // the first chunk, was refused twice.
+    assert_eq!((sink["state"].as_str(), sink["acknowledged"].as_u64(), sink["failures"].as_u64()), (Some("failed"), Some(1), Some(2)), "{sink}");
+    assert!(sink["lastError"].as_str().unwrap().contains("Not Authorized to access sendChunk"), "{sink}");
 }

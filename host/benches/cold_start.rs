@@ -12,15 +12,15 @@
 mod common;
 
 // The emulator the tests use; this bench reads only part of what it records.
-#[allow(dead_code)]
-#[path = "../../tests/support/lambda.rs"]
-mod lambda;
+#[allow(unused_imports)]
+#[path = "../../tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lambda::RuntimeApi;
+use support::lambda::RuntimeApi;
 
 use common::median;
 

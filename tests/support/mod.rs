@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this.
 
+pub mod appsync;
 pub mod lambda;
 pub mod moto;
 pub mod polyglot;

@@ -66,16 +66,22 @@ impl Moto {
     /// Creates a runs table as `template.yaml` declares it: partition key
     /// `run` (string), sort key `seq` (number), on-demand.
     pub async fn create_runs_table(&self, name: &str) {
+        self.create_table(name, "run", "seq").await;
+    }
+
+    /// Creates an on-demand table keyed by `partition` (a string) and
+    /// `sort` (a number), as the host's tables are.
+    pub async fn create_table(&self, name: &str, partition: &str, sort: &str) {
         use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
         let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
         let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
         self.dynamodb()
             .create_table()
             .table_name(name)
-            .attribute_definitions(attribute("run", ScalarAttributeType::S))
-            .attribute_definitions(attribute("seq", ScalarAttributeType::N))
-            .key_schema(key("run", KeyType::Hash))
-            .key_schema(key("seq", KeyType::Range))
+            .attribute_definitions(attribute(partition, ScalarAttributeType::S))
+            .attribute_definitions(attribute(sort, ScalarAttributeType::N))
+            .key_schema(key(partition, KeyType::Hash))
+            .key_schema(key(sort, KeyType::Range))
             .billing_mode(BillingMode::PayPerRequest)
             .send()
             .await

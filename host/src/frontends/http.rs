@@ -174,7 +174,7 @@ async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: He
     match runs::handle(&app.pipeline, &app.runs, &app.routes, inbound).await {
         Ok(RunReply::Started { accepted, record, prepared }) => {
             let (pipeline, runs) = (app.pipeline.clone(), app.runs.clone());
-            tokio::spawn(async move { runs.execute(&pipeline, record, prepared.request, prepared.manifest, None).await });
+            tokio::spawn(async move { runs.execute(&pipeline, *record, prepared.request, prepared.manifest, None).await });
             run_response(*accepted)
         }
         Ok(reply) => run_response(reply),

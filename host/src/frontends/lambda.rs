@@ -150,7 +150,7 @@ impl Function {
                     Err(message) => {
                         warn!(run = %record.id, %message, "the run's invocation could not be started");
                         let error = RunError { code: "run_not_started".into(), message: message.clone() };
-                        self.runs.abandon(record, error).await;
+                        self.runs.abandon(*record, error).await;
                         error_response(&ErrorReply::new(502, "run_not_started", format!("the run could not be started: {message}")))
                     }
                 }

@@ -43,7 +43,7 @@ pub enum RunReply {
     /// A JSON answer: status, body, extra headers.
     Json { status: u16, body: String, headers: Vec<(String, String)> },
     /// A new run, recorded: answer `accepted`, then have it executed.
-    Started { accepted: Box<RunReply>, record: RunRecord, prepared: Prepared },
+    Started { accepted: Box<RunReply>, record: Box<RunRecord>, prepared: Box<Prepared> },
     /// `text/event-stream`.
     Events(BoxStream<'static, Bytes>),
     /// `204`: nothing more will come.
@@ -93,7 +93,7 @@ async fn start(pipeline: &Pipeline, runs: &Runs, routes: &RouteSettings, target:
     })?;
     let body = json!({ "id": record.id, "status": record.status, "conversationId": record.conversation, "events": format!("/runs/{}/events", record.id) });
     let accepted = RunReply::Json { status: 202, body: body.to_string(), headers: vec![("location".into(), format!("/runs/{}", record.id))] };
-    Ok(RunReply::Started { accepted: Box::new(accepted), record, prepared })
+    Ok(RunReply::Started { accepted: Box::new(accepted), record: Box::new(record), prepared: Box::new(prepared) })
 }
 
 /// The run `id`, if the caller may read it.

@@ -185,8 +185,9 @@ pub struct RunError {
 pub struct SinkStatus {
     /// `appsync` or `webhook`.
     pub kind: String,
-    /// The sequence number of the last event the sink's endpoint took (0:
-    /// none yet).
+    /// The sequence number up to which the sink is done: every event it
+    /// sends up to there, its endpoint took (events of types it does not
+    /// send count as done); 0 before the first.
     pub acknowledged: u64,
     /// `delivering`, `done` (it took the whole run) or `failed` (it gave up
     /// after its retries; events after `acknowledged` did not reach it).
@@ -337,6 +338,11 @@ impl Runs {
     /// store, the sinks after them. Returns when the run and its sinks are
     /// done, or when `deadline` (Lambda's, for an invocation) comes.
     pub async fn execute(self: &Arc<Self>, pipeline: &Pipeline, record: RunRecord, request: Request, manifest: Option<Arc<Manifest>>, deadline: Option<SystemTime>) {
+        match self.store.claim(&record.id).await {
+            Ok(true) => {}
+            Ok(false) => return tracing::warn!(run = %record.id, "a run handed out twice: another host drives it"),
+            Err(error) => return tracing::warn!(run = %record.id, %error, "a run could not be claimed; it is not driven"),
+        }
         let (cancel, cancelled) = watch::channel(false);
         let (progress, _) = watch::channel((0, false));
         self.live.lock().expect("not poisoned").insert(record.id.clone(), Live { progress, cancel });

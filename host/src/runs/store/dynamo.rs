@@ -1,7 +1,8 @@
 //! Runs in a DynamoDB table: partition key `run` (the run id), sort key
 //! `seq`. Item 0 is the run's record: its own fields as JSON in `record`
 //! (written by the host driving it), its sinks' delivery in the map
-//! `sinks` (each written by its sink), and `cancelRequested`. Items 1… are
+//! `sinks` (each written by its sink), `claimed` (set once, by the host
+//! that drives it) and `cancelRequested`. Items 1… are
 //! its events, `kind` and `data`. Every item has `expiresAt`, for the
 //! table's TTL. Reads are strongly consistent: a subscriber served by
 //! another host sees every event the driver has written.
@@ -71,6 +72,26 @@ impl DynamoRuns {
 
     pub async fn save_sink(&self, id: &RunId, name: &str, status: &SinkStatus) -> Result<(), RunStoreError> {
         self.update(id, "SET #sinks.#name = :status", [("#sinks", "sinks"), ("#name", name)], [(":status", AttributeValue::S(json(status)))]).await
+    }
+
+    pub async fn claim(&self, id: &RunId) -> Result<bool, RunStoreError> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id, 0)))
+            .update_expression("SET #claimed = :yes")
+            .condition_expression("attribute_exists(#run) AND attribute_not_exists(#claimed)")
+            .expression_attribute_names("#run", "run")
+            .expression_attribute_names("#claimed", "claimed")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            Err(error) if error.as_service_error().is_some_and(|error| error.is_conditional_check_failed_exception()) => Ok(false),
+            Err(error) => Err(unavailable(&error)),
+        }
     }
 
     pub async fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {

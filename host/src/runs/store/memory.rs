@@ -12,6 +12,7 @@ use crate::runs::{RunId, RunRecord, SinkStatus, now_ms};
 struct Kept {
     record: RunRecord,
     events: Vec<StoredEvent>,
+    claimed: bool,
 }
 
 pub struct MemoryRuns {
@@ -40,7 +41,7 @@ impl MemoryRuns {
             let retry_after_secs = expiry.map_or(5, |expiry| expiry.saturating_sub(now).div_ceil(1000).max(1));
             return Err(RunStoreError::Full { retry_after_secs });
         }
-        runs.insert(record.id.clone(), Kept { record: record.clone(), events: Vec::new() });
+        runs.insert(record.id.clone(), Kept { record: record.clone(), events: Vec::new(), claimed: false });
         Ok(())
     }
 
@@ -57,6 +58,12 @@ impl MemoryRuns {
         let kept = runs.get_mut(id).ok_or_else(|| gone(id))?;
         kept.record.sinks.insert(name.to_string(), status.clone());
         Ok(())
+    }
+
+    pub fn claim(&self, id: &RunId) -> Result<bool, RunStoreError> {
+        let mut runs = self.runs();
+        let kept = runs.get_mut(id).ok_or_else(|| gone(id))?;
+        Ok(!std::mem::replace(&mut kept.claimed, true))
     }
 
     pub fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {
@@ -85,4 +92,54 @@ impl MemoryRuns {
 
 fn gone(id: &RunId) -> RunStoreError {
     RunStoreError::Unavailable(format!("run {id} is no longer kept"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::{RunStatus, now_ms};
+
+    fn record(status: RunStatus, created_ms: u64) -> RunRecord {
+        RunRecord {
+            id: RunId::random(),
+            pipeline: "p".into(),
+            owner: None,
+            conversation: "c".into(),
+            status,
+            created_ms,
+            updated_ms: created_ms,
+            ended_ms: None,
+            deadline_ms: created_ms + 1000,
+            events: 0,
+            bytes: 0,
+            usage: None,
+            error: None,
+            sinks: Default::default(),
+            cancel_requested: false,
+        }
+    }
+
+    #[test]
+    fn a_run_is_claimed_once() {
+        let store = MemoryRuns::new(Duration::from_secs(60));
+        let run = record(RunStatus::Started, now_ms());
+        store.create(&run, 10).unwrap();
+        assert_eq!((store.claim(&run.id).unwrap(), store.claim(&run.id).unwrap()), (true, false));
+    }
+
+    #[test]
+    fn full_of_runs_it_refuses_until_an_ended_one_expires() {
+        let store = MemoryRuns::new(Duration::from_secs(60));
+        let running = record(RunStatus::Running, now_ms());
+        store.create(&running, 1).unwrap();
+        let Err(RunStoreError::Full { retry_after_secs: 5 }) = store.create(&record(RunStatus::Started, now_ms()), 1) else { panic!("full") };
+        // An ended run frees its place once its time is up.
+        let store = MemoryRuns::new(Duration::from_secs(60));
+        store.create(&record(RunStatus::Completed, now_ms() - 30_000), 1).unwrap();
+        let Err(RunStoreError::Full { retry_after_secs }) = store.create(&record(RunStatus::Started, now_ms()), 1) else { panic!("full") };
+        assert!((29..=31).contains(&retry_after_secs), "{retry_after_secs}");
+        let expired = MemoryRuns::new(Duration::from_secs(60));
+        expired.create(&record(RunStatus::Completed, now_ms() - 61_000), 1).unwrap();
+        expired.create(&record(RunStatus::Started, now_ms()), 1).expect("the expired run made room");
+    }
 }

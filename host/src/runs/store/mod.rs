@@ -77,6 +77,16 @@ impl RunStore {
         }
     }
 
+    /// Claims the run for the host that is about to drive it: `false` when
+    /// another has (Lambda delivers an asynchronous event at least once, so
+    /// one run may be handed out twice).
+    pub async fn claim(&self, id: &RunId) -> Result<bool, RunStoreError> {
+        match self {
+            RunStore::Memory(memory) => memory.claim(id),
+            RunStore::Dynamo(dynamo) => dynamo.claim(id).await,
+        }
+    }
+
     pub async fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {
         match self {
             RunStore::Memory(memory) => memory.request_cancel(id),
