@@ -137,6 +137,9 @@ impl Manifest {
     fn parse(name: &PluginName, bytes: &[u8]) -> Result<Self, ManifestError> {
         let invalid = |message: String| ManifestError::Invalid { name: name.clone(), message };
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
+        for (sink_name, sink) in &manifest.sinks {
+            sink.check().map_err(|problem| invalid(format!("sink `{sink_name}`: {problem}")))?;
+        }
         for (plugin, settings) in &manifest.config {
             let configurable = manifest.transforms.iter().chain(manifest.chains.values().flatten()).chain(&manifest.router).chain(&manifest.inbound);
             if !configurable.into_iter().any(|name| name.as_str() == plugin) {

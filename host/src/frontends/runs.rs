@@ -56,11 +56,16 @@ pub async fn handle(pipeline: &Pipeline, runs: &std::sync::Arc<Runs>, routes: &R
     let rest = inbound.path.trim_start_matches('/').to_string();
     let (first, below) = rest.split_once('/').map_or((rest.as_str(), ""), |(first, below)| (first, below));
     match (inbound.method.as_str(), below) {
+        ("GET" | "DELETE", _) if first.is_empty() => Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events")),
         ("POST", _) => start(pipeline, runs, routes, first, below, inbound).await,
         ("GET", "") => Ok(json_reply(200, read(pipeline, runs, first, inbound).await?.view().to_string())),
         ("GET", "events") => {
             let after = last_event_id(&inbound)?;
             let record = read(pipeline, runs, first, inbound).await?;
+            if !runs.has_event(&record.id, after).await.map_err(|error| store_error(&error))? {
+                let message = format!("run `{first}` has no event {after}: resume from an id it sent");
+                return Err(ErrorReply::new(400, "invalid_last_event_id", message));
+            }
             if record.status.is_end() && after >= record.events {
                 return Ok(RunReply::NoContent);
             }

@@ -52,8 +52,9 @@ pub struct RunSettings {
     #[arg(long, env = "STREAMHOST_RUNS_TTL_SECS", default_value_t = 24 * 3600, value_name = "SECS")]
     pub runs_ttl_secs: u64,
 
-    /// The most runs kept in memory at once; past it, `POST /runs/…` is
-    /// answered `429` with `Retry-After`.
+    /// The most runs kept in memory at once: when full, the oldest ended
+    /// run is dropped to make room; when every kept run is still going,
+    /// `POST /runs/…` is answered `429` with `Retry-After`.
     #[arg(long, env = "STREAMHOST_MAX_RUNS", default_value_t = 1000, value_name = "N")]
     pub max_runs: usize,
 
@@ -270,7 +271,7 @@ pub fn now_ms() -> u64 {
 /// Why a run could not be started, read or cancelled.
 #[derive(Debug, Error)]
 pub enum RunsError {
-    #[error("this host keeps at most {max} runs; try again in {retry_after_secs} s")]
+    #[error("this host already has {max} runs under way (--max-runs); try again in {retry_after_secs} s")]
     Full { max: usize, retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] RunStoreError),
@@ -365,6 +366,15 @@ impl Runs {
         let (_, cancelled) = watch::channel(false);
         let deadline = driver::deadline(record.deadline_ms, None);
         driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(Err(error)).await;
+    }
+
+    /// Whether the run's log holds event `seq` (0, before the first, it
+    /// always does).
+    pub async fn has_event(&self, id: &RunId, seq: u64) -> Result<bool, RunStoreError> {
+        if seq == 0 {
+            return Ok(true);
+        }
+        Ok(self.store.read(id, seq - 1, 1).await?.first().is_some_and(|event| event.seq == seq))
     }
 
     /// The run `id`, if the store has it.

@@ -2,7 +2,9 @@
 //! happens, besides the run store. Each sink follows the run's log on its
 //! own (a slow or failing sink holds back neither the run nor the other
 //! sinks), retries a failed delivery with backoff, and records in the run's
-//! status what it has delivered. Backends: `appsync` (a GraphQL mutation
+//! status what it has delivered. A sink that has spent its retries on one
+//! delivery stops (`failed`): it never skips an event and goes on after
+//! the gap. Backends: `appsync` (a GraphQL mutation
 //! per chunk, seed 003's) and `webhook` (a signed POST per batch).
 //!
 //! ```json
@@ -64,7 +66,28 @@ pub enum SinkConfig {
     Webhook(WebhookSink),
 }
 
+/// The event types a run logs, which a sink may choose among.
+const EVENT_TYPES: [&str; 9] = ["metadata", "text", "status", "usage", "end", "error", "frame", "raw", "done"];
+
 impl SinkConfig {
+    /// What is wrong with it that the manifest can say at once: an event
+    /// type that no run logs, a webhook secret that is not base64.
+    pub fn check(&self) -> Result<(), String> {
+        let events: Vec<&String> = match self {
+            SinkConfig::Appsync(sink) => sink.mutations.iter().flat_map(|mutations| mutations.keys()).collect(),
+            SinkConfig::Webhook(sink) => {
+                if let Some(secret) = &sink.secret {
+                    webhook::signing_key(secret)?;
+                }
+                sink.events.iter().flatten().collect()
+            }
+        };
+        match events.into_iter().find(|kind| !EVENT_TYPES.contains(&kind.as_str())) {
+            Some(kind) => Err(format!("`{kind}` is not an event type of a run (one of {})", EVENT_TYPES.join(", "))),
+            None => Ok(()),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::Appsync(_) => "appsync",
@@ -89,8 +112,9 @@ pub(super) struct Failure {
 
 impl Failure {
     fn of_response(status: reqwest::StatusCode, body: &str) -> Self {
-        let body: String = body.chars().take(300).collect();
-        Failure { message: format!("answered {status}: {body}"), retry: status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 }
+        let body: String = body.trim().chars().take(300).collect();
+        let message = if body.is_empty() { format!("answered {status}") } else { format!("answered {status}: {body}") };
+        Failure { message, retry: status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 }
     }
 
     fn of_send(error: reqwest::Error) -> Self {
@@ -176,7 +200,7 @@ impl Delivery {
         while !chosen.is_empty() {
             let outcome = match target {
                 Target::AppSync(appsync) => appsync.send(&self.runs.sinks.client, &self.record, chosen[0]).await,
-                Target::Webhook(webhook) => webhook.send(&self.runs.sinks.client, &self.record, &chosen).await,
+                Target::Webhook(webhook) => webhook.send(&self.runs.sinks.client, &self.record, &self.name, &chosen).await,
             };
             let Err(failure) = outcome else { break };
             self.status.failures += 1;

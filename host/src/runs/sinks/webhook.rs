@@ -1,8 +1,8 @@
 //! A webhook as a sink: one POST per batch of events, signed as the
 //! Standard Webhooks specification (standardwebhooks.com) says, so that a
 //! receiver checks it with any of that spec's libraries: headers
-//! `webhook-id` (the run id and the batch's first sequence number, stable
-//! across retries), `webhook-timestamp` (Unix seconds) and
+//! `webhook-id` (`{run id}-{sink name}-{first sequence number}`, the same
+//! across retries of a delivery), `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of
 //! `{id}.{timestamp}.{body}`). The secret is base64, after an optional
 //! `whsec_` prefix, as the specification's libraries read it.
@@ -48,7 +48,7 @@ impl WebhookSink {
     }
 }
 
-fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
+pub(super) fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
     STANDARD.decode(encoded).map_err(|error| format!("the webhook secret is not base64 (after an optional `whsec_`): {error}"))
 }
@@ -61,12 +61,12 @@ fn signature(key: &[u8], id: &str, timestamp: u64, body: &str) -> String {
 }
 
 impl Ready {
-    pub(super) async fn send(&self, client: &reqwest::Client, record: &RunRecord, events: &[&StoredEvent]) -> Result<(), Failure> {
+    pub(super) async fn send(&self, client: &reqwest::Client, record: &RunRecord, sink: &str, events: &[&StoredEvent]) -> Result<(), Failure> {
         let events: Vec<Value> = events
             .iter()
             .map(|event| json!({ "seq": event.seq, "type": event.kind, "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null) }))
             .collect();
-        let id = format!("{}-{}", record.id, events[0]["seq"]);
+        let id = format!("{}-{sink}-{}", record.id, events[0]["seq"]);
         let body = json!({ "runId": record.id, "conversationId": record.conversation, "events": events }).to_string();
         let timestamp = crate::runs::now_ms() / 1000;
         let response = client

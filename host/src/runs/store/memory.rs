@@ -1,6 +1,7 @@
-//! Runs in memory: every run for `--runs-ttl-secs` after it started, at
-//! most `--max-runs` at once. A run that has not ended is never dropped;
-//! when the store is full of them, a new run is refused.
+//! Runs in memory: each for `--runs-ttl-secs` after it started, at most
+//! `--max-runs` at once; when full, the oldest ended run is dropped to make
+//! room. A run that has not ended is never dropped: when every kept run is
+//! still going, a new run is refused.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,17 +30,23 @@ impl MemoryRuns {
         self.runs.lock().expect("not poisoned")
     }
 
+    /// Adds a run. When `max_runs` are kept, the oldest ended run makes
+    /// room; only when every kept run is still going is the new one
+    /// refused.
     pub fn create(&self, record: &RunRecord, max_runs: usize) -> Result<(), RunStoreError> {
         let mut runs = self.runs();
-        let now = now_ms();
         let ttl = self.ttl.as_millis() as u64;
+        let now = now_ms();
         runs.retain(|_, kept| !kept.record.status.is_end() || kept.record.created_ms + ttl > now);
         if runs.len() >= max_runs {
-            // The soonest a kept run frees its place: when the oldest ended
-            // one expires; with none ended, a guess at when one ends.
-            let expiry = runs.values().filter(|kept| kept.record.status.is_end()).map(|kept| kept.record.created_ms + ttl).min();
-            let retry_after_secs = expiry.map_or(5, |expiry| expiry.saturating_sub(now).div_ceil(1000).max(1));
-            return Err(RunStoreError::Full { retry_after_secs });
+            let oldest_ended = runs.values().filter(|kept| kept.record.status.is_end()).min_by_key(|kept| kept.record.created_ms).map(|kept| kept.record.id.clone());
+            match oldest_ended {
+                Some(id) => {
+                    runs.remove(&id);
+                }
+                // A guess at when one of them ends.
+                None => return Err(RunStoreError::Full { retry_after_secs: 5 }),
+            }
         }
         runs.insert(record.id.clone(), Kept { record: record.clone(), events: Vec::new(), claimed: false });
         Ok(())
@@ -128,18 +135,19 @@ mod tests {
     }
 
     #[test]
-    fn full_of_runs_it_refuses_until_an_ended_one_expires() {
+    fn full_the_oldest_ended_run_makes_room_and_a_running_one_never() {
         let store = MemoryRuns::new(Duration::from_secs(60));
-        let running = record(RunStatus::Running, now_ms());
-        store.create(&running, 1).unwrap();
-        let Err(RunStoreError::Full { retry_after_secs: 5 }) = store.create(&record(RunStatus::Started, now_ms()), 1) else { panic!("full") };
-        // An ended run frees its place once its time is up.
-        let store = MemoryRuns::new(Duration::from_secs(60));
-        store.create(&record(RunStatus::Completed, now_ms() - 30_000), 1).unwrap();
-        let Err(RunStoreError::Full { retry_after_secs }) = store.create(&record(RunStatus::Started, now_ms()), 1) else { panic!("full") };
-        assert!((29..=31).contains(&retry_after_secs), "{retry_after_secs}");
+        let (older, newer) = (record(RunStatus::Completed, now_ms() - 2_000), record(RunStatus::Failed, now_ms() - 1_000));
+        store.create(&older, 2).unwrap();
+        store.create(&newer, 2).unwrap();
+        store.create(&record(RunStatus::Running, now_ms()), 2).expect("the oldest ended run made room");
+        assert_eq!((store.get(&older.id), store.get(&newer.id).map(|kept| kept.id)), (None, Some(newer.id.clone())));
+        store.create(&record(RunStatus::Running, now_ms()), 2).expect("the other ended run made room");
+        let Err(RunStoreError::Full { retry_after_secs: 5 }) = store.create(&record(RunStatus::Started, now_ms()), 2) else { panic!("full of running runs") };
         let expired = MemoryRuns::new(Duration::from_secs(60));
-        expired.create(&record(RunStatus::Completed, now_ms() - 61_000), 1).unwrap();
-        expired.create(&record(RunStatus::Started, now_ms()), 1).expect("the expired run made room");
+        let old = record(RunStatus::Completed, now_ms() - 61_000);
+        expired.create(&old, 5).unwrap();
+        expired.create(&record(RunStatus::Started, now_ms()), 5).unwrap();
+        assert_eq!(expired.get(&old.id), None, "past its time");
     }
 }

@@ -28,8 +28,8 @@ pub struct StoredEvent {
 
 #[derive(Debug, Error)]
 pub enum RunStoreError {
-    /// The memory store holds its most runs; one ends or expires within
-    /// about `retry_after_secs`.
+    /// The memory store holds its most runs, none of them ended; one may
+    /// end within about `retry_after_secs`.
     #[error("the run store is full; try again in {retry_after_secs} s")]
     Full { retry_after_secs: u64 },
     #[error("the run store is unavailable: {0}")]
@@ -52,8 +52,8 @@ impl RunStore {
         }
     }
 
-    /// Adds a new run, unless `max_runs` are kept already (memory only: a
-    /// table has no count to keep).
+    /// Adds a new run; in memory at most `max_runs` (a table has no count
+    /// to keep).
     pub async fn create(&self, record: &RunRecord, max_runs: usize) -> Result<(), RunStoreError> {
         match self {
             RunStore::Memory(memory) => memory.create(record, max_runs),
