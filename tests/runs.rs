@@ -110,13 +110,20 @@ async fn a_plugin_trap_mid_run_fails_the_run_with_the_error_event_last() {
     let record = status(&host.base, id).await;
     assert_eq!((record["status"].as_str(), record["error"]["code"].as_str()), (Some("failed"), Some("plugin_trapped")));
 
-    // A run whose plugin cannot even start fails the same way: it was
-    // accepted before any plugin ran.
-    let (code, started, _) = start(&host.base, "no-such-plugin", r#"{"prompt":"hi"}"#).await;
-    assert_eq!(code, 202);
-    let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
+    // After a formatter the error event is bytes; the run still failed.
+    write_manifest(plugins.path(), "formatted", &json!({ "transforms": ["trap", "ndjson"], "config": { "trap": { "trapAt": 3 } } }));
+    std::fs::copy(example("ndjson"), plugins.path().join("ndjson.wasm")).unwrap();
+    let (_, started, _) = start(&host.base, "formatted", &json!({ "prompt": PROMPT }).to_string()).await;
+    let id = started["id"].as_str().unwrap();
+    let events = subscribe(&host.base, id, None, None).await;
     assert_whole(&events, "failed");
-    assert_eq!(events[0].data["code"], "unknown_plugin");
+    assert!(events.iter().all(|event| event.kind == "raw" || event.kind == "done"), "{events:?}");
+    assert_eq!(status(&host.base, id).await["error"]["code"], "plugin_trapped");
+
+    // A plugin that is not there is refused before the run starts, as a
+    // stream's is.
+    let missing = host.post("/runs/no-such-plugin", r#"{"prompt":"hi"}"#).await;
+    missing.assert_error(404, "unknown_plugin", "no plugin named `no-such-plugin`");
 }
 
 #[tokio::test]
@@ -142,6 +149,12 @@ async fn cancel_ends_the_run_and_closes_its_model_call() {
     let events = subscribe(&host.base, id, None, None).await;
     assert_whole(&events, "cancelled");
     assert!(events.len() < 20, "the run stopped at the cancel: {} events", events.len());
+
+    // A cancel at once after the start is not lost.
+    let (_, started, _) = start(&host.base, "redact", r#"{"prompt":"Count"}"#).await;
+    let id = started["id"].as_str().unwrap();
+    let record: Value = reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(record["status"], "cancelled", "{record}");
 
     // Cancelling a run that has ended changes nothing.
     let again: Value = reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();

@@ -121,7 +121,10 @@ impl Function {
 
     async fn function_url(&self, request: &lambda_http::Request, function_arn: &str) -> StreamResponse<Body> {
         let inbound = inbound(request);
-        if inbound.target.as_deref() == Some(runs::PREFIX) {
+        // By the path as sent, as the local server routes: `/run%73` is not
+        // the runs API.
+        let path = request.uri().path();
+        if path == format!("/{}", runs::PREFIX) || path.starts_with(&format!("/{}/", runs::PREFIX)) {
             return self.runs_call(inbound, function_arn).await;
         }
         match super::open(&self.pipeline, &self.settings.routes, inbound).await {
@@ -145,7 +148,9 @@ impl Function {
         match reply {
             RunReply::Started { accepted, record, .. } => {
                 let payload = json!({ "streamhostRun": RunInvocation { run_id: record.id.clone(), inbound: invocation } });
-                match self.invoke_async(function_arn, payload).await {
+                let invoked = self.invoke_async(function_arn, payload).await;
+                self.runs.release(&record.id);
+                match invoked {
                     Ok(()) => run_response(*accepted),
                     Err(message) => {
                         warn!(run = %record.id, %message, "the run's invocation could not be started");
@@ -183,8 +188,17 @@ impl Function {
             }
             Err(error) => return json!({ "id": id, "error": error.to_string() }),
         };
-        match prepare(&self.pipeline, &self.settings.routes, Inbound::from(run.inbound)).await {
-            Ok(prepared) => self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await,
+        let inbound = Inbound::from(run.inbound);
+        let target = inbound.target.clone().or_else(|| self.settings.routes.default_pipeline.as_ref().map(ToString::to_string));
+        let same_pipeline = target.as_deref() == Some(record.pipeline.as_str());
+        match prepare(&self.pipeline, &self.settings.routes, inbound).await {
+            Ok(prepared) if same_pipeline && prepared.caller == record.owner => {
+                self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await
+            }
+            Ok(_) => {
+                let message = "the run's request maps to another pipeline or caller than the one that started it".to_string();
+                self.runs.abandon(record, RunError { code: "run_not_started".into(), message }).await
+            }
             Err(reply) => self.runs.abandon(record, RunError { code: reply.code, message: reply.message }).await,
         }
         let status = self.runs.get(&id).await.ok().flatten().map(|record| record.status);

@@ -53,7 +53,7 @@ pub enum RunReply {
 /// Answers a call whose path starts with `/runs`: `inbound.path` is the
 /// rest, from `/`.
 pub async fn handle(pipeline: &Pipeline, runs: &std::sync::Arc<Runs>, routes: &RouteSettings, inbound: Inbound) -> Result<RunReply, ErrorReply> {
-    let rest = inbound.path.trim_start_matches('/').to_string();
+    let rest = inbound.path.trim_matches('/').to_string();
     let (first, below) = rest.split_once('/').map_or((rest.as_str(), ""), |(first, below)| (first, below));
     match (inbound.method.as_str(), below) {
         ("GET" | "DELETE", _) if first.is_empty() => Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events")),
@@ -88,6 +88,11 @@ async fn start(pipeline: &Pipeline, runs: &Runs, routes: &RouteSettings, target:
     let inbound = Inbound { target, path: format!("/{below}"), ..inbound };
     let name = inbound.target.clone().or_else(|| routes.default_pipeline.as_ref().map(ToString::to_string)).unwrap_or_default();
     let prepared = prepare(pipeline, routes, inbound).await?;
+    // Loaded now (compiled on a first call), so that a plugin that is not
+    // there or not valid is refused as `POST /{pipeline}` refuses it.
+    for plugin in prepared.request.chain.iter().chain(prepared.manifest.iter().flat_map(|manifest| manifest.orchestration_plugins())) {
+        pipeline.registry().get(plugin).await.map_err(|error| ErrorReply::from(&crate::pipeline::PipelineError::from(error)))?;
+    }
     let record = runs.create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone()).await.map_err(|error| match error {
         RunsError::Full { retry_after_secs, .. } => {
             let mut reply = ErrorReply::new(429, "too_many_runs", error.to_string());

@@ -45,6 +45,13 @@ pub enum PipelineError {
     Provider(#[from] ProviderError),
 }
 
+/// Events out of a chain's last stage, and the failure that ended the
+/// stream, once one has.
+pub struct Batch {
+    pub events: Vec<Event>,
+    pub failure: Option<crate::event::ErrorInfo>,
+}
+
 /// A response about to stream: its media type, and the body.
 pub struct Response {
     pub content_type: String,
@@ -98,10 +105,15 @@ impl Pipeline {
 
     /// Opens `request` for a detached run: the events out of the chain's
     /// last stage, in batches, unencoded. A failure once the source has
-    /// started is an error event, the stream's last.
-    pub async fn open_events(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<BoxStream<'static, Vec<Event>>, PipelineError> {
+    /// started is an error event, the stream's last, and is named in its
+    /// batch (after a formatter the event is bytes).
+    pub async fn open_events(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<BoxStream<'static, Batch>, PipelineError> {
         let (_, pump) = self.start(request, manifest).await?;
-        Ok(stream::unfold(pump, |mut pump| async move { pump.next_events().await.map(|events| (events, pump)) }).boxed())
+        let batches = stream::unfold(pump, |mut pump| async move {
+            let events = pump.next_events().await?;
+            Some((Batch { events, failure: pump.failure.clone() }, pump))
+        });
+        Ok(batches.boxed())
     }
 
     /// Opens the chain's plugins, then starts the source: the content type
@@ -127,6 +139,7 @@ impl Pipeline {
             encoding: Encoding::for_content_type(&content_type),
             idle,
             done: false,
+            failure: None,
             _active: ActiveStream::new(&self.active_streams),
         };
         Ok((content_type, pump))

@@ -28,6 +28,9 @@ pub(super) struct Pump {
     /// `idleMs`).
     pub(super) idle: Option<std::time::Duration>,
     pub(super) done: bool,
+    /// The failure that ended the stream, if one did: a plugin's, or the
+    /// source's error event (which a formatter turns into bytes).
+    pub(super) failure: Option<crate::event::ErrorInfo>,
     pub(super) _active: ActiveStream,
 }
 
@@ -89,6 +92,9 @@ impl Pump {
                 None => (Vec::new(), false, true),
             };
             self.done = last;
+            if let Some(Event::Error(error)) = events.iter().rev().find(|event| matches!(event, Event::Error(_))) {
+                self.failure = Some(error.clone());
+            }
             let events = self.run_stages(0, events, last, tick).await?;
             if !events.is_empty() {
                 return Ok(Some(events));
@@ -121,6 +127,9 @@ impl Pump {
         let StageFailure { stage, error } = failure;
         warn!(plugin = %self.stages[stage].name(), %error, "stream ended by a plugin failure");
         let event = error_event(error.code(), error.to_string());
+        if let Event::Error(info) = &event {
+            self.failure = Some(info.clone());
+        }
         match self.run_stages(stage + 1, vec![event.clone()], true, false).await {
             Ok(events) => events,
             Err(StageFailure { error: second, .. }) => {

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use super::{RunError, RunRecord, RunStatus, RunUsage, Runs, StoredEvent, now_ms};
 use crate::event::{Event, type_and_data};
+use crate::pipeline::Batch;
 
 /// The type of a run's last event: `{"status": …}`.
 pub(super) const DONE: &str = "done";
@@ -26,6 +27,10 @@ const LAMBDA_MARGIN: Duration = Duration::from_secs(10);
 /// How often a run checks whether another host asked to cancel it (a
 /// shared store only; on this host a cancel is immediate).
 const CANCEL_CHECK: Duration = Duration::from_secs(1);
+
+/// The most bytes of one event's data a run keeps: a DynamoDB item holds
+/// at most 400 KB.
+const MAX_EVENT_BYTES: usize = 256 << 10;
 
 /// How often the record's counts and usage are saved while events flow.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -55,7 +60,7 @@ pub(super) struct Driver {
 impl Driver {
     /// Runs the pipeline's `events` (or logs why it could not start) to the
     /// run's end.
-    pub(super) async fn run(mut self, events: Result<BoxStream<'static, Vec<Event>>, RunError>) {
+    pub(super) async fn run(mut self, events: Result<BoxStream<'static, Batch>, RunError>) {
         let end = match events {
             Ok(events) => self.pump(events).await,
             Err(error) => End { status: RunStatus::Failed, error: Some(error) },
@@ -63,7 +68,7 @@ impl Driver {
         self.finish(end).await;
     }
 
-    async fn pump(&mut self, mut events: BoxStream<'static, Vec<Event>>) -> End {
+    async fn pump(&mut self, mut events: BoxStream<'static, Batch>) -> End {
         let shared_store = matches!(self.runs.store, super::RunStore::Dynamo(_));
         let mut cancel_check = tokio::time::interval(CANCEL_CHECK);
         let mut last_saved = Instant::now();
@@ -71,16 +76,19 @@ impl Driver {
         loop {
             tokio::select! {
                 batch = events.next() => match batch {
-                    Some(batch) => {
-                        if let Err(end) = self.log(batch).await {
+                    Some(Batch { events, failure }) => {
+                        if let Err(end) = self.log(events).await {
                             return end;
+                        }
+                        if let Some(failure) = failure {
+                            self.record.error = Some(RunError { code: failure.code, message: failure.message });
                         }
                         if last_saved.elapsed() >= SAVE_EVERY {
                             self.save().await;
                             last_saved = Instant::now();
                         }
                     }
-                    // An error event last means the pipeline failed.
+                    // A failure named by the pipeline means the run failed.
                     None => return End { status: if self.record.error.is_some() { RunStatus::Failed } else { RunStatus::Completed }, error: None },
                 },
                 // The `Ref` it answers is not `Send`: dropped at once. A
@@ -104,28 +112,32 @@ impl Driver {
     }
 
     /// Logs a batch of the pipeline's events, unless it would take the run
-    /// past its byte bound.
+    /// past its byte bound or one event is larger than a store keeps.
     async fn log(&mut self, batch: Vec<Event>) -> Result<(), End> {
-        let mut stored = Vec::with_capacity(batch.len());
-        for event in &batch {
-            let (kind, data) = type_and_data(event);
-            match event {
-                Event::Usage(usage) => {
-                    let total = self.record.usage.get_or_insert_with(RunUsage::default);
-                    total.input_tokens += u64::from(usage.input_tokens);
-                    total.output_tokens += u64::from(usage.output_tokens);
-                    total.total_tokens += u64::from(usage.total_tokens);
-                }
-                Event::Error(error) => self.record.error = Some(RunError { code: error.code.clone(), message: error.message.clone() }),
-                _ => self.record.error = None,
-            }
-            stored.push(StoredEvent { seq: self.record.events + stored.len() as u64 + 1, kind, data: data.to_string() });
+        let stored: Vec<StoredEvent> = batch
+            .iter()
+            .enumerate()
+            .map(|(index, event)| {
+                let (kind, data) = type_and_data(event);
+                StoredEvent { seq: self.record.events + index as u64 + 1, kind, data: data.to_string() }
+            })
+            .collect();
+        let too_large = |message: String| Err(End { status: RunStatus::Failed, error: Some(RunError { code: "run_too_large".into(), message }) });
+        if let Some(event) = stored.iter().find(|event| event.data.len() > MAX_EVENT_BYTES) {
+            return too_large(format!("event {} is {} bytes, more than the {MAX_EVENT_BYTES} a run keeps of one event", event.seq, event.data.len()));
         }
-        let bytes: u64 = stored.iter().map(|event| (event.kind.len() + event.data.len()) as u64).sum();
+        let bytes: u64 = stored.iter().map(StoredEvent::size).sum();
         let limit = self.runs.settings.max_run_bytes;
         if self.record.bytes + bytes > limit {
-            let message = format!("the run's events passed its {limit}-byte limit (--max-run-bytes); the events from {} on were not kept", self.record.events + 1);
-            return Err(End { status: RunStatus::Failed, error: Some(RunError { code: "run_too_large".into(), message }) });
+            return too_large(format!("the run's events passed its {limit}-byte limit (--max-run-bytes); the events from {} on were not kept", self.record.events + 1));
+        }
+        for event in &batch {
+            if let Event::Usage(usage) = event {
+                let total = self.record.usage.get_or_insert_with(RunUsage::default);
+                total.input_tokens += u64::from(usage.input_tokens);
+                total.output_tokens += u64::from(usage.output_tokens);
+                total.total_tokens += u64::from(usage.total_tokens);
+            }
         }
         if self.record.status == RunStatus::Started {
             self.record.status = RunStatus::Running;
@@ -154,7 +166,7 @@ impl Driver {
             self.record.error = Some(error.clone());
         }
         last.push(StoredEvent { seq: self.record.events + last.len() as u64 + 1, kind: DONE.into(), data: json!({ "status": end.status.as_str() }).to_string() });
-        let bytes = last.iter().map(|event| (event.kind.len() + event.data.len()) as u64).sum();
+        let bytes = last.iter().map(StoredEvent::size).sum();
         if let Err(error) = self.append(last, bytes).await {
             warn!(run = %self.record.id, %error, "a run's last events could not be stored");
         }

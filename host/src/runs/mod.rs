@@ -47,19 +47,21 @@ pub struct RunSettings {
     #[arg(long, env = "STREAMHOST_RUNS_TABLE", value_name = "TABLE")]
     pub runs_table: Option<String>,
 
-    /// How long a run is kept after it starts, in seconds (in memory; in
-    /// DynamoDB, its `expiresAt` TTL).
+    /// How long a run is kept after it ends, in seconds (in DynamoDB, its
+    /// `expiresAt`: this long after the latest it can end).
     #[arg(long, env = "STREAMHOST_RUNS_TTL_SECS", default_value_t = 24 * 3600, value_name = "SECS")]
     pub runs_ttl_secs: u64,
 
     /// The most runs kept in memory at once: when full, the oldest ended
     /// run is dropped to make room; when every kept run is still going,
     /// `POST /runs/…` is answered `429` with `Retry-After`.
-    #[arg(long, env = "STREAMHOST_MAX_RUNS", default_value_t = 1000, value_name = "N")]
+    #[arg(long, env = "STREAMHOST_MAX_RUNS", default_value_t = 100, value_name = "N")]
     pub max_runs: usize,
 
-    /// The most bytes of events one run may log; past it the run ends
-    /// `failed` with a `run_too_large` error event.
+    /// The most bytes of events one run may log, each event counted with
+    /// what keeping it costs (its text and 400 bytes); past it the run ends
+    /// `failed` with a `run_too_large` error event. In memory, at most
+    /// `--max-runs` times this is kept.
     #[arg(long, env = "STREAMHOST_MAX_RUN_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_run_bytes: u64,
 
@@ -224,7 +226,7 @@ pub struct RunRecord {
     pub deadline_ms: u64,
     /// The sequence number of its last event.
     pub events: u64,
-    /// The bytes of event data logged.
+    /// What its events count against `--max-run-bytes`.
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<RunUsage>,
@@ -329,7 +331,14 @@ impl Runs {
             cancel_requested: false,
         };
         match self.store.create(&record, self.settings.max_runs).await {
-            Ok(()) => Ok(record),
+            Ok(()) => {
+                // Registered now, so that a cancel before the run is driven
+                // is not lost; a run driven elsewhere is `release`d.
+                let (progress, _) = watch::channel((0, false));
+                let (cancel, _) = watch::channel(false);
+                self.live.lock().expect("not poisoned").insert(record.id.clone(), Live { progress, cancel });
+                Ok(record)
+            }
             Err(RunStoreError::Full { retry_after_secs }) => Err(RunsError::Full { max: self.settings.max_runs, retry_after_secs }),
             Err(error) => Err(error.into()),
         }
@@ -344,9 +353,15 @@ impl Runs {
             Ok(false) => return tracing::warn!(run = %record.id, "a run handed out twice: another host drives it"),
             Err(error) => return tracing::warn!(run = %record.id, %error, "a run could not be claimed; it is not driven"),
         }
-        let (cancel, cancelled) = watch::channel(false);
-        let (progress, _) = watch::channel((0, false));
-        self.live.lock().expect("not poisoned").insert(record.id.clone(), Live { progress, cancel });
+        let cancelled = {
+            let mut live = self.live.lock().expect("not poisoned");
+            let entry = live.entry(record.id.clone()).or_insert_with(|| Live { progress: watch::channel((0, false)).0, cancel: watch::channel(false).0 });
+            entry.cancel.subscribe()
+        };
+        // A cancel asked of another host before this one took the run.
+        if self.store.get(&record.id).await.ok().flatten().is_some_and(|stored| stored.cancel_requested) {
+            let _ = self.live.lock().expect("not poisoned").get(&record.id).map(|live| live.cancel.send(true));
+        }
         let sink_configs = manifest.as_ref().map(|manifest| manifest.sinks.clone()).unwrap_or_default();
         let id = record.id.clone();
         let delivering = self.sinks.start(self, &record, sink_configs);
@@ -356,16 +371,27 @@ impl Runs {
         });
         let deadline = driver::deadline(record.deadline_ms, deadline);
         driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(events).await;
-        futures::future::join_all(delivering).await;
-        self.live.lock().expect("not poisoned").remove(&id);
+        // On Lambda the invocation ends at its deadline: sinks still behind
+        // then stay `delivering` in the status.
+        if tokio::time::timeout_at(deadline, futures::future::join_all(delivering)).await.is_err() {
+            tracing::warn!(run = %id, "the run's sinks did not finish before its deadline");
+        }
+        self.release(&id);
+    }
+
+    /// Forgets a run this host recorded but does not drive (on Lambda,
+    /// another invocation drives it).
+    pub fn release(&self, id: &RunId) {
+        self.live.lock().expect("not poisoned").remove(id);
     }
 
     /// Ends a recorded run that could not be executed: `error`, then
     /// `done`, status failed.
     pub async fn abandon(self: &Arc<Self>, record: RunRecord, error: RunError) {
         let (_, cancelled) = watch::channel(false);
-        let deadline = driver::deadline(record.deadline_ms, None);
+        let (id, deadline) = (record.id.clone(), driver::deadline(record.deadline_ms, None));
         driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(Err(error)).await;
+        self.release(&id);
     }
 
     /// Whether the run's log holds event `seq` (0, before the first, it
@@ -437,22 +463,32 @@ impl Runs {
     }
 
     /// Waits for events after `after`; `None` once the run has ended with
-    /// no more to read.
+    /// no more to read (or is no longer kept).
     async fn next_events(&self, id: &RunId, after: u64) -> Result<Option<Vec<StoredEvent>>, RunStoreError> {
         let poll = Duration::from_millis(self.settings.run_poll_ms);
+        // Set once told of events after `after`: a read then must find them.
+        let mut told = false;
         loop {
-            let mut progress = self.live.lock().expect("not poisoned").get(id).map(|live| live.progress.subscribe());
+            let progress = self.live.lock().expect("not poisoned").get(id).map(|live| live.progress.subscribe());
             let events = self.store.read(id, after, 100).await?;
             if !events.is_empty() {
                 return Ok(Some(events));
             }
-            match progress.as_mut() {
-                Some(progress) => {
-                    if progress.wait_for(|(last, ended)| *last > after || *ended).await.is_err() {
-                        continue;
-                    }
-                    if progress.borrow().1 && progress.borrow().0 <= after {
+            if told {
+                // The store does not give what the driver stored: the run
+                // was dropped (a full store makes room) while followed.
+                return Err(RunStoreError::Unavailable(format!("run {id} is no longer kept: its events after {after} are gone")));
+            }
+            match progress {
+                Some(mut progress) => {
+                    let (last, ended) = *progress.borrow_and_update();
+                    if last > after {
+                        told = true;
+                    } else if ended {
                         return Ok(None);
+                    } else {
+                        // An error is a dropped sender: the driver is done.
+                        let _ = progress.changed().await;
                     }
                 }
                 None => {

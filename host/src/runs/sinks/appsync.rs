@@ -124,9 +124,13 @@ impl Ready {
         if !status.is_success() {
             return Err(Failure::of_response(status, &text));
         }
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let Ok(Value::Object(answer)) = serde_json::from_str::<Value>(&text) else {
+            let text: String = text.chars().take(200).collect();
+            return Err(Failure { message: format!("answered {status} with what is not a GraphQL response: {text}"), retry: false });
+        };
         match answer.get("errors") {
             Some(errors) if !errors.is_null() => Err(Failure { message: format!("answered GraphQL errors: {errors}"), retry: true }),
+            _ if answer.get("data").is_none_or(Value::is_null) => Err(Failure { message: "answered a GraphQL response with no data".into(), retry: false }),
             _ => Ok(()),
         }
     }

@@ -205,6 +205,7 @@ impl Delivery {
             let Err(failure) = outcome else { break };
             self.status.failures += 1;
             self.status.last_error = Some(failure.message.clone());
+            self.save().await;
             if !failure.retry || attempt >= retries {
                 return Err(failure.message);
             }

@@ -1,4 +1,4 @@
-//! Runs in memory: each for `--runs-ttl-secs` after it started, at most
+//! Runs in memory: each for `--runs-ttl-secs` after it ended, at most
 //! `--max-runs` at once; when full, the oldest ended run is dropped to make
 //! room. A run that has not ended is never dropped: when every kept run is
 //! still going, a new run is refused.
@@ -37,9 +37,10 @@ impl MemoryRuns {
         let mut runs = self.runs();
         let ttl = self.ttl.as_millis() as u64;
         let now = now_ms();
-        runs.retain(|_, kept| !kept.record.status.is_end() || kept.record.created_ms + ttl > now);
+        runs.retain(|_, kept| !expired(&kept.record, ttl, now));
         if runs.len() >= max_runs {
-            let oldest_ended = runs.values().filter(|kept| kept.record.status.is_end()).min_by_key(|kept| kept.record.created_ms).map(|kept| kept.record.id.clone());
+            let ended = runs.values().filter(|kept| kept.record.status.is_end());
+            let oldest_ended = ended.min_by_key(|kept| kept.record.ended_ms.unwrap_or(kept.record.created_ms)).map(|kept| kept.record.id.clone());
             match oldest_ended {
                 Some(id) => {
                     runs.remove(&id);
@@ -80,7 +81,7 @@ impl MemoryRuns {
 
     pub fn get(&self, id: &RunId) -> Option<RunRecord> {
         let ttl = self.ttl.as_millis() as u64;
-        self.runs().get(id).map(|kept| kept.record.clone()).filter(|record| !record.status.is_end() || record.created_ms + ttl > now_ms())
+        self.runs().get(id).map(|kept| kept.record.clone()).filter(|record| !expired(record, ttl, now_ms()))
     }
 
     pub fn append(&self, id: &RunId, events: &[StoredEvent]) -> Result<(), RunStoreError> {
@@ -95,6 +96,11 @@ impl MemoryRuns {
         let start = (after as usize).min(kept.events.len());
         kept.events[start..].iter().take(limit).cloned().collect()
     }
+}
+
+/// A run is kept for the TTL after it ended; one going on is kept.
+fn expired(record: &RunRecord, ttl: u64, now: u64) -> bool {
+    record.status.is_end() && record.ended_ms.unwrap_or(record.created_ms) + ttl <= now
 }
 
 fn gone(id: &RunId) -> RunStoreError {
