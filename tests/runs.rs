@@ -408,6 +408,8 @@ async fn on_lambda_a_run_answers_202_at_once_and_an_asynchronous_invocation_carr
     let [(function, payload)] = &api.invoked()[..] else { panic!("one asynchronous invocation: {:?}", api.invoked()) };
     assert_eq!(function, "arn:aws:lambda:us-east-1:123456789012:function:streamhost", "the function invokes itself, by the ARN it was invoked by");
     assert_eq!(payload["streamhostRun"]["runId"], id.as_str());
+    let fields: Vec<&String> = payload["streamhostRun"].as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["runId", "target", "query", "body", "chain"], "the mapped request only: no headers, no credentials");
 
     let subscribed = asked.elapsed();
     let events = subscribe(&url.url, &id, None, None).await;

@@ -7,8 +7,10 @@
 //!   /runs/{pipeline}` answers `202` at once and has the run executed by an
 //!   asynchronous invocation of this same function (Lambda's `Invoke`, type
 //!   `Event`, on the ARN this invocation came in by);
-//! - that asynchronous invocation, `{"streamhostRun": {"runId", "inbound"}}`:
-//!   drives the run to its end, within this invocation's deadline;
+//! - that asynchronous invocation, `{"streamhostRun": {"runId", "target",
+//!   "query", "body", "chain"}}` (the request as the inbound plugin mapped
+//!   it: no credentials travel): drives the run to its end, within this
+//!   invocation's deadline;
 //! - an **AppSync direct Lambda resolver** event in `Event` mode (seed 003:
 //!   `{"arguments", "identity", "request", "info", …}`): starts a run of
 //!   `--appsync-pipeline` with the field's `input` argument (else all its
@@ -35,7 +37,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::runs::{self, RunReply};
-use super::{ErrorReply, Inbound, RouteSettings, prepare};
+use super::{ErrorReply, Inbound, RouteSettings, prepare, prepare_mapped};
 use crate::pipeline::Pipeline;
 use crate::runs::{RunError, RunId, Runs};
 
@@ -67,26 +69,20 @@ struct Function {
     lambda: aws_sdk_lambda::Client,
 }
 
-/// The payload of the asynchronous invocation that drives a run.
+/// The payload of the asynchronous invocation that drives a run: the
+/// request as the pipeline's inbound plugin mapped it (no headers, no
+/// credentials: they stay in the Function URL's invocation).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RunInvocation {
     run_id: RunId,
-    inbound: InboundJson,
-}
-
-/// A caller's request as it travels in that payload.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct InboundJson {
-    method: String,
+    /// The pipeline (or plugin) the run's path named; none for the default.
     target: Option<String>,
-    path: String,
     query: String,
-    headers: Vec<(String, String)>,
-    /// Base64: a body need not be UTF-8.
+    /// The mapped JSON body, base64.
     body: String,
-    request_context: Option<String>,
+    /// The chain the inbound plugin picked.
+    chain: Option<String>,
 }
 
 /// Serves invocations until Lambda stops the process.
@@ -139,15 +135,23 @@ impl Function {
 
     /// The runs API; a new run goes to an asynchronous invocation.
     async fn runs_call(&self, inbound: Inbound, function_arn: &str) -> StreamResponse<Body> {
-        let invocation = InboundJson::from(&inbound);
+        let query = inbound.query.clone();
         let inbound = Inbound { target: None, ..inbound };
         let reply = match runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound).await {
             Ok(reply) => reply,
             Err(reply) => return error_response(&reply),
         };
         match reply {
-            RunReply::Started { accepted, record, .. } => {
-                let payload = json!({ "streamhostRun": RunInvocation { run_id: record.id.clone(), inbound: invocation } });
+            RunReply::Started { accepted, record, prepared } => {
+                use base64::Engine;
+                let invocation = RunInvocation {
+                    run_id: record.id.clone(),
+                    target: Some(record.pipeline.clone()).filter(|name| !name.is_empty()),
+                    query,
+                    body: base64::engine::general_purpose::STANDARD.encode(&prepared.mapped.body),
+                    chain: prepared.mapped.chain.clone(),
+                };
+                let payload = json!({ "streamhostRun": invocation });
                 let invoked = self.invoke_async(function_arn, payload).await;
                 self.runs.release(&record.id);
                 match invoked {
@@ -188,10 +192,12 @@ impl Function {
             }
             Err(error) => return json!({ "id": id, "error": error.to_string() }),
         };
-        let inbound = Inbound::from(run.inbound);
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.decode(&run.body).unwrap_or_default();
+        let inbound = Inbound { method: "POST".into(), target: run.target, path: "/".into(), query: run.query, body: Bytes::from(body), ..Inbound::default() };
         let target = inbound.target.clone().or_else(|| self.settings.routes.default_pipeline.as_ref().map(ToString::to_string));
         let same_pipeline = target.as_deref() == Some(record.pipeline.as_str());
-        match prepare(&self.pipeline, &self.settings.routes, inbound).await {
+        match prepare_mapped(&self.pipeline, &self.settings.routes, inbound, run.chain).await {
             Ok(prepared) if same_pipeline && prepared.caller == record.owner => {
                 self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await
             }
@@ -242,41 +248,6 @@ fn is_appsync_event(payload: &Value) -> bool {
     let direct = payload.pointer("/info/fieldName").is_some() && payload.get("arguments").is_some();
     let seed = payload.as_object().is_some_and(|fields| fields.len() == 1 && fields.get("input").is_some_and(Value::is_object));
     direct || seed
-}
-
-impl From<&Inbound> for InboundJson {
-    fn from(inbound: &Inbound) -> Self {
-        use base64::Engine;
-        InboundJson {
-            method: inbound.method.clone(),
-            target: inbound.target.clone(),
-            path: inbound.path.clone(),
-            query: inbound.query.clone(),
-            headers: inbound.headers.clone(),
-            body: base64::engine::general_purpose::STANDARD.encode(&inbound.body),
-            request_context: inbound.request_context.clone(),
-        }
-    }
-}
-
-/// The run's request as the runs API gave it: its path is below `/runs`.
-impl From<InboundJson> for Inbound {
-    fn from(json: InboundJson) -> Self {
-        use base64::Engine;
-        let body = base64::engine::general_purpose::STANDARD.decode(&json.body).unwrap_or_default();
-        let path = json.path.trim_start_matches('/');
-        let (target, below) = path.split_once('/').map_or((path, ""), |(target, below)| (target, below));
-        let target = (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
-        Inbound {
-            method: json.method,
-            target,
-            path: format!("/{below}"),
-            query: json.query,
-            headers: json.headers,
-            body: Bytes::from(body),
-            request_context: json.request_context,
-        }
-    }
 }
 
 /// The Function URL event as the caller's request: the IAM caller's

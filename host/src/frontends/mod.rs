@@ -97,6 +97,16 @@ pub struct Prepared {
     /// The caller as the pipeline's inbound plugin identified them (its
     /// user id); none where the pipeline has no inbound plugin.
     pub caller: Option<String>,
+    /// The request as the inbound plugin mapped it (or as sent, without
+    /// one): what [`prepare_mapped`] takes.
+    pub mapped: Mapped,
+}
+
+/// A request's JSON body after the pipeline's inbound plugin, and the
+/// chain it picked.
+pub struct Mapped {
+    pub body: Bytes,
+    pub chain: Option<String>,
 }
 
 /// Finds the pipeline (or the plugin and its `then` chain), maps the
@@ -104,6 +114,20 @@ pub struct Prepared {
 /// what callers may set. Every refusal is answered here, before any model
 /// call.
 pub async fn prepare(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound) -> Result<Prepared, ErrorReply> {
+    prepare_from(pipeline, routes, inbound, None).await
+}
+
+/// [`prepare`] for a request the pipeline's inbound plugin has already
+/// mapped (`Prepared::mapped`, carried to the invocation that drives a
+/// run): the same checks, without calling the plugin again, so the
+/// caller's credentials need not travel.
+pub async fn prepare_mapped(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound, chain_name: Option<String>) -> Result<Prepared, ErrorReply> {
+    prepare_from(pipeline, routes, inbound, Some(chain_name)).await
+}
+
+/// `mapped`: the inbound plugin's chain choice, where the body is already
+/// its output.
+async fn prepare_from(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound, mapped: Option<Option<String>>) -> Result<Prepared, ErrorReply> {
     if inbound.body.len() > routes.max_body_bytes {
         return Err(ErrorReply::body_too_large(routes.max_body_bytes));
     }
@@ -117,11 +141,12 @@ pub async fn prepare(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbou
     check_route(routes, &target, manifest.as_deref(), then.is_some(), &inbound.path)?;
     let Some(manifest) = manifest else {
         let request = Request::from_json(chain, &[], &inbound.body).map_err(|error| ErrorReply::from(&error))?;
-        return Ok(Prepared { request, manifest: None, caller: None });
+        return Ok(Prepared { request, manifest: None, caller: None, mapped: Mapped { body: inbound.body, chain: None } });
     };
-    let (body, chain_name) = match &manifest.inbound {
-        Some(filter) => filtered(pipeline, &manifest, filter, inbound).await?,
-        None => (inbound.body, None),
+    let (body, chain_name) = match (&manifest.inbound, mapped) {
+        (_, Some(chain)) => (inbound.body, chain),
+        (Some(filter), None) => filtered(pipeline, &manifest, filter, inbound).await?,
+        (None, None) => (inbound.body, None),
     };
     let transforms = manifest.chain(chain_name.as_deref()).ok_or_else(|| {
         let name = chain_name.clone().unwrap_or_default();
@@ -133,7 +158,7 @@ pub async fn prepare(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbou
     manifest.callers.check(&request, &own_model(&manifest)).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
     let request = request.with_defaults(&manifest);
     let caller = manifest.inbound.as_ref().and(request.user_id.clone());
-    Ok(Prepared { request, manifest: Some(manifest), caller })
+    Ok(Prepared { request, manifest: Some(manifest), caller, mapped: Mapped { body, chain: chain_name } })
 }
 
 /// Who is calling, as `pipeline`'s inbound plugin identifies them: the user
