@@ -162,6 +162,18 @@ async fn the_example_support_desk_routes_and_uses_tools_offline() {
 }
 
 #[tokio::test]
+async fn a_router_waiting_for_its_model_at_a_real_pace_is_not_stopped() {
+    // 200 ms a token: the classifier's answer takes about 2 s, twice the
+    // plugin's 1 s limit; the waiting is the host's time, not the plugin's.
+    let host = Server::builder().echo_delay_ms(200).start();
+    let asked = Instant::now();
+    let classified = ndjson_lines(&host.post("/support-desk-llm", r#"{"prompt":"The app crashes at start"}"#).await.body);
+    assert!(asked.elapsed() > Duration::from_secs(1), "the model took longer than the plugin's limit: {:?}", asked.elapsed());
+    assert_eq!(classified[0]["data"]["agent"], "tech", "{classified:?}");
+    assert_eq!(classified.last().unwrap()["type"], "complete", "{classified:?}");
+}
+
+#[tokio::test]
 async fn tool_agent_runs_its_tool_loop_against_bedrock() {
     let asks_for_the_calculator = [
         converse_event("messageStart", json!({ "role": "assistant" })),

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt;
 use serde_json::Value;
@@ -121,7 +122,17 @@ impl wit::streamhost::plugin::history::Host for PluginState {
 }
 
 impl wit::streamhost::plugin::model::Host for PluginState {
+    /// Waiting for the model's first event is the host's time.
     async fn start(&mut self, request: ModelRequest) -> Result<Resource<ModelStreamState>, ErrorInfo> {
+        let waiting_since = Instant::now();
+        let started = self.start_model(request).await;
+        self.exclude_wait(waiting_since);
+        started
+    }
+}
+
+impl PluginState {
+    async fn start_model(&mut self, request: ModelRequest) -> Result<Resource<ModelStreamState>, ErrorInfo> {
         let plugin = self.plugin.clone();
         let models = &mut self.turn().models;
         if models.calls_left == 0 {
@@ -139,7 +150,22 @@ impl wit::streamhost::plugin::model::Host for PluginState {
 }
 
 impl wit::streamhost::plugin::model::HostModelStream for PluginState {
+    /// Waiting for the model's next event is the host's time.
     async fn next(&mut self, stream: Resource<ModelStreamState>) -> Result<Option<ModelEvent>, ErrorInfo> {
+        let waiting_since = Instant::now();
+        let next = self.next_model_event(stream).await;
+        self.exclude_wait(waiting_since);
+        next
+    }
+
+    async fn drop(&mut self, stream: Resource<ModelStreamState>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl PluginState {
+    async fn next_model_event(&mut self, stream: Resource<ModelStreamState>) -> Result<Option<ModelEvent>, ErrorInfo> {
         let stream = self.table.get_mut(&stream).map_err(|error| error_info("internal_error", error.to_string()))?;
         while let Some(event) = stream.events.next().await {
             match event {
@@ -162,11 +188,6 @@ impl wit::streamhost::plugin::model::HostModelStream for PluginState {
         }
         Ok(None)
     }
-
-    async fn drop(&mut self, stream: Resource<ModelStreamState>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
-    }
 }
 
 impl wit::streamhost::plugin::emit::Host for PluginState {
@@ -181,7 +202,10 @@ impl wit::streamhost::plugin::emit::Host for PluginState {
             return;
         }
         // A closed stream means the client left; the turn is being dropped.
+        // A slow client's backpressure is the host's time.
+        let waiting_since = Instant::now();
         downstream.send(event).await;
+        self.exclude_wait(waiting_since);
     }
 }
 

@@ -89,7 +89,8 @@ impl PluginState {
         }
     }
 
-    /// Moves the deadline on by the time the call just spent in the host.
+    /// Moves the deadline on by the time the call just spent in the host
+    /// (WASI's `poll`, a `sleep`), as wasmtime's call hooks bracket it.
     fn on_call_hook(&mut self, hook: CallHook) -> wasmtime::Result<()> {
         match hook {
             CallHook::CallingHost => self.in_host_since = Some(Instant::now()),
@@ -101,6 +102,22 @@ impl PluginState {
             CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
         }
         Ok(())
+    }
+
+    /// Moves the deadline on by the time since `waiting_since`, which the
+    /// call spent waiting on the host (a model's next event, a slow client
+    /// taking an emitted one): a plugin's deadline counts its own work.
+    ///
+    /// The streamhost imports that wait call this themselves: for those
+    /// async imports wasmtime's call hooks bracket only the synchronous
+    /// start, not the wait (measured: a router waiting 200 ms a token was
+    /// stopped at 1 s). Where a hook does bracket the call, it counts on
+    /// from here, so no wait is counted twice.
+    pub(super) fn exclude_wait(&mut self, waiting_since: Instant) {
+        self.deadline += waiting_since.elapsed();
+        if self.in_host_since.is_some() {
+            self.in_host_since = Some(Instant::now());
+        }
     }
 
     /// Called at every epoch tick while the plugin runs.
