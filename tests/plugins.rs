@@ -50,9 +50,16 @@ async fn a_trap_before_the_first_byte_is_an_error_response() {
     assert_eq!(error["error"]["code"], "plugin_trapped");
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("plugin `trap` trapped: "), "{message}");
-    assert!(message.contains("trap fixture: deliberate panic"), "the panic message is kept: {message}");
+    assert!(message.ends_with("; what it printed is in the host's log"), "{message}");
+    assert!(!message.contains("deliberate panic") && !message.contains(".rs"), "what the plugin printed is not the caller's: {message}");
+    assert!(server.logs().contains("trap fixture: deliberate panic"), "the operator has it: {}", server.logs());
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
     assert!(!server.logs().contains("stream cancelled"), "an error response is not a cancellation: {}", server.logs());
+
+    // In development the caller may see it.
+    let server = Server::builder().plugins(dir.path()).env([("STREAMHOST_EXPOSE_PLUGIN_OUTPUT", "true".to_string())]).start();
+    let error: serde_json::Value = serde_json::from_str(&server.post("/trap?then=ndjson", HELLO).await.body).unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("trap fixture: deliberate panic"), "{error}");
 }
 
 /// A slow provider makes each token its own batch, so the third push comes

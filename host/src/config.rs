@@ -103,6 +103,12 @@ pub struct HostSettings {
     #[arg(long, env = "STREAMHOST_TRUST_PRECOMPILED")]
     pub trust_precompiled: bool,
 
+    /// Development: error messages to callers carry what a trapping plugin
+    /// printed (a panic message, with its source file paths). Off, that goes
+    /// to the host's log only.
+    #[arg(long, env = "STREAMHOST_EXPOSE_PLUGIN_OUTPUT")]
+    pub expose_plugin_output: bool,
+
     /// The longest a single plugin call may run before it is stopped.
     #[arg(long, env = "STREAMHOST_PLUGIN_TIMEOUT_MS", default_value_t = 1000, value_name = "MS")]
     pub plugin_timeout_ms: u64,

@@ -169,6 +169,8 @@ pub struct Registry {
     instances: Arc<Semaphore>,
     /// Whether `<name>.cwasm` artifacts from the store may be loaded.
     trust_precompiled: bool,
+    /// Whether a trap's message to the caller carries what the plugin printed.
+    expose_plugin_output: bool,
     pub stats: Stats,
 }
 
@@ -187,6 +189,7 @@ impl Registry {
             pins,
             instances,
             trust_precompiled: false,
+            expose_plugin_output: false,
             stats: Stats::default(),
         })
     }
@@ -196,6 +199,12 @@ impl Registry {
     /// code: only for stores whose writers are trusted as much as the host.
     pub fn trusting_precompiled(mut self, trust: bool) -> Self {
         self.trust_precompiled = trust;
+        self
+    }
+
+    /// Lets callers see what a trapping plugin printed (development only).
+    pub fn exposing_plugin_output(mut self, expose: bool) -> Self {
+        self.expose_plugin_output = expose;
         self
     }
 
@@ -265,7 +274,7 @@ impl Registry {
             .clone()
             .try_acquire_owned()
             .map_err(|_| PluginError::Overloaded { limit: self.limits.max_instances })?;
-        Ok(Sandbox::new(&self.engine, &plugin.name, settings, self.limits, permit, turn))
+        Ok(Sandbox::new(&self.engine, &plugin.name, settings, self.limits, permit, turn, self.expose_plugin_output))
     }
 
     /// The current version of the plugin, loading it if it is new or changed.

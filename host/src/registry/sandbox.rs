@@ -12,6 +12,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{CallHook, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use tracing::warn;
+
 use super::imports::TurnServices;
 use super::output::PluginOutput;
 use crate::engine::Limits;
@@ -167,13 +169,16 @@ pub struct Sandbox {
     pub name: PluginName,
     pub store: Store<PluginState>,
     limits: Limits,
+    /// Whether a trap's message to the caller carries what the plugin
+    /// printed (`--expose-plugin-output`, for development).
+    expose_output: bool,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Sandbox {
     /// A store for `name`. Routers and agents (`turn`) wait on the host, so
     /// their deadline leaves that time out; a transform's calls never wait.
-    pub fn new(engine: &Engine, name: &PluginName, settings: String, limits: Limits, slot: OwnedSemaphorePermit, turn: Option<TurnServices>) -> Self {
+    pub fn new(engine: &Engine, name: &PluginName, settings: String, limits: Limits, slot: OwnedSemaphorePermit, turn: Option<TurnServices>, expose_output: bool) -> Self {
         let waits_on_host = turn.is_some();
         let state = PluginState::new(name.clone(), settings, limits.memory_bytes, turn);
         let mut store = Store::new(engine, state);
@@ -182,7 +187,7 @@ impl Sandbox {
         if waits_on_host {
             store.call_hook(|mut store, hook| store.data_mut().on_call_hook(hook));
         }
-        Self { name: name.clone(), store, limits, _slot: slot }
+        Self { name: name.clone(), store, limits, expose_output, _slot: slot }
     }
 
     /// Starts the deadline of the next call.
@@ -212,8 +217,16 @@ impl Sandbox {
             return PluginError::OutOfMemory { name, limit_bytes: limits.memory_bytes };
         }
         let trap = error.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{error:#}"));
+        // What the plugin printed (a panic message, with its source paths)
+        // is the operator's to read, not the caller's.
         let message = match state.stderr_tail() {
-            Some(stderr) => format!("{trap}; the plugin wrote: {stderr}"),
+            Some(printed) => {
+                warn!(plugin = %name, %trap, %printed, "plugin trapped");
+                match self.expose_output {
+                    true => format!("{trap}; the plugin wrote: {printed}"),
+                    false => format!("{trap}; what it printed is in the host's log"),
+                }
+            }
             None => trap,
         };
         PluginError::Trapped { name, message }
