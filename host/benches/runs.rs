@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
-use streamhost::runs::{RunId, RunRecord, RunSettings, RunStatus, RunStore, StoredEvent};
+use streamhost::runs::{RunRecord, RunSettings, RunStatus, RunStore, StoredEvent};
 use support::Server;
 
 const ROUNDS: usize = 21;
@@ -104,29 +104,9 @@ async fn latency(rounds: usize) {
     );
 }
 
-fn record() -> RunRecord {
-    RunRecord {
-        id: RunId::random(),
-        pipeline: "bench".into(),
-        owner: None,
-        conversation: "bench".into(),
-        status: RunStatus::Running,
-        created_ms: streamhost::runs::now_ms(),
-        updated_ms: 0,
-        ended_ms: None,
-        deadline_ms: u64::MAX / 2,
-        events: 0,
-        bytes: 0,
-        usage: None,
-        error: None,
-        sinks: Default::default(),
-        cancel_requested: false,
-    }
-}
-
 /// Appends `events` events in batches to a new run of `store`.
 async fn store_rate(store: &RunStore, events: usize) -> f64 {
-    let record = record();
+    let record = RunRecord { status: RunStatus::Running, ..RunRecord::started("bench", None, None, streamhost::runs::now_ms(), u64::MAX / 2) };
     store.create(&record, usize::MAX).await.unwrap();
     let started = Instant::now();
     for first in (0..events).step_by(BATCH) {

@@ -244,6 +244,29 @@ pub struct RunRecord {
 const LOST_AFTER: Duration = Duration::from_secs(30);
 
 impl RunRecord {
+    /// A new run of `pipeline`, `started` at `created_ms`, with a new id and
+    /// no event yet; it must end by `deadline_ms`.
+    pub fn started(pipeline: &str, conversation: Option<String>, owner: Option<String>, created_ms: u64, deadline_ms: u64) -> Self {
+        let id = RunId::random();
+        RunRecord {
+            conversation: conversation.unwrap_or_else(|| id.to_string()),
+            id,
+            pipeline: pipeline.to_string(),
+            owner,
+            status: RunStatus::Started,
+            created_ms,
+            updated_ms: created_ms,
+            ended_ms: None,
+            deadline_ms,
+            events: 0,
+            bytes: 0,
+            usage: None,
+            error: None,
+            sinks: BTreeMap::new(),
+            cancel_requested: false,
+        }
+    }
+
     /// The record as `GET /runs/{id}` answers it: without the owner.
     pub fn view(&self) -> Value {
         let mut view = serde_json::to_value(self).expect("a record serialises");
@@ -310,26 +333,10 @@ impl Runs {
     /// Records a new run of `pipeline` for `request`, `started`, with no
     /// event yet; the caller then has it executed.
     pub async fn create(&self, pipeline: &str, request: &Request, manifest: Option<&Manifest>, owner: Option<String>) -> Result<RunRecord, RunsError> {
-        let id = RunId::random();
         let now = now_ms();
+        let mut record = RunRecord::started(pipeline, request.session_id.clone(), owner, now, now + self.settings.max_run_secs * 1000);
         let sinks = manifest.map(|manifest| &manifest.sinks).into_iter().flatten();
-        let record = RunRecord {
-            conversation: request.session_id.clone().unwrap_or_else(|| id.to_string()),
-            id,
-            pipeline: pipeline.to_string(),
-            owner,
-            status: RunStatus::Started,
-            created_ms: now,
-            updated_ms: now,
-            ended_ms: None,
-            deadline_ms: now + self.settings.max_run_secs * 1000,
-            events: 0,
-            bytes: 0,
-            usage: None,
-            error: None,
-            sinks: sinks.map(|(name, sink)| (name.clone(), SinkStatus::new(sink.kind()))).collect(),
-            cancel_requested: false,
-        };
+        record.sinks = sinks.map(|(name, sink)| (name.clone(), SinkStatus::new(sink.kind()))).collect();
         match self.store.create(&record, self.settings.max_runs).await {
             Ok(()) => {
                 // Registered now, so that a cancel before the run is driven

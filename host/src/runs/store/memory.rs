@@ -113,23 +113,7 @@ mod tests {
     use crate::runs::{RunStatus, now_ms};
 
     fn record(status: RunStatus, created_ms: u64) -> RunRecord {
-        RunRecord {
-            id: RunId::random(),
-            pipeline: "p".into(),
-            owner: None,
-            conversation: "c".into(),
-            status,
-            created_ms,
-            updated_ms: created_ms,
-            ended_ms: None,
-            deadline_ms: created_ms + 1000,
-            events: 0,
-            bytes: 0,
-            usage: None,
-            error: None,
-            sinks: Default::default(),
-            cancel_requested: false,
-        }
+        RunRecord { status, ..RunRecord::started("p", None, None, created_ms, created_ms + 1000) }
     }
 
     #[test]
