@@ -86,3 +86,26 @@ fn plugins_inspect_refuses_what_the_host_would_refuse() {
         "error: plugin `other-world` is not a streamhost plugin: it must export `streamhost:plugin/transformer@0.1.0`, `streamhost:plugin/selector@0.1.0`, `streamhost:plugin/handler@0.1.0` or `streamhost:plugin/filter@0.1.0`, and it exports `run`"
     );
 }
+
+#[test]
+fn invoke_run_starts_a_detached_run_and_follows_it() {
+    let output = invoke(&["redact", "--prompt", "hello there", "--run"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let (start, events) = stdout.split_once('\n').unwrap();
+    let start: serde_json::Value = serde_json::from_str(start).unwrap();
+    let id = start["id"].as_str().unwrap();
+    assert_eq!(start, serde_json::json!({ "id": id, "status": "started", "conversationId": id, "events": format!("/runs/{id}/events") }));
+    let ids: Vec<&str> = events.lines().filter_map(|line| line.strip_prefix("id: ")).collect();
+    assert_eq!(ids, (1..=ids.len()).map(|n| n.to_string()).collect::<Vec<_>>(), "{events}");
+    let text: String = events
+        .split("\n\n")
+        .filter_map(|event| event.split_once("event: text\ndata: ").map(|(_, data)| serde_json::from_str::<String>(data).unwrap()))
+        .collect();
+    assert_eq!(text, "hello there", "{events}");
+    assert!(events.ends_with("event: done\ndata: {\"status\":\"completed\"}\n\n"), "{events}");
+
+    let refused = invoke(&["no-such-plugin", "--prompt", "hi", "--run"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(String::from_utf8(refused.stderr).unwrap().trim(), r#"{"error":{"code":"unknown_plugin","message":"no plugin named `no-such-plugin`"}}"#);
+}

@@ -52,6 +52,12 @@ enum Command {
         user_id: Option<String>,
         #[arg(long)]
         session_id: Option<String>,
+        /// Start a detached run instead: print its start (`{"id",…}`), then
+        /// its events as `GET /runs/{id}/events` gives them, while this
+        /// process drives it to its end (with --runs-table, any host can
+        /// follow or resume it too).
+        #[arg(long)]
+        run: bool,
         #[command(flatten)]
         host: HostSettings,
     },
@@ -129,7 +135,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             lambda::run(pipeline, runs, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Invoke { plugin, then, prompt, body, user_id, session_id, host } => {
+        Command::Invoke { plugin, then, prompt, body, user_id, session_id, run, host } => {
             let pipeline = streamhost::build_pipeline(&host).await?;
             let invocation = cli::Invocation {
                 plugin: &plugin,
@@ -139,7 +145,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 user_id: user_id.as_deref(),
                 session_id: session_id.as_deref(),
             };
-            match cli::invoke(&pipeline, &invocation, &mut std::io::stdout().lock()).await {
+            let done = match run {
+                true => cli::run(&pipeline, &streamhost::build_runs(&host).await?, &invocation, &mut std::io::stdout().lock()).await,
+                false => cli::invoke(&pipeline, &invocation, &mut std::io::stdout().lock()).await,
+            };
+            match done {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(reply) => {
                     eprintln!("{}", reply.to_json());

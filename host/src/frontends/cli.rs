@@ -1,13 +1,18 @@
 //! `streamhost invoke`: one request through the pipeline, the body written
-//! to stdout as it streams.
+//! to stdout as it streams; with `--run`, a detached run through the runs
+//! API, driven by this process and followed on stdout.
 
 use std::io::Write;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
+use super::runs::RunReply;
 use super::{ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
+use crate::runs::{Runs, sse_frames};
 
 /// What `invoke` was asked for on the command line.
 pub struct Invocation<'a> {
@@ -35,26 +40,55 @@ impl Invocation<'_> {
     }
 }
 
+/// The command line is the operator's own: any plugin or chain, any size.
+const ROUTES: RouteSettings = RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
+
+impl Invocation<'_> {
+    /// The call as a frontend's request, at `path` (`/{plugin}` for a
+    /// stream, the rest of `/runs/{plugin}` for a run).
+    fn inbound(&self, target: Option<String>, path: String) -> Inbound {
+        Inbound {
+            method: "POST".into(),
+            target,
+            path,
+            query: self.then.map(|then| format!("then={then}")).unwrap_or_default(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: self.body().into(),
+            request_context: None,
+        }
+    }
+}
+
 /// Runs the invocation, writing the body to `out` chunk by chunk.
 pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
-    // The command line is the operator's own: any plugin or chain, any size.
-    let routes = RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
     let (target, path) = Inbound::split_path(invocation.plugin);
-    let inbound = Inbound {
-        method: "POST".into(),
-        target,
-        path,
-        query: invocation.then.map(|then| format!("then={then}")).unwrap_or_default(),
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: invocation.body().into(),
-        request_context: None,
+    let response = super::open(pipeline, &ROUTES, invocation.inbound(target, path)).await?;
+    write_all(response.body, out).await;
+    Ok(())
+}
+
+/// Starts the invocation as a detached run: writes its start as a JSON
+/// line, then its events as SSE while this process drives it.
+pub async fn run(pipeline: &Pipeline, runs: &Arc<Runs>, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
+    let inbound = invocation.inbound(None, format!("/{}", invocation.plugin));
+    let RunReply::Started { accepted, record, prepared } = super::runs::handle(pipeline, runs, &ROUTES, inbound).await? else {
+        unreachable!("a POST to the runs API starts a run or is refused");
     };
-    let mut response = super::open(pipeline, &routes, inbound).await?;
-    while let Some(chunk) = response.body.next().await {
-        // A closed stdout (`| head`) cancels the stream like a disconnect.
+    if let RunReply::Json { body, .. } = *accepted {
+        let _ = writeln!(out, "{body}");
+    }
+    let events = sse_frames(runs.follow(record.id.clone(), 0));
+    let driving = runs.execute(pipeline, *record, prepared.request, prepared.manifest, None);
+    futures::join!(driving, write_all(events, out));
+    Ok(())
+}
+
+/// Writes `body` to `out` as it comes. A closed stdout (`| head`) stops
+/// the writing, and with it the stream, like a disconnect.
+async fn write_all(mut body: futures::stream::BoxStream<'static, bytes::Bytes>, out: &mut impl Write) {
+    while let Some(chunk) = body.next().await {
         if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
             break;
         }
     }
-    Ok(())
 }
