@@ -26,6 +26,11 @@ pub struct HistorySettings {
     #[arg(long, env = "STREAMHOST_HISTORY_TURNS", default_value_t = 20, value_name = "N")]
     pub history_turns: usize,
 
+    /// The most conversations kept in memory; past it the least recently
+    /// used one is dropped.
+    #[arg(long, env = "STREAMHOST_HISTORY_MAX_CONVERSATIONS", default_value_t = 10_000, value_name = "N")]
+    pub history_max_conversations: usize,
+
     /// Keep the in-memory conversations in this JSON file across restarts.
     #[arg(long, env = "STREAMHOST_HISTORY_FILE", value_name = "FILE", conflicts_with = "history_table")]
     pub history_file: Option<PathBuf>,
@@ -91,7 +96,7 @@ impl HistoryStore {
                 let client = aws_sdk_dynamodb::Client::new(&crate::aws::load().await);
                 HistoryStore::Dynamo(DynamoHistory::new(client, table.clone(), settings.history_ttl_days))
             }
-            None => HistoryStore::Memory(MemoryHistory::new(settings.history_turns, settings.history_file.clone())?),
+            None => HistoryStore::Memory(MemoryHistory::new(settings.history_turns, settings.history_max_conversations, settings.history_file.clone())?),
         })
     }
 
