@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::runs::{self, RunReply};
-use super::{ErrorReply, Inbound, RouteSettings, prepare, prepare_mapped};
+use super::{ErrorReply, Inbound, RouteSettings, prepare_mapped};
 use crate::pipeline::Pipeline;
 use crate::runs::{RunError, RunId, Runs};
 
@@ -221,21 +221,22 @@ impl Function {
         let body = arguments.get("input").filter(|input| input.is_object()).unwrap_or(arguments);
         let headers = event.pointer("/request/headers").and_then(Value::as_object).into_iter().flatten();
         let target = self.settings.appsync_pipeline.as_ref().or(self.settings.routes.default_pipeline.as_ref()).map(ToString::to_string);
+        // `POST /runs/{pipeline}`, as a Function URL caller would start it.
         let inbound = Inbound {
             method: "POST".into(),
-            target: target.clone(),
-            path: "/".into(),
+            path: format!("/{}", target.unwrap_or_default()),
             headers: headers.filter_map(|(name, value)| Some((name.to_ascii_lowercase(), value.as_str()?.to_string()))).collect(),
             body: Bytes::from(body.to_string()),
             request_context: Some(json!({ "appsync": { "identity": event["identity"], "info": event["info"] } }).to_string()),
             ..Inbound::default()
         };
-        let prepared = prepare(&self.pipeline, &self.settings.routes, inbound).await.map_err(|reply| reply.to_json())?;
-        let name = target.unwrap_or_default();
-        let record = self.runs.create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone()).await?;
+        let reply = runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound).await.map_err(|reply| reply.to_json())?;
+        let RunReply::Started { record, prepared, .. } = reply else {
+            unreachable!("a POST to the runs API starts a run or is refused");
+        };
         info!(run = %record.id, field = %event["info"]["fieldName"], "an AppSync resolver started a run");
         let (id, conversation) = (record.id.clone(), record.conversation.clone());
-        self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await;
+        self.runs.execute(&self.pipeline, *record, prepared.request, prepared.manifest, Some(deadline)).await;
         let status = self.runs.get(&id).await?.map(|record| record.status);
         Ok(json!({ "conversationId": conversation, "runId": id, "status": status }))
     }

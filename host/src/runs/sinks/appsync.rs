@@ -102,16 +102,13 @@ impl Ready {
     pub(super) async fn send(&self, client: &reqwest::Client, record: &RunRecord, event: &StoredEvent) -> Result<(), Failure> {
         let mutation = &self.mutations[&event.kind];
         let body = json!({ "query": mutation, "variables": variables(mutation, record, event) }).to_string();
-        let mut headers = vec![("content-type", "application/json".to_string())];
-        match &self.auth {
-            Auth::ApiKey(key) => headers.push(("x-api-key", key.clone())),
-            Auth::Iam(signer) => {
-                let signed = signer.headers("POST", &self.url, &headers, body.as_bytes()).await.map_err(|error| Failure { message: error.to_string(), retry: false })?;
-                let request = headers.iter().map(|(name, value)| (name.to_string(), value.clone())).chain(signed);
-                return self.post(client, request.collect(), body).await;
-            }
-        }
-        self.post(client, headers.into_iter().map(|(name, value)| (name.to_string(), value)).collect(), body).await
+        let content_type = [("content-type", "application/json".to_string())];
+        let auth = match &self.auth {
+            Auth::ApiKey(key) => vec![("x-api-key".to_string(), key.clone())],
+            Auth::Iam(signer) => signer.headers("POST", &self.url, &content_type, body.as_bytes()).await.map_err(|error| Failure { message: error.to_string(), retry: false })?,
+        };
+        let headers = content_type.into_iter().map(|(name, value)| (name.to_string(), value)).chain(auth);
+        self.post(client, headers.collect(), body).await
     }
 
     /// POSTs the mutation; a GraphQL `errors` answer is a failure too (the
