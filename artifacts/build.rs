@@ -71,7 +71,12 @@ fn remove_unlisted(dir: &Path, names: &[String]) {
 /// The `.json` files in `dir`.
 fn manifests(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
-        .map(|entries| entries.map(|entry| entry.unwrap().path()).filter(|path| path.extension().is_some_and(|ext| ext == "json")).collect())
+        .map(|entries| {
+            entries
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+                .collect()
+        })
         .unwrap_or_default();
     found.sort();
     found
@@ -84,11 +89,7 @@ fn discover(dir: &Path, group: &'static str) -> Vec<Plugin> {
         .filter_map(|entry| {
             let path = entry.unwrap().path();
             let manifest = fs::read_to_string(path.join("Cargo.toml")).ok()?;
-            let package = manifest
-                .lines()
-                .find_map(|line| line.strip_prefix("name = "))?
-                .trim_matches('"')
-                .to_string();
+            let package = manifest.lines().find_map(|line| line.strip_prefix("name = "))?.trim_matches('"').to_string();
             let name = path.file_name()?.to_str()?.to_string();
             Some(Plugin { name, package, group })
         })

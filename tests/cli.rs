@@ -41,7 +41,10 @@ fn invoke_runs_chains_and_takes_a_whole_body() {
     let body = r#"{"messages":[{"role":"user","content":"mail a@b.io"}],"sessionId":"s9"}"#;
     let output = invoke(&["redact", "--then", "text-only", "--body", body]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(String::from_utf8(output.stdout).unwrap(), "mail [email]\nusage: input=3 output=3 total=6 latency_ms=0\nsession: s9\n");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "mail [email]\nusage: input=3 output=3 total=6 latency_ms=0\nsession: s9\n"
+    );
 }
 
 #[test]
@@ -95,17 +98,25 @@ fn invoke_run_starts_a_detached_run_and_follows_it() {
     let (start, events) = stdout.split_once('\n').unwrap();
     let start: serde_json::Value = serde_json::from_str(start).unwrap();
     let id = start["id"].as_str().unwrap();
-    assert_eq!(start, serde_json::json!({ "id": id, "status": "started", "conversationId": id, "events": format!("/runs/{id}/events") }));
+    assert_eq!(
+        start,
+        serde_json::json!({ "id": id, "status": "started", "conversationId": id, "events": format!("/runs/{id}/events") })
+    );
     let ids: Vec<&str> = events.lines().filter_map(|line| line.strip_prefix("id: ")).collect();
     assert_eq!(ids, (1..=ids.len()).map(|n| n.to_string()).collect::<Vec<_>>(), "{events}");
     let text: String = events
         .split("\n\n")
-        .filter_map(|event| event.split_once("event: text\ndata: ").map(|(_, data)| serde_json::from_str::<String>(data).unwrap()))
+        .filter_map(|event| {
+            event.split_once("event: text\ndata: ").map(|(_, data)| serde_json::from_str::<String>(data).unwrap())
+        })
         .collect();
     assert_eq!(text, "hello there", "{events}");
     assert!(events.ends_with("event: done\ndata: {\"status\":\"completed\"}\n\n"), "{events}");
 
     let refused = invoke(&["no-such-plugin", "--prompt", "hi", "--run"]);
     assert_eq!(refused.status.code(), Some(2));
-    assert_eq!(String::from_utf8(refused.stderr).unwrap().trim(), r#"{"error":{"code":"unknown_plugin","message":"no plugin named `no-such-plugin`"}}"#);
+    assert_eq!(
+        String::from_utf8(refused.stderr).unwrap().trim(),
+        r#"{"error":{"code":"unknown_plugin","message":"no plugin named `no-such-plugin`"}}"#
+    );
 }

@@ -50,7 +50,8 @@ fn cases() -> Vec<(String, Value)> {
     for folder in std::fs::read_dir(CORPUS).unwrap().map(|entry| entry.unwrap().path()).filter(|path| path.is_dir()) {
         for file in std::fs::read_dir(&folder).unwrap().map(|entry| entry.unwrap().path()) {
             if file.extension().is_some_and(|extension| extension == "json") {
-                let case: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap_or_else(|error| panic!("{}: {error}", file.display()));
+                let case: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap())
+                    .unwrap_or_else(|error| panic!("{}: {error}", file.display()));
                 cases.push((id_of(&file), case));
             }
         }
@@ -78,7 +79,8 @@ fn write_bytes(write: &Value) -> Option<Vec<u8>> {
         return Some(frame(headers, json_payload(&write["payload"])));
     }
     if let Some(exception) = write.get("exception").and_then(Value::as_str) {
-        let headers = [(":message-type", "exception"), (":exception-type", exception), (":content-type", "application/json")];
+        let headers =
+            [(":message-type", "exception"), (":exception-type", exception), (":content-type", "application/json")];
         return Some(frame(headers, json_payload(&write["payload"])));
     }
     if let Some(chunk) = write.get("chunk") {
@@ -118,7 +120,8 @@ fn default_content_type(source: &str) -> &'static str {
 async fn answer(State(cases): State<Arc<HashMap<String, Value>>>, request: Request) -> Response {
     let body = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
     let body = String::from_utf8_lossy(&body);
-    let marker = body.split("case=").nth(1).and_then(|rest| rest.split('!').next()).expect("the request names its case");
+    let marker =
+        body.split("case=").nth(1).and_then(|rest| rest.split('!').next()).expect("the request names its case");
     let (id, cut) = marker.split_once('@').unwrap();
     let case = &cases[id];
     let cut = if cut == Cut::EveryByte.name() { Cut::EveryByte } else { Cut::Recorded };
@@ -168,7 +171,12 @@ impl CorpusServer {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopped.await.ok(); }).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    stopped.await.ok();
+                })
+                .await
+                .unwrap();
         });
         Self { base, stop: Some(stop) }
     }
@@ -187,9 +195,12 @@ fn matches(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
         (Value::String(any), _) if any == "<any>" => true,
         (Value::Object(expected), Value::Object(actual)) => {
-            expected.len() == actual.len() && expected.iter().all(|(key, value)| actual.get(key).is_some_and(|actual| matches(value, actual)))
+            expected.len() == actual.len()
+                && expected.iter().all(|(key, value)| actual.get(key).is_some_and(|actual| matches(value, actual)))
         }
-        (Value::Array(expected), Value::Array(actual)) => expected.len() == actual.len() && expected.iter().zip(actual).all(|(e, a)| matches(e, a)),
+        (Value::Array(expected), Value::Array(actual)) => {
+            expected.len() == actual.len() && expected.iter().zip(actual).all(|(e, a)| matches(e, a))
+        }
         (expected, actual) => expected == actual,
     }
 }
@@ -202,7 +213,8 @@ async fn run(host: &Server, id: &str, case: &Value, cut: Cut) -> Result<(), Stri
         model.as_object_mut().unwrap().remove("id");
     }
     let request = json!({ "prompt": format!("case={id}@{}!", cut.name()), "model": model }).to_string();
-    let transforms: Vec<&str> = case["transforms"].as_array().into_iter().flatten().map(|name| name.as_str().unwrap()).collect();
+    let transforms: Vec<&str> =
+        case["transforms"].as_array().into_iter().flatten().map(|name| name.as_str().unwrap()).collect();
     let path = match transforms.split_first() {
         None => format!("/{BARE}"),
         Some((first, [])) => format!("/{first}"),
@@ -264,7 +276,11 @@ fn plugins(cases: &[(String, Value)]) -> tempfile::TempDir {
     let mut models: Vec<&str> = cases.iter().filter_map(|(_, case)| case["model"].as_str()).collect();
     models.push("corpus-model");
     let callers = json!({ "providers": ["openai", "upstream", "bedrock", "bedrock-raw"], "models": models });
-    write_manifest(dir.path(), BARE, &json!({ "description": "no plugins: the host's own events", "transforms": [], "callers": callers }));
+    write_manifest(
+        dir.path(),
+        BARE,
+        &json!({ "description": "no plugins: the host's own events", "transforms": [], "callers": callers }),
+    );
     dir
 }
 
@@ -307,7 +323,10 @@ fn every_case_file_is_complete() {
         let source = case["source"].as_str().unwrap_or_else(|| panic!("{id}: no source"));
         assert!(["openai", "upstream", "bedrock", "bedrock-raw"].contains(&source), "{id}: source {source}");
         assert!(case["about"].is_string() && case["seen_in"].is_string(), "{id}: say what it is and where it was seen");
-        assert!(case["expect"]["events"].is_array() || case["expect"]["error"]["code"].is_string(), "{id}: expect events or an error");
+        assert!(
+            case["expect"]["events"].is_array() || case["expect"]["error"]["code"].is_string(),
+            "{id}: expect events or an error"
+        );
         writes(&case, Cut::Recorded);
     }
 }

@@ -172,13 +172,23 @@ async fn bad_requests_get_exact_errors_and_the_server_keeps_serving() {
     );
     server.post("/ndjson", "{}").await.assert_error(400, "invalid_request", "`prompt` or `messages` is required");
     let oversized = serde_json::json!({ "prompt": "x".repeat(2000) }).to_string();
-    server.post("/ndjson", &oversized).await.assert_error(413, "body_too_large", "the body is larger than the 1024-byte limit");
+    server.post("/ndjson", &oversized).await.assert_error(
+        413,
+        "body_too_large",
+        "the body is larger than the 1024-byte limit",
+    );
 
     let get = reqwest::get(server.url("/ndjson")).await.unwrap();
     support::Reply::read(get).await.assert_error(405, "method_not_allowed", "plugins are called with POST");
     let refused = server.post("/redact", r#"{"prompt":"x","config":{"redact":{"mask":"*"}}}"#).await;
     assert_eq!((refused.status, refused.content_type.as_str()), (422, "application/json"));
-    assert!(refused.body.starts_with(r#"{"error":{"code":"invalid_config","message":"plugin `redact`: redact settings: unknown field `mask`"#), "{}", refused.body);
+    assert!(
+        refused.body.starts_with(
+            r#"{"error":{"code":"invalid_config","message":"plugin `redact`: redact settings: unknown field `mask`"#
+        ),
+        "{}",
+        refused.body
+    );
 
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
 }
@@ -190,7 +200,11 @@ async fn a_body_streamed_past_the_limit_is_refused_too() {
     let chunks = (0..3).map(|_| Ok::<_, std::io::Error>(vec![b' '; 800]));
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
     let response = reqwest::Client::new().post(server.url("/ndjson")).body(body).send().await.unwrap();
-    support::Reply::read(response).await.assert_error(413, "body_too_large", "the body is larger than the 1024-byte limit");
+    support::Reply::read(response).await.assert_error(
+        413,
+        "body_too_large",
+        "the body is larger than the 1024-byte limit",
+    );
 }
 
 #[tokio::test]

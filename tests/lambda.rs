@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use support::lambda::{Function, RuntimeApi};
 use support::upstream::{EVENT_STREAM, SSE, Script, Upstream, converse_answer, raw_chunk, sse};
-use support::{EXAMPLES, fixture, example, plugin_dir};
+use support::{EXAMPLES, example, fixture, plugin_dir};
 
 #[tokio::test]
 async fn a_function_url_request_streams_ndjson_through_the_runtime_api() {
     const DELAY_MS: u64 = 100;
     let api = RuntimeApi::start().await;
     let _function = Function::start(&api, EXAMPLES, DELAY_MS);
-    let invocation = api.invoke("/ndjson", "", r#"{"prompt":"one two three four five six seven eight","sessionId":"s1"}"#).await;
+    let invocation =
+        api.invoke("/ndjson", "", r#"{"prompt":"one two three four five six seven eight","sessionId":"s1"}"#).await;
 
     assert_eq!(invocation.response_mode, "streaming");
     assert_eq!(invocation.content_type, "application/vnd.awslambda.http-integration-response");
@@ -27,7 +28,8 @@ async fn a_function_url_request_streams_ndjson_through_the_runtime_api() {
     assert!(lines[12].starts_with(r#"{"type":"complete","data":{"stopReason":"end_turn""#));
 
     // Streamed: the first text arrived long before the provider finished.
-    let first_text = invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains("\"chunk\"")).unwrap().0;
+    let first_text =
+        invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains("\"chunk\"")).unwrap().0;
     let finished = invocation.chunks.last().unwrap().0;
     assert!(finished - first_text >= Duration::from_millis(DELAY_MS * 7), "not streamed: {:?}", invocation.chunks);
 }
@@ -46,7 +48,10 @@ async fn a_bad_request_is_answered_before_the_stream_with_its_status() {
     assert!(malformed.body.starts_with(r#"{"error":{"code":"malformed_json""#));
 
     // The function keeps serving.
-    assert_eq!(api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=0\n");
+    assert_eq!(
+        api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body,
+        "ok\nusage: input=1 output=1 total=2 latency_ms=0\n"
+    );
 }
 
 #[tokio::test]
@@ -78,22 +83,32 @@ async fn a_response_that_cannot_be_written_stops_the_stream() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // And the function takes the next invocation.
-    assert_eq!(api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body, "ok\nusage: input=1 output=1 total=2 latency_ms=50\n");
+    assert_eq!(
+        api.invoke("/text-only", "", r#"{"prompt":"ok"}"#).await.body,
+        "ok\nusage: input=1 output=1 total=2 latency_ms=50\n"
+    );
 }
 
 #[tokio::test]
 async fn bedrock_streams_through_the_function_url() {
     let deltas = ["one ", "two ", "three ", "four ", "five ", "six"];
-    let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::from_millis(100), converse_answer(&deltas))]).await;
+    let bedrock = Upstream::start(vec![
+        Script::new(200, EVENT_STREAM).chunks(Duration::from_millis(100), converse_answer(&deltas)),
+    ])
+    .await;
     let api = RuntimeApi::start().await;
     let mut env = bedrock.bedrock_env();
-    env.extend([("STREAMHOST_PROVIDER", "bedrock".to_string()), ("STREAMHOST_MODEL", "anthropic.claude-3-haiku-20240307-v1:0".to_string())]);
+    env.extend([
+        ("STREAMHOST_PROVIDER", "bedrock".to_string()),
+        ("STREAMHOST_MODEL", "anthropic.claude-3-haiku-20240307-v1:0".to_string()),
+    ]);
     env.push(("STREAMHOST_NAMED_PIPELINES_ONLY", "false".into()));
     let _function = Function::start_with(&api, EXAMPLES, 0, env);
     let invocation = api.invoke("/text-only", "", r#"{"prompt":"count"}"#).await;
     assert_eq!(invocation.prelude["statusCode"], 200);
     assert_eq!(invocation.body, "one two three four five six\nusage: input=7 output=6 total=13 latency_ms=250\n");
-    let first_text = invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains("one")).unwrap().0;
+    let first_text =
+        invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains("one")).unwrap().0;
     let finished = invocation.chunks.last().unwrap().0;
     assert!(finished - first_text >= Duration::from_millis(400), "not streamed: {:?}", invocation.chunks);
 }
@@ -102,7 +117,8 @@ async fn bedrock_streams_through_the_function_url() {
 async fn every_model_source_can_be_chosen_per_request_on_lambda() {
     let now = Duration::ZERO;
     let metrics = r#""amazon-bedrock-invocationMetrics":{"inputTokenCount":2,"outputTokenCount":1,"invocationLatency":9,"firstByteLatency":5}"#;
-    let raw = Script::new(200, EVENT_STREAM).chunk(now, raw_chunk(&format!(r#"{{"outputText":"raw","completionReason":"FINISH",{metrics}}}"#)));
+    let raw = Script::new(200, EVENT_STREAM)
+        .chunk(now, raw_chunk(&format!(r#"{{"outputText":"raw","completionReason":"FINISH",{metrics}}}"#)));
     let bedrock = Upstream::start(vec![raw]).await;
     let openai_chunk = r#"{"choices":[{"index":0,"delta":{"content":"openai"},"finish_reason":"stop"}]}"#;
     let openai = Upstream::start(vec![Script::new(200, SSE).chunks(now, [sse(openai_chunk), sse("[DONE]")])]).await;
@@ -138,9 +154,15 @@ async fn a_tools_progress_streams_through_the_function_url() {
     let _function = Function::start(&api, EXAMPLES, 0);
     let invocation = api.invoke("/progress", "", r#"{"prompt":"weekly report"}"#).await;
     assert_eq!(invocation.prelude["statusCode"], 200);
-    let kinds: Vec<String> = invocation.body.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<String> = invocation
+        .body
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(kinds, ["metadata", "status", "status", "status", "result"]);
-    let arrival = |text: &str| invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains(text)).unwrap().0;
+    let arrival = |text: &str| {
+        invocation.chunks.iter().find(|(_, chunk)| String::from_utf8_lossy(chunk).contains(text)).unwrap().0
+    };
     let (first_status, result) = (arrival("(1/3)"), arrival("\"result\""));
     assert!(result - first_status >= Duration::from_millis(2 * 400), "not streamed: {:?}", invocation.chunks);
 }

@@ -11,7 +11,8 @@ use support::{Server, example, plugin_dir, polyglot, write_manifest};
 
 #[tokio::test]
 async fn python_word_filter_masks_words_split_across_deltas() {
-    let dir = plugin_dir(&[("word-filter-py", &polyglot::component("word-filter-py")), ("text-only", &example("text-only"))]);
+    let dir =
+        plugin_dir(&[("word-filter-py", &polyglot::component("word-filter-py")), ("text-only", &example("text-only"))]);
     let server = Server::builder().plugins(dir.path()).start();
     // The echo model sends "Oh", " darn", ... " darn", "ing": a listed word
     // can arrive whole, or as the start of a longer one.
@@ -20,7 +21,8 @@ async fn python_word_filter_masks_words_split_across_deltas() {
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/plain; charset=utf-8"));
     assert_eq!(reply.body, "Oh #### it, #### no; darning is fine\nusage: input=9 output=9 total=18 latency_ms=0\n");
 
-    let refused = server.post("/word-filter-py", r###"{"prompt":"x","config":{"word-filter-py":{"mask":"##"}}}"###).await;
+    let refused =
+        server.post("/word-filter-py", r###"{"prompt":"x","config":{"word-filter-py":{"mask":"##"}}}"###).await;
     refused.assert_error(422, "invalid_config", "plugin `word-filter-py`: `mask` must be one character");
 }
 
@@ -28,7 +30,10 @@ async fn python_word_filter_masks_words_split_across_deltas() {
 async fn python_request_filter_serves_seed_002s_plain_text_client() {
     // The request-filter role in a second language: seed 002's client posts
     // the prompt as the raw body to the bare URL.
-    let dir = plugin_dir(&[("seed002-text-py", &polyglot::component("seed002-text-py")), ("text-only", &example("text-only"))]);
+    let dir = plugin_dir(&[
+        ("seed002-text-py", &polyglot::component("seed002-text-py")),
+        ("text-only", &example("text-only")),
+    ]);
     let manifest = json!({ "inbound": "seed002-text-py", "transforms": ["text-only"], "config": { "text-only": { "layout": "plain" } } });
     write_manifest(dir.path(), "seed002", &manifest);
     let server = Server::builder().plugins(dir.path()).arg("--default-pipeline", "seed002").start();
@@ -36,7 +41,13 @@ async fn python_request_filter_serves_seed_002s_plain_text_client() {
     let reply = client.post(server.url("/")).body("Tell me a joke\n").send().await.unwrap();
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.text().await.unwrap(), "Tell me a joke");
-    let json = client.post(server.url("/")).header("content-type", "application/json").body(r#"{"prompt":"x"}"#).send().await.unwrap();
+    let json = client
+        .post(server.url("/"))
+        .header("content-type", "application/json")
+        .body(r#"{"prompt":"x"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json.status(), 415);
     let body: serde_json::Value = json.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_media_type");
@@ -70,7 +81,8 @@ async fn javascript_markdown_sends_each_html_element_when_its_line_is_complete()
 #[tokio::test]
 async fn c_sse_reframer_writes_canonical_events() {
     // CRLF, CR and LF line ends, comments, "field:value" without a space.
-    let upstream_bytes = [": connected\r\n\r\n", "data:{\"a\":1}\r\n\r\n", "event:x\rdata: two\r\r", "id: 7\n\n: ping\n\n"];
+    let upstream_bytes =
+        [": connected\r\n\r\n", "data:{\"a\":1}\r\n\r\n", "event:x\rdata: two\r\r", "id: 7\n\n: ping\n\n"];
     let script = Script::new(200, SSE).chunks(Duration::ZERO, upstream_bytes.map(|chunk| chunk.as_bytes().to_vec()));
     let agent = Upstream::start(vec![script]).await;
     let dir = plugin_dir(&[("sse-reframe-c", &polyglot::component("sse-reframe-c"))]);
@@ -102,7 +114,10 @@ async fn the_python_component_loads_from_the_cache_and_a_bad_entry_is_compiled_a
     let compiled = serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 });
 
     assert_eq!(run_once(dir.path(), cache.path()).await.0, compiled);
-    assert_eq!(run_once(dir.path(), cache.path()).await.0, serde_json::json!({ "compiled": 0, "cacheHits": 1, "precompiled": 0 }));
+    assert_eq!(
+        run_once(dir.path(), cache.path()).await.0,
+        serde_json::json!({ "compiled": 0, "cacheHits": 1, "precompiled": 0 })
+    );
 
     // One byte of the compiled code changed.
     let entry = only_entry(cache.path());

@@ -15,11 +15,17 @@ use support::{Server, example, plugin_dir, write_manifest};
 async fn a_manifest_chooses_the_source_model_chain_and_settings() {
     let metrics = r#""amazon-bedrock-invocationMetrics":{"inputTokenCount":3,"outputTokenCount":2,"invocationLatency":40,"firstByteLatency":20}"#;
     let chunks = [
-        raw_chunk(r#"{"generation":"mail a@b.io","prompt_token_count":3,"generation_token_count":1,"stop_reason":null}"#),
+        raw_chunk(
+            r#"{"generation":"mail a@b.io","prompt_token_count":3,"generation_token_count":1,"stop_reason":null}"#,
+        ),
         raw_chunk(&format!(r#"{{"generation":" now","generation_token_count":2,"stop_reason":"stop",{metrics}}}"#)),
     ];
     let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, chunks)]).await;
-    let plugins = plugin_dir(&[("decode-llama", &example("decode-llama")), ("redact", &example("redact")), ("text-only", &example("text-only"))]);
+    let plugins = plugin_dir(&[
+        ("decode-llama", &example("decode-llama")),
+        ("redact", &example("redact")),
+        ("text-only", &example("text-only")),
+    ]);
     write_manifest(
         plugins.path(),
         "llama",
@@ -35,8 +41,12 @@ async fn a_manifest_chooses_the_source_model_chain_and_settings() {
     let host = Server::builder().plugins(plugins.path()).env(bedrock.bedrock_env()).start();
 
     let reply = host.post("/llama", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!((reply.status, reply.body.as_str()), (200, "mail [email] now\nusage: input=3 output=2 total=5 latency_ms=40\n"));
-    let overridden = host.post("/llama", r#"{"prompt":"Hi","model":{"maxTokens":5},"config":{"redact":{"emailMask":"<e>"}}}"#).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "mail [email] now\nusage: input=3 output=2 total=5 latency_ms=40\n")
+    );
+    let overridden =
+        host.post("/llama", r#"{"prompt":"Hi","model":{"maxTokens":5},"config":{"redact":{"emailMask":"<e>"}}}"#).await;
     assert_eq!(overridden.body, "mail <e> now\nusage: input=3 output=2 total=5 latency_ms=40\n");
 
     let received = bedrock.received();

@@ -12,7 +12,12 @@ const HELLO: &str = r#"{"prompt":"Hi there"}"#;
 
 #[tokio::test]
 async fn files_that_cannot_be_transforms_are_refused_by_name() {
-    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("other", &fixture("other-world")), ("nosy", &fixture("nosy-transform")), ("router", &example("keyword-router"))]);
+    let dir = plugin_dir(&[
+        ("ndjson", &example("ndjson")),
+        ("other", &fixture("other-world")),
+        ("nosy", &fixture("nosy-transform")),
+        ("router", &example("keyword-router")),
+    ]);
     fs::write(dir.path().join("notes.wasm"), "just some text").unwrap();
     // A valid, empty core module: wasm, but not a component.
     fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
@@ -36,7 +41,11 @@ async fn files_that_cannot_be_transforms_are_refused_by_name() {
         "invalid_plugin",
         "plugin `nosy` is a transform plugin and imports `streamhost:plugin/history@0.1.0`, which only routers and agents may",
     );
-    server.post("/ndjson?then=router", HELLO).await.assert_error(500, "invalid_plugin", "plugin `router` is a router plugin, used here as a transform");
+    server.post("/ndjson?then=router", HELLO).await.assert_error(
+        500,
+        "invalid_plugin",
+        "plugin `router` is a router plugin, used here as a transform",
+    );
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
 }
 
@@ -51,13 +60,17 @@ async fn a_trap_before_the_first_byte_is_an_error_response() {
     let message = error["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("plugin `trap` trapped: "), "{message}");
     assert!(message.ends_with("; what it printed is in the host's log"), "{message}");
-    assert!(!message.contains("deliberate panic") && !message.contains(".rs"), "what the plugin printed is not the caller's: {message}");
+    assert!(
+        !message.contains("deliberate panic") && !message.contains(".rs"),
+        "what the plugin printed is not the caller's: {message}"
+    );
     assert!(server.logs().contains("trap fixture: deliberate panic"), "the operator has it: {}", server.logs());
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
     assert!(!server.logs().contains("stream cancelled"), "an error response is not a cancellation: {}", server.logs());
 
     // In development the caller may see it.
-    let server = Server::builder().plugins(dir.path()).env([("STREAMHOST_EXPOSE_PLUGIN_OUTPUT", "true".to_string())]).start();
+    let server =
+        Server::builder().plugins(dir.path()).env([("STREAMHOST_EXPOSE_PLUGIN_OUTPUT", "true".to_string())]).start();
     let error: serde_json::Value = serde_json::from_str(&server.post("/trap?then=ndjson", HELLO).await.body).unwrap();
     assert!(error["error"]["message"].as_str().unwrap().contains("trap fixture: deliberate panic"), "{error}");
 }
@@ -76,7 +89,13 @@ async fn a_trap_mid_stream_ends_the_stream_with_an_error_event_from_the_formatte
     let reply = server.post("/trap?then=ndjson", body).await;
     assert_eq!(reply.status, 200);
     let lines: Vec<&str> = reply.body.lines().collect();
-    assert_eq!(lines[..2], ["{\"type\":\"metadata\",\"data\":{\"provider\":\"echo\",\"model\":\"echo\"}}", "{\"type\":\"chunk\",\"data\":\"Hi\"}"]);
+    assert_eq!(
+        lines[..2],
+        [
+            "{\"type\":\"metadata\",\"data\":{\"provider\":\"echo\",\"model\":\"echo\"}}",
+            "{\"type\":\"chunk\",\"data\":\"Hi\"}"
+        ]
+    );
     assert_eq!(lines.len(), 3, "nothing follows the error: {lines:?}");
     let error: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
     assert_eq!(error["type"], "error");
@@ -92,23 +111,38 @@ async fn when_the_formatter_itself_fails_the_host_writes_the_error_in_its_format
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/event-stream"));
     let frames: Vec<&str> = reply.body.split_terminator("\n\n").collect();
     assert_eq!(frames.len(), 3, "{frames:?}");
-    assert!(frames[2].starts_with("event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"plugin `trap` trapped: "), "{frames:?}");
+    assert!(
+        frames[2].starts_with("event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"plugin `trap` trapped: "),
+        "{frames:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_plugin_that_loops_is_stopped_at_its_deadline() {
     let dir = plugin_dir(&[("spin", &fixture("spin")), ("ndjson", &example("ndjson"))]);
     let server = Server::builder().plugins(dir.path()).arg("--plugin-timeout-ms", "300").start();
-    server.post("/spin", HELLO).await.assert_error(500, "plugin_timeout", "plugin `spin` ran past its 300 ms time limit");
+    server.post("/spin", HELLO).await.assert_error(
+        500,
+        "plugin_timeout",
+        "plugin `spin` ran past its 300 ms time limit",
+    );
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
-    server.post("/spin", HELLO).await.assert_error(500, "plugin_timeout", "plugin `spin` ran past its 300 ms time limit");
+    server.post("/spin", HELLO).await.assert_error(
+        500,
+        "plugin_timeout",
+        "plugin `spin` ran past its 300 ms time limit",
+    );
 }
 
 #[tokio::test]
 async fn a_plugin_that_allocates_without_bound_is_stopped_at_its_memory_cap() {
     let dir = plugin_dir(&[("hog", &fixture("hog")), ("ndjson", &example("ndjson"))]);
     let server = Server::builder().plugins(dir.path()).arg("--plugin-memory-mb", "16").start();
-    server.post("/hog", HELLO).await.assert_error(500, "plugin_out_of_memory", "plugin `hog` needed more than its 16 MiB memory limit");
+    server.post("/hog", HELLO).await.assert_error(
+        500,
+        "plugin_out_of_memory",
+        "plugin `hog` needed more than its 16 MiB memory limit",
+    );
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
 }
 
@@ -143,7 +177,10 @@ async fn a_restart_loads_compiled_plugins_from_the_disk_cache() {
     let second = Server::builder().cache(cache.path()).start();
     let reply = second.post("/ndjson", HELLO).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(second.health().await["plugins"], serde_json::json!({ "compiled": 0, "cacheHits": 1, "precompiled": 0 }));
+    assert_eq!(
+        second.health().await["plugins"],
+        serde_json::json!({ "compiled": 0, "cacheHits": 1, "precompiled": 0 })
+    );
 }
 
 #[tokio::test]
@@ -155,7 +192,10 @@ async fn a_damaged_cache_entry_is_compiled_again() {
     }
     let server = Server::builder().cache(cache.path()).start();
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
-    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
+    assert_eq!(
+        server.health().await["plugins"],
+        serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 })
+    );
     assert!(server.logs().contains("unusable cache entry"));
 }
 
@@ -163,7 +203,8 @@ async fn a_damaged_cache_entry_is_compiled_again() {
 async fn concurrent_streams_each_get_their_own_instance() {
     let server = Server::builder().echo_delay_ms(5).start();
     let requests = (0..8).map(|index| {
-        let body = serde_json::json!({ "prompt": format!("stream {index}"), "sessionId": format!("s{index}") }).to_string();
+        let body =
+            serde_json::json!({ "prompt": format!("stream {index}"), "sessionId": format!("s{index}") }).to_string();
         let url = server.url("/text-only");
         async move { reqwest::Client::new().post(url).body(body).send().await.unwrap().text().await.unwrap() }
     });
@@ -183,7 +224,11 @@ async fn past_the_instance_limit_requests_are_shed_with_503() {
     let response = reqwest::Client::new().post(server.url("/ndjson")).body(long).send().await.unwrap();
     assert_eq!(response.status(), 200);
 
-    server.post("/sse", HELLO).await.assert_error(503, "overloaded", "all 1 plugin instances are in use; try again shortly");
+    server.post("/sse", HELLO).await.assert_error(
+        503,
+        "overloaded",
+        "all 1 plugin instances are in use; try again shortly",
+    );
     drop(response);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -214,7 +259,11 @@ async fn a_plugins_output_goes_to_the_log_and_never_stops_it() {
     assert!(reply.body.ends_with("{\"type\":\"chunk\",\"data\":\"e\"}\n{\"type\":\"complete\",\"data\":{\"stopReason\":\"end_turn\",\"usage\":{\"inputTokens\":3,\"outputTokens\":3,\"totalTokens\":6,\"latencyMs\":0}}}\n"), "{}", reply.body);
     let logs = server.logs();
     // One line per batch (how many events a batch holds depends on pace).
-    assert!(logs.lines().any(|line| line.contains("chatty saw ") && line.ends_with(" events plugin=chatty stream=\"stdout\"")), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("chatty saw ") && line.ends_with(" events plugin=chatty stream=\"stdout\"")),
+        "{logs}"
+    );
     assert!(logs.contains("chatty is fine plugin=chatty stream=\"stderr\""), "{logs}");
 }
 
@@ -227,7 +276,10 @@ async fn a_component_that_imports_what_the_host_does_not_provide_is_refused_by_n
     let error: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(error["error"]["code"], "invalid_plugin");
     let message = error["error"]["message"].as_str().unwrap();
-    assert!(message.starts_with("plugin `foreign` imports `acme:vault/secrets`, which this host does not provide"), "{message}");
+    assert!(
+        message.starts_with("plugin `foreign` imports `acme:vault/secrets`, which this host does not provide"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -242,12 +294,16 @@ async fn a_cache_entry_of_another_component_is_refused() {
     // code under sse's name.
     let ndjson_digest = support::sha256_hex(&fs::read(example("ndjson")).unwrap());
     let entries: Vec<_> = fs::read_dir(cache.path()).unwrap().map(|entry| entry.unwrap().path()).collect();
-    let (ndjson, sse): (Vec<_>, Vec<_>) = entries.iter().partition(|path| path.file_name().unwrap().to_string_lossy().starts_with(&ndjson_digest));
+    let (ndjson, sse): (Vec<_>, Vec<_>) =
+        entries.iter().partition(|path| path.file_name().unwrap().to_string_lossy().starts_with(&ndjson_digest));
     fs::copy(ndjson[0], sse[0]).unwrap();
 
     let server = Server::builder().plugins(dir.path()).cache(cache.path()).start();
     let reply = server.post("/sse", HELLO).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "text/event-stream"), "sse's own code runs");
-    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
+    assert_eq!(
+        server.health().await["plugins"],
+        serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 })
+    );
     assert!(server.logs().contains(&format!("made from another component ({ndjson_digest})")), "{}", server.logs());
 }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::upstream::{self, EVENT_STREAM, SSE, Script, Upstream, converse_answer, converse_event, exception, raw_chunk, sse};
+use support::upstream::{
+    self, EVENT_STREAM, SSE, Script, Upstream, converse_answer, converse_event, exception, raw_chunk, sse,
+};
 use support::{Server, ndjson_lines, timed_chunks};
 
 const NOW: Duration = Duration::ZERO;
@@ -34,12 +36,24 @@ fn converse(pause: Duration, deltas: &[&str]) -> Script {
 async fn bedrock_maps_every_converse_event_and_sends_the_inference_settings() {
     let events = vec![
         converse_event("messageStart", json!({ "role": "assistant" })),
-        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 0, "delta": { "reasoningContent": { "text": "think" } } })),
+        converse_event(
+            "contentBlockDelta",
+            json!({ "contentBlockIndex": 0, "delta": { "reasoningContent": { "text": "think" } } }),
+        ),
         converse_event("contentBlockDelta", json!({ "contentBlockIndex": 1, "delta": { "text": "Hel" } })),
         converse_event("contentBlockDelta", json!({ "contentBlockIndex": 1, "delta": { "text": "lo" } })),
-        converse_event("contentBlockStart", json!({ "contentBlockIndex": 2, "start": { "toolUse": { "toolUseId": "t1", "name": "clock" } } })),
-        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "{\"tz\":" } } })),
-        converse_event("contentBlockDelta", json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "\"UTC\"}" } } })),
+        converse_event(
+            "contentBlockStart",
+            json!({ "contentBlockIndex": 2, "start": { "toolUse": { "toolUseId": "t1", "name": "clock" } } }),
+        ),
+        converse_event(
+            "contentBlockDelta",
+            json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "{\"tz\":" } } }),
+        ),
+        converse_event(
+            "contentBlockDelta",
+            json!({ "contentBlockIndex": 2, "delta": { "toolUse": { "input": "\"UTC\"}" } } }),
+        ),
         converse_event("contentBlockStop", json!({ "contentBlockIndex": 2 })),
         converse_event("messageStop", json!({ "stopReason": "tool_use" })),
         converse_event(
@@ -73,7 +87,10 @@ async fn bedrock_maps_every_converse_event_and_sends_the_inference_settings() {
     assert_eq!(request.path, "/model/us.anthropic.claude-3-5-haiku-20241022-v1%3A0/converse-stream");
     assert_eq!(request.body["system"], json!([{ "text": "Be brief." }]));
     assert_eq!(request.body["messages"][1], json!({ "role": "assistant", "content": [{ "text": "Hello?" }] }));
-    assert_eq!(request.body["inferenceConfig"], json!({ "maxTokens": 50, "temperature": 0.25, "topP": 0.5, "stopSequences": ["END"] }));
+    assert_eq!(
+        request.body["inferenceConfig"],
+        json!({ "maxTokens": 50, "temperature": 0.25, "topP": 0.5, "stopSequences": ["END"] })
+    );
     let authorization = request.headers["authorization"].to_str().unwrap();
     assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDLOOPBACK/"), "{authorization}");
     assert!(authorization.contains("/us-east-1/bedrock/aws4_request"), "{authorization}");
@@ -85,11 +102,15 @@ async fn bedrock_text_streams_as_it_arrives() {
     let bedrock = Upstream::start(vec![converse(Duration::from_millis(150), &deltas)]).await;
     let host = bedrock_host(&bedrock);
     let start = Instant::now();
-    let response = reqwest::Client::new().post(host.url("/text-only")).body(r#"{"prompt":"count"}"#).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(host.url("/text-only")).body(r#"{"prompt":"count"}"#).send().await.unwrap();
     let chunks = timed_chunks(response, start).await;
     let first_text = chunks.iter().find(|(_, chunk)| chunk.contains("one")).unwrap().0;
     let end = chunks.last().unwrap().0;
-    assert!(end - first_text >= Duration::from_millis(600), "text arrived at {first_text:?}, the stream ended at {end:?}: {chunks:?}");
+    assert!(
+        end - first_text >= Duration::from_millis(600),
+        "text arrived at {first_text:?}, the stream ended at {end:?}: {chunks:?}"
+    );
     let body: String = chunks.into_iter().map(|(_, chunk)| chunk).collect();
     assert_eq!(body, "one two three four five six\nusage: input=7 output=6 total=13 latency_ms=250\n");
 }
@@ -104,11 +125,14 @@ async fn bedrock_exception_mid_stream_ends_the_stream_with_its_error() {
     let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
     assert_eq!(reply.status, 200);
     let lines = ndjson_lines(&reply.body);
-    assert_eq!(lines[1..], [
-        json!({ "type": "chunk", "data": "Hel" }),
-        json!({ "type": "chunk", "data": "lo" }),
-        json!({ "type": "error", "data": { "code": "model_stream_error", "message": "The model failed mid-answer." } }),
-    ]);
+    assert_eq!(
+        lines[1..],
+        [
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "chunk", "data": "lo" }),
+            json!({ "type": "error", "data": { "code": "model_stream_error", "message": "The model failed mid-answer." } }),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -130,13 +154,17 @@ async fn bedrock_throttling_after_the_first_event_is_not_retried() {
     let mut events = converse_answer(&["Hel"]);
     events.truncate(2);
     events.push(exception("throttlingException", "Rate exceeded"));
-    let bedrock = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(NOW, events), converse(NOW, &["never"])]).await;
+    let bedrock =
+        Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(NOW, events), converse(NOW, &["never"])]).await;
     let host = bedrock_host(&bedrock);
     let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
-    assert_eq!(ndjson_lines(&reply.body)[1..], [
-        json!({ "type": "chunk", "data": "Hel" }),
-        json!({ "type": "error", "data": { "code": "throttled", "message": "Rate exceeded" } }),
-    ]);
+    assert_eq!(
+        ndjson_lines(&reply.body)[1..],
+        [
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "error", "data": { "code": "throttled", "message": "Rate exceeded" } }),
+        ]
+    );
     assert_eq!(bedrock.received().len(), 1, "text was sent: a retry would repeat it");
 }
 
@@ -168,9 +196,18 @@ async fn an_unreachable_bedrock_is_a_short_message_and_the_sdks_chain_stays_in_t
     let mut env = support::loopback_aws_env();
     env.push(("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", format!("http://{}", closed.local_addr().unwrap())));
     drop(closed);
-    let host = Server::builder().env(env).arg("--provider", "bedrock").arg("--model", "m").arg("--provider-backoff-ms", "10").start();
+    let host = Server::builder()
+        .env(env)
+        .arg("--provider", "bedrock")
+        .arg("--model", "m")
+        .arg("--provider-backoff-ms", "10")
+        .start();
     let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
-    reply.assert_error(503, "upstream_unavailable", "the model source is unavailable: Bedrock could not be reached (see the host's log) (3 attempts)");
+    reply.assert_error(
+        503,
+        "upstream_unavailable",
+        "the model source is unavailable: Bedrock could not be reached (see the host's log) (3 attempts)",
+    );
     assert!(host.logs().contains("Bedrock call failed"), "{}", host.logs());
     assert!(host.logs().contains("request refused"), "the refusal is logged with its request id: {}", host.logs());
 }
@@ -203,7 +240,10 @@ async fn a_client_that_goes_away_closes_the_bedrock_connection() {
     let mut body = response.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
-    assert!(bedrock.wait_cut_short(Duration::from_secs(3)).await, "the host kept reading from Bedrock after its caller left");
+    assert!(
+        bedrock.wait_cut_short(Duration::from_secs(3)).await,
+        "the host kept reading from Bedrock after its caller left"
+    );
 }
 
 // ---- Bedrock raw mode, with the decoder plugins ----
@@ -213,7 +253,8 @@ async fn a_client_that_goes_away_closes_the_bedrock_connection() {
 async fn raw(decoder: &str, model_id: &str, chunks: &[&str]) -> (Vec<Value>, Value) {
     let script = Script::new(200, EVENT_STREAM).chunks(NOW, chunks.iter().map(|chunk| raw_chunk(chunk)));
     let bedrock = Upstream::start(vec![script]).await;
-    let host = Server::builder().env(bedrock.bedrock_env()).arg("--provider", "bedrock-raw").arg("--model", model_id).start();
+    let host =
+        Server::builder().env(bedrock.bedrock_env()).arg("--provider", "bedrock-raw").arg("--model", model_id).start();
     let reply = host.post(&format!("/{decoder}?then=ndjson"), r#"{"prompt":"Hi","model":{"maxTokens":20}}"#).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let lines = ndjson_lines(&reply.body);
@@ -224,12 +265,15 @@ async fn raw(decoder: &str, model_id: &str, chunks: &[&str]) -> (Vec<Value>, Val
 }
 
 fn metrics(input: u32, output: u32) -> String {
-    format!(r#""amazon-bedrock-invocationMetrics":{{"inputTokenCount":{input},"outputTokenCount":{output},"invocationLatency":300,"firstByteLatency":90}}"#)
+    format!(
+        r#""amazon-bedrock-invocationMetrics":{{"inputTokenCount":{input},"outputTokenCount":{output},"invocationLatency":300,"firstByteLatency":90}}"#
+    )
 }
 
 fn text_and_complete(texts: &[&str], stop: &str, input: u32, output: u32) -> Vec<Value> {
     let mut lines: Vec<Value> = texts.iter().map(|text| json!({ "type": "chunk", "data": text })).collect();
-    let usage = json!({ "inputTokens": input, "outputTokens": output, "totalTokens": input + output, "latencyMs": 300 });
+    let usage =
+        json!({ "inputTokens": input, "outputTokens": output, "totalTokens": input + output, "latencyMs": 300 });
     lines.push(json!({ "type": "complete", "data": { "stopReason": stop, "usage": usage } }));
     lines
 }
@@ -239,12 +283,17 @@ async fn raw_llama_chunks_decode_to_text_and_usage() {
     let chunks = [
         r#"{"generation":"Hel","prompt_token_count":9,"generation_token_count":1,"stop_reason":null}"#,
         r#"{"generation":"lo","prompt_token_count":null,"generation_token_count":2,"stop_reason":null}"#,
-        &format!(r#"{{"generation":"","prompt_token_count":null,"generation_token_count":3,"stop_reason":"stop",{}}}"#, metrics(9, 3)),
+        &format!(
+            r#"{{"generation":"","prompt_token_count":null,"generation_token_count":3,"stop_reason":"stop",{}}}"#,
+            metrics(9, 3)
+        ),
     ];
     let (lines, request) = raw("decode-llama", "meta.llama3-8b-instruct-v1:0", &chunks).await;
     assert_eq!(lines, text_and_complete(&["Hel", "lo"], "end_turn", 9, 3));
     assert_eq!(request["max_gen_len"], 20);
-    assert!(request["prompt"].as_str().unwrap().ends_with("Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
+    assert!(
+        request["prompt"].as_str().unwrap().ends_with("Hi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    );
 }
 
 #[tokio::test]
@@ -263,7 +312,10 @@ async fn raw_cohere_chunks_decode_without_the_end_of_stream_token() {
 async fn raw_titan_chunks_decode_to_text_and_usage() {
     let chunks = [
         r#"{"outputText":"Hel","index":0,"totalOutputTextTokenCount":1,"completionReason":null,"inputTextTokenCount":3}"#,
-        &format!(r#"{{"outputText":"lo","index":0,"totalOutputTextTokenCount":2,"completionReason":"LENGTH",{}}}"#, metrics(3, 2)),
+        &format!(
+            r#"{{"outputText":"lo","index":0,"totalOutputTextTokenCount":2,"completionReason":"LENGTH",{}}}"#,
+            metrics(3, 2)
+        ),
     ];
     let (lines, request) = raw("decode-titan", "amazon.titan-text-express-v1", &chunks).await;
     assert_eq!(lines, text_and_complete(&["Hel", "lo"], "max_tokens", 3, 2));
@@ -283,7 +335,10 @@ async fn raw_anthropic_messages_events_decode_to_text_and_usage() {
     ];
     let (lines, request) = raw("decode-anthropic", "anthropic.claude-3-haiku-20240307-v1:0", &chunks).await;
     assert_eq!(lines, text_and_complete(&["Hel", "lo"], "end_turn", 8, 2));
-    assert_eq!(request, json!({ "anthropic_version": "bedrock-2023-05-31", "max_tokens": 20, "messages": [{ "role": "user", "content": "Hi" }] }));
+    assert_eq!(
+        request,
+        json!({ "anthropic_version": "bedrock-2023-05-31", "max_tokens": 20, "messages": [{ "role": "user", "content": "Hi" }] })
+    );
 }
 
 // ---- OpenAI-compatible servers ----
@@ -307,21 +362,28 @@ async fn openai_streams_deltas_stop_and_usage() {
         openai_chunk(Some("Hel"), None),
         openai_chunk(Some("lo"), None),
         openai_chunk(None, Some("length")),
-        sse(r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":4}}}"#),
+        sse(
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":4}}}"#,
+        ),
         sse("[DONE]"),
     ];
     let server = Upstream::start(vec![Script::new(200, SSE).chunks(NOW, chunks)]).await;
     let host = openai_host(&server);
-    let reply = host.post("/ndjson", r#"{"system":"Be brief.","prompt":"Hi","model":{"temperature":0.5,"stopSequences":["x"]}}"#).await;
+    let reply = host
+        .post("/ndjson", r#"{"system":"Be brief.","prompt":"Hi","model":{"temperature":0.5,"stopSequences":["x"]}}"#)
+        .await;
     let mut lines = ndjson_lines(&reply.body);
     let latency = lines[3]["data"]["usage"]["latencyMs"].take();
     assert!(latency.is_u64(), "the host measures the latency: {latency}");
-    assert_eq!(lines, [
-        json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
-        json!({ "type": "chunk", "data": "Hel" }),
-        json!({ "type": "chunk", "data": "lo" }),
-        json!({ "type": "complete", "data": { "stopReason": "max_tokens", "usage": { "inputTokens": 5, "outputTokens": 2, "totalTokens": 7, "latencyMs": null, "cacheReadInputTokens": 4 } } }),
-    ]);
+    assert_eq!(
+        lines,
+        [
+            json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "chunk", "data": "lo" }),
+            json!({ "type": "complete", "data": { "stopReason": "max_tokens", "usage": { "inputTokens": 5, "outputTokens": 2, "totalTokens": 7, "latencyMs": null, "cacheReadInputTokens": 4 } } }),
+        ]
+    );
 
     let [request] = &server.received()[..] else { panic!("one call") };
     assert_eq!(request.path, "/v1/chat/completions");
@@ -344,18 +406,30 @@ async fn openai_stream_without_done_ends_with_an_error_event() {
     let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, openai_chunk(Some("Hel"), None))]).await;
     let host = openai_host(&server);
     let lines = ndjson_lines(&host.post("/ndjson", r#"{"prompt":"Hi"}"#).await.body);
-    assert_eq!(lines[1..], [
-        json!({ "type": "chunk", "data": "Hel" }),
-        json!({ "type": "error", "data": { "code": "upstream_disconnected", "message": "the model server's stream ended before it said the answer was finished" } }),
-    ]);
+    assert_eq!(
+        lines[1..],
+        [
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "error", "data": { "code": "upstream_disconnected", "message": "the model server's stream ended before it said the answer was finished" } }),
+        ]
+    );
 }
 
 #[tokio::test]
 async fn openai_stream_that_finished_then_closed_is_complete_without_done() {
-    let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, openai_chunk(Some("Hel"), None)).chunk(NOW, openai_chunk(None, Some("stop")))]).await;
+    let server = Upstream::start(vec![
+        Script::new(200, SSE).chunk(NOW, openai_chunk(Some("Hel"), None)).chunk(NOW, openai_chunk(None, Some("stop"))),
+    ])
+    .await;
     let host = openai_host(&server);
     let lines = ndjson_lines(&host.post("/ndjson", r#"{"prompt":"Hi"}"#).await.body);
-    assert_eq!(lines[1..], [json!({ "type": "chunk", "data": "Hel" }), json!({ "type": "complete", "data": { "stopReason": "end_turn" } })]);
+    assert_eq!(
+        lines[1..],
+        [
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "complete", "data": { "stopReason": "end_turn" } })
+        ]
+    );
 }
 
 #[tokio::test]
@@ -363,15 +437,21 @@ async fn an_empty_answer_is_a_complete_stream() {
     let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, sse("[DONE]"))]).await;
     let host = openai_host(&server);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!(ndjson_lines(&reply.body), [
-        json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
-        json!({ "type": "complete", "data": { "stopReason": "end_turn" } }),
-    ]);
+    assert_eq!(
+        ndjson_lines(&reply.body),
+        [
+            json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
+            json!({ "type": "complete", "data": { "stopReason": "end_turn" } }),
+        ]
+    );
 }
 
 #[tokio::test]
 async fn openai_unknown_model_is_a_502_and_not_retried() {
-    let server = Upstream::start(vec![Script::new(404, "application/json").chunk(NOW, r#"{"error":{"message":"model 'nope' not found"}}"#)]).await;
+    let server = Upstream::start(vec![
+        Script::new(404, "application/json").chunk(NOW, r#"{"error":{"message":"model 'nope' not found"}}"#),
+    ])
+    .await;
     let host = openai_host(&server);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi","model":{"id":"nope"}}"#).await;
     let message = "the model source refused the request: HTTP 404 from the OpenAI-compatible server (1 attempt)";
@@ -388,9 +468,12 @@ fn agent_events() -> Vec<Vec<u8>> {
         b": connected\n\n".to_vec(),
         sse(r#"{"event":{"messageStart":{"role":"assistant"}}}"#),
         sse(r#"{"event":{"contentBlockDelta":{"delta":{"text":"Hel"},"contentBlockIndex":0}}}"#),
-        b"data: {\"event\":{\"contentBlockDelta\":{\"delta\":{\"text\":\"lo\"},\"contentBlockIndex\":0}}}\r\n\r\n".to_vec(),
+        b"data: {\"event\":{\"contentBlockDelta\":{\"delta\":{\"text\":\"lo\"},\"contentBlockIndex\":0}}}\r\n\r\n"
+            .to_vec(),
         sse(r#"{"event":{"messageStop":{"stopReason":"end_turn"}}}"#),
-        sse(r#"{"event":{"metadata":{"usage":{"inputTokens":6,"outputTokens":2,"totalTokens":8},"metrics":{"latencyMs":120}}}}"#),
+        sse(
+            r#"{"event":{"metadata":{"usage":{"inputTokens":6,"outputTokens":2,"totalTokens":8},"metrics":{"latencyMs":120}}}}"#,
+        ),
     ]
 }
 
@@ -402,8 +485,15 @@ async fn agent_runtime(pause: Duration) -> Upstream {
 }
 
 fn agent_host(runtime: &Upstream, auth: &[(&str, &str)]) -> Server {
-    let url = format!("{}/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fagent/invocations", runtime.base);
-    auth.iter().fold(Server::builder().env(runtime.bedrock_env()).arg("--upstream-url", &url), |builder, (flag, value)| builder.arg(flag, value)).start()
+    let url = format!(
+        "{}/runtimes/arn%3Aaws%3Abedrock-agentcore%3Aus-east-1%3A123456789012%3Aruntime%2Fagent/invocations",
+        runtime.base
+    );
+    auth.iter()
+        .fold(Server::builder().env(runtime.bedrock_env()).arg("--upstream-url", &url), |builder, (flag, value)| {
+            builder.arg(flag, value)
+        })
+        .start()
 }
 
 #[tokio::test]
@@ -417,7 +507,10 @@ async fn sse_passthrough_sends_the_upstreams_bytes_unchanged() {
     let [request] = &runtime.received()[..] else { panic!("one call") };
     assert_eq!(request.headers["authorization"], "Bearer agent-token");
     assert_eq!(request.headers[AGENT_SESSION], "caller-session");
-    assert_eq!(request.body, json!({ "prompt": "Hi", "messages": [{ "role": "user", "content": "Hi" }], "userId": "u1", "sessionId": "caller-session" }));
+    assert_eq!(
+        request.body,
+        json!({ "prompt": "Hi", "messages": [{ "role": "user", "content": "Hi" }], "userId": "u1", "sessionId": "caller-session" })
+    );
 }
 
 #[tokio::test]
@@ -435,7 +528,10 @@ async fn upstream_calls_can_be_signed_with_sigv4() {
     let runtime = agent_runtime(NOW).await;
     let host = agent_host(&runtime, &[("--upstream-auth", "sigv4")]);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!(ndjson_lines(&reply.body)[0], json!({ "type": "metadata", "data": { "provider": "upstream", "sessionId": "upstream-session-7" } }));
+    assert_eq!(
+        ndjson_lines(&reply.body)[0],
+        json!({ "type": "metadata", "data": { "provider": "upstream", "sessionId": "upstream-session-7" } })
+    );
     let headers = &runtime.received()[0].headers;
     let authorization = headers["authorization"].to_str().unwrap();
     assert!(authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDLOOPBACK/"), "{authorization}");
@@ -477,18 +573,27 @@ async fn a_refused_connection_is_tried_again_and_then_answered_503() {
     drop(closed);
     let host = Server::builder().arg("--upstream-url", &url).arg("--provider-backoff-ms", "10").start();
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!((reply.status, reply.body.contains("\"upstream_unavailable\""), reply.body.contains("(3 attempts)")), (503, true, true), "{}", reply.body);
+    assert_eq!(
+        (reply.status, reply.body.contains("\"upstream_unavailable\""), reply.body.contains("(3 attempts)")),
+        (503, true, true),
+        "{}",
+        reply.body
+    );
 }
 
 #[tokio::test]
 async fn a_client_that_goes_away_closes_the_upstream_connection() {
     let runtime = agent_runtime(Duration::from_millis(400)).await;
     let host = agent_host(&runtime, &[]);
-    let response = reqwest::Client::new().post(host.url("/sse-passthrough")).body(r#"{"prompt":"Hi"}"#).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(host.url("/sse-passthrough")).body(r#"{"prompt":"Hi"}"#).send().await.unwrap();
     let mut body = response.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
-    assert!(runtime.wait_cut_short(Duration::from_secs(3)).await, "the host kept reading from the upstream after its caller left");
+    assert!(
+        runtime.wait_cut_short(Duration::from_secs(3)).await,
+        "the host kept reading from the upstream after its caller left"
+    );
 }
 
 // ---- Choosing a provider ----
@@ -497,7 +602,11 @@ async fn a_client_that_goes_away_closes_the_upstream_connection() {
 async fn a_provider_that_cannot_serve_the_request_is_a_clear_400() {
     let host = Server::start();
     let reply = host.post("/ndjson", r#"{"prompt":"Hi","model":{"provider":"openai"}}"#).await;
-    reply.assert_error(400, "provider_not_configured", "the `openai` provider is not configured on this host: set --openai-base-url");
+    reply.assert_error(
+        400,
+        "provider_not_configured",
+        "the `openai` provider is not configured on this host: set --openai-base-url",
+    );
     let reply = host.post("/ndjson", r#"{"prompt":"Hi","model":{"provider":"bedrock"}}"#).await;
     reply.assert_error(
         400,

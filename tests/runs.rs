@@ -35,11 +35,15 @@ async fn a_run_answers_202_before_its_first_model_event_and_streams_to_its_subsc
     // At a real model's pace: 300 ms to each token.
     let host = Server::builder().echo_delay_ms(300).start();
     let asked = Instant::now();
-    let (code, started, headers) = start(&host.base, "redact", &json!({ "prompt": "Tell me a joke" }).to_string()).await;
+    let (code, started, headers) =
+        start(&host.base, "redact", &json!({ "prompt": "Tell me a joke" }).to_string()).await;
     let answered = asked.elapsed();
     assert_eq!(code, 202, "{started}");
     let id = started["id"].as_str().unwrap().to_string();
-    assert_eq!(started, json!({ "id": id, "status": "started", "conversationId": id, "events": format!("/runs/{id}/events") }));
+    assert_eq!(
+        started,
+        json!({ "id": id, "status": "started", "conversationId": id, "events": format!("/runs/{id}/events") })
+    );
     assert_eq!(headers["location"], format!("/runs/{id}"));
     assert_eq!(id.len(), 32, "128 random bits as hex");
 
@@ -49,7 +53,11 @@ async fn a_run_answers_202_before_its_first_model_event_and_streams_to_its_subsc
     assert_eq!(text(&events), "Tell me a joke");
     let first_text = events.iter().find(|event| event.kind == "text").unwrap();
     let last_text = events.iter().rev().find(|event| event.kind == "text").unwrap();
-    assert!(answered < subscribed + first_text.at, "202 after {answered:?}; the first token at {:?}", subscribed + first_text.at);
+    assert!(
+        answered < subscribed + first_text.at,
+        "202 after {answered:?}; the first token at {:?}",
+        subscribed + first_text.at
+    );
     assert!(first_text.at + Duration::from_millis(500) < last_text.at, "each token arrives as it is made: {events:?}");
 
     let record = status(&host.base, &id).await;
@@ -69,9 +77,18 @@ async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_re
     let before = subscribe(&host.base, id, None, Some(4)).await;
     let live = status(&host.base, id).await;
     assert_eq!(live["status"], "running", "resumed while the run is still live");
-    let unsent = reqwest::Client::new().get(host.url(&format!("/runs/{id}/events"))).header("last-event-id", "999").send().await.unwrap();
+    let unsent = reqwest::Client::new()
+        .get(host.url(&format!("/runs/{id}/events")))
+        .header("last-event-id", "999")
+        .send()
+        .await
+        .unwrap();
     let expected = json!({ "error": { "code": "invalid_last_event_id", "message": format!("run `{id}` has no event 999: resume from an id it sent") } });
-    assert_eq!((unsent.status().as_u16(), unsent.text().await.unwrap()), (400, expected.to_string()), "an id the run never sent");
+    assert_eq!(
+        (unsent.status().as_u16(), unsent.text().await.unwrap()),
+        (400, expected.to_string()),
+        "an id the run never sent"
+    );
     let after = subscribe(&host.base, id, Some(before.last().unwrap().id), None).await;
     let resumed: Vec<RunEvent> = before.iter().chain(&after).cloned().collect();
     assert_whole(&resumed, "completed");
@@ -80,7 +97,9 @@ async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_re
     // A replay from the start is the same log; `?lastEventId=` is the
     // header's stand-in for a browser's first connection.
     let replay = subscribe(&host.base, id, None, None).await;
-    let strip = |events: &[RunEvent]| events.iter().map(|event| (event.id, event.kind.clone(), event.data.clone())).collect::<Vec<_>>();
+    let strip = |events: &[RunEvent]| {
+        events.iter().map(|event| (event.id, event.kind.clone(), event.data.clone())).collect::<Vec<_>>()
+    };
     assert_eq!(strip(&replay), strip(&resumed));
     let by_query = reqwest::get(host.url(&format!("/runs/{id}/events?lastEventId=3"))).await.unwrap();
     let by_query = support::runs::read_events(by_query, None).await;
@@ -88,9 +107,19 @@ async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_re
 
     // Past the end of a run that has ended: 204, so an EventSource stops.
     let last = replay.last().unwrap().id;
-    let response = reqwest::Client::new().get(host.url(&format!("/runs/{id}/events"))).header("last-event-id", last.to_string()).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(host.url(&format!("/runs/{id}/events")))
+        .header("last-event-id", last.to_string())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
-    let response = reqwest::Client::new().get(host.url(&format!("/runs/{id}/events"))).header("last-event-id", "x1").send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(host.url(&format!("/runs/{id}/events")))
+        .header("last-event-id", "x1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.text().await.unwrap(), json!({ "error": { "code": "invalid_last_event_id", "message": "`x1` is not an event id of a run (a sequence number)" } }).to_string());
 }
@@ -98,7 +127,11 @@ async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_re
 #[tokio::test]
 async fn a_plugin_trap_mid_run_fails_the_run_with_the_error_event_last() {
     let plugins = plugin_dir(&[("trap", &fixture("trap"))]);
-    write_manifest(plugins.path(), "trapping", &json!({ "transforms": ["trap"], "config": { "trap": { "trapAt": 3 } } }));
+    write_manifest(
+        plugins.path(),
+        "trapping",
+        &json!({ "transforms": ["trap"], "config": { "trap": { "trapAt": 3 } } }),
+    );
     let host = Server::builder().plugins(plugins.path()).echo_delay_ms(30).start();
     let (_, started, _) = start(&host.base, "trapping", &json!({ "prompt": PROMPT }).to_string()).await;
     let id = started["id"].as_str().unwrap();
@@ -111,7 +144,11 @@ async fn a_plugin_trap_mid_run_fails_the_run_with_the_error_event_last() {
     assert_eq!((record["status"].as_str(), record["error"]["code"].as_str()), (Some("failed"), Some("plugin_trapped")));
 
     // After a formatter the error event is bytes; the run still failed.
-    write_manifest(plugins.path(), "formatted", &json!({ "transforms": ["trap", "ndjson"], "config": { "trap": { "trapAt": 3 } } }));
+    write_manifest(
+        plugins.path(),
+        "formatted",
+        &json!({ "transforms": ["trap", "ndjson"], "config": { "trap": { "trapAt": 3 } } }),
+    );
     std::fs::copy(example("ndjson"), plugins.path().join("ndjson.wasm")).unwrap();
     let (_, started, _) = start(&host.base, "formatted", &json!({ "prompt": PROMPT }).to_string()).await;
     let id = started["id"].as_str().unwrap();
@@ -128,8 +165,14 @@ async fn a_plugin_trap_mid_run_fails_the_run_with_the_error_event_last() {
 
 #[tokio::test]
 async fn cancel_ends_the_run_and_closes_its_model_call() {
-    let chunk = |text: &str| sse(&json!({ "choices": [{ "index": 0, "delta": { "content": text }, "finish_reason": null }] }).to_string());
-    let model = Upstream::start(vec![Script::new(200, SSE).chunks(Duration::from_millis(300), PROMPT.split(' ').cycle().take(40).map(|word| chunk(&format!("{word} "))))]).await;
+    let chunk = |text: &str| {
+        sse(&json!({ "choices": [{ "index": 0, "delta": { "content": text }, "finish_reason": null }] }).to_string())
+    };
+    let model = Upstream::start(vec![Script::new(200, SSE).chunks(
+        Duration::from_millis(300),
+        PROMPT.split(' ').cycle().take(40).map(|word| chunk(&format!("{word} "))),
+    )])
+    .await;
     let host = Server::builder()
         .arg("--openai-base-url", &format!("{}/v1", model.base))
         .arg("--model", "llama3.2")
@@ -153,11 +196,13 @@ async fn cancel_ends_the_run_and_closes_its_model_call() {
     // A cancel at once after the start is not lost.
     let (_, started, _) = start(&host.base, "redact", r#"{"prompt":"Count"}"#).await;
     let id = started["id"].as_str().unwrap();
-    let record: Value = reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
+    let record: Value =
+        reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(record["status"], "cancelled", "{record}");
 
     // Cancelling a run that has ended changes nothing.
-    let again: Value = reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
+    let again: Value =
+        reqwest::Client::new().delete(host.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(again["status"], "cancelled");
 }
 
@@ -166,7 +211,8 @@ async fn past_its_bounds_a_run_is_refused_or_ended_never_cut_silently() {
     let host = Server::builder().echo_delay_ms(100).arg("--max-runs", "1").start();
     let (code, _, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
     assert_eq!(code, 202);
-    let response = reqwest::Client::new().post(host.url("/runs/redact")).body(r#"{"prompt":"hi"}"#).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(host.url("/runs/redact")).body(r#"{"prompt":"hi"}"#).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "5", "no run has ended: a guess at when one will");
     let body = response.text().await.unwrap();
@@ -194,29 +240,47 @@ async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
     let key = [("x-api-key", "demo-key")];
     let client = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, headers: &[(&str, &str)]| {
-        headers.iter().fold(client.request(method, host.url(path)), |request, (name, value)| request.header(*name, *value))
+        headers
+            .iter()
+            .fold(client.request(method, host.url(path)), |request, (name, value)| request.header(*name, *value))
     };
-    let started: Value = call(reqwest::Method::POST, "/runs/seed001", &key).body(r#"{"prompt":"hi there"}"#).send().await.unwrap().json().await.unwrap();
+    let started: Value = call(reqwest::Method::POST, "/runs/seed001", &key)
+        .body(r#"{"prompt":"hi there"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = started["id"].as_str().unwrap();
 
     let mine = call(reqwest::Method::GET, &format!("/runs/{id}"), &key).send().await.unwrap();
     assert_eq!(mine.status(), 200);
-    let unknown = json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } }).to_string();
+    let unknown =
+        json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } })
+            .to_string();
     let basic = format!("Basic {}", base64_of("demo:demo-password"));
     for path in [format!("/runs/{id}"), format!("/runs/{id}/events")] {
         let other = call(reqwest::Method::GET, &path, &[("authorization", &basic)]).send().await.unwrap();
-        assert_eq!((other.status().as_u16(), other.text().await.unwrap()), (404, unknown.clone()), "another caller: {path}");
+        assert_eq!(
+            (other.status().as_u16(), other.text().await.unwrap()),
+            (404, unknown.clone()),
+            "another caller: {path}"
+        );
         let nobody = call(reqwest::Method::GET, &path, &[]).send().await.unwrap();
         assert_eq!(nobody.status(), 401, "no credential: the inbound plugin's own refusal");
         assert!(nobody.headers().contains_key("www-authenticate"));
     }
-    let cancel = call(reqwest::Method::DELETE, &format!("/runs/{id}"), &[("authorization", &basic)]).send().await.unwrap();
+    let cancel =
+        call(reqwest::Method::DELETE, &format!("/runs/{id}"), &[("authorization", &basic)]).send().await.unwrap();
     assert_eq!(cancel.status(), 404, "another caller cannot cancel it");
     let events = subscribe_with(&host.url(&format!("/runs/{id}/events")), &key).await;
     assert_whole(&events, "completed");
 
     let never = "0123456789abcdef0123456789abcdef";
-    for (path, shown) in [(format!("/runs/{never}"), never), ("/runs/..%2Fx".to_string(), "../x"), ("/runs/abc/events".into(), "abc")] {
+    for (path, shown) in
+        [(format!("/runs/{never}"), never), ("/runs/..%2Fx".to_string(), "../x"), ("/runs/abc/events".into(), "abc")]
+    {
         let response = client.get(host.url(&path)).send().await.unwrap();
         let expected = json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{shown}` that you may read") } }).to_string();
         assert_eq!((response.status().as_u16(), response.text().await.unwrap()), (404, expected), "{path}");
@@ -226,7 +290,8 @@ async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
 }
 
 async fn subscribe_with(url: &str, headers: &[(&str, &str)]) -> Vec<RunEvent> {
-    let request = headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));
+    let request =
+        headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));
     support::runs::read_events(request.send().await.unwrap(), None).await
 }
 
@@ -281,22 +346,43 @@ async fn sinks_deliver_every_event_and_one_that_is_down_stops_neither_the_run_no
     let down = format!("http://{}/hook", closed.local_addr().unwrap());
     drop(closed);
     let plugins = plugin_dir(&[("redact", &example("redact"))]);
-    write_manifest(plugins.path(), "hooked", &json!({
-        "transforms": ["redact"],
-        "sinks": {
-            "audit": { "type": "webhook", "url": up.url },
-            "texts": { "type": "webhook", "url": up.url, "events": ["text"], "secret": TEXTS_SECRET },
-            "gone": { "type": "webhook", "url": down },
-        }
-    }));
-    write_manifest(plugins.path(), "misspelt", &json!({ "sinks": { "audit": { "type": "webhook", "url": up.url, "events": ["txt"] } } }));
-    let host = Server::builder().plugins(plugins.path()).echo_delay_ms(20).arg("--webhook-secret", SECRET).arg("--sink-retries", "2").start();
+    write_manifest(
+        plugins.path(),
+        "hooked",
+        &json!({
+            "transforms": ["redact"],
+            "sinks": {
+                "audit": { "type": "webhook", "url": up.url },
+                "texts": { "type": "webhook", "url": up.url, "events": ["text"], "secret": TEXTS_SECRET },
+                "gone": { "type": "webhook", "url": down },
+            }
+        }),
+    );
+    write_manifest(
+        plugins.path(),
+        "misspelt",
+        &json!({ "sinks": { "audit": { "type": "webhook", "url": up.url, "events": ["txt"] } } }),
+    );
+    let host = Server::builder()
+        .plugins(plugins.path())
+        .echo_delay_ms(20)
+        .arg("--webhook-secret", SECRET)
+        .arg("--sink-retries", "2")
+        .start();
     let misspelt = host.post("/runs/misspelt", r#"{"prompt":"hi"}"#).await;
     let message = "the pipeline manifest `misspelt.json` is invalid: sink `audit`: `txt` is not an event type of a run (one of metadata, text, status, usage, end, error, frame, raw, done)";
     misspelt.assert_error(500, "invalid_manifest", message);
-    write_manifest(plugins.path(), "unsigned", &json!({ "sinks": { "audit": { "type": "webhook", "url": up.url, "secret": "not base64!" } } }));
+    write_manifest(
+        plugins.path(),
+        "unsigned",
+        &json!({ "sinks": { "audit": { "type": "webhook", "url": up.url, "secret": "not base64!" } } }),
+    );
     let unsigned = host.post("/runs/unsigned", r#"{"prompt":"hi"}"#).await;
-    assert_eq!((unsigned.status, unsigned.body.contains("sink `audit`: the webhook secret is not base64")), (500, true), "{unsigned:?}");
+    assert_eq!(
+        (unsigned.status, unsigned.body.contains("sink `audit`: the webhook secret is not base64")),
+        (500, true),
+        "{unsigned:?}"
+    );
     let (_, started, _) = start(&host.base, "hooked", &json!({ "prompt": PROMPT }).to_string()).await;
     let id = started["id"].as_str().unwrap();
     let events = subscribe(&host.base, id, None, None).await;
@@ -314,10 +400,17 @@ async fn sinks_deliver_every_event_and_one_that_is_down_stops_neither_the_run_no
     };
     assert_eq!(record["status"], "completed", "a sink that is down does not fail the run");
     let last = events.len() as u64;
-    assert_eq!((record["sinks"]["audit"]["state"].as_str(), record["sinks"]["audit"]["acknowledged"].as_u64()), (Some("done"), Some(last)));
+    assert_eq!(
+        (record["sinks"]["audit"]["state"].as_str(), record["sinks"]["audit"]["acknowledged"].as_u64()),
+        (Some("done"), Some(last))
+    );
     assert_eq!(record["sinks"]["texts"]["state"], "done");
     let gone = &record["sinks"]["gone"];
-    assert_eq!((gone["state"].as_str(), gone["acknowledged"].as_u64(), gone["failures"].as_u64()), (Some("failed"), Some(0), Some(3)), "{gone}");
+    assert_eq!(
+        (gone["state"].as_str(), gone["acknowledged"].as_u64(), gone["failures"].as_u64()),
+        (Some("failed"), Some(0), Some(3)),
+        "{gone}"
+    );
     assert!(gone["lastError"].as_str().unwrap().contains("could not be reached"), "{gone}");
 
     let deliveries = up.deliveries.lock().unwrap().clone();
@@ -326,7 +419,8 @@ async fn sinks_deliver_every_event_and_one_that_is_down_stops_neither_the_run_no
     for (headers, body) in &deliveries {
         let delivery: Value = serde_json::from_str(body).unwrap();
         assert_eq!((delivery["runId"].as_str(), delivery["conversationId"].as_str()), (Some(id), Some(id)));
-        let kinds: Vec<&str> = delivery["events"].as_array().unwrap().iter().map(|event| event["type"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> =
+            delivery["events"].as_array().unwrap().iter().map(|event| event["type"].as_str().unwrap()).collect();
         if kinds.iter().all(|kind| *kind == "text") && verified_by_standard_webhooks(TEXTS_SECRET, headers, body) {
             texts.extend(delivery["events"].as_array().unwrap().clone());
         } else {
@@ -345,7 +439,14 @@ async fn sinks_deliver_every_event_and_one_that_is_down_stops_neither_the_run_no
 async fn in_dynamodb_a_run_is_followed_from_another_host_and_resumed_after_a_restart() {
     let moto = Moto::start().await;
     moto.create_runs_table("runs").await;
-    let host = |delay| Server::builder().env(moto.env()).arg("--runs-table", "runs").arg("--run-poll-ms", "20").echo_delay_ms(delay).start();
+    let host = |delay| {
+        Server::builder()
+            .env(moto.env())
+            .arg("--runs-table", "runs")
+            .arg("--run-poll-ms", "20")
+            .echo_delay_ms(delay)
+            .start()
+    };
     let driving = host(60);
     let watching = host(0);
     let (_, started, _) = start(&driving.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
@@ -375,7 +476,8 @@ async fn in_dynamodb_a_run_is_followed_from_another_host_and_resumed_after_a_res
     let (_, started, _) = start(&driving.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
     let id = started["id"].as_str().unwrap();
     subscribe(&other.base, id, None, Some(2)).await;
-    let cancelled: Value = reqwest::Client::new().delete(other.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
+    let cancelled: Value =
+        reqwest::Client::new().delete(other.url(&format!("/runs/{id}"))).send().await.unwrap().json().await.unwrap();
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_whole(&subscribe(&other.base, id, None, None).await, "cancelled");
 }
@@ -399,17 +501,25 @@ async fn on_lambda_a_run_answers_202_at_once_and_an_asynchronous_invocation_carr
     let url = api.function_url(None).await;
 
     let asked = Instant::now();
-    let (code, started, _) = start(&url.url, "seed003", r#"{"conversationId":"c-9","prompt":"Why do atoms lie"}"#).await;
+    let (code, started, _) =
+        start(&url.url, "seed003", r#"{"conversationId":"c-9","prompt":"Why do atoms lie"}"#).await;
     let answered = asked.elapsed();
     assert_eq!(code, 202, "{started}");
     let id = started["id"].as_str().unwrap().to_string();
     assert_eq!((started["status"].as_str(), started["conversationId"].as_str()), (Some("started"), Some("c-9")));
 
     let [(function, payload)] = &api.invoked()[..] else { panic!("one asynchronous invocation: {:?}", api.invoked()) };
-    assert_eq!(function, "arn:aws:lambda:us-east-1:123456789012:function:streamhost", "the function invokes itself, by the ARN it was invoked by");
+    assert_eq!(
+        function, "arn:aws:lambda:us-east-1:123456789012:function:streamhost",
+        "the function invokes itself, by the ARN it was invoked by"
+    );
     assert_eq!(payload["streamhostRun"]["runId"], id.as_str());
     let fields: Vec<&String> = payload["streamhostRun"].as_object().unwrap().keys().collect();
-    assert_eq!(fields, ["runId", "target", "query", "body", "chain"], "the mapped request only: no headers, no credentials");
+    assert_eq!(
+        fields,
+        ["runId", "target", "query", "body", "chain"],
+        "the mapped request only: no headers, no credentials"
+    );
 
     let subscribed = asked.elapsed();
     let events = subscribe(&url.url, &id, None, None).await;
@@ -422,7 +532,10 @@ async fn on_lambda_a_run_answers_202_at_once_and_an_asynchronous_invocation_carr
     assert_eq!(answers, [json!({ "id": id, "status": "completed" })]);
     let record = status(&url.url, &id).await;
     assert_eq!(record["status"], "completed");
-    assert_eq!(record["sinks"]["chunks"]["state"], "failed", "no AppSync API is configured: said, not hidden: {record}");
+    assert_eq!(
+        record["sinks"]["chunks"]["state"], "failed",
+        "no AppSync API is configured: said, not hidden: {record}"
+    );
 }
 
 #[tokio::test]
@@ -432,14 +545,21 @@ async fn seed003s_client_gets_its_chunks_through_appsync_and_the_function_in_eve
     // The function signs its mutations with SigV4 (the simulator takes any
     // well-formed signature; see appsync/README.md).
     let mut env = support::loopback_aws_env();
-    env.extend([("STREAMHOST_APPSYNC_URL", appsync.graphql_url.clone()), ("STREAMHOST_APPSYNC_PIPELINE", "seed003".into())]);
+    env.extend([
+        ("STREAMHOST_APPSYNC_URL", appsync.graphql_url.clone()),
+        ("STREAMHOST_APPSYNC_PIPELINE", "seed003".into()),
+    ]);
     let _function = Function::start_with(&api, EXAMPLES, 150, env);
 
     let prompt = "Why dont scientists trust atoms";
-    let lines = appsync.seed003_client("123e4567-e89b-12d3-a456-426614174000", prompt, Duration::from_millis(1500)).await;
+    let lines =
+        appsync.seed003_client("123e4567-e89b-12d3-a456-426614174000", prompt, Duration::from_millis(1500)).await;
     assert_eq!(lines[0].1, json!({ "subscribed": true }));
     let started = lines.iter().find(|(_, line)| line.get("started").is_some()).expect("the start's answer");
-    assert_eq!(started.1["started"], json!({ "conversationId": "123e4567-e89b-12d3-a456-426614174000", "status": "STARTED" }));
+    assert_eq!(
+        started.1["started"],
+        json!({ "conversationId": "123e4567-e89b-12d3-a456-426614174000", "status": "STARTED" })
+    );
     let chunks: Vec<&(Duration, Value)> = lines.iter().filter(|(_, line)| line.get("chunk").is_some()).collect();
     assert!(chunks.iter().all(|(_, line)| line["chunk"]["conversationId"] == "123e4567-e89b-12d3-a456-426614174000"));
     let received: String = chunks.iter().map(|(_, line)| line["chunk"]["chunk"].as_str().unwrap()).collect();
@@ -451,12 +571,19 @@ async fn seed003s_client_gets_its_chunks_through_appsync_and_the_function_in_eve
     let [(_, event)] = &api.invoked()[..] else { panic!("one invocation") };
     assert_eq!(event["info"]["fieldName"], "startConversation");
     let answers = api.wait_answered(1, LONG).await;
-    assert_eq!((answers[0]["conversationId"].as_str(), answers[0]["status"].as_str()), (Some("123e4567-e89b-12d3-a456-426614174000"), Some("completed")));
+    assert_eq!(
+        (answers[0]["conversationId"].as_str(), answers[0]["status"].as_str()),
+        (Some("123e4567-e89b-12d3-a456-426614174000"), Some("completed"))
+    );
 
     // With the API key, which the schema does not let publish chunks,
     // AppSync answers 200 with GraphQL errors: a failed delivery, said in
     // the run's status, and the run itself completes.
-    let host = Server::builder().arg("--appsync-url", &appsync.graphql_url).arg("--appsync-api-key", &appsync.api_key).arg("--sink-retries", "1").start();
+    let host = Server::builder()
+        .arg("--appsync-url", &appsync.graphql_url)
+        .arg("--appsync-api-key", &appsync.api_key)
+        .arg("--sink-retries", "1")
+        .start();
     let (_, started, _) = start(&host.base, "seed003", r#"{"conversationId":"c-2","prompt":"hi there"}"#).await;
     let id = started["id"].as_str().unwrap();
     assert_whole(&subscribe(&host.base, id, None, None).await, "completed");
@@ -470,6 +597,10 @@ async fn seed003s_client_gets_its_chunks_through_appsync_and_the_function_in_eve
     };
     // Event 1, the metadata, is not one the sink sends: done with; event 2,
     // the first chunk, was refused twice.
-    assert_eq!((sink["state"].as_str(), sink["acknowledged"].as_u64(), sink["failures"].as_u64()), (Some("failed"), Some(1), Some(2)), "{sink}");
+    assert_eq!(
+        (sink["state"].as_str(), sink["acknowledged"].as_u64(), sink["failures"].as_u64()),
+        (Some("failed"), Some(1), Some(2)),
+        "{sink}"
+    );
     assert!(sink["lastError"].as_str().unwrap().contains("Not Authorized to access sendChunk"), "{sink}");
 }

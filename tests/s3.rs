@@ -49,7 +49,11 @@ async fn a_new_upload_is_served_without_a_restart() {
     // Unchanged since: revalidation is a conditional GET answered 304.
     tokio::time::sleep(Duration::from_millis(REVALIDATE_MS + 100)).await;
     assert_eq!(server.post("/fmt", HELLO).await.content_type, "text/event-stream");
-    assert!(moto.log().contains("GET /streamhost-plugins/plugins/fmt.wasm?x-id=GetObject HTTP/1.1\" 304"), "no 304 in: {}", moto.log());
+    assert!(
+        moto.log().contains("GET /streamhost-plugins/plugins/fmt.wasm?x-id=GetObject HTTP/1.1\" 304"),
+        "no 304 in: {}",
+        moto.log()
+    );
 }
 
 #[tokio::test]
@@ -126,7 +130,10 @@ async fn publish_checks_then_uploads_with_the_digest() {
     let digest = support::sha256_hex(&read(example("text-only")));
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
-        format!("published `plain` ({} bytes, sha256 {digest}) to s3://{BUCKET}/plugins/plain.wasm\n", read(example("text-only")).len())
+        format!(
+            "published `plain` ({} bytes, sha256 {digest}) to s3://{BUCKET}/plugins/plain.wasm\n",
+            read(example("text-only")).len()
+        )
     );
     let object = moto.client().head_object().bucket(BUCKET).key("plugins/plain.wasm").send().await.unwrap();
     assert_eq!(object.metadata().unwrap()["sha256"], digest);
@@ -199,12 +206,18 @@ async fn a_precompiled_artifact_is_loaded_only_by_hosts_that_trust_it() {
 
     let untrusting = s3_server(&moto).start();
     assert_eq!(untrusting.post("/fmt", HELLO).await.status, 200);
-    assert_eq!(untrusting.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
+    assert_eq!(
+        untrusting.health().await["plugins"],
+        serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 })
+    );
 
     let trusting = s3_server(&moto).env([("STREAMHOST_TRUST_PRECOMPILED", "true".to_string())]).start();
     let reply = trusting.post("/fmt", HELLO).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"));
-    assert_eq!(trusting.health().await["plugins"], serde_json::json!({ "compiled": 0, "cacheHits": 0, "precompiled": 1 }));
+    assert_eq!(
+        trusting.health().await["plugins"],
+        serde_json::json!({ "compiled": 0, "cacheHits": 0, "precompiled": 1 })
+    );
 }
 
 #[tokio::test]
@@ -220,7 +233,10 @@ async fn a_precompiled_artifact_of_another_component_is_refused_and_the_componen
     let server = s3_server(&moto).env([("STREAMHOST_TRUST_PRECOMPILED", "true".to_string())]).start();
     let reply = server.post("/fmt", HELLO).await;
     assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"), "ndjson's own code runs");
-    assert_eq!(server.health().await["plugins"], serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 }));
+    assert_eq!(
+        server.health().await["plugins"],
+        serde_json::json!({ "compiled": 1, "cacheHits": 0, "precompiled": 0 })
+    );
     let sse_digest = support::sha256_hex(&read(example("sse")));
     assert!(server.logs().contains("precompiled artifact refused; compiling"), "{}", server.logs());
     assert!(server.logs().contains(&format!("made from another component ({sse_digest})")), "{}", server.logs());

@@ -63,7 +63,7 @@ macro_rules! export_agent {
                     <$plugin as $crate::agent::Agent>::handle(request)
                 }
             }
-            $crate::bindings::agent::export_agent_world!(Exports with_types_in $crate::bindings::agent);
+    $crate::bindings::agent::export_agent_world!(Exports with_types_in $crate::bindings::agent);
         };
     };
 }

@@ -94,7 +94,14 @@ mod tests {
     use super::*;
 
     fn usage_of(input: u32, output: u32, latency: u32) -> Usage {
-        Usage { input_tokens: input, output_tokens: output, total_tokens: input + output, latency_ms: latency, cache_read_input_tokens: 0, cache_write_input_tokens: 0 }
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: input + output,
+            latency_ms: latency,
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        }
     }
 
     #[test]

@@ -44,9 +44,9 @@
 extern crate self as streamhost_guest;
 
 pub mod agent;
-pub mod history;
 #[cfg(feature = "bedrock")]
 pub mod bedrock;
+pub mod history;
 #[cfg(feature = "json")]
 pub mod json;
 pub mod model;

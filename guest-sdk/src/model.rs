@@ -10,10 +10,10 @@
 //! # Ok(()) }
 //! ```
 
+use crate::bindings::imports::streamhost::plugin::model as host;
 pub use crate::bindings::imports::streamhost::plugin::model::{
     Content, ModelEvent, ModelMessage, ModelRequest, ModelStream, ToolCall, ToolResult, ToolSpec,
 };
-use crate::bindings::imports::streamhost::plugin::model as host;
 use crate::{ErrorInfo, Message, Role, Usage};
 
 /// A model's whole answer.
@@ -53,13 +53,20 @@ pub fn outside_reasoning(text: &str) -> String {
     // An orphan closing tag before any opening one: the model began inside
     // a block.
     let first_open = REASONING_TAGS.iter().filter_map(|tag| lower.find(&format!("<{tag}>"))).min();
-    if let Some((close_at, close_len)) = REASONING_TAGS.iter().filter_map(|tag| lower.find(&format!("</{tag}>")).map(|found| (found, tag.len() + 3))).min() {
+    if let Some((close_at, close_len)) = REASONING_TAGS
+        .iter()
+        .filter_map(|tag| lower.find(&format!("</{tag}>")).map(|found| (found, tag.len() + 3)))
+        .min()
+    {
         if first_open.is_none_or(|open| close_at < open) {
             at = close_at + close_len;
         }
     }
     while at < text.len() {
-        let next_open = REASONING_TAGS.iter().filter_map(|tag| lower[at..].find(&format!("<{tag}>")).map(|found| (at + found, *tag))).min();
+        let next_open = REASONING_TAGS
+            .iter()
+            .filter_map(|tag| lower[at..].find(&format!("<{tag}>")).map(|found| (at + found, *tag)))
+            .min();
         let Some((open_at, tag)) = next_open else {
             kept.push_str(&text[at..]);
             break;
@@ -143,7 +150,10 @@ mod tests {
 
     #[test]
     fn the_answer_is_read_outside_reasoning_blocks() {
-        assert_eq!(outside_reasoning("<think>maybe {\"agent\":\"tech\"}</think>{\"agent\":\"billing\"}"), "{\"agent\":\"billing\"}");
+        assert_eq!(
+            outside_reasoning("<think>maybe {\"agent\":\"tech\"}</think>{\"agent\":\"billing\"}"),
+            "{\"agent\":\"billing\"}"
+        );
         assert_eq!(outside_reasoning("a<THINKING>x</THINKING>b<reasoning>y</reasoning>c"), "abc");
         assert_eq!(outside_reasoning("tech, I think</think> billing"), " billing", "a block opened by the prompt");
         assert_eq!(outside_reasoning("billing <think>or tech"), "billing ", "a block cut short");

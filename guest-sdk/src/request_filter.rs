@@ -22,7 +22,9 @@
 //! streamhost_guest::export_request_filter!(PlainText);
 //! ```
 
-pub use crate::bindings::request_filter::exports::streamhost::plugin::filter::{IncomingRequest, PipelineRequest, Refusal};
+pub use crate::bindings::request_filter::exports::streamhost::plugin::filter::{
+    IncomingRequest, PipelineRequest, Refusal,
+};
 use crate::{Message, error};
 
 /// A request filter. The host calls `filter` once per request.
@@ -56,7 +58,11 @@ pub fn json_object(body: &[u8], shape: &str) -> Result<serde_json::Map<String, s
 /// prompt): `400 invalid_request` when it is missing, blank or not a
 /// string. With the `json-body` feature.
 #[cfg(feature = "json-body")]
-pub fn required_text(fields: &serde_json::Map<String, serde_json::Value>, name: &str, shape: &str) -> Result<String, Refusal> {
+pub fn required_text(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    shape: &str,
+) -> Result<String, Refusal> {
     use serde_json::Value;
     match fields.get(name) {
         Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
@@ -71,7 +77,11 @@ pub fn required_text(fields: &serde_json::Map<String, serde_json::Value>, name: 
 /// empty; `400 invalid_request` when it is anything but a string. With the
 /// `json-body` feature.
 #[cfg(feature = "json-body")]
-pub fn string_field(fields: &serde_json::Map<String, serde_json::Value>, name: &str, path: &str) -> Result<Option<String>, Refusal> {
+pub fn string_field(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    path: &str,
+) -> Result<Option<String>, Refusal> {
     use serde_json::Value;
     match fields.get(name) {
         None | Some(Value::Null) => Ok(None),

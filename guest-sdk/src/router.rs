@@ -17,8 +17,8 @@
 //! streamhost_guest::export_router!(First);
 //! ```
 
-pub use crate::bindings::router::exports::streamhost::plugin::selector::{AgentCard, Choice, RouteRequest};
 use crate::ErrorInfo;
+pub use crate::bindings::router::exports::streamhost::plugin::selector::{AgentCard, Choice, RouteRequest};
 
 /// A router. The host calls `select` once per request, before any agent runs;
 /// `history` and `model` are there to help it decide.
@@ -42,7 +42,7 @@ macro_rules! export_router {
                     <$plugin as $crate::router::Router>::select(request)
                 }
             }
-            $crate::bindings::router::export_router_world!(Exports with_types_in $crate::bindings::router);
+    $crate::bindings::router::export_router_world!(Exports with_types_in $crate::bindings::router);
         };
     };
 }

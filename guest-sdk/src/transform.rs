@@ -62,7 +62,7 @@ macro_rules! export_transform {
             impl $crate::bindings::transform::exports::streamhost::plugin::transformer::Guest for Exports {
                 type Transform = $crate::TransformResource<$plugin>;
             }
-            $crate::bindings::transform::export_transform_world!(Exports with_types_in $crate::bindings::transform);
+    $crate::bindings::transform::export_transform_world!(Exports with_types_in $crate::bindings::transform);
         };
     };
 }

@@ -52,16 +52,26 @@ fn measure(name: &str, wasm_path: PathBuf, runs: usize, pushes: u32) -> Figures 
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = CompileCache::new(&engine, Some(cache_dir.path().into()));
     cache.load(&engine, &wasm, &digest).unwrap();
-    let cache_load = median((0..runs).map(|_| {
-        let start = Instant::now();
-        cache.load(&engine, &wasm, &digest).unwrap();
-        start.elapsed()
-    }).collect());
+    let cache_load = median(
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                cache.load(&engine, &wasm, &digest).unwrap();
+                start.elapsed()
+            })
+            .collect(),
+    );
 
     let plugins = tempfile::tempdir().unwrap();
     std::fs::copy(&wasm_path, plugins.path().join(format!("{name}.wasm"))).unwrap();
     let store = PluginStore::Folder(FolderStore::new(plugins.path()));
-    let registry = Registry::new(engine.clone(), Arc::new(store), CompileCache::new(&engine, Some(cache_dir.path().into())), limits()).unwrap();
+    let registry = Registry::new(
+        engine.clone(),
+        Arc::new(store),
+        CompileCache::new(&engine, Some(cache_dir.path().into())),
+        limits(),
+    )
+    .unwrap();
     let context = StreamContext { plugin: name.into(), user_id: None, session_id: None };
     runtime.block_on(async {
         let plugin = registry.get(&name.parse().unwrap()).await.unwrap();

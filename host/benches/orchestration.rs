@@ -50,9 +50,21 @@ async fn main() {
     let client = reqwest::Client::new();
     let cases = [
         ("plain: /ndjson", "/ndjson", r#"{"prompt":"I want a refund"}"#),
-        ("keyword-router + built-in agent", "/support-desk", r#"{"prompt":"I want a refund","userId":"bench","sessionId":"a"}"#),
-        ("llm-router + built-in agent", "/support-desk-llm", r#"{"prompt":"I want a refund","userId":"bench","sessionId":"b"}"#),
-        ("keyword-router + tool-agent (2 model calls)", "/support-desk", r#"{"prompt":"Where is my order?","userId":"bench","sessionId":"c"}"#),
+        (
+            "keyword-router + built-in agent",
+            "/support-desk",
+            r#"{"prompt":"I want a refund","userId":"bench","sessionId":"a"}"#,
+        ),
+        (
+            "llm-router + built-in agent",
+            "/support-desk-llm",
+            r#"{"prompt":"I want a refund","userId":"bench","sessionId":"b"}"#,
+        ),
+        (
+            "keyword-router + tool-agent (2 model calls)",
+            "/support-desk",
+            r#"{"prompt":"Where is my order?","userId":"bench","sessionId":"c"}"#,
+        ),
     ];
     let mut medians = Vec::new();
     for (label, path, body) in cases {

@@ -51,10 +51,13 @@ async fn direct(client: &reqwest::Client, host: &Server, body: &str) -> Vec<Dura
 /// without the run's last event (`done`, which a stream does not have).
 async fn run(client: &reqwest::Client, host: &Server, body: &str) -> Vec<Duration> {
     let start = Instant::now();
-    let started: serde_json::Value = client.post(host.url("/runs/redact")).body(body.to_string()).send().await.unwrap().json().await.unwrap();
-    let events = client.get(host.url(&format!("/runs/{}/events", started["id"].as_str().unwrap()))).send().await.unwrap();
+    let started: serde_json::Value =
+        client.post(host.url("/runs/redact")).body(body.to_string()).send().await.unwrap().json().await.unwrap();
+    let events =
+        client.get(host.url(&format!("/runs/{}/events", started["id"].as_str().unwrap()))).send().await.unwrap();
     let offset = start.elapsed();
-    let mut arrivals: Vec<Duration> = support::runs::read_events(events, None).await.iter().map(|event| offset + event.at).collect();
+    let mut arrivals: Vec<Duration> =
+        support::runs::read_events(events, None).await.iter().map(|event| offset + event.at).collect();
     arrivals.pop();
     arrivals
 }
@@ -72,7 +75,11 @@ async fn latency(rounds: usize) {
     let host = Server::builder().echo_delay_ms(PACE_MS).start();
     let client = reqwest::Client::new();
     // Words without digits: `redact` holds back what may be a card number.
-    let prompt: Vec<&str> = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"].into_iter().cycle().take(WORDS).collect();
+    let prompt: Vec<&str> = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
+        .into_iter()
+        .cycle()
+        .take(WORDS)
+        .collect();
     let body = json!({ "prompt": prompt.join(" ") }).to_string();
     let (mut first_direct, mut first_run, mut added) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds + 1 {
@@ -106,12 +113,20 @@ async fn latency(rounds: usize) {
 
 /// Appends `events` events in batches to a new run of `store`.
 async fn store_rate(store: &RunStore, events: usize) -> f64 {
-    let record = RunRecord { status: RunStatus::Running, ..RunRecord::started("bench", None, None, streamhost::runs::now_ms(), u64::MAX / 2) };
+    let record = RunRecord {
+        status: RunStatus::Running,
+        ..RunRecord::started("bench", None, None, streamhost::runs::now_ms(), u64::MAX / 2)
+    };
     store.create(&record, usize::MAX).await.unwrap();
     let started = Instant::now();
     for first in (0..events).step_by(BATCH) {
-        let batch: Vec<StoredEvent> =
-            (first..(first + BATCH).min(events)).map(|n| StoredEvent { seq: n as u64 + 1, kind: "text".into(), data: json!(format!("token{n} ")).to_string() }).collect();
+        let batch: Vec<StoredEvent> = (first..(first + BATCH).min(events))
+            .map(|n| StoredEvent {
+                seq: n as u64 + 1,
+                kind: "text".into(),
+                data: json!(format!("token{n} ")).to_string(),
+            })
+            .collect();
         store.append(&record, &batch).await.unwrap();
     }
     events as f64 / started.elapsed().as_secs_f64()
@@ -133,7 +148,10 @@ fn settings(table: Option<&str>) -> RunSettings {
 
 async fn stores(events: usize) {
     let memory = RunStore::from_settings(&settings(None)).await;
-    println!("run store memory : {:>10.0} events/s appended ({events} events, batches of {BATCH})", store_rate(&memory, events).await);
+    println!(
+        "run store memory : {:>10.0} events/s appended ({events} events, batches of {BATCH})",
+        store_rate(&memory, events).await
+    );
     let moto = support::moto::Moto::start().await;
     moto.create_runs_table("runs").await;
     for (name, value) in moto.env() {
@@ -142,7 +160,10 @@ async fn stores(events: usize) {
     }
     let dynamo = RunStore::from_settings(&settings(Some("runs"))).await;
     let events = events.min(2_000);
-    println!("run store moto   : {:>10.0} events/s appended ({events} events; moto's speed, not DynamoDB's)", store_rate(&dynamo, events).await);
+    println!(
+        "run store moto   : {:>10.0} events/s appended ({events} events; moto's speed, not DynamoDB's)",
+        store_rate(&dynamo, events).await
+    );
 }
 
 #[tokio::main]

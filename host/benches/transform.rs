@@ -107,7 +107,9 @@ fn per_event<T: Transform>(criterion: &mut Criterion, host: &Host, name: &str) {
         });
         let mut native = T::open(guest_context(name), "{}").ok().unwrap();
         group.bench_function(BenchmarkId::new("native", size), |bench| {
-            bench.iter(|| std::hint::black_box(native.push(vec![streamhost_guest::Event::Text(text.clone())]).ok().unwrap()))
+            bench.iter(|| {
+                std::hint::black_box(native.push(vec![streamhost_guest::Event::Text(text.clone())]).ok().unwrap())
+            })
         });
     }
     let mut instance = host.open(&plugin);
@@ -117,7 +119,11 @@ fn per_event<T: Transform>(criterion: &mut Criterion, host: &Host, name: &str) {
     });
     let mut native = T::open(guest_context(name), "{}").ok().unwrap();
     group.bench_function(BenchmarkId::new("native", "batch"), |bench| {
-        bench.iter(|| std::hint::black_box(native.push(vec![streamhost_guest::Event::Text(SMALL_DELTA.into()); BATCH]).ok().unwrap()))
+        bench.iter(|| {
+            std::hint::black_box(
+                native.push(vec![streamhost_guest::Event::Text(SMALL_DELTA.into()); BATCH]).ok().unwrap(),
+            )
+        })
     });
     group.finish();
 }
@@ -163,7 +169,11 @@ fn mean_ns(dir: &Path, id: &str) -> Option<f64> {
 }
 
 fn print_row(plugin: &str, input: &str, wasm: f64, native: f64) {
-    println!("{plugin:<10} {input:<6} {wasm:>9.0} ns {native:>9.0} ns {:>9.0} ns {:>7.1}x", wasm - native, wasm / native);
+    println!(
+        "{plugin:<10} {input:<6} {wasm:>9.0} ns {native:>9.0} ns {:>9.0} ns {:>7.1}x",
+        wasm - native,
+        wasm / native
+    );
 }
 
 fn print_summary(dir: &Path) {
@@ -179,7 +189,12 @@ fn print_summary(dir: &Path) {
         let wasm = mean_ns(dir, &format!("push-{plugin}/wasm/batch"));
         let native = mean_ns(dir, &format!("push-{plugin}/native/batch"));
         if let (Some(wasm), Some(native)) = (wasm, native) {
-            print_row(plugin, &format!("small, per event in batches of {BATCH}"), wasm / BATCH as f64, native / BATCH as f64);
+            print_row(
+                plugin,
+                &format!("small, per event in batches of {BATCH}"),
+                wasm / BATCH as f64,
+                native / BATCH as f64,
+            );
         }
     }
     for (size, _) in inputs() {
@@ -191,7 +206,12 @@ fn print_summary(dir: &Path) {
         (mean_ns(dir, "open-ndjson"), mean_ns(dir, "load-ndjson/cold"), mean_ns(dir, "load-ndjson/warm"))
     {
         println!("instantiate + open a stream (ndjson): {:.1} us", open / 1e3);
-        println!("load ndjson cold (compile): {:.1} ms; warm (disk cache): {:.3} ms; cold/warm {:.0}x", cold / 1e6, warm / 1e6, cold / warm);
+        println!(
+            "load ndjson cold (compile): {:.1} ms; warm (disk cache): {:.3} ms; cold/warm {:.0}x",
+            cold / 1e6,
+            warm / 1e6,
+            cold / warm
+        );
     }
 }
 

@@ -39,7 +39,8 @@ struct Timing {
 /// POSTs `body` to `url` and times the first byte and the whole stream.
 async fn timed(client: &reqwest::Client, url: &str, body: &str) -> (Duration, Duration) {
     let start = Instant::now();
-    let response = client.post(url).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let response =
+        client.post(url).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
     assert!(response.status().is_success(), "{url}: {}", response.status());
     let mut stream = response.bytes_stream();
     let mut first_byte = None;
@@ -80,7 +81,11 @@ fn report(source: &str, direct: &Timing, host: &Timing) {
 
 fn line(source: &str, what: &str, direct: Duration, host: Duration) {
     let (direct, host) = (direct.as_secs_f64() * 1e6, host.as_secs_f64() * 1e6);
-    println!("{source:<8} {what:<10}: direct {direct:>8.2} µs, host {host:>8.2} µs, host adds {:>8.2} µs ({:.2}x)", host - direct, host / direct);
+    println!(
+        "{source:<8} {what:<10}: direct {direct:>8.2} µs, host {host:>8.2} µs, host adds {:>8.2} µs ({:.2}x)",
+        host - direct,
+        host / direct
+    );
 }
 
 fn deltas() -> Vec<String> {
@@ -88,24 +93,33 @@ fn deltas() -> Vec<String> {
 }
 
 async fn openai() {
-    let mut chunks: Vec<Vec<u8>> =
-        deltas().iter().map(|text| sse(&json!({ "choices": [{ "index": 0, "delta": { "content": text } }] }).to_string())).collect();
+    let mut chunks: Vec<Vec<u8>> = deltas()
+        .iter()
+        .map(|text| sse(&json!({ "choices": [{ "index": 0, "delta": { "content": text } }] }).to_string()))
+        .collect();
     chunks.push(sse(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#));
     chunks.push(sse("[DONE]"));
     let upstream = Upstream::start(vec![Script::new(200, SSE).chunks(Duration::ZERO, chunks)]).await;
     let host = Server::builder().arg("--openai-base-url", &upstream.base).arg("--model", "m").start();
-    let (direct, through_host) =
-        compare(&format!("{}/chat/completions", upstream.base), r#"{"model":"m","stream":true}"#, &host.url("/ndjson"), r#"{"prompt":"x"}"#).await;
+    let (direct, through_host) = compare(
+        &format!("{}/chat/completions", upstream.base),
+        r#"{"model":"m","stream":true}"#,
+        &host.url("/ndjson"),
+        r#"{"prompt":"x"}"#,
+    )
+    .await;
     report("openai", &direct, &through_host);
 }
 
 async fn bedrock() {
     let deltas = deltas();
     let deltas: Vec<&str> = deltas.iter().map(String::as_str).collect();
-    let upstream = Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, converse_answer(&deltas))]).await;
+    let upstream =
+        Upstream::start(vec![Script::new(200, EVENT_STREAM).chunks(Duration::ZERO, converse_answer(&deltas))]).await;
     let host = Server::builder().env(upstream.bedrock_env()).arg("--provider", "bedrock").arg("--model", "m").start();
     let (direct, through_host) =
-        compare(&format!("{}/model/m/converse-stream", upstream.base), "{}", &host.url("/ndjson"), r#"{"prompt":"x"}"#).await;
+        compare(&format!("{}/model/m/converse-stream", upstream.base), "{}", &host.url("/ndjson"), r#"{"prompt":"x"}"#)
+            .await;
     report("bedrock", &direct, &through_host);
 }
 

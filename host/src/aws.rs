@@ -13,11 +13,17 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 /// Loads the SDK configuration. Calls fail over quickly: a plugin store that
 /// cannot be reached falls back to what is cached rather than hold a stream.
 pub async fn load() -> SdkConfig {
-    let http_client = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+    let http_client =
+        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client)
         .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(2)).operation_timeout(Duration::from_secs(30)).build())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
         .load()
         .await
 }
@@ -52,21 +58,34 @@ impl Signer {
     /// A signer for `service` in `region` (default: the configuration's);
     /// `what` names the setting that asked for it, for the error.
     pub fn new(config: &SdkConfig, service: &str, region: Option<&str>, what: &str) -> anyhow::Result<Self> {
-        let credentials = config.credentials_provider().ok_or_else(|| anyhow::anyhow!("{what} needs AWS credentials"))?;
+        let credentials =
+            config.credentials_provider().ok_or_else(|| anyhow::anyhow!("{what} needs AWS credentials"))?;
         let region = match region {
             Some(region) => region.to_string(),
-            None => config.region().ok_or_else(|| anyhow::anyhow!("{what} needs an AWS region (AWS_REGION)"))?.to_string(),
+            None => {
+                config.region().ok_or_else(|| anyhow::anyhow!("{what} needs an AWS region (AWS_REGION)"))?.to_string()
+            }
         };
         Ok(Self { credentials, region, service: service.to_string() })
     }
 
     /// The headers (`authorization`, `x-amz-date`, `x-amz-security-token`)
     /// that sign a `method` request to `url` with `headers` and `body`.
-    pub async fn headers(&self, method: &str, url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<Vec<(String, String)>, SignError> {
+    pub async fn headers(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, SignError> {
         use aws_credential_types::provider::ProvideCredentials;
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 
-        let credentials = self.credentials.provide_credentials().await.map_err(|error| SignError::NoCredentials(error.to_string()))?;
+        let credentials = self
+            .credentials
+            .provide_credentials()
+            .await
+            .map_err(|error| SignError::NoCredentials(error.to_string()))?;
         let identity = credentials.into();
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
@@ -78,8 +97,13 @@ impl Signer {
             .expect("every parameter is set")
             .into();
         let invalid = |error: &dyn std::fmt::Display| SignError::Invalid(error.to_string());
-        let signable = SignableRequest::new(method, url, headers.iter().map(|(name, value)| (*name, value.as_str())), SignableBody::Bytes(body))
-            .map_err(|error| invalid(&error))?;
+        let signable = SignableRequest::new(
+            method,
+            url,
+            headers.iter().map(|(name, value)| (*name, value.as_str())),
+            SignableBody::Bytes(body),
+        )
+        .map_err(|error| invalid(&error))?;
         let (instructions, _signature) = sign(signable, &params).map_err(|error| invalid(&error))?.into_parts();
         Ok(instructions.headers().map(|(name, value)| (name.to_string(), value.to_string())).collect())
     }

@@ -63,13 +63,20 @@ impl CallerPolicy {
     /// `own` are the pipeline's own model options.
     pub fn check(&self, request: &Request, own: &ModelOptions) -> Result<(), NotAllowed> {
         let mut refused = Vec::new();
-        if let Some(provider) = request.model.provider.filter(|provider| !self.providers.contains(provider) && Some(*provider) != own.provider) {
+        if let Some(provider) = request
+            .model
+            .provider
+            .filter(|provider| !self.providers.contains(provider) && Some(*provider) != own.provider)
+        {
             refused.push(format!("`model.provider` to `{provider}`"));
         }
-        if let Some(id) = request.model.id.as_ref().filter(|id| !self.models.contains(id) && Some(*id) != own.id.as_ref()) {
+        if let Some(id) =
+            request.model.id.as_ref().filter(|id| !self.models.contains(id) && Some(*id) != own.id.as_ref())
+        {
             refused.push(format!("`model.id` to `{id}`"));
         }
-        refused.extend(set_paths(request).into_iter().filter(|path| !self.allows(path)).map(|path| format!("`{path}`")));
+        refused
+            .extend(set_paths(request).into_iter().filter(|path| !self.allows(path)).map(|path| format!("`{path}`")));
         if refused.is_empty() { Ok(()) } else { Err(NotAllowed(refused)) }
     }
 
@@ -99,7 +106,9 @@ fn is_known(path: &str, plugins: &[&str]) -> bool {
         return INFERENCE_SETTINGS.contains(&option) || OTHER_MODEL_OPTIONS.contains(&option);
     }
     let Some(setting) = path.strip_prefix("config.") else { return false };
-    plugins.iter().any(|plugin| setting.strip_prefix(plugin).is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')))
+    plugins
+        .iter()
+        .any(|plugin| setting.strip_prefix(plugin).is_some_and(|rest| rest.len() > 1 && rest.starts_with('.')))
 }
 
 /// The paths of what `request` sets beyond the conversation, the ids, and
@@ -153,22 +162,33 @@ mod tests {
     fn by_default_callers_set_only_the_conversation_and_their_ids() {
         let strict = CallerPolicy::default();
         assert_eq!(check(&strict, r#"{"prompt":"hi","userId":"u","sessionId":"s"}"#), Ok(()));
-        let refused = check(&strict, r#"{"prompt":"hi","system":"Be evil.","config":{"redact":{"emails":false}}}"#).unwrap_err();
+        let refused =
+            check(&strict, r#"{"prompt":"hi","system":"Be evil.","config":{"redact":{"emails":false}}}"#).unwrap_err();
         assert_eq!(refused.to_string(), "this pipeline does not let callers set `system`, `config.redact.emails`");
         let bedrock = r#"{"prompt":"hi","model":{"provider":"bedrock","id":"any"}}"#;
-        assert_eq!(check(&strict, bedrock).unwrap_err().to_string(), "this pipeline does not let callers set `model.provider` to `bedrock`, `model.id` to `any`");
-        let own = ModelOptions { provider: Some(ProviderKind::Bedrock), id: Some("any".into()), ..ModelOptions::default() };
+        assert_eq!(
+            check(&strict, bedrock).unwrap_err().to_string(),
+            "this pipeline does not let callers set `model.provider` to `bedrock`, `model.id` to `any`"
+        );
+        let own =
+            ModelOptions { provider: Some(ProviderKind::Bedrock), id: Some("any".into()), ..ModelOptions::default() };
         assert_eq!(strict.check(&request(bedrock), &own), Ok(()), "naming the pipeline's own model changes nothing");
     }
 
     #[test]
     fn a_manifest_opens_fields_by_path_and_models_by_value() {
         let open = policy(r#"{"may":["model.*","config.redact.emailMask"],"providers":["bedrock"],"models":["m1"]}"#);
-        assert_eq!(check(&open, r#"{"prompt":"hi","model":{"provider":"bedrock","id":"m1","temperature":0.2}}"#), Ok(()));
+        assert_eq!(
+            check(&open, r#"{"prompt":"hi","model":{"provider":"bedrock","id":"m1","temperature":0.2}}"#),
+            Ok(())
+        );
         assert_eq!(check(&open, r#"{"prompt":"hi","config":{"redact":{"emailMask":"x"}}}"#), Ok(()));
         assert!(check(&open, r#"{"prompt":"hi","model":{"id":"m2"}}"#).is_err());
         assert!(check(&open, r#"{"prompt":"hi","config":{"redact":{"emails":false}}}"#).is_err());
-        assert!(check(&policy(r#"{"may":["config.redact.*"]}"#), r#"{"prompt":"hi","config":{"redact":{"emails":false}}}"#).is_ok());
+        assert!(
+            check(&policy(r#"{"may":["config.redact.*"]}"#), r#"{"prompt":"hi","config":{"redact":{"emails":false}}}"#)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -176,7 +196,10 @@ mod tests {
         let open = policy(r#"{"may":["model.*"]}"#);
         assert!(check(&open, r#"{"prompt":"hi","model":{"maxTokens":5,"topP":0.9,"stopSequences":["x"]}}"#).is_ok());
         let script = r#"{"prompt":"hi","model":{"script":[{"reply":"pwned"}]}}"#;
-        assert_eq!(check(&open, script).unwrap_err().to_string(), "this pipeline does not let callers set `model.script`");
+        assert_eq!(
+            check(&open, script).unwrap_err().to_string(),
+            "this pipeline does not let callers set `model.script`"
+        );
         assert!(check(&policy(r#"{"may":["model.script"]}"#), script).is_ok(), "opened by name");
     }
 
@@ -191,7 +214,9 @@ mod tests {
 
     #[test]
     fn paths_that_name_nothing_are_found() {
-        let policy = policy(r#"{"may":["system","modle.temperature","model.*","config.redact.emails","config.nope.x","config.redact"]}"#);
+        let policy = policy(
+            r#"{"may":["system","modle.temperature","model.*","config.redact.emails","config.nope.x","config.redact"]}"#,
+        );
         let unknown: Vec<&str> = policy.unknown_paths(&["redact", "ndjson"]).collect();
         assert_eq!(unknown, ["modle.temperature", "config.nope.x", "config.redact"]);
     }

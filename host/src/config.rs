@@ -26,7 +26,11 @@ impl FromStr for PluginSource {
     type Err = String;
 
     fn from_str(source: &str) -> Result<Self, Self::Err> {
-        if source.starts_with("s3://") { source.parse().map(PluginSource::S3) } else { Ok(PluginSource::Folder(source.into())) }
+        if source.starts_with("s3://") {
+            source.parse().map(PluginSource::S3)
+        } else {
+            Ok(PluginSource::Folder(source.into()))
+        }
     }
 }
 

@@ -53,7 +53,9 @@ impl Encoding {
             Encoding::Text => match event {
                 Event::Text(text) => out.extend_from_slice(text.as_bytes()),
                 Event::Frame(bytes) => out.extend_from_slice(bytes),
-                Event::Error(error) => out.extend_from_slice(format!("\nerror: {}: {}\n", error.code, error.message).as_bytes()),
+                Event::Error(error) => {
+                    out.extend_from_slice(format!("\nerror: {}: {}\n", error.code, error.message).as_bytes())
+                }
                 _ => {}
             },
         }
@@ -78,7 +80,10 @@ enum EventJson<'a> {
     Metadata(&'a RawValue),
     Usage(UsageJson),
     End(&'a str),
-    Error { code: &'a str, message: &'a str },
+    Error {
+        code: &'a str,
+        message: &'a str,
+    },
     /// An undecoded source frame, as text, so that a stream without a
     /// decoder still shows what the source sent.
     Frame(std::borrow::Cow<'a, str>),
@@ -149,7 +154,14 @@ mod tests {
         let events = [
             Event::Metadata(r#"{"model":"echo"}"#.into()),
             Event::Text("a\"b".into()),
-            Event::Usage(Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4, cache_read_input_tokens: 5, cache_write_input_tokens: 0 }),
+            Event::Usage(Usage {
+                input_tokens: 1,
+                output_tokens: 2,
+                total_tokens: 3,
+                latency_ms: 4,
+                cache_read_input_tokens: 5,
+                cache_write_input_tokens: 0,
+            }),
             Event::End("end_turn".into()),
             error_event("x", "y"),
             Event::Raw(b"as is\n".to_vec()),
@@ -172,7 +184,10 @@ mod tests {
     #[test]
     fn sse_and_text_encode_errors_in_their_own_format() {
         let error = [error_event("plugin_trapped", "boom")];
-        assert_eq!(encoded(Encoding::Sse, &error), "event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"boom\"}\n\n");
+        assert_eq!(
+            encoded(Encoding::Sse, &error),
+            "event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"boom\"}\n\n"
+        );
         assert_eq!(encoded(Encoding::Text, &error), "\nerror: plugin_trapped: boom\n");
     }
 

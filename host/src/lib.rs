@@ -31,8 +31,8 @@ use tracing::info;
 
 use crate::config::{HostSettings, PluginSource};
 use crate::engine::CompileCache;
-use crate::manifest::Manifests;
 use crate::history::HistoryStore;
+use crate::manifest::Manifests;
 use crate::pipeline::{Orchestrator, Pipeline};
 use crate::providers::Providers;
 use crate::registry::Registry;
@@ -47,7 +47,10 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     let store = Arc::new(plugin_store(settings).await);
     info!(%store, cache = ?settings.disk_cache_dir(), "plugin store");
     let pins = settings.pins.iter().map(|pin| (pin.name.clone(), pin.sha256.clone()));
-    let registry = Registry::new(engine, store.clone(), cache, limits)?.with_pins(pins).trusting_precompiled(settings.trust_precompiled).exposing_plugin_output(settings.expose_plugin_output);
+    let registry = Registry::new(engine, store.clone(), cache, limits)?
+        .with_pins(pins)
+        .trusting_precompiled(settings.trust_precompiled)
+        .exposing_plugin_output(settings.expose_plugin_output);
     registry.preload(&settings.preload).await;
     let providers = Providers::new(&settings.providers).await?;
     info!(default = %providers.default_kind(), "model source");

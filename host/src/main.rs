@@ -146,7 +146,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 session_id: session_id.as_deref(),
             };
             let done = match run {
-                true => cli::run(&pipeline, &streamhost::build_runs(&host).await?, &invocation, &mut std::io::stdout().lock()).await,
+                true => {
+                    cli::run(
+                        &pipeline,
+                        &streamhost::build_runs(&host).await?,
+                        &invocation,
+                        &mut std::io::stdout().lock(),
+                    )
+                    .await
+                }
                 false => cli::invoke(&pipeline, &invocation, &mut std::io::stdout().lock()).await,
             };
             match done {
@@ -165,8 +173,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if precompile {
                 let artifact = publish::precompile(&wasm, &report.digest, target.as_deref())?;
                 let size = artifact.len();
-                let key = publish::upload(&client, &to, &name, ObjectKind::Precompiled, artifact, &report.digest).await?;
-                println!("precompiled `{name}` for {} ({size} bytes) to s3://{}/{key}", target.as_deref().unwrap_or("this machine"), to.bucket);
+                let key =
+                    publish::upload(&client, &to, &name, ObjectKind::Precompiled, artifact, &report.digest).await?;
+                println!(
+                    "precompiled `{name}` for {} ({size} bytes) to s3://{}/{key}",
+                    target.as_deref().unwrap_or("this machine"),
+                    to.bucket
+                );
             }
             let size = wasm.len();
             let key = publish::upload(&client, &to, &name, ObjectKind::Component, wasm, &report.digest).await?;
@@ -175,7 +188,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Plugins { command: PluginsCommand::Inspect { file } } => {
             // The name only labels messages; the file's own stem where it is a valid name.
-            let name = file.file_stem().and_then(|stem| stem.to_str()?.parse().ok()).unwrap_or_else(|| "plugin".parse().unwrap());
+            let name = file
+                .file_stem()
+                .and_then(|stem| stem.to_str()?.parse().ok())
+                .unwrap_or_else(|| "plugin".parse().unwrap());
             let (wasm, report) = publish::inspect(&file, &name)?;
             print!("{}", publish::describe(&file, wasm.len(), &report));
             Ok(ExitCode::SUCCESS)

@@ -141,7 +141,12 @@ impl Manifest {
             sink.check().map_err(|problem| invalid(format!("sink `{sink_name}`: {problem}")))?;
         }
         for (plugin, settings) in &manifest.config {
-            let configurable = manifest.transforms.iter().chain(manifest.chains.values().flatten()).chain(&manifest.router).chain(&manifest.inbound);
+            let configurable = manifest
+                .transforms
+                .iter()
+                .chain(manifest.chains.values().flatten())
+                .chain(&manifest.router)
+                .chain(&manifest.inbound);
             if !configurable.into_iter().any(|name| name.as_str() == plugin) {
                 return Err(invalid(format!(
                     "`config` has settings for `{plugin}`, which is not one of its `transforms`, `chains`, `router` or `inbound`"
@@ -151,7 +156,13 @@ impl Manifest {
                 return Err(invalid(format!("`config.{plugin}` must be a JSON object")));
             }
         }
-        let plugins: Vec<&str> = manifest.transforms.iter().chain(manifest.chains.values().flatten()).chain(manifest.orchestration_plugins()).map(PluginName::as_str).collect();
+        let plugins: Vec<&str> = manifest
+            .transforms
+            .iter()
+            .chain(manifest.chains.values().flatten())
+            .chain(manifest.orchestration_plugins())
+            .map(PluginName::as_str)
+            .collect();
         if let Some(path) = manifest.callers.unknown_paths(&plugins).next() {
             return Err(invalid(format!(
                 "`callers.may` names `{path}`, which no caller could set: `system`, `model.<option>`, `model.*` or `config.<one of its plugins>.<setting>` (or `.*`)"
@@ -255,12 +266,20 @@ mod tests {
         let message = |json| parse(json).unwrap_err().to_string();
         assert!(message(r#"{"transforms":["../x"]}"#).contains("invalid plugin name"));
         assert!(message(r#"{"transforms":[],"extra":1}"#).contains("unknown field `extra`"));
-        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with("`config` has settings for `b`, which is not one of its `transforms`, `chains`, `router` or `inbound`"));
+        assert!(message(r#"{"transforms":["a"],"config":{"b":{}}}"#).ends_with(
+            "`config` has settings for `b`, which is not one of its `transforms`, `chains`, `router` or `inbound`"
+        ));
         assert!(message(r#"{"router":"r","agents":[]}"#).ends_with("a `router` needs `agents` to choose from"));
         let twins = r#"{"router":"r","agents":[{"name":"a","description":""},{"name":"a","description":""}]}"#;
         assert!(message(twins).ends_with("two agents are named `a`"));
-        assert!(message(r#"{"agents":[{"name":"a","description":""},{"name":"b","description":""}]}"#).ends_with("need a `router` to choose among them"));
+        assert!(
+            message(r#"{"agents":[{"name":"a","description":""},{"name":"b","description":""}]}"#)
+                .ends_with("need a `router` to choose among them")
+        );
         assert!(message(r#"{"transforms":["a"],"config":{"a":1}}"#).ends_with("`config.a` must be a JSON object"));
-        assert!(message(r#"{"transforms":["a"],"callers":{"may":["modle.temperature"]}}"#).contains("`callers.may` names `modle.temperature`"));
+        assert!(
+            message(r#"{"transforms":["a"],"callers":{"may":["modle.temperature"]}}"#)
+                .contains("`callers.may` names `modle.temperature`")
+        );
     }
 }

@@ -126,7 +126,9 @@ impl Request {
         }
         for (name, settings) in &body.config {
             if !chain.iter().chain(others).any(|plugin| plugin.as_str() == name) {
-                return Err(invalid(format!("`config` has settings for `{name}`, which is not one of this request's plugins")));
+                return Err(invalid(format!(
+                    "`config` has settings for `{name}`, which is not one of this request's plugins"
+                )));
             }
             if !settings.is_object() {
                 return Err(invalid(format!("`config.{name}` must be a JSON object")));
@@ -170,7 +172,9 @@ impl Request {
     }
 
     fn merge_settings(&mut self, plugin: &str, defaults: &Map<String, Value>) {
-        if let Value::Object(settings) = self.config.entry(plugin.to_string()).or_insert_with(|| Value::Object(Map::new())) {
+        if let Value::Object(settings) =
+            self.config.entry(plugin.to_string()).or_insert_with(|| Value::Object(Map::new()))
+        {
             merge(settings, defaults);
         }
     }
@@ -203,7 +207,9 @@ mod tests {
 
     #[test]
     fn a_prompt_becomes_one_user_message() {
-        let request = Request::from_json(chain(), &[], br#"{"prompt":"hi","userId":"u","config":{"redact":{"cards":false}}}"#).unwrap();
+        let request =
+            Request::from_json(chain(), &[], br#"{"prompt":"hi","userId":"u","config":{"redact":{"cards":false}}}"#)
+                .unwrap();
         assert_eq!(request.messages, vec![Message { role: Role::User, content: "hi".into() }]);
         assert_eq!(request.user_id.as_deref(), Some("u"));
         assert_eq!(request.settings_for(&request.chain[0]), r#"{"cards":false}"#);

@@ -19,7 +19,11 @@ fn install() -> PathBuf {
     let dir = Path::new(CLIENTS).to_path_buf();
     let _one = INSTALL.lock().unwrap();
     if !dir.join("node_modules/@aws-amplify/amplify-appsync-simulator").exists() {
-        let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&dir).status().expect("npm runs");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm runs");
         assert!(status.success(), "npm ci in {}", dir.display());
     }
     dir
@@ -41,7 +45,17 @@ impl Simulator {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let api_key = "da2-loopbackkey".to_string();
         let mut child = Command::new("node")
-            .args(["simulator.mjs", "--port", &port.to_string(), "--api-key", &api_key, "--lambda-endpoint", lambda_endpoint, "--function", function])
+            .args([
+                "simulator.mjs",
+                "--port",
+                &port.to_string(),
+                "--api-key",
+                &api_key,
+                "--lambda-endpoint",
+                lambda_endpoint,
+                "--function",
+                function,
+            ])
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -57,10 +71,25 @@ impl Simulator {
     /// Runs seed 003's client: subscribe to `conversation_id`, start the
     /// conversation with `prompt`, print chunks until `quiet` passes with
     /// none. Each line of its output, with when it came.
-    pub async fn seed003_client(&self, conversation_id: &str, prompt: &str, quiet: Duration) -> Vec<(Duration, serde_json::Value)> {
+    pub async fn seed003_client(
+        &self,
+        conversation_id: &str,
+        prompt: &str,
+        quiet: Duration,
+    ) -> Vec<(Duration, serde_json::Value)> {
         let dir = install();
         let mut child = tokio::process::Command::new("node")
-            .args(["seed003-client.mjs", "--url", &self.graphql_url, "--api-key", &self.api_key, "--conversation-id", conversation_id, "--prompt", prompt])
+            .args([
+                "seed003-client.mjs",
+                "--url",
+                &self.graphql_url,
+                "--api-key",
+                &self.api_key,
+                "--conversation-id",
+                conversation_id,
+                "--prompt",
+                prompt,
+            ])
             .args(["--quiet-ms", &quiet.as_millis().to_string()])
             .current_dir(&dir)
             .stdout(Stdio::piped())
@@ -70,8 +99,15 @@ impl Simulator {
         let started = Instant::now();
         let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
         let mut received = Vec::new();
-        while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.expect("the client finished in time").unwrap() {
-            received.push((started.elapsed(), serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}"))));
+        while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the client finished in time")
+            .unwrap()
+        {
+            received.push((
+                started.elapsed(),
+                serde_json::from_str(&line).unwrap_or_else(|error| panic!("{error}: {line}")),
+            ));
         }
         let status = child.wait().await.unwrap();
         assert!(status.success(), "seed 003's client failed: {received:?}");

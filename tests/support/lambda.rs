@@ -158,7 +158,11 @@ impl RuntimeApi {
     async fn send(&self, path: &str, query: &str, body: &str, hang_up: bool) -> Invocation {
         let (done, result) = oneshot::channel();
         let event = function_url_event(path, query, body);
-        self.emulator.invocations.send(Pending { event, request_id: self.request_id(), reply: Reply::Collect { done, hang_up } }).await.unwrap();
+        self.emulator
+            .invocations
+            .send(Pending { event, request_id: self.request_id(), reply: Reply::Collect { done, hang_up } })
+            .await
+            .unwrap();
         tokio::time::timeout(Duration::from_secs(60), result).await.expect("the function answered in time").unwrap()
     }
 
@@ -195,7 +199,10 @@ impl Drop for FunctionUrl {
 }
 
 /// One HTTP request through the function, its response relayed as it comes.
-async fn relay(State((api, iam_caller)): State<(Arc<RuntimeApi>, Option<String>)>, request: axum::extract::Request) -> Response {
+async fn relay(
+    State((api, iam_caller)): State<(Arc<RuntimeApi>, Option<String>)>,
+    request: axum::extract::Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let mut event = function_url_event(parts.uri.path(), parts.uri.query().unwrap_or_default(), "");
@@ -230,13 +237,17 @@ async fn relay(State((api, iam_caller)): State<(Arc<RuntimeApi>, Option<String>)
     let prelude = prelude_received.await.expect("the function sent its prelude");
     let mut response = Response::builder().status(prelude["statusCode"].as_u64().unwrap_or(200) as u16);
     for (name, value) in prelude["headers"].as_object().into_iter().flatten() {
-        let value = value.as_str().unwrap_or_else(|| panic!("Lambda's prelude takes one string per header; `{name}` is {value}"));
+        let value = value
+            .as_str()
+            .unwrap_or_else(|| panic!("Lambda's prelude takes one string per header; `{name}` is {value}"));
         response = response.header(name, value);
     }
     for cookie in prelude["cookies"].as_array().into_iter().flatten() {
         response = response.header("set-cookie", cookie.as_str().unwrap_or_default());
     }
-    let body = futures::stream::unfold(chunks_received, |mut chunks| async move { chunks.recv().await.map(|chunk| (chunk, chunks)) });
+    let body = futures::stream::unfold(chunks_received, |mut chunks| async move {
+        chunks.recv().await.map(|chunk| (chunk, chunks))
+    });
     response.body(Body::from_stream(body)).unwrap()
 }
 
@@ -255,7 +266,8 @@ async fn next(State(emulator): State<Emulator>) -> Response {
         return StatusCode::GONE.into_response();
     };
     emulator.waiting.lock().unwrap().insert(request_id.clone(), Waiting { reply, taken_at: Instant::now() });
-    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_secs(300);
+    let deadline =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap() + Duration::from_secs(300);
     let headers = [
         ("lambda-runtime-aws-request-id", request_id),
         ("lambda-runtime-deadline-ms", deadline.as_millis().to_string()),
@@ -270,7 +282,12 @@ async fn next(State(emulator): State<Emulator>) -> Response {
     response
 }
 
-async fn response(State(emulator): State<Emulator>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> StatusCode {
+async fn response(
+    State(emulator): State<Emulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> StatusCode {
     let Some(Waiting { reply, taken_at }) = emulator.waiting.lock().unwrap().remove(&id) else {
         return StatusCode::NOT_FOUND;
     };
@@ -299,10 +316,17 @@ impl Emulator {
 /// for asynchronous invocations: `X-Amz-Invocation-Type: Event` queues the
 /// payload for the function and answers `202` with no body at once, as
 /// Lambda does. Other invocation types are not emulated.
-async fn invoke_api(State(emulator): State<Emulator>, Path(function): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    let invocation_type = headers.get("x-amz-invocation-type").and_then(|value| value.to_str().ok()).unwrap_or("RequestResponse");
+async fn invoke_api(
+    State(emulator): State<Emulator>,
+    Path(function): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let invocation_type =
+        headers.get("x-amz-invocation-type").and_then(|value| value.to_str().ok()).unwrap_or("RequestResponse");
     if invocation_type != "Event" {
-        return (StatusCode::BAD_REQUEST, format!("the emulator takes only Event invocations, not {invocation_type}")).into_response();
+        return (StatusCode::BAD_REQUEST, format!("the emulator takes only Event invocations, not {invocation_type}"))
+            .into_response();
     }
     let Ok(event) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "the payload is not JSON").into_response();
@@ -346,7 +370,11 @@ async fn collect(headers: &HeaderMap, body: Body, taken_at: Instant, hang_up: bo
 /// Passes a response on as it arrives: the prelude once whole, then each
 /// body chunk. A caller that went away stops the reading, which closes the
 /// function's connection as Lambda does.
-async fn relay_response(body: Body, prelude: oneshot::Sender<Value>, relayed: mpsc::Sender<Result<Vec<u8>, std::io::Error>>) {
+async fn relay_response(
+    body: Body,
+    prelude: oneshot::Sender<Value>,
+    relayed: mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+) {
     let mut stream = body.into_data_stream();
     let mut head = Vec::new();
     let mut prelude = Some(prelude);
@@ -434,7 +462,12 @@ impl Function {
     }
 
     /// With more environment: a model source's settings.
-    pub fn start_with(api: &RuntimeApi, plugins: &str, echo_delay_ms: u64, env: Vec<(&'static str, String)>) -> Function {
+    pub fn start_with(
+        api: &RuntimeApi,
+        plugins: &str,
+        echo_delay_ms: u64,
+        env: Vec<(&'static str, String)>,
+    ) -> Function {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("stderr.log");
         let child = Command::new(BIN)
@@ -462,4 +495,3 @@ impl Drop for Function {
         let _ = self.child.wait();
     }
 }
-

@@ -209,11 +209,8 @@ pub struct Reply {
 impl Reply {
     pub async fn read(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|value| value.to_str().unwrap().to_string())
-            .unwrap_or_default();
+        let content_type =
+            response.headers().get("content-type").map(|value| value.to_str().unwrap().to_string()).unwrap_or_default();
         let body = response.text().await.unwrap();
         Reply { status, content_type, body }
     }
@@ -221,7 +218,10 @@ impl Reply {
     /// Asserts an error answered before the stream: status and exact body.
     pub fn assert_error(&self, status: u16, code: &str, message: &str) {
         let expected = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-        assert_eq!((self.status, self.content_type.as_str(), self.body.as_str()), (status, "application/json", expected.as_str()));
+        assert_eq!(
+            (self.status, self.content_type.as_str(), self.body.as_str()),
+            (status, "application/json", expected.as_str())
+        );
     }
 }
 

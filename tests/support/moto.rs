@@ -72,8 +72,12 @@ impl Moto {
     /// Creates an on-demand table keyed by `partition` (a string) and
     /// `sort` (a number), as the host's tables are.
     pub async fn create_table(&self, name: &str, partition: &str, sort: &str) {
-        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-        let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap();
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let attribute = |name: &str, kind| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().unwrap()
+        };
         let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap();
         self.dynamodb()
             .create_table()

@@ -19,7 +19,8 @@ pub struct RunEvent {
 
 /// Starts a run: the status and the JSON answer.
 pub async fn start(base: &str, path: &str, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
-    let response = reqwest::Client::new().post(format!("{base}/runs/{path}")).body(body.to_string()).send().await.unwrap();
+    let response =
+        reqwest::Client::new().post(format!("{base}/runs/{path}")).body(body.to_string()).send().await.unwrap();
     let (status, headers) = (response.status().as_u16(), response.headers().clone());
     (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null), headers)
 }
@@ -66,7 +67,8 @@ pub async fn read_events(response: reqwest::Response, take: Option<usize>) -> Ve
 fn parse(block: &str, at: Duration) -> Option<RunEvent> {
     let (mut id, mut kind, mut data) = (None, "message".to_string(), Vec::new());
     for line in block.lines() {
-        let (field, value) = line.split_once(':').map_or((line, ""), |(field, value)| (field, value.strip_prefix(' ').unwrap_or(value)));
+        let (field, value) =
+            line.split_once(':').map_or((line, ""), |(field, value)| (field, value.strip_prefix(' ').unwrap_or(value)));
         match field {
             "id" => id = value.parse().ok(),
             "event" => kind = value.to_string(),
@@ -88,7 +90,8 @@ pub async fn ended(base: &str, id: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let record = status(base, id).await;
-        if matches!(record["status"].as_str(), Some("completed" | "failed" | "cancelled")) || Instant::now() > deadline {
+        if matches!(record["status"].as_str(), Some("completed" | "failed" | "cancelled")) || Instant::now() > deadline
+        {
             return record;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

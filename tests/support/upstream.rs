@@ -15,11 +15,11 @@ use std::time::Duration;
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use base64::Engine;
 use futures::stream;
 use serde_json::{Value, json};
@@ -38,7 +38,12 @@ pub struct Script {
 
 impl Script {
     pub fn new(status: u16, content_type: &str) -> Self {
-        Self { status, headers: vec![("content-type".into(), content_type.into())], chunks: Vec::new(), break_after: false }
+        Self {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            chunks: Vec::new(),
+            break_after: false,
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
@@ -96,7 +101,12 @@ impl Upstream {
         let listener = listener.tap_io(|connection| connection.set_nodelay(true).unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            axum::serve(listener, app).with_graceful_shutdown(async move { stopped.await.ok(); }).await.unwrap();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    stopped.await.ok();
+                })
+                .await
+                .unwrap();
         });
         Upstream { base, shared, stop: Some(stop) }
     }
@@ -171,27 +181,28 @@ impl Drop for EndGuard {
 fn body_of(script: Script, shared: Arc<Shared>) -> Body {
     let guard = EndGuard(Some(shared));
     let chunks = script.chunks.into_iter();
-    let stream = stream::unfold((chunks, guard, script.break_after), |(mut chunks, mut guard, break_after)| async move {
-        match chunks.next() {
-            Some((pause, bytes)) => {
-                // A zero sleep still waits for the timer's next tick (~1 ms).
-                if !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
+    let stream =
+        stream::unfold((chunks, guard, script.break_after), |(mut chunks, mut guard, break_after)| async move {
+            match chunks.next() {
+                Some((pause, bytes)) => {
+                    // A zero sleep still waits for the timer's next tick (~1 ms).
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                    Some((Ok::<_, std::io::Error>(Bytes::from(bytes)), (chunks, guard, break_after)))
                 }
-                Some((Ok::<_, std::io::Error>(Bytes::from(bytes)), (chunks, guard, break_after)))
+                None if break_after => {
+                    // Lets the last chunk leave before the connection breaks.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    guard.0.take();
+                    Some((Err(std::io::Error::other("the upstream breaks the connection")), (chunks, guard, false)))
+                }
+                None => {
+                    guard.0.take();
+                    None
+                }
             }
-            None if break_after => {
-                // Lets the last chunk leave before the connection breaks.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                guard.0.take();
-                Some((Err(std::io::Error::other("the upstream breaks the connection")), (chunks, guard, false)))
-            }
-            None => {
-                guard.0.take();
-                None
-            }
-        }
-    });
+        });
     Body::from_stream(stream)
 }
 
@@ -211,25 +222,38 @@ pub fn frame(headers: [(&str, &str); 3], payload: Vec<u8>) -> Vec<u8> {
 
 /// A ConverseStream event, such as `contentBlockDelta`.
 pub fn converse_event(event_type: &'static str, payload: Value) -> Vec<u8> {
-    frame([(":message-type", "event"), (":event-type", event_type), (":content-type", "application/json")], payload.to_string().into_bytes())
+    frame(
+        [(":message-type", "event"), (":event-type", event_type), (":content-type", "application/json")],
+        payload.to_string().into_bytes(),
+    )
 }
 
 /// An exception inside the stream, such as `throttlingException`.
 pub fn exception(exception_type: &'static str, message: &str) -> Vec<u8> {
     let payload = json!({ "message": message }).to_string().into_bytes();
-    frame([(":message-type", "exception"), (":exception-type", exception_type), (":content-type", "application/json")], payload)
+    frame(
+        [(":message-type", "exception"), (":exception-type", exception_type), (":content-type", "application/json")],
+        payload,
+    )
 }
 
 /// An InvokeModelWithResponseStream chunk carrying `model_json`.
 pub fn raw_chunk(model_json: &str) -> Vec<u8> {
     let payload = json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(model_json) });
-    frame([(":message-type", "event"), (":event-type", "chunk"), (":content-type", "application/json")], payload.to_string().into_bytes())
+    frame(
+        [(":message-type", "event"), (":event-type", "chunk"), (":content-type", "application/json")],
+        payload.to_string().into_bytes(),
+    )
 }
 
 /// The events of a ConverseStream answer that streams `deltas` as text.
 pub fn converse_answer(deltas: &[&str]) -> Vec<Vec<u8>> {
     let mut events = vec![converse_event("messageStart", json!({ "role": "assistant" }))];
-    events.extend(deltas.iter().map(|text| converse_event("contentBlockDelta", json!({ "contentBlockIndex": 0, "delta": { "text": text } }))));
+    events.extend(
+        deltas.iter().map(|text| {
+            converse_event("contentBlockDelta", json!({ "contentBlockIndex": 0, "delta": { "text": text } }))
+        }),
+    );
     events.push(converse_event("contentBlockStop", json!({ "contentBlockIndex": 0 })));
     events.push(converse_event("messageStop", json!({ "stopReason": "end_turn" })));
     events.push(converse_event(
@@ -242,7 +266,9 @@ pub fn converse_answer(deltas: &[&str]) -> Vec<Vec<u8>> {
 /// An error answered before any stream, as Bedrock's REST-JSON protocol
 /// sends it.
 pub fn aws_error(status: u16, error_type: &str, message: &str) -> Script {
-    Script::new(status, "application/json").header("x-amzn-errortype", error_type).chunk(Duration::ZERO, json!({ "message": message }).to_string())
+    Script::new(status, "application/json")
+        .header("x-amzn-errortype", error_type)
+        .chunk(Duration::ZERO, json!({ "message": message }).to_string())
 }
 
 // ---- Server-sent events ----

@@ -153,12 +153,23 @@ impl Entry<'_> {
         let mut lines = header.lines();
         anyhow::ensure!(lines.next() == Some(MAGIC), "not a streamhost compiled entry");
         let mut field = |name: &str| {
-            lines.next().and_then(|line| line.strip_prefix(name)).and_then(|rest| rest.strip_prefix(": ")).ok_or_else(|| anyhow::anyhow!("no `{name}` in the header"))
+            lines
+                .next()
+                .and_then(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix(": "))
+                .ok_or_else(|| anyhow::anyhow!("no `{name}` in the header"))
         };
         let (component, engine, code_sha256) = (field("component-sha256")?, field("engine")?, field("code-sha256")?);
         anyhow::ensure!(component == self.component_sha256, "made from another component ({component})");
-        anyhow::ensure!(engine == self.engine_hash, "made by another engine configuration ({engine}, this one is {})", self.engine_hash);
-        anyhow::ensure!(hex::encode(Sha256::digest(code)) == code_sha256, "the code is not what was written (sha256 mismatch)");
+        anyhow::ensure!(
+            engine == self.engine_hash,
+            "made by another engine configuration ({engine}, this one is {})",
+            self.engine_hash
+        );
+        anyhow::ensure!(
+            hex::encode(Sha256::digest(code)) == code_sha256,
+            "the code is not what was written (sha256 mismatch)"
+        );
         Ok(code)
     }
 }
@@ -208,8 +219,14 @@ mod tests {
         assert_eq!(ENTRY.verify(&bytes).unwrap(), b"native code");
 
         let error = |entry: &Entry, bytes: &[u8]| entry.verify(bytes).unwrap_err().to_string();
-        assert_eq!(error(&Entry { component_sha256: "other", ..ENTRY }, &bytes), "made from another component (c0ffee)");
-        assert_eq!(error(&Entry { engine_hash: "e2", ..ENTRY }, &bytes), "made by another engine configuration (e1, this one is e2)");
+        assert_eq!(
+            error(&Entry { component_sha256: "other", ..ENTRY }, &bytes),
+            "made from another component (c0ffee)"
+        );
+        assert_eq!(
+            error(&Entry { engine_hash: "e2", ..ENTRY }, &bytes),
+            "made by another engine configuration (e1, this one is e2)"
+        );
         let mut tampered = bytes.clone();
         *tampered.last_mut().unwrap() ^= 1;
         assert_eq!(error(&ENTRY, &tampered), "the code is not what was written (sha256 mismatch)");

@@ -60,7 +60,12 @@ pub fn build_for_checks(target: Option<&str>) -> anyhow::Result<Engine> {
     if let Some(target) = target {
         config.target(target)?;
     }
-    Engine::new(&config).map_err(|error| anyhow::anyhow!("no engine for {}: {error:#} (is streamhost built with the `all-arch` feature?)", target.unwrap_or("this machine")))
+    Engine::new(&config).map_err(|error| {
+        anyhow::anyhow!(
+            "no engine for {}: {error:#} (is streamhost built with the `all-arch` feature?)",
+            target.unwrap_or("this machine")
+        )
+    })
 }
 
 fn base_config() -> Config {

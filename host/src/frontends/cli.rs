@@ -41,7 +41,8 @@ impl Invocation<'_> {
 }
 
 /// The command line is the operator's own: any plugin or chain, any size.
-const ROUTES: RouteSettings = RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
+const ROUTES: RouteSettings =
+    RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
 
 impl Invocation<'_> {
     /// The call as a frontend's request, at `path` (`/{plugin}` for a
@@ -69,9 +70,16 @@ pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut 
 
 /// Starts the invocation as a detached run: writes its start as a JSON
 /// line, then its events as SSE while this process drives it.
-pub async fn run(pipeline: &Pipeline, runs: &Arc<Runs>, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
+pub async fn run(
+    pipeline: &Pipeline,
+    runs: &Arc<Runs>,
+    invocation: &Invocation<'_>,
+    out: &mut impl Write,
+) -> Result<(), ErrorReply> {
     let inbound = invocation.inbound(None, format!("/{}", invocation.plugin));
-    let RunReply::Started { accepted, record, prepared } = super::runs::handle(pipeline, runs, &ROUTES, inbound).await? else {
+    let RunReply::Started { accepted, record, prepared } =
+        super::runs::handle(pipeline, runs, &ROUTES, inbound).await?
+    else {
         unreachable!("a POST to the runs API starts a run or is refused");
     };
     if let RunReply::Json { body, .. } = *accepted {

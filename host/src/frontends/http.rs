@@ -21,10 +21,10 @@ use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use clap::Args;
 use futures::StreamExt;
-use tracing::Instrument;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
 use tracing::{info, warn};
 
 use super::runs::{self, RunReply};
@@ -111,7 +111,8 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     let allow_origin = if origins.iter().any(|origin| origin == "*") {
         AllowOrigin::any()
     } else {
-        let origins = origins.iter().map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).context("--cors-origins"));
+        let origins =
+            origins.iter().map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).context("--cors-origins"));
         AllowOrigin::list(origins.collect::<anyhow::Result<Vec<_>>>()?)
     };
     let layer = CorsLayer::new()
@@ -132,7 +133,10 @@ async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: Heade
     let request_id = format!("{:032x}", fastrand::u128(..));
     let span = tracing::info_span!("request", id = %request_id);
     let mut response = answer(app, method, uri, headers, body, span.clone()).instrument(span).await;
-    response.headers_mut().insert(HeaderName::from_static("x-request-id"), HeaderValue::from_str(&request_id).expect("hex is a valid header"));
+    response.headers_mut().insert(
+        HeaderName::from_static("x-request-id"),
+        HeaderValue::from_str(&request_id).expect("hex is a valid header"),
+    );
     response
 }
 
@@ -145,7 +149,8 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
     let inbound = Inbound { method: method.to_string(), target, path, ..inbound_of(&uri, &headers, body) };
     match super::open(&app.pipeline, &app.routes, inbound).await {
         Ok(response) => {
-            let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            let content_type = HeaderValue::from_str(&response.content_type)
+                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
             let body = Body::from_stream(InSpan { body: response.body, span }.map(Ok::<_, Infallible>));
             let headers = [
                 (header::CONTENT_TYPE, content_type),
@@ -170,11 +175,18 @@ async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: He
         Err(reply) => return error_response(&reply),
     };
     let rest = uri.path().strip_prefix("/runs").unwrap_or_default();
-    let inbound = Inbound { method: method.to_string(), target: None, path: if rest.is_empty() { "/".into() } else { rest.to_string() }, ..inbound_of(&uri, &headers, body) };
+    let inbound = Inbound {
+        method: method.to_string(),
+        target: None,
+        path: if rest.is_empty() { "/".into() } else { rest.to_string() },
+        ..inbound_of(&uri, &headers, body)
+    };
     match runs::handle(&app.pipeline, &app.runs, &app.routes, inbound).await {
         Ok(RunReply::Started { accepted, record, prepared }) => {
             let (pipeline, runs) = (app.pipeline.clone(), app.runs.clone());
-            tokio::spawn(async move { runs.execute(&pipeline, *record, prepared.request, prepared.manifest, None).await });
+            tokio::spawn(
+                async move { runs.execute(&pipeline, *record, prepared.request, prepared.manifest, None).await },
+            );
             run_response(*accepted)
         }
         Ok(reply) => run_response(reply),
@@ -185,7 +197,12 @@ async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: He
 fn run_response(reply: RunReply) -> Response {
     match reply {
         RunReply::Json { status, body, headers } => {
-            let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), [(header::CONTENT_TYPE, "application/json")], body).into_response();
+            let mut response = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response();
             append_headers(&mut response, &headers);
             response
         }
@@ -213,7 +230,10 @@ struct InSpan {
 impl futures::Stream for InSpan {
     type Item = bytes::Bytes;
 
-    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
         let span = self.span.clone();
         let _entered = span.enter();
         self.body.poll_next_unpin(cx)
@@ -223,8 +243,14 @@ impl futures::Stream for InSpan {
 /// The parts of a caller's request every route reads alike: query,
 /// headers (those that are text), body.
 fn inbound_of(uri: &Uri, headers: &HeaderMap, body: bytes::Bytes) -> Inbound {
-    let header_pairs = headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
-    Inbound { query: uri.query().unwrap_or_default().to_string(), headers: header_pairs.collect(), body, ..Inbound::default() }
+    let header_pairs =
+        headers.iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
+    Inbound {
+        query: uri.query().unwrap_or_default().to_string(),
+        headers: header_pairs.collect(),
+        body,
+        ..Inbound::default()
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes without reading
@@ -289,7 +315,8 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler installs");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

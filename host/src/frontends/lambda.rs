@@ -110,7 +110,9 @@ impl Function {
         if payload.pointer("/requestContext/http").is_some() {
             let request: LambdaRequest = serde_json::from_value(payload)?;
             let request: lambda_http::Request = lambda_http::http::Request::from(request);
-            return Ok(FunctionResponse::StreamingResponse(self.function_url(&request, &context.invoked_function_arn).await));
+            return Ok(FunctionResponse::StreamingResponse(
+                self.function_url(&request, &context.invoked_function_arn).await,
+            ));
         }
         Err("streamhost takes Function URL events, AppSync resolver events and its own run invocations; this event is none of them".into())
     }
@@ -125,8 +127,12 @@ impl Function {
         }
         match super::open(&self.pipeline, &self.settings.routes, inbound).await {
             Ok(response) => {
-                let content_type = HeaderValue::from_str(&response.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-                let headers = [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+                let content_type = HeaderValue::from_str(&response.content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                let headers = [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                ];
                 streamed(StatusCode::OK, headers.into_iter().collect(), response.body)
             }
             Err(reply) => error_response(&reply),
@@ -160,7 +166,11 @@ impl Function {
                         warn!(run = %record.id, %message, "the run's invocation could not be started");
                         let error = RunError { code: "run_not_started".into(), message: message.clone() };
                         self.runs.abandon(*record, error).await;
-                        error_response(&ErrorReply::new(502, "run_not_started", format!("the run could not be started: {message}")))
+                        error_response(&ErrorReply::new(
+                            502,
+                            "run_not_started",
+                            format!("the run could not be started: {message}"),
+                        ))
                     }
                 }
             }
@@ -194,15 +204,24 @@ impl Function {
         };
         use base64::Engine;
         let body = base64::engine::general_purpose::STANDARD.decode(&run.body).unwrap_or_default();
-        let inbound = Inbound { method: "POST".into(), target: run.target, path: "/".into(), query: run.query, body: Bytes::from(body), ..Inbound::default() };
-        let target = inbound.target.clone().or_else(|| self.settings.routes.default_pipeline.as_ref().map(ToString::to_string));
+        let inbound = Inbound {
+            method: "POST".into(),
+            target: run.target,
+            path: "/".into(),
+            query: run.query,
+            body: Bytes::from(body),
+            ..Inbound::default()
+        };
+        let target =
+            inbound.target.clone().or_else(|| self.settings.routes.default_pipeline.as_ref().map(ToString::to_string));
         let same_pipeline = target.as_deref() == Some(record.pipeline.as_str());
         match prepare_mapped(&self.pipeline, &self.settings.routes, inbound, run.chain).await {
             Ok(prepared) if same_pipeline && prepared.caller == record.owner => {
                 self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await
             }
             Ok(_) => {
-                let message = "the run's request maps to another pipeline or caller than the one that started it".to_string();
+                let message =
+                    "the run's request maps to another pipeline or caller than the one that started it".to_string();
                 self.runs.abandon(record, RunError { code: "run_not_started".into(), message }).await
             }
             Err(reply) => self.runs.abandon(record, RunError { code: reply.code, message: reply.message }).await,
@@ -220,17 +239,28 @@ impl Function {
         let arguments = event.get("arguments").unwrap_or(&event);
         let body = arguments.get("input").filter(|input| input.is_object()).unwrap_or(arguments);
         let headers = event.pointer("/request/headers").and_then(Value::as_object).into_iter().flatten();
-        let target = self.settings.appsync_pipeline.as_ref().or(self.settings.routes.default_pipeline.as_ref()).map(ToString::to_string);
+        let target = self
+            .settings
+            .appsync_pipeline
+            .as_ref()
+            .or(self.settings.routes.default_pipeline.as_ref())
+            .map(ToString::to_string);
         // `POST /runs/{pipeline}`, as a Function URL caller would start it.
         let inbound = Inbound {
             method: "POST".into(),
             path: format!("/{}", target.unwrap_or_default()),
-            headers: headers.filter_map(|(name, value)| Some((name.to_ascii_lowercase(), value.as_str()?.to_string()))).collect(),
+            headers: headers
+                .filter_map(|(name, value)| Some((name.to_ascii_lowercase(), value.as_str()?.to_string())))
+                .collect(),
             body: Bytes::from(body.to_string()),
-            request_context: Some(json!({ "appsync": { "identity": event["identity"], "info": event["info"] } }).to_string()),
+            request_context: Some(
+                json!({ "appsync": { "identity": event["identity"], "info": event["info"] } }).to_string(),
+            ),
             ..Inbound::default()
         };
-        let reply = runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound).await.map_err(|reply| reply.to_json())?;
+        let reply = runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound)
+            .await
+            .map_err(|reply| reply.to_json())?;
         let RunReply::Started { record, prepared, .. } = reply else {
             unreachable!("a POST to the runs API starts a run or is refused");
         };
@@ -247,7 +277,9 @@ impl Function {
 /// {…}}` and nothing else.
 fn is_appsync_event(payload: &Value) -> bool {
     let direct = payload.pointer("/info/fieldName").is_some() && payload.get("arguments").is_some();
-    let seed = payload.as_object().is_some_and(|fields| fields.len() == 1 && fields.get("input").is_some_and(Value::is_object));
+    let seed = payload
+        .as_object()
+        .is_some_and(|fields| fields.len() == 1 && fields.get("input").is_some_and(Value::is_object));
     direct || seed
 }
 
@@ -255,7 +287,10 @@ fn is_appsync_event(payload: &Value) -> bool {
 /// identity, under `AWS_IAM`, is in its request context.
 fn inbound(request: &lambda_http::Request) -> Inbound {
     let (target, path) = Inbound::split_path(request.uri().path());
-    let headers = request.headers().iter().filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
+    let headers = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())));
     Inbound {
         method: request.method().to_string(),
         target,
@@ -268,7 +303,10 @@ fn inbound(request: &lambda_http::Request) -> Inbound {
 }
 
 fn streamed(status: StatusCode, headers: HeaderMap, body: BoxStream<'static, Bytes>) -> StreamResponse<Body> {
-    StreamResponse { metadata_prelude: MetadataPrelude { status_code: status, headers, cookies: Vec::new() }, stream: body.map(Ok).boxed() }
+    StreamResponse {
+        metadata_prelude: MetadataPrelude { status_code: status, headers, cookies: Vec::new() },
+        stream: body.map(Ok).boxed(),
+    }
 }
 
 fn run_response(reply: RunReply) -> StreamResponse<Body> {
@@ -279,7 +317,10 @@ fn run_response(reply: RunReply) -> StreamResponse<Body> {
             response
         }
         RunReply::Events(events) => {
-            let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))];
+            let headers = [
+                (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ];
             streamed(StatusCode::OK, headers.into_iter().collect(), events)
         }
         RunReply::NoContent => streamed(StatusCode::NO_CONTENT, HeaderMap::new(), stream::empty().boxed()),
@@ -289,7 +330,11 @@ fn run_response(reply: RunReply) -> StreamResponse<Body> {
 
 fn json_response(status: u16, body: String) -> StreamResponse<Body> {
     let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))].into_iter().collect();
-    streamed(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), headers, stream::iter([Bytes::from(body)]).boxed())
+    streamed(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        headers,
+        stream::iter([Bytes::from(body)]).boxed(),
+    )
 }
 
 fn error_response(reply: &ErrorReply) -> StreamResponse<Body> {

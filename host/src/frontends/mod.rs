@@ -71,14 +71,18 @@ impl Inbound {
     /// it, as sent.
     pub fn split_path(path: &str) -> (Option<String>, String) {
         let path = path.trim_start_matches('/');
-        let (target, rest) = path.split_once('/').map_or((path, "/".to_string()), |(target, rest)| (target, format!("/{rest}")));
-        let target = (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
+        let (target, rest) =
+            path.split_once('/').map_or((path, "/".to_string()), |(target, rest)| (target, format!("/{rest}")));
+        let target =
+            (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
         (target, rest)
     }
 
     /// The query parameter `name`, percent-decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        url::form_urlencoded::parse(self.query.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 }
 
@@ -121,27 +125,49 @@ pub async fn prepare(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbou
 /// mapped (`Prepared::mapped`, carried to the invocation that drives a
 /// run): the same checks, without calling the plugin again, so the
 /// caller's credentials need not travel.
-pub async fn prepare_mapped(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound, chain_name: Option<String>) -> Result<Prepared, ErrorReply> {
+pub async fn prepare_mapped(
+    pipeline: &Pipeline,
+    routes: &RouteSettings,
+    inbound: Inbound,
+    chain_name: Option<String>,
+) -> Result<Prepared, ErrorReply> {
     prepare_from(pipeline, routes, inbound, Some(chain_name)).await
 }
 
 /// `mapped`: the inbound plugin's chain choice, where the body is already
 /// its output.
-async fn prepare_from(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound, mapped: Option<Option<String>>) -> Result<Prepared, ErrorReply> {
+async fn prepare_from(
+    pipeline: &Pipeline,
+    routes: &RouteSettings,
+    inbound: Inbound,
+    mapped: Option<Option<String>>,
+) -> Result<Prepared, ErrorReply> {
     if inbound.body.len() > routes.max_body_bytes {
         return Err(ErrorReply::body_too_large(routes.max_body_bytes));
     }
     let target = match inbound.target.clone().or_else(|| routes.default_pipeline.as_ref().map(ToString::to_string)) {
         Some(target) => target,
-        None => return Err(ErrorReply::new(404, "no_default_pipeline", "this host has no default pipeline: call a pipeline with POST /{name}")),
+        None => {
+            return Err(ErrorReply::new(
+                404,
+                "no_default_pipeline",
+                "this host has no default pipeline: call a pipeline with POST /{name}",
+            ));
+        }
     };
     let then = inbound.query_param("then");
-    let mut chain = parse_chain(&target, then.as_deref()).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
+    let mut chain =
+        parse_chain(&target, then.as_deref()).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
     let manifest = pipeline.manifest(&chain[0]).await.map_err(|error| ErrorReply::from(&error))?;
     check_route(routes, &target, manifest.as_deref(), then.is_some(), &inbound.path)?;
     let Some(manifest) = manifest else {
         let request = Request::from_json(chain, &[], &inbound.body).map_err(|error| ErrorReply::from(&error))?;
-        return Ok(Prepared { request, manifest: None, caller: None, mapped: Mapped { body: inbound.body, chain: None } });
+        return Ok(Prepared {
+            request,
+            manifest: None,
+            caller: None,
+            mapped: Mapped { body: inbound.body, chain: None },
+        });
     };
     let (body, chain_name) = match (&manifest.inbound, mapped) {
         (_, Some(chain)) => (inbound.body, chain),
@@ -155,7 +181,10 @@ async fn prepare_from(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbo
     chain.splice(0..1, transforms.iter().cloned());
     let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
     let request = Request::from_json(chain, &others, &body).map_err(|error| ErrorReply::from(&error))?;
-    manifest.callers.check(&request, &own_model(&manifest)).map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
+    manifest
+        .callers
+        .check(&request, &own_model(&manifest))
+        .map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
     let request = request.with_defaults(&manifest);
     let caller = manifest.inbound.as_ref().and(request.user_id.clone());
     Ok(Prepared { request, manifest: Some(manifest), caller, mapped: Mapped { body, chain: chain_name } })
@@ -183,7 +212,11 @@ pub async fn identify(pipeline: &Pipeline, name: &PluginName, inbound: Inbound) 
 /// options come before an agent's, so naming the manifest's would replace
 /// the agent's).
 fn own_model(manifest: &Manifest) -> crate::providers::ModelOptions {
-    let mut own = crate::providers::ModelOptions { provider: manifest.model.provider, id: manifest.model.id.clone(), ..Default::default() };
+    let mut own = crate::providers::ModelOptions {
+        provider: manifest.model.provider,
+        id: manifest.model.id.clone(),
+        ..Default::default()
+    };
     if manifest.agents.iter().any(|agent| agent.model.provider.is_some()) {
         own.provider = None;
     }
@@ -196,9 +229,17 @@ fn own_model(manifest: &Manifest) -> crate::providers::ModelOptions {
 /// Refuses what this host's routes do not serve: ad-hoc plugins and chains
 /// where only named pipelines are, and paths below a pipeline without an
 /// inbound plugin to read them.
-fn check_route(routes: &RouteSettings, target: &str, manifest: Option<&Manifest>, then: bool, path: &str) -> Result<(), ErrorReply> {
+fn check_route(
+    routes: &RouteSettings,
+    target: &str,
+    manifest: Option<&Manifest>,
+    then: bool,
+    path: &str,
+) -> Result<(), ErrorReply> {
     if routes.named_only() && manifest.is_none() {
-        let message = format!("no pipeline is named `{target}`; this host serves only named pipelines, as their manifests compose them");
+        let message = format!(
+            "no pipeline is named `{target}`; this host serves only named pipelines, as their manifests compose them"
+        );
         return Err(ErrorReply::new(404, "unknown_pipeline", message));
     }
     if routes.named_only() && then {
@@ -206,14 +247,23 @@ fn check_route(routes: &RouteSettings, target: &str, manifest: Option<&Manifest>
         return Err(ErrorReply::new(400, "chain_not_allowed", message));
     }
     if path != "/" && manifest.is_none_or(|manifest| manifest.inbound.is_none()) {
-        return Err(ErrorReply::new(404, "not_found", format!("`{target}` answers only at /{target}: it has no inbound plugin to read `{path}`")));
+        return Err(ErrorReply::new(
+            404,
+            "not_found",
+            format!("`{target}` answers only at /{target}: it has no inbound plugin to read `{path}`"),
+        ));
     }
     Ok(())
 }
 
 /// Runs the pipeline's inbound plugin: the host's request as a JSON body,
 /// and the chain it picked; or the plugin's refusal.
-async fn filtered(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName, inbound: Inbound) -> Result<(Bytes, Option<String>), ErrorReply> {
+async fn filtered(
+    pipeline: &Pipeline,
+    manifest: &Manifest,
+    filter: &PluginName,
+    inbound: Inbound,
+) -> Result<(Bytes, Option<String>), ErrorReply> {
     match run_filter(pipeline, manifest, filter, inbound).await? {
         Ok(request) => {
             let chain = request.chain.clone();
@@ -224,7 +274,12 @@ async fn filtered(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName,
 }
 
 /// Calls the inbound plugin `filter` with its settings from `manifest`.
-async fn run_filter(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginName, inbound: Inbound) -> Result<Result<PipelineRequest, Refusal>, ErrorReply> {
+async fn run_filter(
+    pipeline: &Pipeline,
+    manifest: &Manifest,
+    filter: &PluginName,
+    inbound: Inbound,
+) -> Result<Result<PipelineRequest, Refusal>, ErrorReply> {
     let settings = manifest.config.get(filter.as_str()).map_or_else(|| "{}".to_string(), Value::to_string);
     let incoming = IncomingRequest {
         method: inbound.method,
@@ -234,7 +289,11 @@ async fn run_filter(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginNam
         body: inbound.body.to_vec(),
         request_context: inbound.request_context,
     };
-    pipeline.registry().filter(filter, settings, &incoming).await.map_err(|error| ErrorReply::from(&PipelineError::from(error)))
+    pipeline
+        .registry()
+        .filter(filter, settings, &incoming)
+        .await
+        .map_err(|error| ErrorReply::from(&PipelineError::from(error)))
 }
 
 /// A filter's request as the host's JSON body, so that it is read and
@@ -242,7 +301,11 @@ async fn run_filter(pipeline: &Pipeline, manifest: &Manifest, filter: &PluginNam
 fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>, ErrorReply> {
     let json_field = |field: &str, text: Option<String>| -> Result<Option<Value>, ErrorReply> {
         text.map(|text| serde_json::from_str(&text)).transpose().map_err(|error| {
-            ErrorReply::new(500, "invalid_filter_result", format!("plugin `{filter}` returned a `{field}` that is not JSON: {error}"))
+            ErrorReply::new(
+                500,
+                "invalid_filter_result",
+                format!("plugin `{filter}` returned a `{field}` that is not JSON: {error}"),
+            )
         })
     };
     let messages: Vec<Message> = request.messages.into_iter().map(Message::from).collect();
@@ -266,7 +329,10 @@ fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>
 /// error; anything else is the plugin's mistake.
 fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
     if !(400..500).contains(&refusal.status) {
-        let message = format!("plugin `{filter}` refused the request with status {}, which is not a client error (400-499)", refusal.status);
+        let message = format!(
+            "plugin `{filter}` refused the request with status {}, which is not a client error (400-499)",
+            refusal.status
+        );
         return ErrorReply::new(500, "invalid_refusal", message);
     }
     let mut reply = ErrorReply::new(refusal.status, &refusal.error.code, refusal.error.message);
@@ -338,8 +404,12 @@ impl From<&PipelineError> for ErrorReply {
             PipelineError::Load(LoadError::DigestMismatch { .. }) => ErrorReply::new(500, "digest_mismatch", message),
             PipelineError::Load(_) => ErrorReply::new(500, "invalid_plugin", message),
             // The plugin's own, deliberate refusal (a bad setting, say).
-            PipelineError::Plugin(refused @ PluginError::Refused { .. }) => ErrorReply::new(422, refused.code(), message),
-            PipelineError::Plugin(overloaded @ PluginError::Overloaded { .. }) => ErrorReply::new(503, overloaded.code(), message),
+            PipelineError::Plugin(refused @ PluginError::Refused { .. }) => {
+                ErrorReply::new(422, refused.code(), message)
+            }
+            PipelineError::Plugin(overloaded @ PluginError::Overloaded { .. }) => {
+                ErrorReply::new(503, overloaded.code(), message)
+            }
             PipelineError::Plugin(failure) => ErrorReply::new(500, failure.code(), message),
             PipelineError::Provider(provider) => {
                 let status = match provider {

@@ -69,7 +69,9 @@ pub async fn upload(
     let content_type = if kind == ObjectKind::Component { "application/wasm" } else { "application/octet-stream" };
     let wasm = bytes;
     let progress = ProgressBar::new(wasm.len() as u64).with_message(format!("s3://{}/{key}", to.bucket));
-    progress.set_style(ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"));
+    progress.set_style(
+        ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("a valid template"),
+    );
     let wasm = Bytes::from(wasm);
     let body = {
         let progress = progress.clone();

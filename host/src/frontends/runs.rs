@@ -52,11 +52,18 @@ pub enum RunReply {
 
 /// Answers a call whose path starts with `/runs`: `inbound.path` is the
 /// rest, from `/`.
-pub async fn handle(pipeline: &Pipeline, runs: &std::sync::Arc<Runs>, routes: &RouteSettings, inbound: Inbound) -> Result<RunReply, ErrorReply> {
+pub async fn handle(
+    pipeline: &Pipeline,
+    runs: &std::sync::Arc<Runs>,
+    routes: &RouteSettings,
+    inbound: Inbound,
+) -> Result<RunReply, ErrorReply> {
     let rest = inbound.path.trim_matches('/').to_string();
     let (first, below) = rest.split_once('/').map_or((rest.as_str(), ""), |(first, below)| (first, below));
     match (inbound.method.as_str(), below) {
-        ("GET" | "DELETE", _) if first.is_empty() => Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events")),
+        ("GET" | "DELETE", _) if first.is_empty() => {
+            Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events"))
+        }
         ("POST", _) => start(pipeline, runs, routes, first, below, inbound).await,
         ("GET", "") => Ok(json_reply(200, read(pipeline, runs, first, inbound).await?.view().to_string())),
         ("GET", "events") => {
@@ -73,36 +80,74 @@ pub async fn handle(pipeline: &Pipeline, runs: &std::sync::Arc<Runs>, routes: &R
         }
         ("DELETE", "") => {
             let record = read(pipeline, runs, first, inbound).await?;
-            let record = runs.cancel(&record.id, CANCEL_WAIT).await.map_err(|error| store_error(&error))?.ok_or_else(|| unknown_run(first))?;
+            let record = runs
+                .cancel(&record.id, CANCEL_WAIT)
+                .await
+                .map_err(|error| store_error(&error))?
+                .ok_or_else(|| unknown_run(first))?;
             Ok(json_reply(if record.status.is_end() { 200 } else { 202 }, record.view().to_string()))
         }
-        ("GET" | "DELETE", _) => Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events")),
-        _ => Err(ErrorReply::new(405, "method_not_allowed", "runs are started with POST, read with GET and cancelled with DELETE")),
+        ("GET" | "DELETE", _) => {
+            Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events"))
+        }
+        _ => Err(ErrorReply::new(
+            405,
+            "method_not_allowed",
+            "runs are started with POST, read with GET and cancelled with DELETE",
+        )),
     }
 }
 
 /// `POST /runs/{pipeline}[/below]`: the request mapped and checked as a
 /// stream's would be, and the run recorded.
-async fn start(pipeline: &Pipeline, runs: &Runs, routes: &RouteSettings, target: &str, below: &str, inbound: Inbound) -> Result<RunReply, ErrorReply> {
-    let target = (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
+async fn start(
+    pipeline: &Pipeline,
+    runs: &Runs,
+    routes: &RouteSettings,
+    target: &str,
+    below: &str,
+    inbound: Inbound,
+) -> Result<RunReply, ErrorReply> {
+    let target =
+        (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
     let inbound = Inbound { target, path: format!("/{below}"), ..inbound };
-    let name = inbound.target.clone().or_else(|| routes.default_pipeline.as_ref().map(ToString::to_string)).unwrap_or_default();
+    let name = inbound
+        .target
+        .clone()
+        .or_else(|| routes.default_pipeline.as_ref().map(ToString::to_string))
+        .unwrap_or_default();
     let prepared = prepare(pipeline, routes, inbound).await?;
     // Loaded now (compiled on a first call), so that a plugin that is not
     // there or not valid is refused as `POST /{pipeline}` refuses it.
-    for plugin in prepared.request.chain.iter().chain(prepared.manifest.iter().flat_map(|manifest| manifest.orchestration_plugins())) {
-        pipeline.registry().get(plugin).await.map_err(|error| ErrorReply::from(&crate::pipeline::PipelineError::from(error)))?;
+    for plugin in prepared
+        .request
+        .chain
+        .iter()
+        .chain(prepared.manifest.iter().flat_map(|manifest| manifest.orchestration_plugins()))
+    {
+        pipeline
+            .registry()
+            .get(plugin)
+            .await
+            .map_err(|error| ErrorReply::from(&crate::pipeline::PipelineError::from(error)))?;
     }
-    let record = runs.create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone()).await.map_err(|error| match error {
-        RunsError::Full { retry_after_secs, .. } => {
-            let mut reply = ErrorReply::new(429, "too_many_runs", error.to_string());
-            reply.headers.push(("retry-after".into(), retry_after_secs.to_string()));
-            reply
-        }
-        RunsError::Store(error) => store_error(&error),
-    })?;
+    let record = runs
+        .create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone())
+        .await
+        .map_err(|error| match error {
+            RunsError::Full { retry_after_secs, .. } => {
+                let mut reply = ErrorReply::new(429, "too_many_runs", error.to_string());
+                reply.headers.push(("retry-after".into(), retry_after_secs.to_string()));
+                reply
+            }
+            RunsError::Store(error) => store_error(&error),
+        })?;
     let body = json!({ "id": record.id, "status": record.status, "conversationId": record.conversation, "events": format!("/runs/{}/events", record.id) });
-    let accepted = RunReply::Json { status: 202, body: body.to_string(), headers: vec![("location".into(), format!("/runs/{}", record.id))] };
+    let accepted = RunReply::Json {
+        status: 202,
+        body: body.to_string(),
+        headers: vec![("location".into(), format!("/runs/{}", record.id))],
+    };
     Ok(RunReply::Started { accepted: Box::new(accepted), record: Box::new(record), prepared: Box::new(prepared) })
 }
 
@@ -112,7 +157,12 @@ async fn read(pipeline: &Pipeline, runs: &Runs, id: &str, inbound: Inbound) -> R
     let record = runs.get(&id).await.map_err(|error| store_error(&error))?.ok_or_else(|| unknown_run(id.as_str()))?;
     let Some(owner) = &record.owner else { return Ok(record) };
     let name: PluginName = record.pipeline.parse().map_err(|_| unknown_run(id.as_str()))?;
-    let reader = Inbound { target: Some(record.pipeline.clone()), path: format!("/{PREFIX}{}", inbound.path), body: Bytes::new(), ..inbound };
+    let reader = Inbound {
+        target: Some(record.pipeline.clone()),
+        path: format!("/{PREFIX}{}", inbound.path),
+        body: Bytes::new(),
+        ..inbound
+    };
     match identify(pipeline, &name, reader).await? {
         Some(caller) if &caller != owner => Err(unknown_run(id.as_str())),
         _ => Ok(record),
@@ -129,7 +179,13 @@ fn last_event_id(inbound: &Inbound) -> Result<u64, ErrorReply> {
     if value.is_empty() {
         return Ok(0);
     }
-    value.parse().map_err(|_| ErrorReply::new(400, "invalid_last_event_id", format!("`{value}` is not an event id of a run (a sequence number)")))
+    value.parse().map_err(|_| {
+        ErrorReply::new(
+            400,
+            "invalid_last_event_id",
+            format!("`{value}` is not an event id of a run (a sequence number)"),
+        )
+    })
 }
 
 fn unknown_run(id: &str) -> ErrorReply {

@@ -34,7 +34,8 @@ impl MemoryHistory {
             let saved: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_slice(&json).map_err(|error| failed(format!("not a conversation file: {error}")))?;
             for (key, turns) in saved {
-                let turns = serde_json::from_value(turns).map_err(|error| failed(format!("not a conversation file: {error}")))?;
+                let turns = serde_json::from_value(turns)
+                    .map_err(|error| failed(format!("not a conversation file: {error}")))?;
                 conversations.put(key, turns);
             }
         }
@@ -67,8 +68,11 @@ impl MemoryHistory {
 
 /// The conversations as the file keeps them: least recently used first.
 fn saved(conversations: &Conversations) -> Vec<u8> {
-    let object: serde_json::Map<String, serde_json::Value> =
-        conversations.iter().rev().map(|(key, turns)| (key.clone(), serde_json::to_value(turns).expect("turns serialise"))).collect();
+    let object: serde_json::Map<String, serde_json::Value> = conversations
+        .iter()
+        .rev()
+        .map(|(key, turns)| (key.clone(), serde_json::to_value(turns).expect("turns serialise")))
+        .collect();
     serde_json::to_vec(&object).expect("turns serialise")
 }
 

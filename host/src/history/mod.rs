@@ -96,7 +96,11 @@ impl HistoryStore {
                 let client = aws_sdk_dynamodb::Client::new(&crate::aws::load().await);
                 HistoryStore::Dynamo(DynamoHistory::new(client, table.clone(), settings.history_ttl_days))
             }
-            None => HistoryStore::Memory(MemoryHistory::new(settings.history_turns, settings.history_max_conversations, settings.history_file.clone())?),
+            None => HistoryStore::Memory(MemoryHistory::new(
+                settings.history_turns,
+                settings.history_max_conversations,
+                settings.history_file.clone(),
+            )?),
         })
     }
 

@@ -107,7 +107,11 @@ impl Pipeline {
     /// last stage, in batches, unencoded. A failure once the source has
     /// started is an error event, the stream's last, and is named in its
     /// batch (after a formatter the event is bytes).
-    pub async fn open_events(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<BoxStream<'static, Batch>, PipelineError> {
+    pub async fn open_events(
+        &self,
+        request: Request,
+        manifest: Option<Arc<Manifest>>,
+    ) -> Result<BoxStream<'static, Batch>, PipelineError> {
         let (_, pump) = self.start(request, manifest).await?;
         let batches = stream::unfold(pump, |mut pump| async move {
             let events = pump.next_events().await?;
@@ -121,7 +125,8 @@ impl Pipeline {
     async fn start(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<(String, Pump), PipelineError> {
         // Plugins first: a plugin that cannot run must not cost a model call.
         let stages = self.open_stages(&request).await?;
-        let content_type = stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
+        let content_type =
+            stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
         let idle = manifest.as_ref().and_then(|manifest| manifest.idle_ms).map(std::time::Duration::from_millis);
         let source = match manifest {
             Some(manifest) if !manifest.agents.is_empty() => self.host.start(request, manifest),

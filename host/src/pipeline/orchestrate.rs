@@ -92,7 +92,10 @@ impl Orchestrator {
         let task = tokio::spawn(job.run(sender));
         // Dropping the stream aborts the task, which drops the plugin.
         let abort = AbortOnDrop(task.abort_handle());
-        stream::unfold((receiver, abort), |(mut receiver, abort)| async move { receiver.recv().await.map(|event| (event, (receiver, abort))) }).boxed()
+        stream::unfold((receiver, abort), |(mut receiver, abort)| async move {
+            receiver.recv().await.map(|event| (event, (receiver, abort)))
+        })
+        .boxed()
     }
 }
 
@@ -170,21 +173,37 @@ impl TurnJob {
     async fn route(&self, earlier: &[Turn]) -> Result<Routed<'_>, TurnError> {
         let Some(router) = &self.manifest.router else {
             let agent = &self.manifest.agents[0];
-            return Ok(Routed { agent, confidence: 1.0, reason: "the pipeline's only agent".into(), appended: Vec::new() });
+            return Ok(Routed {
+                agent,
+                confidence: 1.0,
+                reason: "the pipeline's only agent".into(),
+                appended: Vec::new(),
+            });
         };
         let request = wit::RouteRequest {
             context: self.context(router),
             messages: self.request.messages.iter().map(Into::into).collect(),
-            agents: self.manifest.agents.iter().map(|agent| wit::AgentCard { name: agent.name.clone(), description: agent.description.clone() }).collect(),
+            agents: self
+                .manifest
+                .agents
+                .iter()
+                .map(|agent| wit::AgentCard { name: agent.name.clone(), description: agent.description.clone() })
+                .collect(),
         };
         let services = self.services(earlier, self.request.model.clone().or(&self.manifest.model), None);
-        let (choice, services) = self.host.registry.select(router, self.request.settings_for(router), services, &request).await?;
+        let (choice, services) =
+            self.host.registry.select(router, self.request.settings_for(router), services, &request).await?;
         let agent = self.manifest.agent(&choice.agent).ok_or_else(|| TurnError::UnknownAgent {
             router: router.clone(),
             chosen: choice.agent.clone(),
             known: self.manifest.agents.iter().map(|agent| agent.name.as_str()).collect::<Vec<_>>().join(", "),
         })?;
-        Ok(Routed { agent, confidence: choice.confidence.clamp(0.0, 1.0), reason: choice.reason, appended: services.appended.into_iter().map(Into::into).collect() })
+        Ok(Routed {
+            agent,
+            confidence: choice.confidence.clamp(0.0, 1.0),
+            reason: choice.reason,
+            appended: services.appended.into_iter().map(Into::into).collect(),
+        })
     }
 
     /// Runs an agent plugin, which sends its answer down `downstream`;
@@ -211,7 +230,12 @@ impl TurnJob {
 
     /// The built-in model agent: the agent's system prompt and model over
     /// the conversation; returns the model's stop reason.
-    async fn run_model(&self, agent: &AgentSpec, earlier: &[Turn], downstream: &mut Downstream) -> Result<String, TurnError> {
+    async fn run_model(
+        &self,
+        agent: &AgentSpec,
+        earlier: &[Turn],
+        downstream: &mut Downstream,
+    ) -> Result<String, TurnError> {
         let mut call = ModelCall::from_request(&self.request);
         call.system = self.request.system.clone().or_else(|| agent.system.clone());
         call.options = self.agent_model(agent);
@@ -239,7 +263,11 @@ impl TurnJob {
     }
 
     fn context(&self, plugin: &PluginName) -> wit::StreamContext {
-        wit::StreamContext { plugin: plugin.to_string(), user_id: self.request.user_id.clone(), session_id: self.request.session_id.clone() }
+        wit::StreamContext {
+            plugin: plugin.to_string(),
+            user_id: self.request.user_id.clone(),
+            session_id: self.request.session_id.clone(),
+        }
     }
 
     fn services(&self, earlier: &[Turn], defaults: ModelOptions, downstream: Option<Downstream>) -> TurnServices {

@@ -106,7 +106,13 @@ impl Pump {
     /// Passes `events` through the stages from `first` on; at the end of the
     /// stream (`last`) each stage is also finished, its flush going on down.
     /// On a `tick` every stage is pushed, an empty batch if nothing came.
-    async fn run_stages(&mut self, first: usize, mut events: Vec<Event>, last: bool, tick: bool) -> Result<Vec<Event>, StageFailure> {
+    async fn run_stages(
+        &mut self,
+        first: usize,
+        mut events: Vec<Event>,
+        last: bool,
+        tick: bool,
+    ) -> Result<Vec<Event>, StageFailure> {
         for (index, stage) in self.stages.iter_mut().enumerate().skip(first) {
             let failed = |error| StageFailure { stage: index, error };
             if !events.is_empty() || tick {
@@ -157,4 +163,3 @@ impl Drop for Pump {
         }
     }
 }
-

@@ -31,12 +31,17 @@ pub enum BodyKind {
 
 impl BodyKind {
     pub fn of(response: &reqwest::Response) -> Self {
-        let Some(content_type) = response.headers().get(reqwest::header::CONTENT_TYPE) else { return BodyKind::EventStream };
-        let media_type = content_type.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let Some(content_type) = response.headers().get(reqwest::header::CONTENT_TYPE) else {
+            return BodyKind::EventStream;
+        };
+        let media_type =
+            content_type.to_str().unwrap_or_default().split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match media_type.as_str() {
             "text/event-stream" | "" => BodyKind::EventStream,
             "application/json" => BodyKind::Json,
-            "application/x-ndjson" | "application/jsonl" | "application/jsonlines" | "application/x-jsonlines" => BodyKind::JsonLines,
+            "application/x-ndjson" | "application/jsonl" | "application/jsonlines" | "application/x-jsonlines" => {
+                BodyKind::JsonLines
+            }
             "text/plain" => BodyKind::Text,
             other if other.ends_with("+json") => BodyKind::Json,
             other => BodyKind::Other(other.to_string()),
@@ -58,9 +63,12 @@ pub async fn whole(response: reqwest::Response, source: &str) -> Result<Bytes, E
     let mut body = response.bytes_stream();
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| StreamErrorCode::Disconnected.event(format!("the connection to {source} broke before its answer ended")))?;
+        let chunk = chunk.map_err(|_| {
+            StreamErrorCode::Disconnected.event(format!("the connection to {source} broke before its answer ended"))
+        })?;
         if bytes.len() + chunk.len() > WHOLE_BODY_LIMIT {
-            return Err(StreamErrorCode::UnexpectedContent.event(format!("{source} answered more than {WHOLE_BODY_LIMIT} bytes in one piece")));
+            return Err(StreamErrorCode::UnexpectedContent
+                .event(format!("{source} answered more than {WHOLE_BODY_LIMIT} bytes in one piece")));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -71,7 +79,8 @@ pub async fn whole(response: reqwest::Response, source: &str) -> Result<Bytes, E
 /// goes to the log, not to the caller.
 pub fn unexpected(source: &str, what: &str, body: &[u8]) -> Event {
     tracing::warn!(body = %String::from_utf8_lossy(&body[..body.len().min(2000)]), "{source} answered {what}");
-    StreamErrorCode::UnexpectedContent.event(format!("{source} answered {what}, which holds no answer the host can read"))
+    StreamErrorCode::UnexpectedContent
+        .event(format!("{source} answered {what}, which holds no answer the host can read"))
 }
 
 /// A token count as sources send it, leniently: an integer, or a float

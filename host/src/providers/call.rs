@@ -31,10 +31,17 @@ pub enum Block {
     /// The model asked for a tool (an assistant's block).
     ToolUse(ToolCall),
     /// What the tool returned (a user's block).
-    ToolResult { id: String, content: String, is_error: bool },
+    ToolResult {
+        id: String,
+        content: String,
+        is_error: bool,
+    },
     /// The model's reasoning, with the signature that lets it be sent back
     /// (an assistant's block; Bedrock's extended thinking).
-    Reasoning { text: String, signature: Option<String> },
+    Reasoning {
+        text: String,
+        signature: Option<String>,
+    },
     /// Reasoning the provider encrypted, sent back as it came.
     RedactedReasoning(Vec<u8>),
 }
@@ -70,7 +77,11 @@ impl ModelCall {
 
     /// The conversation as text messages, for sources that take no tools.
     pub fn text_messages(&self, kind: ProviderKind) -> Result<Vec<Message>, ProviderError> {
-        let unsupported = || ProviderError::InvalidRequest(format!("the `{kind}` provider takes no tools; use `bedrock`, `openai` or `echo` for tool use"));
+        let unsupported = || {
+            ProviderError::InvalidRequest(format!(
+                "the `{kind}` provider takes no tools; use `bedrock`, `openai` or `echo` for tool use"
+            ))
+        };
         if !self.tools.is_empty() {
             return Err(unsupported());
         }
@@ -139,13 +150,14 @@ impl ReasoningBlocks {
             self.blocks.push((index, Block::RedactedReasoning(bytes)));
             return;
         }
-        let position = match self.blocks.iter().position(|(at, block)| *at == index && matches!(block, Block::Reasoning { .. })) {
-            Some(position) => position,
-            None => {
-                self.blocks.push((index, Block::Reasoning { text: String::new(), signature: None }));
-                self.blocks.len() - 1
-            }
-        };
+        let position =
+            match self.blocks.iter().position(|(at, block)| *at == index && matches!(block, Block::Reasoning { .. })) {
+                Some(position) => position,
+                None => {
+                    self.blocks.push((index, Block::Reasoning { text: String::new(), signature: None }));
+                    self.blocks.len() - 1
+                }
+            };
         if let Block::Reasoning { text, signature } = &mut self.blocks[position].1 {
             text.push_str(reasoning.get("text").and_then(Value::as_str).unwrap_or_default());
             if let Some(signed) = reasoning.get("signature").and_then(Value::as_str) {
@@ -186,7 +198,10 @@ mod tests {
         }
         assert_eq!(
             reasoning.blocks(),
-            [Block::Reasoning { text: "Let me look.".into(), signature: Some("sig".into()) }, Block::RedactedReasoning(vec![1, 2])]
+            [
+                Block::Reasoning { text: "Let me look.".into(), signature: Some("sig".into()) },
+                Block::RedactedReasoning(vec![1, 2])
+            ]
         );
     }
 }

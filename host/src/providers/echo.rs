@@ -89,8 +89,11 @@ impl EchoProvider {
     pub fn new(settings: &EchoSettings) -> anyhow::Result<Self> {
         let script = match &settings.script {
             Some(path) => {
-                let json = std::fs::read(path).map_err(|error| anyhow::anyhow!("--echo-script {}: {error}", path.display()))?;
-                serde_json::from_slice(&json).map_err(|error| anyhow::anyhow!("--echo-script {}: not a list of rules: {error}", path.display()))?
+                let json = std::fs::read(path)
+                    .map_err(|error| anyhow::anyhow!("--echo-script {}: {error}", path.display()))?;
+                serde_json::from_slice(&json).map_err(|error| {
+                    anyhow::anyhow!("--echo-script {}: not a list of rules: {error}", path.display())
+                })?
             }
             None => Vec::new(),
         };
@@ -100,7 +103,9 @@ impl EchoProvider {
     pub fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
         let script = call.options.script.as_deref().unwrap_or(&self.script);
         let (reply, tool_use) = match script.iter().find(|rule| rule.matches(call)) {
-            Some(rule) => (rule.reply.as_deref().map(|reply| fill(reply, call)).unwrap_or_default(), rule.tool_use.as_ref()),
+            Some(rule) => {
+                (rule.reply.as_deref().map(|reply| fill(reply, call)).unwrap_or_default(), rule.tool_use.as_ref())
+            }
             None => (self.text.clone().or_else(|| latest_user_text(call)).unwrap_or_default(), None),
         };
         let tool_use = tool_use.map(|tool_use| ToolCall {
@@ -127,7 +132,11 @@ impl EchoProvider {
         let stop_reason = if tool_use.is_some() { "tool_use" } else { "end_turn" };
         // The stop, then the usage: the order Bedrock and OpenAI-compatible
         // servers send them in.
-        let tail = tool_use.iter().map(tool_use_event).chain([Event::End(stop_reason.into()), Event::Usage(usage)]).collect::<Vec<_>>();
+        let tail = tool_use
+            .iter()
+            .map(tool_use_event)
+            .chain([Event::End(stop_reason.into()), Event::Usage(usage)])
+            .collect::<Vec<_>>();
         let events = body.chain(stream::iter(tail)).boxed();
         Ok(match call.options.frames {
             Some(EchoFrames::AgentcoreSse) => with_agentcore_frames(events),
@@ -136,7 +145,11 @@ impl EchoProvider {
     }
 
     fn usage(&self, call: &ModelCall, output_tokens: u32) -> Usage {
-        let prompt = call.system.iter().cloned().chain(call.messages.iter().flat_map(|turn| turn.content.iter().map(block_text)));
+        let prompt = call
+            .system
+            .iter()
+            .cloned()
+            .chain(call.messages.iter().flat_map(|turn| turn.content.iter().map(block_text)));
         let input_tokens = prompt.map(|text| tokenize(&text).len()).sum::<usize>() as u32;
         Usage {
             input_tokens,
@@ -190,7 +203,8 @@ pub fn runtime_session_id(call: &ModelCall) -> String {
 impl EchoRule {
     fn matches(&self, call: &ModelCall) -> bool {
         let contains = |text: &str, part: &str| text.to_lowercase().contains(&part.to_lowercase());
-        let system = self.system.as_ref().is_none_or(|part| call.system.as_deref().is_some_and(|system| contains(system, part)));
+        let system =
+            self.system.as_ref().is_none_or(|part| call.system.as_deref().is_some_and(|system| contains(system, part)));
         let latest = latest_user_text(call).unwrap_or_default();
         let user = self.user.is_empty() || self.user.iter().any(|word| contains(&latest, word));
         let after_tool = self.after_tool.is_none_or(|expected| ends_with_tool_result(call) == expected);
@@ -270,8 +284,10 @@ mod tests {
 
     #[tokio::test]
     async fn at_no_pace_it_still_streams_one_token_at_a_time() {
-        let echo = EchoProvider::new(&EchoSettings { delay_ms: 0, text: Some("one two three".into()), script: None }).unwrap();
-        let mut events = echo.start(&call(None, vec![Turn { role: Role::User, content: vec![Block::Text("x".into())] }])).unwrap();
+        let echo =
+            EchoProvider::new(&EchoSettings { delay_ms: 0, text: Some("one two three".into()), script: None }).unwrap();
+        let mut events =
+            echo.start(&call(None, vec![Turn { role: Role::User, content: vec![Block::Text("x".into())] }])).unwrap();
         assert_eq!(events.next().await, Some(Event::Text("one".into())));
         assert!(futures::poll!(events.next()).is_pending(), "the next token waits its turn: no burst");
         assert_eq!(events.next().await, Some(Event::Text(" two".into())));
@@ -293,7 +309,14 @@ mod tests {
     }
 
     fn call(system: Option<&str>, messages: Vec<Turn>) -> ModelCall {
-        ModelCall { system: system.map(Into::into), messages, tools: Vec::new(), options: ModelOptions::default(), user_id: None, session_id: None }
+        ModelCall {
+            system: system.map(Into::into),
+            messages,
+            tools: Vec::new(),
+            options: ModelOptions::default(),
+            user_id: None,
+            session_id: None,
+        }
     }
 
     fn rules(json: &str) -> Vec<EchoRule> {
@@ -312,7 +335,10 @@ mod tests {
         assert_eq!(chosen(&call(Some("Please classify this"), vec![user("An INVOICE is wrong")])), Some(0));
         assert_eq!(chosen(&call(None, vec![user("An invoice is wrong")])), None);
         assert_eq!(chosen(&call(None, vec![user("the weekly report")])), Some(2));
-        let result = Turn { role: Role::User, content: vec![Block::ToolResult { id: "t".into(), content: "42 rows".into(), is_error: false }] };
+        let result = Turn {
+            role: Role::User,
+            content: vec![Block::ToolResult { id: "t".into(), content: "42 rows".into(), is_error: false }],
+        };
         let after = call(None, vec![user("the weekly report"), result]);
         assert_eq!(chosen(&after), Some(1));
         assert_eq!(fill("got {{toolResult}} for {{user}}", &after), "got 42 rows for the weekly report");

@@ -205,7 +205,9 @@ mod tests {
 
     #[test]
     fn a_first_error_event_retries_only_when_transient() {
-        let failure = |code: StreamErrorCode| UpstreamFailure::from_stream_error(&ErrorInfo { code: code.as_str().into(), message: "m".into() });
+        let failure = |code: StreamErrorCode| {
+            UpstreamFailure::from_stream_error(&ErrorInfo { code: code.as_str().into(), message: "m".into() })
+        };
         assert!(matches!(failure(StreamErrorCode::Throttled), UpstreamFailure::Throttled(_)));
         assert!(failure(StreamErrorCode::ServiceUnavailable).is_retryable());
         assert!(!failure(StreamErrorCode::ValidationError).is_retryable());
@@ -215,7 +217,8 @@ mod tests {
 
     #[test]
     fn only_statuses_that_are_safe_to_repeat_are_retried() {
-        let retried: Vec<u16> = (400..600).filter(|&status| UpstreamFailure::from_status(status, "").is_retryable()).collect();
+        let retried: Vec<u16> =
+            (400..600).filter(|&status| UpstreamFailure::from_status(status, "").is_retryable()).collect();
         assert_eq!(retried, [429, 502, 503, 504]);
     }
 

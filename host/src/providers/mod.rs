@@ -148,7 +148,11 @@ impl Providers {
             default_model: settings.model.clone(),
             echo: EchoProvider::new(&settings.echo)?,
             bedrock: OnceCell::new(),
-            openai: settings.openai_base_url.as_ref().map(|base_url| OpenAi::new(base_url, settings.openai_api_key.clone())).transpose()?,
+            openai: settings
+                .openai_base_url
+                .as_ref()
+                .map(|base_url| OpenAi::new(base_url, settings.openai_api_key.clone()))
+                .transpose()?,
             upstream: Upstream::from_settings(settings).await?,
             retry: settings.retry_policy(),
         };
@@ -193,7 +197,8 @@ impl Providers {
                 self.retry.start(|| openai.chat(&body)).await?
             }
             ProviderKind::Upstream => {
-                let upstream = self.upstream.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --upstream-url"))?;
+                let upstream =
+                    self.upstream.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --upstream-url"))?;
                 let body = upstream::request_body(call)?;
                 self.retry.start(|| upstream.invoke(&body, call.session_id.as_deref())).await?
             }
@@ -207,7 +212,11 @@ impl Providers {
 }
 
 fn required_model(kind: ProviderKind, model_id: Option<&str>) -> Result<&str, ProviderError> {
-    model_id.ok_or_else(|| ProviderError::InvalidRequest(format!("the `{kind}` provider needs a model: give `model.id` in the request, or start the host with --model")))
+    model_id.ok_or_else(|| {
+        ProviderError::InvalidRequest(format!(
+            "the `{kind}` provider needs a model: give `model.id` in the request, or start the host with --model"
+        ))
+    })
 }
 
 /// The stream's first event names its source: `{"provider":…,"model":…}`

@@ -32,7 +32,9 @@ use super::body::{self, BodyKind};
 use super::call::tool_use_event;
 use super::error::StreamErrorCode;
 use super::sse::{self, FrameError, SseFrame};
-use super::{Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure, send_failure};
+use super::{
+    Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure, send_failure,
+};
 use crate::event::{Event, Usage};
 
 /// How this source is named in errors and logs.
@@ -93,9 +95,11 @@ impl OpenAi {
             BodyKind::Json => stream::once(reader.read_whole(response)).flat_map(stream::iter).boxed(),
             other => {
                 let what = other.describe();
-                stream::once(async move { vec![body::unexpected(SOURCE, &what, &body::whole(response, SOURCE).await.unwrap_or_default())] })
-                    .flat_map(stream::iter)
-                    .boxed()
+                stream::once(async move {
+                    vec![body::unexpected(SOURCE, &what, &body::whole(response, SOURCE).await.unwrap_or_default())]
+                })
+                .flat_map(stream::iter)
+                .boxed()
             }
         };
         Ok(Started::new(events))
@@ -106,7 +110,8 @@ impl OpenAi {
 /// assistant's tool calls as its `tool_calls`, each tool result as a `tool`
 /// message of its own.
 fn messages(call: &ModelCall) -> Vec<Value> {
-    let mut messages: Vec<Value> = call.system.iter().map(|system| json!({ "role": "system", "content": system })).collect();
+    let mut messages: Vec<Value> =
+        call.system.iter().map(|system| json!({ "role": "system", "content": system })).collect();
     for turn in &call.messages {
         let mut text = String::new();
         let mut tool_calls = Vec::new();
@@ -227,7 +232,9 @@ struct PendingToolCall {
 impl ToolCalls {
     fn add(&mut self, piece: ToolCallPiece) {
         let id = piece.id.filter(|id| !id.is_empty());
-        let (name, arguments) = piece.function.map_or((None, None), |function| (function.name.filter(|name| !name.is_empty()), function.arguments));
+        let (name, arguments) = piece
+            .function
+            .map_or((None, None), |function| (function.name.filter(|name| !name.is_empty()), function.arguments));
         let call = self.call_for(piece.index, id.as_deref(), name.as_deref());
         if let Some(id) = id {
             call.id = id;
@@ -246,8 +253,13 @@ impl ToolCalls {
     fn call_for(&mut self, index: Option<usize>, id: Option<&str>, name: Option<&str>) -> &mut PendingToolCall {
         let latest_at_index = self.0.iter().rposition(|call| index.is_none() || call.index == index);
         let position = match id {
-            Some(id) => self.0.iter().position(|call| call.id == id).or_else(|| latest_at_index.filter(|&at| self.0[at].id.is_empty())),
-            None => latest_at_index.filter(|&at| name.is_none_or(|name| self.0[at].name.is_empty() || self.0[at].name == name)),
+            Some(id) => self
+                .0
+                .iter()
+                .position(|call| call.id == id)
+                .or_else(|| latest_at_index.filter(|&at| self.0[at].id.is_empty())),
+            None => latest_at_index
+                .filter(|&at| name.is_none_or(|name| self.0[at].name.is_empty() || self.0[at].name == name)),
         };
         let position = position.unwrap_or_else(|| {
             self.0.push(PendingToolCall { index, ..PendingToolCall::default() });
@@ -289,7 +301,10 @@ impl UsageSoFar {
             Event::Usage(Usage {
                 input_tokens: input,
                 output_tokens: output,
-                total_tokens: self.total.filter(|&total| total >= input.saturating_add(output)).unwrap_or(input.saturating_add(output)),
+                total_tokens: self
+                    .total
+                    .filter(|&total| total >= input.saturating_add(output))
+                    .unwrap_or(input.saturating_add(output)),
                 latency_ms: started_at.elapsed().as_millis().min(u32::MAX.into()) as u32,
                 cache_read_input_tokens: self.cache_read.unwrap_or(0),
                 cache_write_input_tokens: 0,
@@ -334,19 +349,23 @@ impl Reader {
             if reader.over {
                 return None;
             }
-            let events = match frames.next().await {
-                Some(Ok(frame)) => reader.frame(&frame),
-                Some(Err(FrameError::Body(error))) => {
-                    warn!(error = %error.without_url(), "the OpenAI-compatible stream broke");
-                    reader.end_early("the connection to the model server broke before the answer ended")
-                }
-                Some(Err(FrameError::TooLarge)) => {
-                    reader.over = true;
-                    vec![StreamErrorCode::UnexpectedContent.event(format!("the model server sent an event larger than {} bytes", sse::MAX_EVENT_BYTES))]
-                }
-                None if reader.finished => reader.complete(),
-                None => reader.end_early("the model server's stream ended before it said the answer was finished"),
-            };
+            let events =
+                match frames.next().await {
+                    Some(Ok(frame)) => reader.frame(&frame),
+                    Some(Err(FrameError::Body(error))) => {
+                        warn!(error = %error.without_url(), "the OpenAI-compatible stream broke");
+                        reader.end_early("the connection to the model server broke before the answer ended")
+                    }
+                    Some(Err(FrameError::TooLarge)) => {
+                        reader.over = true;
+                        vec![StreamErrorCode::UnexpectedContent.event(format!(
+                            "the model server sent an event larger than {} bytes",
+                            sse::MAX_EVENT_BYTES
+                        ))]
+                    }
+                    None if reader.finished => reader.complete(),
+                    None => reader.end_early("the model server's stream ended before it said the answer was finished"),
+                };
             Some((stream::iter(events), (reader, frames)))
         })
         .flatten()
@@ -359,7 +378,9 @@ impl Reader {
             Ok(bytes) => bytes,
             Err(error) => return vec![error],
         };
-        let Ok(chunk) = serde_json::from_slice::<Chunk>(&bytes) else { return vec![body::unexpected(SOURCE, "JSON that is not a completion", &bytes)] };
+        let Ok(chunk) = serde_json::from_slice::<Chunk>(&bytes) else {
+            return vec![body::unexpected(SOURCE, "JSON that is not a completion", &bytes)];
+        };
         if chunk.choices.is_none() && chunk.error.is_none() {
             return vec![body::unexpected(SOURCE, "JSON that is not a completion", &bytes)];
         }
@@ -371,13 +392,18 @@ impl Reader {
     }
 
     fn frame(&mut self, frame: &SseFrame) -> Vec<Event> {
-        let Some(data) = frame.data.as_deref().map(str::trim).filter(|data| !data.is_empty()) else { return Vec::new() };
+        let Some(data) = frame.data.as_deref().map(str::trim).filter(|data| !data.is_empty()) else {
+            return Vec::new();
+        };
         if data == "[DONE]" {
             return self.complete();
         }
         match serde_json::from_str::<Chunk>(data) {
             Ok(chunk) => {
-                let readable = chunk.choices.as_ref().is_some_and(|choices| choices.iter().any(|choice| choice.index.unwrap_or(0) == 0))
+                let readable = chunk
+                    .choices
+                    .as_ref()
+                    .is_some_and(|choices| choices.iter().any(|choice| choice.index.unwrap_or(0) == 0))
                     || chunk.usage.is_some()
                     || chunk.reported_error().is_some();
                 if readable {
@@ -390,7 +416,10 @@ impl Reader {
             Err(error) => {
                 self.over = true;
                 warn!(%error, data = %data.chars().take(2000).collect::<String>(), "the OpenAI-compatible server sent a chunk that is not a completion");
-                vec![StreamErrorCode::UnexpectedContent.event(format!("the model server sent a chunk that is not a completion: {error}"))]
+                vec![
+                    StreamErrorCode::UnexpectedContent
+                        .event(format!("the model server sent a chunk that is not a completion: {error}")),
+                ]
             }
         }
     }
@@ -420,7 +449,8 @@ impl Reader {
 
     fn part(&mut self, part: MessagePart) -> Vec<Event> {
         let mut events = Vec::new();
-        for reasoning in [part.reasoning_content, part.reasoning].into_iter().flatten().filter(|text| !text.is_empty()) {
+        for reasoning in [part.reasoning_content, part.reasoning].into_iter().flatten().filter(|text| !text.is_empty())
+        {
             events.push(Event::Metadata(json!({ "reasoning": { "text": reasoning } }).to_string()));
         }
         events.extend(part.content.as_ref().and_then(content_text).filter(|text| !text.is_empty()).map(Event::Text));
@@ -435,7 +465,10 @@ impl Reader {
     fn complete(&mut self) -> Vec<Event> {
         self.over = true;
         if self.unreadable_chunks > 0 && !self.read_something {
-            let message = format!("the model server sent {} chunks, none of them a completion the host can read", self.unreadable_chunks);
+            let message = format!(
+                "the model server sent {} chunks, none of them a completion the host can read",
+                self.unreadable_chunks
+            );
             return vec![StreamErrorCode::UnexpectedContent.event(message)];
         }
         let mut events: Vec<Event> = self.tool_calls.finish().collect();
@@ -484,10 +517,12 @@ fn in_band_error(error: &Value) -> Event {
 /// A whole tool call as its event, or an error event if its arguments are
 /// not a JSON object.
 fn finished_tool_call(call: PendingToolCall) -> Event {
-    let input = if call.arguments.trim().is_empty() { Ok(json!({})) } else { serde_json::from_str::<Value>(&call.arguments) };
+    let input =
+        if call.arguments.trim().is_empty() { Ok(json!({})) } else { serde_json::from_str::<Value>(&call.arguments) };
     match input {
         Ok(input @ Value::Object(_)) => tool_use_event(&ToolCall { id: call.id, name: call.name, input }),
-        _ => StreamErrorCode::Other.event(format!("the model's arguments for tool `{}` are not a JSON object", call.name)),
+        _ => StreamErrorCode::Other
+            .event(format!("the model's arguments for tool `{}` are not a JSON object", call.name)),
     }
 }
 
@@ -508,7 +543,8 @@ mod tests {
     use super::*;
 
     fn piece(index: Option<usize>, id: Option<&str>, name: Option<&str>, arguments: &str) -> ToolCallPiece {
-        let function = FunctionPiece { name: name.map(str::to_string), arguments: Some(Value::String(arguments.into())) };
+        let function =
+            FunctionPiece { name: name.map(str::to_string), arguments: Some(Value::String(arguments.into())) };
         ToolCallPiece { index, id: id.map(str::to_string), function: Some(function) }
     }
 
@@ -525,13 +561,26 @@ mod tests {
     #[test]
     fn tool_calls_are_told_apart_by_id_then_index_and_never_glued() {
         // Parallel calls all at index 0, told apart by id.
-        let same_index = vec![piece(Some(0), Some("a"), Some("f"), "{\"x\":"), piece(Some(0), None, None, "1}"), piece(Some(0), Some("b"), Some("f"), "{}")];
+        let same_index = vec![
+            piece(Some(0), Some("a"), Some("f"), "{\"x\":"),
+            piece(Some(0), None, None, "1}"),
+            piece(Some(0), Some("b"), Some("f"), "{}"),
+        ];
         assert_eq!(assembled(same_index), [call("a", "f", "{\"x\":1}"), call("b", "f", "{}")]);
         // Distinct indexes, interleaved, ids only on the first piece.
-        let interleaved = vec![piece(Some(0), Some("a"), Some("f"), "{"), piece(Some(1), Some("b"), Some("g"), "{"), piece(Some(0), None, None, "}"), piece(Some(1), None, None, "}")];
+        let interleaved = vec![
+            piece(Some(0), Some("a"), Some("f"), "{"),
+            piece(Some(1), Some("b"), Some("g"), "{"),
+            piece(Some(0), None, None, "}"),
+            piece(Some(1), None, None, "}"),
+        ];
         assert_eq!(assembled(interleaved), [call("a", "f", "{}"), call("b", "g", "{}")]);
         // No ids, no index: a second name is a second call; a repeated name is not glued.
-        let anonymous = vec![piece(None, None, Some("f"), "{}"), piece(None, None, Some("f"), ""), piece(None, None, Some("g"), "{}")];
+        let anonymous = vec![
+            piece(None, None, Some("f"), "{}"),
+            piece(None, None, Some("f"), ""),
+            piece(None, None, Some("g"), "{}"),
+        ];
         assert_eq!(assembled(anonymous), [call("", "f", "{}"), call("", "g", "{}")]);
         // An id that arrives after the name names the same call.
         let late_id = vec![piece(Some(0), None, Some("f"), "{"), piece(Some(0), Some("a"), None, "}")];
@@ -541,7 +590,11 @@ mod tests {
     #[test]
     fn usage_is_merged_field_by_field() {
         let mut usage = UsageSoFar::default();
-        for chunk in [r#"{"prompt_tokens":11,"total_tokens":11}"#, "{}", r#"{"prompt_tokens":null,"completion_tokens":2,"total_tokens":13}"#] {
+        for chunk in [
+            r#"{"prompt_tokens":11,"total_tokens":11}"#,
+            "{}",
+            r#"{"prompt_tokens":null,"completion_tokens":2,"total_tokens":13}"#,
+        ] {
             usage.merge(serde_json::from_str(chunk).unwrap());
         }
         let Some(Event::Usage(usage)) = usage.event(Instant::now()) else { panic!("no usage") };

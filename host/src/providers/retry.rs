@@ -58,7 +58,9 @@ impl RetryPolicy {
 
 /// Waits for the source's first event; an error event in its place is the
 /// attempt's failure.
-async fn until_first_event(start: impl Future<Output = Result<Started, UpstreamFailure>>) -> Result<Started, UpstreamFailure> {
+async fn until_first_event(
+    start: impl Future<Output = Result<Started, UpstreamFailure>>,
+) -> Result<Started, UpstreamFailure> {
     let mut started = start.await?;
     match started.events.next().await {
         Some(Event::Error(error)) => Err(UpstreamFailure::from_stream_error(&error)),
@@ -81,10 +83,17 @@ mod tests {
 
     #[test]
     fn pauses_double_with_jitter() {
-        let policy = RetryPolicy { attempts: 4, backoff: Duration::from_millis(100), first_event_timeout: Duration::from_secs(1) };
+        let policy = RetryPolicy {
+            attempts: 4,
+            backoff: Duration::from_millis(100),
+            first_event_timeout: Duration::from_secs(1),
+        };
         for (attempt, full_ms) in [(2, 100), (3, 200), (4, 400)] {
             let pause = policy.pause_before(attempt);
-            assert!(pause >= Duration::from_millis(full_ms / 2) && pause <= Duration::from_millis(full_ms), "{pause:?}");
+            assert!(
+                pause >= Duration::from_millis(full_ms / 2) && pause <= Duration::from_millis(full_ms),
+                "{pause:?}"
+            );
         }
     }
 }

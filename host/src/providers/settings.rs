@@ -78,7 +78,12 @@ pub struct ProviderSettings {
     pub upstream_token: Option<String>,
 
     /// The service name SigV4 signs for.
-    #[arg(long, env = "STREAMHOST_UPSTREAM_SIGV4_SERVICE", default_value = "bedrock-agentcore", value_name = "SERVICE")]
+    #[arg(
+        long,
+        env = "STREAMHOST_UPSTREAM_SIGV4_SERVICE",
+        default_value = "bedrock-agentcore",
+        value_name = "SERVICE"
+    )]
     pub upstream_sigv4_service: String,
 
     /// Attempts at a model source before its first event, when it throttles
@@ -110,7 +115,11 @@ impl ProviderSettings {
     }
 
     pub fn upstream_auth(&self) -> UpstreamAuth {
-        self.upstream_auth.unwrap_or(if self.upstream_token.is_some() { UpstreamAuth::Bearer } else { UpstreamAuth::None })
+        self.upstream_auth.unwrap_or(if self.upstream_token.is_some() {
+            UpstreamAuth::Bearer
+        } else {
+            UpstreamAuth::None
+        })
     }
 
     pub(super) fn retry_policy(&self) -> RetryPolicy {

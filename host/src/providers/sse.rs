@@ -50,7 +50,9 @@ pub enum FrameError<E> {
 
 /// Splits `body` into events. A body error ends the stream with that error;
 /// see the module documentation for the bytes after the last blank line.
-pub fn frames<E: Send + 'static>(body: impl Stream<Item = Result<Bytes, E>> + Send + 'static) -> BoxStream<'static, Result<SseFrame, FrameError<E>>> {
+pub fn frames<E: Send + 'static>(
+    body: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
+) -> BoxStream<'static, Result<SseFrame, FrameError<E>>> {
     let state = (body.boxed(), Splitter::default(), false, true);
     stream::unfold(state, |(mut body, mut splitter, mut ended, mut first)| async move {
         loop {
@@ -66,7 +68,9 @@ pub fn frames<E: Send + 'static>(body: impl Stream<Item = Result<Bytes, E>> + Se
             }
             match body.next().await {
                 Some(Ok(chunk)) => splitter.buffer.extend_from_slice(&chunk),
-                Some(Err(error)) => return Some((Err(FrameError::Body(error)), (body, Splitter::default(), true, first))),
+                Some(Err(error)) => {
+                    return Some((Err(FrameError::Body(error)), (body, Splitter::default(), true, first)));
+                }
                 None => ended = true,
             }
         }
@@ -90,7 +94,9 @@ impl Splitter {
     /// The next whole event, if the buffer holds one: up to the first empty
     /// line, or, once the body has ended, whatever is left.
     fn next_event(&mut self, body_ended: bool) -> Option<Bytes> {
-        let end = self.event_end(body_ended).or_else(|| (body_ended && !self.buffer.is_empty()).then_some(self.buffer.len()))?;
+        let end = self
+            .event_end(body_ended)
+            .or_else(|| (body_ended && !self.buffer.is_empty()).then_some(self.buffer.len()))?;
         (self.line_start, self.at) = (0, 0);
         Some(self.buffer.split_to(end).freeze())
     }
@@ -161,7 +167,9 @@ fn parse(raw: Bytes, stream_start: bool) -> SseFrame {
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     let text = text.strip_suffix('\n').unwrap_or(text);
     let text = text.strip_suffix('\r').unwrap_or(text);
-    text.split('\n').flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r')).filter(|line| !line.is_empty())
+    text.split('\n')
+        .flat_map(|line| line.strip_suffix('\r').unwrap_or(line).split('\r'))
+        .filter(|line| !line.is_empty())
 }
 
 #[cfg(test)]
@@ -178,7 +186,8 @@ mod tests {
     async fn same_at_every_byte(stream: &str) -> Vec<SseFrame> {
         let whole = split(&[stream]).await;
         let bytes: Vec<Bytes> = stream.bytes().map(|byte| Bytes::copy_from_slice(&[byte])).collect();
-        let cut: Vec<SseFrame> = frames(stream::iter(bytes.into_iter().map(Ok::<_, ()>))).map(Result::unwrap).collect().await;
+        let cut: Vec<SseFrame> =
+            frames(stream::iter(bytes.into_iter().map(Ok::<_, ()>))).map(Result::unwrap).collect().await;
         assert_eq!(cut, whole, "the same events, cut into single bytes");
         whole
     }
@@ -189,9 +198,14 @@ mod tests {
 
     #[tokio::test]
     async fn keeps_each_event_byte_for_byte_across_chunks() {
-        let frames = split(&["data: {\"a\"", ":1}\n\nev", "ent: x\r\ndata: one\r\ndata: two\r", "\n\r\n: ping\n\ndata: tail"]).await;
+        let frames =
+            split(&["data: {\"a\"", ":1}\n\nev", "ent: x\r\ndata: one\r\ndata: two\r", "\n\r\n: ping\n\ndata: tail"])
+                .await;
         let raws: Vec<&[u8]> = frames.iter().map(|frame| &frame.raw[..]).collect();
-        assert_eq!(raws, [&b"data: {\"a\":1}\n\n"[..], b"event: x\r\ndata: one\r\ndata: two\r\n\r\n", b": ping\n\n", b"data: tail"]);
+        assert_eq!(
+            raws,
+            [&b"data: {\"a\":1}\n\n"[..], b"event: x\r\ndata: one\r\ndata: two\r\n\r\n", b": ping\n\n", b"data: tail"]
+        );
         assert_eq!(datas(&frames), [Some("{\"a\":1}"), Some("one\ntwo"), None, Some("tail")]);
         assert_eq!(frames[1].event.as_deref(), Some("x"));
     }
@@ -231,7 +245,9 @@ mod tests {
     #[tokio::test]
     async fn an_event_without_end_is_refused_past_the_limit() {
         let piece = Bytes::from(vec![b'x'; 1 << 20]);
-        let body = stream::iter(std::iter::once(Ok::<_, ()>(Bytes::from_static(b"data: "))).chain(std::iter::repeat_n(Ok(piece), 20)));
+        let body = stream::iter(
+            std::iter::once(Ok::<_, ()>(Bytes::from_static(b"data: "))).chain(std::iter::repeat_n(Ok(piece), 20)),
+        );
         let frames: Vec<Result<SseFrame, FrameError<()>>> = frames(body).collect().await;
         assert_eq!(frames, [Err(FrameError::TooLarge)]);
     }

@@ -24,7 +24,10 @@ use super::body::{self, BodyKind};
 use super::error::StreamErrorCode;
 use super::settings::{ProviderSettings, UpstreamAuth};
 use super::sse::{self, FrameError, SseFrame};
-use super::{EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure, send_failure};
+use super::{
+    EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure,
+    send_failure,
+};
 use crate::aws::{SignError, Signer};
 use crate::event::{Event, Usage};
 use crate::request::Role;
@@ -54,21 +57,33 @@ impl Upstream {
         let auth = match settings.upstream_auth() {
             UpstreamAuth::None => Auth::None,
             UpstreamAuth::Bearer => {
-                let token = settings.upstream_token.clone().ok_or_else(|| anyhow::anyhow!("--upstream-auth bearer needs --upstream-token"))?;
+                let token = settings
+                    .upstream_token
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--upstream-auth bearer needs --upstream-token"))?;
                 Auth::Bearer(token)
             }
-            UpstreamAuth::Sigv4 => Auth::Sigv4(Signer::new(&crate::aws::load().await, &settings.upstream_sigv4_service, None, "--upstream-auth sigv4")?),
+            UpstreamAuth::Sigv4 => Auth::Sigv4(Signer::new(
+                &crate::aws::load().await,
+                &settings.upstream_sigv4_service,
+                None,
+                "--upstream-auth sigv4",
+            )?),
         };
         Ok(Some(Self { client: http_client()?, url, auth }))
     }
 
     pub async fn invoke(&self, body: &[u8], session_id: Option<&str>) -> Result<Started, UpstreamFailure> {
-        let mut headers = vec![("content-type", "application/json".to_string()), ("accept", "text/event-stream".to_string())];
+        let mut headers =
+            vec![("content-type", "application/json".to_string()), ("accept", "text/event-stream".to_string())];
         if let Some(session_id) = session_id {
             headers.push((SESSION_HEADER, session_id.to_string()));
         }
         let authorization = self.authorization(&headers, body).await?;
-        let all_headers = headers.iter().map(|(name, value)| (*name, value.as_str())).chain(authorization.iter().map(|(name, value)| (name.as_str(), value.as_str())));
+        let all_headers = headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .chain(authorization.iter().map(|(name, value)| (name.as_str(), value.as_str())));
         let call = all_headers.fold(self.client.post(self.url.clone()), |call, (name, value)| call.header(name, value));
         let response = call.body(body.to_vec()).send().await.map_err(send_failure)?;
         let response = response_failure(response, SOURCE).await?;
@@ -83,24 +98,33 @@ impl Upstream {
             BodyKind::Text => text_answer(response),
             other => {
                 let what = other.describe();
-                stream::once(async move { body::unexpected(SOURCE, &what, &body::whole(response, SOURCE).await.unwrap_or_default()) }).boxed()
+                stream::once(async move {
+                    body::unexpected(SOURCE, &what, &body::whole(response, SOURCE).await.unwrap_or_default())
+                })
+                .boxed()
             }
         };
         Ok(Started { metadata, events })
     }
 
     /// The headers that authenticate `headers` and `body` to the upstream.
-    async fn authorization(&self, headers: &[(&str, String)], body: &[u8]) -> Result<Vec<(String, String)>, UpstreamFailure> {
+    async fn authorization(
+        &self,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, UpstreamFailure> {
         match &self.auth {
             Auth::None => Ok(Vec::new()),
             Auth::Bearer(token) => Ok(vec![("authorization".into(), format!("Bearer {token}"))]),
-            Auth::Sigv4(signer) => signer.headers("POST", self.url.as_str(), headers, body).await.map_err(|error| match error {
-                SignError::NoCredentials(_) => {
-                    warn!(%error, "no AWS credentials to sign the upstream call with");
-                    UpstreamFailure::Unavailable("the host has no AWS credentials to sign with".into())
-                }
-                SignError::Invalid(_) => UpstreamFailure::Rejected(error.to_string()),
-            }),
+            Auth::Sigv4(signer) => {
+                signer.headers("POST", self.url.as_str(), headers, body).await.map_err(|error| match error {
+                    SignError::NoCredentials(_) => {
+                        warn!(%error, "no AWS credentials to sign the upstream call with");
+                        UpstreamFailure::Unavailable("the host has no AWS credentials to sign with".into())
+                    }
+                    SignError::Invalid(_) => UpstreamFailure::Rejected(error.to_string()),
+                })
+            }
         }
     }
 }
@@ -108,7 +132,8 @@ impl Upstream {
 /// What the upstream is sent: the conversation, and who is asking.
 pub fn request_body(call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
     let messages = call.text_messages(ProviderKind::Upstream)?;
-    let prompt = messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
+    let prompt =
+        messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
     let mut body = json!({ "prompt": prompt, "messages": messages });
     let fields = [("system", &call.system), ("userId", &call.user_id), ("sessionId", &call.session_id)];
     for (key, value) in fields {
@@ -156,7 +181,9 @@ async fn json_answer(response: reqwest::Response) -> Vec<Event> {
         Ok(bytes) => bytes,
         Err(error) => return vec![error],
     };
-    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else { return vec![body::unexpected(SOURCE, "a body that is not JSON", &bytes)] };
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        return vec![body::unexpected(SOURCE, "a body that is not JSON", &bytes)];
+    };
     let events = decode_value(&value);
     if !events.is_empty() {
         return events;
@@ -181,7 +208,9 @@ fn answer_text(value: &Value, depth: usize) -> Option<String> {
             let texts: Vec<String> = blocks.iter().filter_map(|block| answer_text(block, depth + 1)).collect();
             (!texts.is_empty()).then(|| texts.concat())
         }
-        Value::Object(object) => ANSWER_KEYS.iter().find_map(|key| object.get(*key).and_then(|value| answer_text(value, depth + 1))),
+        Value::Object(object) => {
+            ANSWER_KEYS.iter().find_map(|key| object.get(*key).and_then(|value| answer_text(value, depth + 1)))
+        }
         _ => None,
     }
 }
@@ -271,7 +300,9 @@ fn decode_value(value: &Value) -> Vec<Event> {
             "messageStop" => events.push(Event::End(string_at(body, "/stopReason").unwrap_or("end_turn").to_string())),
             "metadata" => events.extend(usage(body).map(Event::Usage)),
             "error" => events.push(StreamErrorCode::Other.event(message_of(body))),
-            exception if exception.ends_with("Exception") => events.push(StreamErrorCode::from_aws(Some(exception)).event(message_of(body))),
+            exception if exception.ends_with("Exception") => {
+                events.push(StreamErrorCode::from_aws(Some(exception)).event(message_of(body)))
+            }
             _ => {}
         }
     }
@@ -322,13 +353,23 @@ mod tests {
 
     #[test]
     fn decodes_converse_shaped_events() {
-        assert_eq!(decode(r#"{"event":{"contentBlockDelta":{"delta":{"text":"Hi"},"contentBlockIndex":0}}}"#), [Event::Text("Hi".into())]);
+        assert_eq!(
+            decode(r#"{"event":{"contentBlockDelta":{"delta":{"text":"Hi"},"contentBlockIndex":0}}}"#),
+            [Event::Text("Hi".into())]
+        );
         assert_eq!(decode(r#""plain""#), [Event::Text("plain".into())]);
         assert_eq!(decode(r#"{"messageStop":{"stopReason":"max_tokens"}}"#), [Event::End("max_tokens".into())]);
-        let usage = decode(r#"{"metadata":{"usage":{"inputTokens":3,"outputTokens":5,"totalTokens":8},"metrics":{"latencyMs":42}}}"#);
-        assert!(matches!(&usage[..], [Event::Usage(Usage { input_tokens: 3, output_tokens: 5, total_tokens: 8, latency_ms: 42, .. })]));
+        let usage = decode(
+            r#"{"metadata":{"usage":{"inputTokens":3,"outputTokens":5,"totalTokens":8},"metrics":{"latencyMs":42}}}"#,
+        );
+        assert!(matches!(
+            &usage[..],
+            [Event::Usage(Usage { input_tokens: 3, output_tokens: 5, total_tokens: 8, latency_ms: 42, .. })]
+        ));
         let throttled = decode(r#"{"throttlingException":{"message":"slow down"}}"#);
-        assert!(matches!(&throttled[..], [Event::Error(error)] if error.code == "throttled" && error.message == "slow down"));
+        assert!(
+            matches!(&throttled[..], [Event::Error(error)] if error.code == "throttled" && error.message == "slow down")
+        );
         assert!(decode("not json").is_empty());
     }
 }

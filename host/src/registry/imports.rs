@@ -13,7 +13,10 @@ use tracing::{debug, error, info, trace, warn};
 use wasmtime::component::Resource;
 
 use super::sandbox::PluginState;
-use crate::providers::{Block, EventStream, ModelCall, ModelOptions, Providers, ReasoningBlocks, ToolCall, ToolSpec, Turn, call::tool_use_of};
+use crate::providers::{
+    Block, EventStream, ModelCall, ModelOptions, Providers, ReasoningBlocks, ToolCall, ToolSpec, Turn,
+    call::tool_use_of,
+};
 use crate::wit::model_api::{Content, ModelEvent, ModelMessage, ModelRequest};
 use crate::wit::{self, ErrorInfo, Event, LogLevel, Message};
 
@@ -136,7 +139,10 @@ impl PluginState {
         let plugin = self.plugin.clone();
         let models = &mut self.turn().models;
         if models.calls_left == 0 {
-            let message = format!("this turn has made its {} model calls (--max-model-calls); is a tool loop not ending?", models.max_calls);
+            let message = format!(
+                "this turn has made its {} model calls (--max-model-calls); is a tool loop not ending?",
+                models.max_calls
+            );
             return Err(error_info("model_call_limit", message));
         }
         models.calls_left -= 1;
@@ -145,7 +151,9 @@ impl PluginState {
         let providers = models.providers.clone();
         debug!(%plugin, messages = call.messages.len(), tools = call.tools.len(), "model call");
         let events = providers.start(&call).await.map_err(|error| error_info(error.code(), error.to_string()))?;
-        self.table.push(ModelStreamState { events, reasoning: ReasoningBlocks::default() }).map_err(|error| error_info("internal_error", error.to_string()))
+        self.table
+            .push(ModelStreamState { events, reasoning: ReasoningBlocks::default() })
+            .map_err(|error| error_info("internal_error", error.to_string()))
     }
 }
 
@@ -237,7 +245,8 @@ fn model_call(request: ModelRequest, models: &ModelAccess) -> Result<ModelCall, 
 /// assistant turn that carries none of its own (see `ReasoningBlocks`).
 fn restore_reasoning(turns: &mut [Turn], reasoning_before: &HashMap<String, Vec<Block>>) {
     for turn in turns {
-        let has_reasoning = turn.content.iter().any(|block| matches!(block, Block::Reasoning { .. } | Block::RedactedReasoning(_)));
+        let has_reasoning =
+            turn.content.iter().any(|block| matches!(block, Block::Reasoning { .. } | Block::RedactedReasoning(_)));
         let first_call = turn.content.iter().find_map(|block| match block {
             Block::ToolUse(call) => reasoning_before.get(&call.id),
             _ => None,
@@ -249,8 +258,9 @@ fn restore_reasoning(turns: &mut [Turn], reasoning_before: &HashMap<String, Vec<
 }
 
 fn tool_spec(spec: wit::model_api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {
-    let input_schema = json_object(&spec.input_schema)
-        .ok_or_else(|| error_info("invalid_tool_spec", format!("the input schema of tool `{}` is not a JSON object", spec.name)))?;
+    let input_schema = json_object(&spec.input_schema).ok_or_else(|| {
+        error_info("invalid_tool_spec", format!("the input schema of tool `{}` is not a JSON object", spec.name))
+    })?;
     Ok(ToolSpec { name: spec.name, description: spec.description, input_schema })
 }
 
@@ -263,11 +273,14 @@ fn block(content: Content) -> Result<Block, ErrorInfo> {
     Ok(match content {
         Content::Text(text) => Block::Text(text),
         Content::ToolCall(call) => {
-            let input = json_object(&call.input)
-                .ok_or_else(|| error_info("invalid_tool_call", format!("the input of tool call `{}` is not a JSON object", call.id)))?;
+            let input = json_object(&call.input).ok_or_else(|| {
+                error_info("invalid_tool_call", format!("the input of tool call `{}` is not a JSON object", call.id))
+            })?;
             Block::ToolUse(ToolCall { id: call.id, name: call.name, input })
         }
-        Content::ToolResult(result) => Block::ToolResult { id: result.id, content: result.content, is_error: result.is_error },
+        Content::ToolResult(result) => {
+            Block::ToolResult { id: result.id, content: result.content, is_error: result.is_error }
+        }
     })
 }
 

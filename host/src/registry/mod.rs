@@ -24,15 +24,15 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 pub use imports::{Downstream, ModelAccess, ModelStreamState, TurnServices};
 pub use sandbox::PluginError;
-pub use transform::TransformInstance;
 use sandbox::{PluginState, Sandbox};
+pub use transform::TransformInstance;
 
 use crate::engine::{CompileCache, Limits, Origin};
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 use crate::wit::router::RouterPre;
 use crate::wit::{
-    self, AgentPre, AgentRequest, Choice, FILTER_INTERFACE, HANDLER_INTERFACE, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest,
-    SELECTOR_INTERFACE, StreamContext, TRANSFORMER_INTERFACE, TransformPre,
+    self, AgentPre, AgentRequest, Choice, FILTER_INTERFACE, HANDLER_INTERFACE, IncomingRequest, PipelineRequest,
+    Refusal, RequestFilterPre, RouteRequest, SELECTOR_INTERFACE, StreamContext, TRANSFORMER_INTERFACE, TransformPre,
 };
 
 /// Why a plugin could not serve in a role: it did not load, or it failed.
@@ -230,20 +230,36 @@ impl Registry {
     }
 
     /// The transform plugin `name`, instantiated and opened for one stream.
-    pub async fn open_transform(&self, name: &PluginName, context: &StreamContext, settings: String) -> Result<TransformInstance, RoleError> {
+    pub async fn open_transform(
+        &self,
+        name: &PluginName,
+        context: &StreamContext,
+        settings: String,
+    ) -> Result<TransformInstance, RoleError> {
         let plugin = self.get(name).await?;
         self.open(&plugin, context, settings).await
     }
 
     /// Instantiates the transform `plugin`, loaded already, for one stream.
-    pub async fn open(&self, plugin: &Plugin, context: &StreamContext, settings: String) -> Result<TransformInstance, RoleError> {
+    pub async fn open(
+        &self,
+        plugin: &Plugin,
+        context: &StreamContext,
+        settings: String,
+    ) -> Result<TransformInstance, RoleError> {
         let Linked::Transform(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Transform).into()) };
         let sandbox = self.sandbox(plugin, settings, None)?;
         Ok(TransformInstance::open(sandbox, pre, context).await?)
     }
 
     /// Asks the router plugin `name` to choose; gives the turn back after.
-    pub async fn select(&self, name: &PluginName, settings: String, turn: TurnServices, request: &RouteRequest) -> Result<(Choice, TurnServices), RoleError> {
+    pub async fn select(
+        &self,
+        name: &PluginName,
+        settings: String,
+        turn: TurnServices,
+        request: &RouteRequest,
+    ) -> Result<(Choice, TurnServices), RoleError> {
         let plugin = self.get(name).await?;
         let Linked::Router(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Router).into()) };
         let sandbox = self.sandbox(&plugin, settings, Some(turn))?;
@@ -251,7 +267,13 @@ impl Registry {
     }
 
     /// Runs the agent plugin `name` for one turn; gives the turn back after.
-    pub async fn handle(&self, name: &PluginName, settings: String, turn: TurnServices, request: &AgentRequest) -> Result<(String, TurnServices), RoleError> {
+    pub async fn handle(
+        &self,
+        name: &PluginName,
+        settings: String,
+        turn: TurnServices,
+        request: &AgentRequest,
+    ) -> Result<(String, TurnServices), RoleError> {
         let plugin = self.get(name).await?;
         let Linked::Agent(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::Agent).into()) };
         let sandbox = self.sandbox(&plugin, settings, Some(turn))?;
@@ -260,9 +282,16 @@ impl Registry {
 
     /// Asks the request-filter plugin `name` to map the caller's request.
     /// `Ok(Err(refusal))` is the plugin's own answer to the caller.
-    pub async fn filter(&self, name: &PluginName, settings: String, request: &IncomingRequest) -> Result<Result<PipelineRequest, Refusal>, RoleError> {
+    pub async fn filter(
+        &self,
+        name: &PluginName,
+        settings: String,
+        request: &IncomingRequest,
+    ) -> Result<Result<PipelineRequest, Refusal>, RoleError> {
         let plugin = self.get(name).await?;
-        let Linked::RequestFilter(pre) = &plugin.linked else { return Err(plugin.wrong_role(Role::RequestFilter).into()) };
+        let Linked::RequestFilter(pre) = &plugin.linked else {
+            return Err(plugin.wrong_role(Role::RequestFilter).into());
+        };
         let sandbox = self.sandbox(&plugin, settings, None)?;
         Ok(roles::filter(sandbox, pre, request).await?)
     }
@@ -310,7 +339,10 @@ impl Registry {
             Some(component) => (component, Origin::DiskCache),
             None => match self.precompiled(name, &digest).await {
                 Some(component) => (component, Origin::Precompiled),
-                None => (tokio::task::block_in_place(|| compile(&self.engine, &self.cache, name, wasm, &digest))?, Origin::Compiled),
+                None => (
+                    tokio::task::block_in_place(|| compile(&self.engine, &self.cache, name, wasm, &digest))?,
+                    Origin::Compiled,
+                ),
             },
         };
         let counter = match origin {
@@ -356,7 +388,9 @@ pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<Compon
     check_header(name, wasm)?;
     let component = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
     let linker = linker(engine).expect("the host's own interfaces link");
-    let role = Plugin { name: name.clone(), digest: digest.clone().into(), linked: link(engine, &linker, name, &component)? }.role();
+    let role =
+        Plugin { name: name.clone(), digest: digest.clone().into(), linked: link(engine, &linker, name, &component)? }
+            .role();
     let ty = component.component_type();
     Ok(ComponentReport {
         digest,
@@ -373,8 +407,16 @@ fn sha256_hex(wasm: &[u8]) -> String {
 }
 
 /// Compiles a component (keeping the result in `cache`).
-fn compile(engine: &Engine, cache: &CompileCache, name: &PluginName, wasm: &[u8], digest: &str) -> Result<Component, LoadError> {
-    cache.compile(engine, wasm, digest).map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })
+fn compile(
+    engine: &Engine,
+    cache: &CompileCache,
+    name: &PluginName,
+    wasm: &[u8],
+    digest: &str,
+) -> Result<Component, LoadError> {
+    cache
+        .compile(engine, wasm, digest)
+        .map_err(|error| LoadError::Compile { name: name.clone(), message: format!("{error:#}") })
 }
 
 /// What every plugin instance may import: the host's interfaces and WASI.
@@ -389,12 +431,24 @@ fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
 
 /// Checks the component's world and links it for its role, ready to
 /// instantiate.
-fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, component: &Component) -> Result<Linked, LoadError> {
+fn link(
+    engine: &Engine,
+    linker: &Linker<PluginState>,
+    name: &PluginName,
+    component: &Component,
+) -> Result<Linked, LoadError> {
     let role = role_of(engine, name, component)?;
-    let mismatched = |error: wasmtime::Error| LoadError::WrongWorld { name: name.clone(), exports: format!("a mismatched interface ({error:#})") };
+    let mismatched = |error: wasmtime::Error| LoadError::WrongWorld {
+        name: name.clone(),
+        exports: format!("a mismatched interface ({error:#})"),
+    };
     let pre = linker.instantiate_pre(component).map_err(|error| {
         let message = format!("{error:#}");
-        LoadError::Imports { name: name.clone(), import: missing_import(&message).unwrap_or("an interface").to_string(), message }
+        LoadError::Imports {
+            name: name.clone(),
+            import: missing_import(&message).unwrap_or("an interface").to_string(),
+            message,
+        }
     })?;
     Ok(match role {
         Role::Transform => {
@@ -413,7 +467,8 @@ fn link(engine: &Engine, linker: &Linker<PluginState>, name: &PluginName, compon
 /// Transforms and request filters run with no turn: `history`, `model` and
 /// `emit` are for routers and agents.
 fn refuse_turn_imports(engine: &Engine, name: &PluginName, role: Role, component: &Component) -> Result<(), LoadError> {
-    const TURN_IMPORTS: [&str; 3] = ["streamhost:plugin/history@0.1.0", "streamhost:plugin/model@0.1.0", "streamhost:plugin/emit@0.1.0"];
+    const TURN_IMPORTS: [&str; 3] =
+        ["streamhost:plugin/history@0.1.0", "streamhost:plugin/model@0.1.0", "streamhost:plugin/emit@0.1.0"];
     let ty = component.component_type();
     match ty.imports(engine).map(|(import, _)| import).find(|import| TURN_IMPORTS.contains(import)) {
         Some(import) => Err(LoadError::TurnImport { name: name.clone(), role, import: import.to_string() }),
@@ -451,7 +506,9 @@ fn check_header(name: &PluginName, wasm: &[u8]) -> Result<(), LoadError> {
     const MAGIC: &[u8] = b"\0asm";
     const CORE_VERSION: &[u8] = &[1, 0, 0, 0];
     match wasm.get(..8) {
-        Some(header) if header.starts_with(MAGIC) && &header[4..] == CORE_VERSION => Err(LoadError::CoreModule(name.clone())),
+        Some(header) if header.starts_with(MAGIC) && &header[4..] == CORE_VERSION => {
+            Err(LoadError::CoreModule(name.clone()))
+        }
         Some(header) if header.starts_with(MAGIC) => Ok(()),
         _ => Err(LoadError::NotWasm(name.clone())),
     }

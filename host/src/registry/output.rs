@@ -44,7 +44,8 @@ impl PluginOutput {
     pub fn tail(&self) -> Option<String> {
         let lines = self.0.lock().unwrap();
         let unfinished = String::from_utf8_lossy(&lines.partial);
-        let all: Vec<&str> = lines.tail.iter().map(String::as_str).chain([unfinished.trim()]).filter(|line| !line.is_empty()).collect();
+        let all: Vec<&str> =
+            lines.tail.iter().map(String::as_str).chain([unfinished.trim()]).filter(|line| !line.is_empty()).collect();
         let tail = all[all.len().saturating_sub(TAIL_LINES)..].join(" / ");
         (!tail.is_empty()).then_some(tail)
     }

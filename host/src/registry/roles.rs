@@ -5,10 +5,16 @@
 use super::imports::TurnServices;
 use super::sandbox::{PluginError, Sandbox};
 use crate::wit::router::RouterPre;
-use crate::wit::{AgentPre, AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest};
+use crate::wit::{
+    AgentPre, AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest,
+};
 
 /// Asks a router plugin for its choice.
-pub(super) async fn select(mut sandbox: Sandbox, pre: &RouterPre<super::PluginState>, request: &RouteRequest) -> Result<(Choice, TurnServices), PluginError> {
+pub(super) async fn select(
+    mut sandbox: Sandbox,
+    pre: &RouterPre<super::PluginState>,
+    request: &RouteRequest,
+) -> Result<(Choice, TurnServices), PluginError> {
     sandbox.arm();
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,
@@ -22,7 +28,11 @@ pub(super) async fn select(mut sandbox: Sandbox, pre: &RouterPre<super::PluginSt
 
 /// Runs an agent plugin's turn to its end; its output went downstream
 /// through `emit` meanwhile. Returns the stop reason.
-pub(super) async fn handle(mut sandbox: Sandbox, pre: &AgentPre<super::PluginState>, request: &AgentRequest) -> Result<(String, TurnServices), PluginError> {
+pub(super) async fn handle(
+    mut sandbox: Sandbox,
+    pre: &AgentPre<super::PluginState>,
+    request: &AgentRequest,
+) -> Result<(String, TurnServices), PluginError> {
     sandbox.arm();
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,

@@ -178,7 +178,15 @@ pub struct Sandbox {
 impl Sandbox {
     /// A store for `name`. Routers and agents (`turn`) wait on the host, so
     /// their deadline leaves that time out; a transform's calls never wait.
-    pub fn new(engine: &Engine, name: &PluginName, settings: String, limits: Limits, slot: OwnedSemaphorePermit, turn: Option<TurnServices>, expose_output: bool) -> Self {
+    pub fn new(
+        engine: &Engine,
+        name: &PluginName,
+        settings: String,
+        limits: Limits,
+        slot: OwnedSemaphorePermit,
+        turn: Option<TurnServices>,
+        expose_output: bool,
+    ) -> Self {
         let waits_on_host = turn.is_some();
         let state = PluginState::new(name.clone(), settings, limits.memory_bytes, turn);
         let mut store = Store::new(engine, state);
@@ -216,7 +224,8 @@ impl Sandbox {
         if state.memory.refused {
             return PluginError::OutOfMemory { name, limit_bytes: limits.memory_bytes };
         }
-        let trap = error.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{error:#}"));
+        let trap =
+            error.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{error:#}"));
         // What the plugin printed (a panic message, with its source paths)
         // is the operator's to read, not the caller's.
         let message = match state.stderr_tail() {

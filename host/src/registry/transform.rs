@@ -16,7 +16,11 @@ pub struct TransformInstance {
 
 impl TransformInstance {
     /// Instantiates the plugin and opens a stream in it (see `Registry::open`).
-    pub(super) async fn open(mut sandbox: Sandbox, pre: &TransformPre<super::PluginState>, context: &StreamContext) -> Result<Self, PluginError> {
+    pub(super) async fn open(
+        mut sandbox: Sandbox,
+        pre: &TransformPre<super::PluginState>,
+        context: &StreamContext,
+    ) -> Result<Self, PluginError> {
         sandbox.arm();
         let bindings = match pre.instantiate_async(&mut sandbox.store).await {
             Ok(bindings) => bindings,

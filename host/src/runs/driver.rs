@@ -39,7 +39,8 @@ const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// write its end), whichever comes first.
 pub(super) fn deadline(deadline_ms: u64, lambda: Option<SystemTime>) -> Instant {
     let own = Duration::from_millis(deadline_ms.saturating_sub(now_ms()));
-    let lambda = lambda.map(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LAMBDA_MARGIN));
+    let lambda = lambda
+        .map(|deadline| deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(LAMBDA_MARGIN));
     Instant::now() + lambda.map_or(own, |lambda| lambda.min(own))
 }
 
@@ -122,14 +123,23 @@ impl Driver {
                 StoredEvent { seq: self.record.events + index as u64 + 1, kind, data: data.to_string() }
             })
             .collect();
-        let too_large = |message: String| Err(End { status: RunStatus::Failed, error: Some(RunError { code: "run_too_large".into(), message }) });
+        let too_large = |message: String| {
+            Err(End { status: RunStatus::Failed, error: Some(RunError { code: "run_too_large".into(), message }) })
+        };
         if let Some(event) = stored.iter().find(|event| event.data.len() > MAX_EVENT_BYTES) {
-            return too_large(format!("event {} is {} bytes, more than the {MAX_EVENT_BYTES} a run keeps of one event", event.seq, event.data.len()));
+            return too_large(format!(
+                "event {} is {} bytes, more than the {MAX_EVENT_BYTES} a run keeps of one event",
+                event.seq,
+                event.data.len()
+            ));
         }
         let bytes: u64 = stored.iter().map(StoredEvent::size).sum();
         let limit = self.runs.settings.max_run_bytes;
         if self.record.bytes + bytes > limit {
-            return too_large(format!("the run's events passed its {limit}-byte limit (--max-run-bytes); the events from {} on were not kept", self.record.events + 1));
+            return too_large(format!(
+                "the run's events passed its {limit}-byte limit (--max-run-bytes); the events from {} on were not kept",
+                self.record.events + 1
+            ));
         }
         for event in &batch {
             if let Event::Usage(usage) = event {
@@ -145,7 +155,10 @@ impl Driver {
         }
         self.append(stored, bytes).await.map_err(|error| {
             warn!(run = %self.record.id, %error, "a run's events could not be stored; the run ends");
-            End { status: RunStatus::Failed, error: Some(RunError { code: "run_store_unavailable".into(), message: error.to_string() }) }
+            End {
+                status: RunStatus::Failed,
+                error: Some(RunError { code: "run_store_unavailable".into(), message: error.to_string() }),
+            }
         })
     }
 
@@ -162,10 +175,18 @@ impl Driver {
     async fn finish(&mut self, end: End) {
         let mut last = Vec::new();
         if let Some(error) = &end.error {
-            last.push(StoredEvent { seq: self.record.events + 1, kind: "error".into(), data: json!({ "code": error.code, "message": error.message }).to_string() });
+            last.push(StoredEvent {
+                seq: self.record.events + 1,
+                kind: "error".into(),
+                data: json!({ "code": error.code, "message": error.message }).to_string(),
+            });
             self.record.error = Some(error.clone());
         }
-        last.push(StoredEvent { seq: self.record.events + last.len() as u64 + 1, kind: DONE.into(), data: json!({ "status": end.status.as_str() }).to_string() });
+        last.push(StoredEvent {
+            seq: self.record.events + last.len() as u64 + 1,
+            kind: DONE.into(),
+            data: json!({ "status": end.status.as_str() }).to_string(),
+        });
         let bytes = last.iter().map(StoredEvent::size).sum();
         if let Err(error) = self.append(last, bytes).await {
             warn!(run = %self.record.id, %error, "a run's last events could not be stored");

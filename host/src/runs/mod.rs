@@ -246,7 +246,13 @@ const LOST_AFTER: Duration = Duration::from_secs(30);
 impl RunRecord {
     /// A new run of `pipeline`, `started` at `created_ms`, with a new id and
     /// no event yet; it must end by `deadline_ms`.
-    pub fn started(pipeline: &str, conversation: Option<String>, owner: Option<String>, created_ms: u64, deadline_ms: u64) -> Self {
+    pub fn started(
+        pipeline: &str,
+        conversation: Option<String>,
+        owner: Option<String>,
+        created_ms: u64,
+        deadline_ms: u64,
+    ) -> Self {
         let id = RunId::random();
         RunRecord {
             conversation: conversation.unwrap_or_else(|| id.to_string()),
@@ -281,7 +287,10 @@ impl RunRecord {
     fn settle_lost(mut self, now: u64) -> Self {
         if !self.status.is_end() && now > self.deadline_ms + LOST_AFTER.as_millis() as u64 {
             self.status = RunStatus::Failed;
-            self.error = Some(RunError { code: "run_lost".into(), message: "the host driving this run stopped before it ended".into() });
+            self.error = Some(RunError {
+                code: "run_lost".into(),
+                message: "the host driving this run stopped before it ended".into(),
+            });
             self.ended_ms = Some(self.deadline_ms);
         }
         self
@@ -332,9 +341,21 @@ impl Runs {
 
     /// Records a new run of `pipeline` for `request`, `started`, with no
     /// event yet; the caller then has it executed.
-    pub async fn create(&self, pipeline: &str, request: &Request, manifest: Option<&Manifest>, owner: Option<String>) -> Result<RunRecord, RunsError> {
+    pub async fn create(
+        &self,
+        pipeline: &str,
+        request: &Request,
+        manifest: Option<&Manifest>,
+        owner: Option<String>,
+    ) -> Result<RunRecord, RunsError> {
         let now = now_ms();
-        let mut record = RunRecord::started(pipeline, request.session_id.clone(), owner, now, now + self.settings.max_run_secs * 1000);
+        let mut record = RunRecord::started(
+            pipeline,
+            request.session_id.clone(),
+            owner,
+            now,
+            now + self.settings.max_run_secs * 1000,
+        );
         let sinks = manifest.map(|manifest| &manifest.sinks).into_iter().flatten();
         record.sinks = sinks.map(|(name, sink)| (name.clone(), SinkStatus::new(sink.kind()))).collect();
         match self.store.create(&record, self.settings.max_runs).await {
@@ -346,7 +367,9 @@ impl Runs {
                 self.live.lock().expect("not poisoned").insert(record.id.clone(), Live { progress, cancel });
                 Ok(record)
             }
-            Err(RunStoreError::Full { retry_after_secs }) => Err(RunsError::Full { max: self.settings.max_runs, retry_after_secs }),
+            Err(RunStoreError::Full { retry_after_secs }) => {
+                Err(RunsError::Full { max: self.settings.max_runs, retry_after_secs })
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -354,15 +377,26 @@ impl Runs {
     /// Drives `record`'s run to its end: the pipeline's events into the
     /// store, the sinks after them. Returns when the run and its sinks are
     /// done, or when `deadline` (Lambda's, for an invocation) comes.
-    pub async fn execute(self: &Arc<Self>, pipeline: &Pipeline, record: RunRecord, request: Request, manifest: Option<Arc<Manifest>>, deadline: Option<SystemTime>) {
+    pub async fn execute(
+        self: &Arc<Self>,
+        pipeline: &Pipeline,
+        record: RunRecord,
+        request: Request,
+        manifest: Option<Arc<Manifest>>,
+        deadline: Option<SystemTime>,
+    ) {
         match self.store.claim(&record.id).await {
             Ok(true) => {}
             Ok(false) => return tracing::warn!(run = %record.id, "a run handed out twice: another host drives it"),
-            Err(error) => return tracing::warn!(run = %record.id, %error, "a run could not be claimed; it is not driven"),
+            Err(error) => {
+                return tracing::warn!(run = %record.id, %error, "a run could not be claimed; it is not driven");
+            }
         }
         let cancelled = {
             let mut live = self.live.lock().expect("not poisoned");
-            let entry = live.entry(record.id.clone()).or_insert_with(|| Live { progress: watch::channel((0, false)).0, cancel: watch::channel(false).0 });
+            let entry = live
+                .entry(record.id.clone())
+                .or_insert_with(|| Live { progress: watch::channel((0, false)).0, cancel: watch::channel(false).0 });
             entry.cancel.subscribe()
         };
         // A cancel asked of another host before this one took the run.
@@ -419,7 +453,12 @@ impl Runs {
     /// flag its host reads. Returns the record once it has ended, or after
     /// `wait` (still cancelling).
     pub async fn cancel(&self, id: &RunId, wait: Duration) -> Result<Option<RunRecord>, RunStoreError> {
-        let local = self.live.lock().expect("not poisoned").get(id).map(|live| (live.cancel.clone(), live.progress.subscribe()));
+        let local = self
+            .live
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .map(|live| (live.cancel.clone(), live.progress.subscribe()));
         match local {
             Some((cancel, mut progress)) => {
                 let _ = cancel.send(true);
@@ -454,7 +493,10 @@ impl Runs {
                 if let Some(event) = pending.next() {
                     after = event.seq;
                     let done = event.kind == driver::DONE;
-                    return Some((Ok(event), (runs, id, after, if done { Vec::new().into_iter() } else { pending }, done)));
+                    return Some((
+                        Ok(event),
+                        (runs, id, after, if done { Vec::new().into_iter() } else { pending }, done),
+                    ));
                 }
                 if ended {
                     return None;
@@ -484,7 +526,9 @@ impl Runs {
             if told {
                 // The store does not give what the driver stored: the run
                 // was dropped (a full store makes room) while followed.
-                return Err(RunStoreError::Unavailable(format!("run {id} is no longer kept: its events after {after} are gone")));
+                return Err(RunStoreError::Unavailable(format!(
+                    "run {id} is no longer kept: its events after {after} are gone"
+                )));
             }
             match progress {
                 Some(mut progress) => {
@@ -520,20 +564,31 @@ impl Runs {
 
 impl SinkStatus {
     fn new(kind: &str) -> Self {
-        SinkStatus { kind: kind.to_string(), acknowledged: 0, state: "delivering".into(), failures: 0, last_error: None }
+        SinkStatus {
+            kind: kind.to_string(),
+            acknowledged: 0,
+            state: "delivering".into(),
+            failures: 0,
+            last_error: None,
+        }
     }
 }
 
 /// A run's events as SSE (the WHATWG HTML spec's `text/event-stream`): each
 /// event's sequence number as its `id:`, its type as `event:`, its data as
 /// one JSON `data:` line.
-pub fn sse_frames(events: impl Stream<Item = Result<StoredEvent, RunStoreError>> + Send + 'static) -> BoxStream<'static, bytes::Bytes> {
+pub fn sse_frames(
+    events: impl Stream<Item = Result<StoredEvent, RunStoreError>> + Send + 'static,
+) -> BoxStream<'static, bytes::Bytes> {
     events
         .map(|event| {
             let text = match event {
                 Ok(event) => format!("id: {}\nevent: {}\ndata: {}\n\n", event.seq, event.kind, event.data),
                 // Not logged as a run event: the subscriber may retry with its Last-Event-ID.
-                Err(error) => format!("event: error\ndata: {}\n\n", json!({ "code": "run_store_unavailable", "message": error.to_string() })),
+                Err(error) => format!(
+                    "event: error\ndata: {}\n\n",
+                    json!({ "code": "run_store_unavailable", "message": error.to_string() })
+                ),
             };
             bytes::Bytes::from(text)
         })

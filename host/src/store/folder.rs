@@ -22,7 +22,12 @@ impl FolderStore {
         &self.dir
     }
 
-    pub async fn fetch(&self, name: &PluginName, kind: ObjectKind, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+    pub async fn fetch(
+        &self,
+        name: &PluginName,
+        kind: ObjectKind,
+        known: Option<&Revision>,
+    ) -> Result<Fetched, StoreError> {
         let path = self.dir.join(kind.file_name(name));
         let io_error = |source: std::io::Error| match source.kind() {
             ErrorKind::NotFound => StoreError::NotFound(name.clone()),
@@ -32,7 +37,8 @@ impl FolderStore {
         if !metadata.is_file() {
             return Err(StoreError::NotFound(name.clone()));
         }
-        let modified = metadata.modified().ok().and_then(|time| time.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
+        let modified =
+            metadata.modified().ok().and_then(|time| time.duration_since(UNIX_EPOCH).ok()).unwrap_or_default();
         let revision = Revision(format!("{}:{}", metadata.len(), modified.as_nanos()));
         if known == Some(&revision) {
             return Ok(Fetched::Unchanged);

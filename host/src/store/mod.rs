@@ -120,7 +120,12 @@ pub enum PluginStore {
 
 impl PluginStore {
     /// The object's bytes, unless `known` is still its current revision.
-    pub async fn fetch(&self, name: &PluginName, kind: ObjectKind, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+    pub async fn fetch(
+        &self,
+        name: &PluginName,
+        kind: ObjectKind,
+        known: Option<&Revision>,
+    ) -> Result<Fetched, StoreError> {
         match self {
             PluginStore::Folder(folder) => folder.fetch(name, kind, known).await,
             PluginStore::S3(s3) => s3.fetch(name, kind, known).await,

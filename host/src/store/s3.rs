@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use tracing::warn;
 
 use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
@@ -80,7 +80,12 @@ impl S3Store {
         &self.location
     }
 
-    pub async fn fetch(&self, name: &PluginName, kind: ObjectKind, known: Option<&Revision>) -> Result<Fetched, StoreError> {
+    pub async fn fetch(
+        &self,
+        name: &PluginName,
+        kind: ObjectKind,
+        known: Option<&Revision>,
+    ) -> Result<Fetched, StoreError> {
         let object = (name.clone(), kind);
         match self.checked_recently(&object) {
             Some(Checked { missing: true, .. }) => return Err(StoreError::NotFound(name.clone())),
@@ -102,7 +107,12 @@ impl S3Store {
         }
     }
 
-    fn on_error(&self, object: (PluginName, ObjectKind), known: Option<&Revision>, error: SdkError<GetObjectError>) -> Result<Fetched, StoreError> {
+    fn on_error(
+        &self,
+        object: (PluginName, ObjectKind),
+        known: Option<&Revision>,
+        error: SdkError<GetObjectError>,
+    ) -> Result<Fetched, StoreError> {
         let (name, kind) = object.clone();
         // The SDK reports "304 Not Modified" as an error; its status says so.
         match error.raw_response().map(|response| response.status().as_u16()) {

@@ -21,9 +21,15 @@ use streamhost_guest::{ErrorInfo, Event, error};
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Chunk {
-    ContentBlockDelta { delta: Option<Delta> },
-    MessageDelta { delta: Option<MessageDelta> },
-    Error { error: Option<ApiError> },
+    ContentBlockDelta {
+        delta: Option<Delta>,
+    },
+    MessageDelta {
+        delta: Option<MessageDelta>,
+    },
+    Error {
+        error: Option<ApiError>,
+    },
     #[serde(other)]
     Other,
 }
@@ -84,10 +90,23 @@ mod tests {
     #[test]
     fn decodes_messages_events() {
         assert!(decode(r#"{"type":"message_start","message":{"usage":{"input_tokens":9}}}"#).is_empty());
-        assert!(decode(r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#).is_empty());
-        assert_eq!(decode(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#), [Event::Text("Hel".into())]);
-        assert!(decode(r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#).is_empty());
-        assert_eq!(decode(r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":5}}"#), [Event::End("max_tokens".into())]);
+        assert!(
+            decode(r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#).is_empty()
+        );
+        assert_eq!(
+            decode(r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hel"}}"#),
+            [Event::Text("Hel".into())]
+        );
+        assert!(
+            decode(
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{"}}"#
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            decode(r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":5}}"#),
+            [Event::End("max_tokens".into())]
+        );
         let overloaded = decode(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
         assert_eq!(overloaded, [Event::Error(error("overloaded_error", "Overloaded"))]);
     }
@@ -95,11 +114,20 @@ mod tests {
     #[test]
     fn null_is_absent() {
         assert!(decode(r#"{"type":"message_start","message":{"model":null,"usage":{"input_tokens":null,"output_tokens":null}}}"#).is_empty());
-        assert!(decode(r#"{"type":"content_block_delta","index":null,"delta":{"type":"text_delta","text":null}}"#).is_empty());
+        assert!(
+            decode(r#"{"type":"content_block_delta","index":null,"delta":{"type":"text_delta","text":null}}"#)
+                .is_empty()
+        );
         assert!(decode(r#"{"type":"content_block_delta","index":0,"delta":null}"#).is_empty());
-        assert!(decode(r#"{"type":"message_delta","delta":{"stop_reason":null,"stop_sequence":null},"usage":null}"#).is_empty());
+        assert!(
+            decode(r#"{"type":"message_delta","delta":{"stop_reason":null,"stop_sequence":null},"usage":null}"#)
+                .is_empty()
+        );
         assert!(decode(r#"{"type":"message_delta","delta":null}"#).is_empty());
-        assert_eq!(decode(r#"{"type":"error","error":{"type":null,"message":null}}"#), [Event::Error(error(UNTYPED_ERROR, ""))]);
+        assert_eq!(
+            decode(r#"{"type":"error","error":{"type":null,"message":null}}"#),
+            [Event::Error(error(UNTYPED_ERROR, ""))]
+        );
         assert_eq!(decode(r#"{"type":"error","error":null}"#), [Event::Error(error(UNTYPED_ERROR, ""))]);
     }
 }

@@ -35,7 +35,12 @@ impl Decoder for Cohere {
     fn decode(&mut self, chunk: &[u8]) -> Result<Vec<Event>, ErrorInfo> {
         let chunk: Chunk = parse(chunk)?;
         let is_text = matches!(chunk.event_type.as_deref(), None | Some("text-generation"));
-        let text = chunk.text.filter(|_| is_text).map(|text| text.replace(END_OF_STREAM, "")).filter(|text| !text.is_empty()).map(Event::Text);
+        let text = chunk
+            .text
+            .filter(|_| is_text)
+            .map(|text| text.replace(END_OF_STREAM, ""))
+            .filter(|text| !text.is_empty())
+            .map(Event::Text);
         let end = chunk.finish_reason.map(|reason| {
             Event::End(match reason.as_str() {
                 "COMPLETE" | "END_TURN" => "end_turn".into(),
@@ -57,7 +62,10 @@ mod tests {
     #[test]
     fn drops_the_end_of_stream_token_and_the_repeated_response() {
         let mut cohere = Cohere;
-        assert_eq!(cohere.decode(br#"{"text":" there<EOS_TOKEN>","is_finished":false}"#).unwrap(), [Event::Text(" there".into())]);
+        assert_eq!(
+            cohere.decode(br#"{"text":" there<EOS_TOKEN>","is_finished":false}"#).unwrap(),
+            [Event::Text(" there".into())]
+        );
         assert!(cohere.decode(br#"{"text":"<EOS_TOKEN>","is_finished":false}"#).unwrap().is_empty());
         let end = br#"{"event_type":"stream-end","is_finished":true,"finish_reason":"COMPLETE","text":"whole answer","response":{"text":"whole answer"}}"#;
         assert_eq!(cohere.decode(end).unwrap(), [Event::End("end_turn".into())]);
@@ -66,8 +74,16 @@ mod tests {
     #[test]
     fn null_is_absent() {
         let mut cohere = Cohere;
-        assert!(cohere.decode(br#"{"event_type":null,"text":null,"is_finished":null,"finish_reason":null}"#).unwrap().is_empty());
-        assert_eq!(cohere.decode(br#"{"event_type":null,"text":"Hi","finish_reason":null}"#).unwrap(), [Event::Text("Hi".into())]);
+        assert!(
+            cohere
+                .decode(br#"{"event_type":null,"text":null,"is_finished":null,"finish_reason":null}"#)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            cohere.decode(br#"{"event_type":null,"text":"Hi","finish_reason":null}"#).unwrap(),
+            [Event::Text("Hi".into())]
+        );
         let end = br#"{"event_type":"stream-end","text":null,"is_finished":true,"finish_reason":"MAX_TOKENS","response":null}"#;
         assert_eq!(cohere.decode(end).unwrap(), [Event::End("max_tokens".into())]);
     }

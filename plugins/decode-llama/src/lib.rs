@@ -57,10 +57,23 @@ mod tests {
         ];
         let mut events = vec![Event::Metadata("{}".into())];
         events.extend(chunks.iter().map(|chunk| Event::Frame(chunk.as_bytes().to_vec())));
-        let usage = Usage { input_tokens: 12, output_tokens: 2, total_tokens: 14, latency_ms: 310, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
+        let usage = Usage {
+            input_tokens: 12,
+            output_tokens: 2,
+            total_tokens: 14,
+            latency_ms: 310,
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        };
         assert_eq!(
             decoder.push(events).unwrap(),
-            [Event::Metadata("{}".into()), Event::Text("Hel".into()), Event::Text("lo".into()), Event::End("max_tokens".into()), Event::Usage(usage)]
+            [
+                Event::Metadata("{}".into()),
+                Event::Text("Hel".into()),
+                Event::Text("lo".into()),
+                Event::End("max_tokens".into()),
+                Event::Usage(usage)
+            ]
         );
         let error = decoder.push(vec![Event::Frame(b"<html>".to_vec())]).unwrap_err();
         assert_eq!(error.code, "undecodable_chunk");
@@ -68,7 +81,8 @@ mod tests {
 
     #[test]
     fn null_is_absent() {
-        let nulls = br#"{"generation":null,"prompt_token_count":null,"generation_token_count":null,"stop_reason":null}"#;
+        let nulls =
+            br#"{"generation":null,"prompt_token_count":null,"generation_token_count":null,"stop_reason":null}"#;
         assert!(Llama.decode(nulls).unwrap().is_empty());
         let stop = br#"{"generation":null,"prompt_token_count":null,"generation_token_count":5,"stop_reason":"stop"}"#;
         assert_eq!(Llama.decode(stop).unwrap(), [Event::End("end_turn".into())]);

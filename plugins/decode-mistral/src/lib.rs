@@ -128,7 +128,14 @@ mod tests {
             r#"{"outputs":[{"text":"lo","stop_reason":"length"}],"amazon-bedrock-invocationMetrics":{"inputTokenCount":9,"outputTokenCount":2,"invocationLatency":250,"firstByteLatency":90}}"#,
         ];
         let events = chunks.iter().map(|chunk| Event::Frame(chunk.as_bytes().to_vec())).collect();
-        let usage = Usage { input_tokens: 9, output_tokens: 2, total_tokens: 11, latency_ms: 250, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
+        let usage = Usage {
+            input_tokens: 9,
+            output_tokens: 2,
+            total_tokens: 11,
+            latency_ms: 250,
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        };
         assert_eq!(
             decoder.push(events).unwrap(),
             [Event::Text("Hel".into()), Event::Text("lo".into()), Event::End("max_tokens".into()), Event::Usage(usage)]
@@ -164,7 +171,10 @@ mod tests {
         assert!(decode(r#"{"outputs":[{"text":null,"stop_reason":null}]}"#).is_empty());
         assert!(decode(r#"{"outputs":null,"choices":null}"#).is_empty());
         assert!(decode(r#"{"id":null,"object":null,"choices":[{"index":null,"message":null,"delta":null,"stop_reason":null,"finish_reason":null}]}"#).is_empty());
-        assert!(decode(r#"{"choices":[{"message":{"role":null,"content":null,"tool_calls":null},"stop_reason":null}]}"#).is_empty());
+        assert!(
+            decode(r#"{"choices":[{"message":{"role":null,"content":null,"tool_calls":null},"stop_reason":null}]}"#)
+                .is_empty()
+        );
         assert_eq!(decode(r#"{"outputs":[{"text":null,"stop_reason":"stop"}]}"#), [Event::End("end_turn".into())]);
     }
 }

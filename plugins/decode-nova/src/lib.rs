@@ -86,7 +86,8 @@ impl Decoder for Nova {
         let mut events = Vec::new();
         if let Some(ContentBlockDelta { delta: Some(delta), content_block_index }) = chunk.content_block_delta {
             events.extend(delta.text.filter(|text| !text.is_empty()).map(Event::Text));
-            let reasoning = delta.reasoning_content.and_then(|reasoning| reasoning.text).filter(|text| !text.is_empty());
+            let reasoning =
+                delta.reasoning_content.and_then(|reasoning| reasoning.text).filter(|text| !text.is_empty());
             events.extend(reasoning.map(|text| {
                 let index = content_block_index.unwrap_or(0);
                 Event::Metadata(json!({ "reasoning": { "index": index, "text": text } }).to_string())
@@ -126,7 +127,14 @@ mod tests {
             r#"{"metadata":{"usage":{"inputTokens":5,"outputTokens":2},"metrics":{},"trace":{}},"amazon-bedrock-invocationMetrics":{"inputTokenCount":5,"outputTokenCount":2,"invocationLatency":420,"firstByteLatency":150}}"#,
         ];
         let events = chunks.iter().map(|chunk| Event::Frame(chunk.as_bytes().to_vec())).collect();
-        let usage = Usage { input_tokens: 5, output_tokens: 2, total_tokens: 7, latency_ms: 420, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
+        let usage = Usage {
+            input_tokens: 5,
+            output_tokens: 2,
+            total_tokens: 7,
+            latency_ms: 420,
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        };
         assert_eq!(
             decoder.push(events).unwrap(),
             [Event::Text("Hel".into()), Event::Text("lo".into()), Event::End("max_tokens".into()), Event::Usage(usage)]
@@ -145,16 +153,28 @@ mod tests {
 
     #[test]
     fn reasoning_is_metadata() {
-        let reasoning = r#"{"contentBlockDelta":{"delta":{"reasoningContent":{"text":"Let \"x\" be"}},"contentBlockIndex":1}}"#;
+        let reasoning =
+            r#"{"contentBlockDelta":{"delta":{"reasoningContent":{"text":"Let \"x\" be"}},"contentBlockIndex":1}}"#;
         assert_eq!(decode(reasoning), [Event::Metadata(r#"{"reasoning":{"index":1,"text":"Let \"x\" be"}}"#.into())]);
     }
 
     #[test]
     fn stop_reasons_pass_through_and_tool_use_is_left_out() {
-        assert!(decode(r#"{"contentBlockStart":{"start":{"toolUse":{"toolUseId":"t1","name":"f"}},"contentBlockIndex":1}}"#).is_empty());
-        assert!(decode(r#"{"contentBlockDelta":{"delta":{"toolUse":{"input":"{\"a\":1}"}},"contentBlockIndex":1}}"#).is_empty());
+        assert!(
+            decode(
+                r#"{"contentBlockStart":{"start":{"toolUse":{"toolUseId":"t1","name":"f"}},"contentBlockIndex":1}}"#
+            )
+            .is_empty()
+        );
+        assert!(
+            decode(r#"{"contentBlockDelta":{"delta":{"toolUse":{"input":"{\"a\":1}"}},"contentBlockIndex":1}}"#)
+                .is_empty()
+        );
         assert_eq!(decode(r#"{"messageStop":{"stopReason":"tool_use"}}"#), [Event::End("tool_use".into())]);
-        assert_eq!(decode(r#"{"messageStop":{"stopReason":"content_filtered"}}"#), [Event::End("content_filtered".into())]);
+        assert_eq!(
+            decode(r#"{"messageStop":{"stopReason":"content_filtered"}}"#),
+            [Event::End("content_filtered".into())]
+        );
     }
 
     #[test]
@@ -162,11 +182,18 @@ mod tests {
         assert!(decode(r#"{"messageStart":{"role":null}}"#).is_empty());
         assert!(decode(r#"{"contentBlockDelta":null,"messageStop":null}"#).is_empty());
         assert!(decode(r#"{"contentBlockDelta":{"delta":null,"contentBlockIndex":null}}"#).is_empty());
-        assert!(decode(r#"{"contentBlockDelta":{"delta":{"text":null,"reasoningContent":null},"contentBlockIndex":0}}"#).is_empty());
+        assert!(
+            decode(r#"{"contentBlockDelta":{"delta":{"text":null,"reasoningContent":null},"contentBlockIndex":0}}"#)
+                .is_empty()
+        );
         assert!(decode(r#"{"contentBlockDelta":{"delta":{"reasoningContent":{"text":null}}}}"#).is_empty());
-        let reasoning = r#"{"contentBlockDelta":{"delta":{"reasoningContent":{"text":"hm"}},"contentBlockIndex":null}}"#;
+        let reasoning =
+            r#"{"contentBlockDelta":{"delta":{"reasoningContent":{"text":"hm"}},"contentBlockIndex":null}}"#;
         assert_eq!(decode(reasoning), [Event::Metadata(r#"{"reasoning":{"index":0,"text":"hm"}}"#.into())]);
         assert_eq!(decode(r#"{"messageStop":{"stopReason":null}}"#), [Event::End("end_turn".into())]);
-        assert!(decode(r#"{"metadata":{"usage":{"inputTokens":null,"outputTokens":null},"metrics":null,"trace":null}}"#).is_empty());
+        assert!(
+            decode(r#"{"metadata":{"usage":{"inputTokens":null,"outputTokens":null},"metrics":null,"trace":null}}"#)
+                .is_empty()
+        );
     }
 }

@@ -53,7 +53,9 @@ mod tests {
         let mut titan = Titan;
         let first = titan.decode(br#"{"outputText":"Hi","index":0,"totalOutputTextTokenCount":1,"completionReason":null,"inputTextTokenCount":5}"#);
         assert_eq!(first.unwrap(), [Event::Text("Hi".into())]);
-        let last = titan.decode(br#"{"outputText":"","index":0,"totalOutputTextTokenCount":2,"completionReason":"STOP_CRITERIA_MET"}"#);
+        let last = titan.decode(
+            br#"{"outputText":"","index":0,"totalOutputTextTokenCount":2,"completionReason":"STOP_CRITERIA_MET"}"#,
+        );
         assert_eq!(last.unwrap(), [Event::End("stop_sequence".into())]);
     }
 

@@ -28,19 +28,34 @@ impl Router for KeywordRouter {
     fn select(request: RouteRequest) -> Result<Choice, ErrorInfo> {
         let settings: Settings = serde_json::from_str(&streamhost_guest::settings())
             .map_err(|problem| error("invalid_config", format!("keyword-router settings: {problem}")))?;
-        let text: String = request.messages.iter().filter(|message| message.role == Role::User).map(|message| message.content.as_str()).collect::<Vec<_>>().join(" ");
+        let text: String = request
+            .messages
+            .iter()
+            .filter(|message| message.role == Role::User)
+            .map(|message| message.content.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         choose(&settings, &request.agents, &text, history::last_agent())
     }
 }
 
-fn choose(settings: &Settings, agents: &[AgentCard], text: &str, last_agent: Option<String>) -> Result<Choice, ErrorInfo> {
+fn choose(
+    settings: &Settings,
+    agents: &[AgentCard],
+    text: &str,
+    last_agent: Option<String>,
+) -> Result<Choice, ErrorInfo> {
     let words = words(text);
     let scored = agents.iter().map(|agent| {
-        let keywords = settings.keywords.get(&agent.name).cloned().unwrap_or_else(|| description_words(&agent.description));
+        let keywords =
+            settings.keywords.get(&agent.name).cloned().unwrap_or_else(|| description_words(&agent.description));
         let matched: Vec<String> = keywords.into_iter().filter(|keyword| mentions(&words, keyword)).collect();
         (agent, matched)
     });
-    let (best, matched) = scored.clone().max_by_key(|(agent, matched)| (matched.len(), std::cmp::Reverse(position(agents, agent)))).expect("a pipeline has agents");
+    let (best, matched) = scored
+        .clone()
+        .max_by_key(|(agent, matched)| (matched.len(), std::cmp::Reverse(position(agents, agent))))
+        .expect("a pipeline has agents");
     if !matched.is_empty() {
         let total: usize = scored.map(|(_, matched)| matched.len()).sum();
         return Ok(Choice {
@@ -50,7 +65,11 @@ fn choose(settings: &Settings, agents: &[AgentCard], text: &str, last_agent: Opt
         });
     }
     if let Some(last) = last_agent.filter(|last| agents.iter().any(|agent| &agent.name == last)) {
-        return Ok(Choice { reason: format!("no keyword; the conversation continues with {last}"), agent: last, confidence: 0.5 });
+        return Ok(Choice {
+            reason: format!("no keyword; the conversation continues with {last}"),
+            agent: last,
+            confidence: 0.5,
+        });
     }
     let fallback = settings.fallback.clone().unwrap_or_else(|| agents[0].name.clone());
     Ok(Choice { agent: fallback, confidence: 0.0, reason: "no keyword matched; the fallback agent".into() })
@@ -106,7 +125,8 @@ mod tests {
         let choice = choose(&Settings::default(), &agents(), "My invoice shows two refunds", None).unwrap();
         assert_eq!((choice.agent.as_str(), choice.confidence), ("billing", 1.0));
         assert_eq!(choice.reason, "mentions invoices, refunds");
-        let choice = choose(&Settings::default(), &agents(), "The app crashes on installation, and my invoice", None).unwrap();
+        let choice =
+            choose(&Settings::default(), &agents(), "The app crashes on installation, and my invoice", None).unwrap();
         assert_eq!(choice.agent, "tech");
     }
 

@@ -31,8 +31,15 @@ impl Router for LlmRouter {
     fn select(request: RouteRequest) -> Result<Choice, ErrorInfo> {
         let settings: Settings = serde_json::from_str(&streamhost_guest::settings())
             .map_err(|problem| error("invalid_config", format!("llm-router settings: {problem}")))?;
-        let question = request.messages.iter().filter(|message| message.role == Role::User).map(|message| message.content.as_str()).collect::<Vec<_>>().join("\n");
-        let mut call = ModelRequest::new(vec![ModelMessage::user(question)]).system(prompt(&request.agents, &history::messages()));
+        let question = request
+            .messages
+            .iter()
+            .filter(|message| message.role == Role::User)
+            .map(|message| message.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut call =
+            ModelRequest::new(vec![ModelMessage::user(question)]).system(prompt(&request.agents, &history::messages()));
         if let Some(options) = &settings.model {
             call = call.options(Value::Object(options.clone()).to_string());
         }
@@ -42,8 +49,12 @@ impl Router for LlmRouter {
         match parse_choice(&reply.answer(), &request.agents) {
             Some(choice) => Ok(choice),
             None => match settings.fallback {
-                Some(agent) => Ok(Choice { agent, confidence: 0.0, reason: "the model named no agent; the fallback agent".into() }),
-                None => Err(error("unrecognized_choice", format!("the model's answer names no agent: {:.200}", reply.text))),
+                Some(agent) => {
+                    Ok(Choice { agent, confidence: 0.0, reason: "the model named no agent; the fallback agent".into() })
+                }
+                None => {
+                    Err(error("unrecognized_choice", format!("the model's answer names no agent: {:.200}", reply.text)))
+                }
             },
         }
     }
@@ -88,21 +99,41 @@ struct Answer {
 /// named (the host then reports it), unless only its case differs.
 fn parse_choice(text: &str, agents: &[AgentCard]) -> Option<Choice> {
     if let Some(answer) = first_answer(text) {
-        let agent = agents.iter().find(|card| card.name.eq_ignore_ascii_case(answer.agent.trim())).map_or(answer.agent.trim().to_string(), |card| card.name.clone());
+        let agent = agents
+            .iter()
+            .find(|card| card.name.eq_ignore_ascii_case(answer.agent.trim()))
+            .map_or(answer.agent.trim().to_string(), |card| card.name.clone());
         let confidence = match answer.confidence {
             Some(Value::Number(number)) => number.as_f64(),
-            Some(Value::String(text)) => text.trim().trim_end_matches('%').parse::<f64>().ok().map(|value| if value > 1.0 { value / 100.0 } else { value }),
+            Some(Value::String(text)) => text
+                .trim()
+                .trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .map(|value| if value > 1.0 { value / 100.0 } else { value }),
             _ => None,
         };
-        return Some(Choice { agent, confidence: confidence.unwrap_or(0.5).clamp(0.0, 1.0), reason: answer.reason.unwrap_or_default() });
+        return Some(Choice {
+            agent,
+            confidence: confidence.unwrap_or(0.5).clamp(0.0, 1.0),
+            reason: answer.reason.unwrap_or_default(),
+        });
     }
     let lower = text.to_lowercase();
-    let named = agents.iter().filter_map(|card| find_word(&lower, &card.name.to_lowercase()).map(|at| (at, card))).min_by_key(|(at, _)| *at);
-    named.map(|(_, card)| Choice { agent: card.name.clone(), confidence: 0.5, reason: text.trim().chars().take(200).collect() })
+    let named = agents
+        .iter()
+        .filter_map(|card| find_word(&lower, &card.name.to_lowercase()).map(|at| (at, card)))
+        .min_by_key(|(at, _)| *at);
+    named.map(|(_, card)| Choice {
+        agent: card.name.clone(),
+        confidence: 0.5,
+        reason: text.trim().chars().take(200).collect(),
+    })
 }
 
 fn first_answer(text: &str) -> Option<Answer> {
-    text.match_indices('{').find_map(|(at, _)| serde_json::Deserializer::from_str(&text[at..]).into_iter::<Answer>().next()?.ok())
+    text.match_indices('{')
+        .find_map(|(at, _)| serde_json::Deserializer::from_str(&text[at..]).into_iter::<Answer>().next()?.ok())
 }
 
 /// Where `word` stands in `text` as a word of its own.
@@ -121,7 +152,10 @@ mod tests {
     use super::*;
 
     fn agents() -> Vec<AgentCard> {
-        vec![AgentCard { name: "billing".into(), description: "Invoices".into() }, AgentCard { name: "tech".into(), description: "Crashes".into() }]
+        vec![
+            AgentCard { name: "billing".into(), description: "Invoices".into() },
+            AgentCard { name: "tech".into(), description: "Crashes".into() },
+        ]
     }
 
     fn parsed(text: &str) -> Option<(String, f64, String)> {
@@ -130,7 +164,10 @@ mod tests {
 
     #[test]
     fn reads_the_json_answer_wherever_it_is() {
-        assert_eq!(parsed(r#"{"agent":"tech","confidence":0.8,"reason":"a crash"}"#), Some(("tech".into(), 0.8, "a crash".into())));
+        assert_eq!(
+            parsed(r#"{"agent":"tech","confidence":0.8,"reason":"a crash"}"#),
+            Some(("tech".into(), 0.8, "a crash".into()))
+        );
         let fenced = "Sure! Here you go:\n```json\n{ \"selectedAgent\": \"Billing\", \"confidence\": \"90%\" }\n```";
         assert_eq!(parsed(fenced), Some(("billing".into(), 0.9, String::new())));
         assert_eq!(parsed(r#"{not json} then {"name":"tech"}"#).unwrap().0, "tech");
@@ -138,7 +175,10 @@ mod tests {
 
     #[test]
     fn the_decision_is_read_outside_the_reasoning() {
-        let reply = model::Reply { text: r#"<think>It could be {"agent":"tech"}, but no.</think>{"agent":"billing","confidence":0.9}"#.into(), ..Default::default() };
+        let reply = model::Reply {
+            text: r#"<think>It could be {"agent":"tech"}, but no.</think>{"agent":"billing","confidence":0.9}"#.into(),
+            ..Default::default()
+        };
         assert_eq!(parsed(&reply.answer()).unwrap().0, "billing");
     }
 

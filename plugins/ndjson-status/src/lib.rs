@@ -111,8 +111,8 @@ impl Default for NdjsonStatus {
 
 impl Transform for NdjsonStatus {
     fn open(_context: StreamContext, settings: &str) -> Result<Self, ErrorInfo> {
-        let settings: Settings =
-            serde_json::from_str(settings).map_err(|problem| error("invalid_config", format!("ndjson-status settings: {problem}")))?;
+        let settings: Settings = serde_json::from_str(settings)
+            .map_err(|problem| error("invalid_config", format!("ndjson-status settings: {problem}")))?;
         Ok(Self::with_clock(settings, Box::new(SystemTime::now)))
     }
 
@@ -180,7 +180,9 @@ impl NdjsonStatus {
                 self.failed = true;
                 Some(match layout {
                     Layout::Lines => self.line("error", ErrorJson::from(&error)),
-                    Layout::ToolExecutor => self.line("error", ToolError { error: &error.message, error_code: &error.code }),
+                    Layout::ToolExecutor => {
+                        self.line("error", ToolError { error: &error.message, error_code: &error.code })
+                    }
                 })
             }
             (_, raw @ Event::Raw(_)) => Some(raw),
@@ -228,7 +230,8 @@ fn iso8601(millis: i64) -> String {
     let day = day_of_year - (153 * month_index + 2) / 5 + 1;
     let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let (hours, minutes, seconds, ms) = (day_millis / 3_600_000, day_millis / 60_000 % 60, day_millis / 1000 % 60, day_millis % 1000);
+    let (hours, minutes, seconds, ms) =
+        (day_millis / 3_600_000, day_millis / 60_000 % 60, day_millis / 1000 % 60, day_millis % 1000);
     format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{ms:03}Z")
 }
 
@@ -250,9 +253,22 @@ mod tests {
 
     #[test]
     fn status_lines_then_the_result() {
-        let mut format = NdjsonStatus::open(StreamContext { plugin: "ndjson-status".into(), user_id: None, session_id: None }, "{}").unwrap();
-        let out = lines(format.push(vec![Event::Status("Step 1".into()), Event::Text(r#"{"rows":"#.into()), Event::Text("12}".into())]).unwrap());
-        assert_eq!((out.len(), &out[0]["type"], &out[0]["payload"]), (1, &json!("status"), &json!({ "message": "Step 1" })));
+        let mut format =
+            NdjsonStatus::open(StreamContext { plugin: "ndjson-status".into(), user_id: None, session_id: None }, "{}")
+                .unwrap();
+        let out = lines(
+            format
+                .push(vec![
+                    Event::Status("Step 1".into()),
+                    Event::Text(r#"{"rows":"#.into()),
+                    Event::Text("12}".into()),
+                ])
+                .unwrap(),
+        );
+        assert_eq!(
+            (out.len(), &out[0]["type"], &out[0]["payload"]),
+            (1, &json!("status"), &json!({ "message": "Step 1" }))
+        );
         let result = lines(format.finish().unwrap());
         assert_eq!((&result[0]["type"], &result[0]["payload"]), (&json!("result"), &json!({ "rows": 12 })));
         assert!(result[0]["timestamp"].as_str().unwrap().ends_with('Z'));
@@ -264,7 +280,8 @@ mod tests {
         format.push(vec![Event::Text("plain".into())]).unwrap();
         assert_eq!(lines(format.finish().unwrap())[0]["payload"], json!({ "text": "plain" }));
         let mut failed = NdjsonStatus::default();
-        let error = lines(failed.push(vec![Event::Error(ErrorInfo { code: "x".into(), message: "y".into() })]).unwrap());
+        let error =
+            lines(failed.push(vec![Event::Error(ErrorInfo { code: "x".into(), message: "y".into() })]).unwrap());
         assert_eq!(error[0]["payload"], json!({ "code": "x", "message": "y" }));
         assert!(failed.finish().unwrap().is_empty());
     }
@@ -302,7 +319,11 @@ mod tests {
     fn tool_executor_layout_writes_a_tool_result() {
         let (mut format, now) = executor(r#"{"layout":"tool-executor"}"#);
         let mut out = format
-            .push(vec![Event::Metadata(r#"{"agent":"report"}"#.into()), Event::Status("Step 1/2".into()), Event::Text("Done".into())])
+            .push(vec![
+                Event::Metadata(r#"{"agent":"report"}"#.into()),
+                Event::Status("Step 1/2".into()),
+                Event::Text("Done".into()),
+            ])
             .unwrap();
         now.set(now.get() + Duration::from_millis(1100));
         out.extend(format.finish().unwrap());
@@ -330,8 +351,12 @@ mod tests {
     #[test]
     fn tool_executor_errors_end_the_stream() {
         let (mut format, _) = executor(r#"{"layout":"tool-executor","heartbeatMs":1}"#);
-        let out = format.push(vec![Event::Error(ErrorInfo { code: "timeout".into(), message: "too slow".into() })]).unwrap();
-        assert_eq!(text_of(out), "{\"type\":\"error\",\"payload\":{\"error\":\"too slow\",\"error_code\":\"timeout\"},\"timestamp\":1704067200.1}\n");
+        let out =
+            format.push(vec![Event::Error(ErrorInfo { code: "timeout".into(), message: "too slow".into() })]).unwrap();
+        assert_eq!(
+            text_of(out),
+            "{\"type\":\"error\",\"payload\":{\"error\":\"too slow\",\"error_code\":\"timeout\"},\"timestamp\":1704067200.1}\n"
+        );
         assert!(format.push(Vec::new()).unwrap().is_empty());
         assert!(format.finish().unwrap().is_empty());
     }
@@ -343,7 +368,10 @@ mod tests {
         advance(4999);
         assert!(format.push(Vec::new()).unwrap().is_empty(), "too soon after the start");
         advance(1);
-        assert_eq!(text_of(format.push(Vec::new()).unwrap()), "{\"type\":\"heartbeat\",\"payload\":{},\"timestamp\":1704067205.1}\n");
+        assert_eq!(
+            text_of(format.push(Vec::new()).unwrap()),
+            "{\"type\":\"heartbeat\",\"payload\":{},\"timestamp\":1704067205.1}\n"
+        );
         advance(3000);
         format.push(vec![Event::Status("busy".into())]).unwrap();
         advance(4000);
@@ -371,4 +399,3 @@ mod tests {
         }
     }
 }
-

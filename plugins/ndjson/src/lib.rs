@@ -115,7 +115,12 @@ impl AgentSquadMetadata {
             self.user_input = user_input;
         }
         let params = &mut self.additional_params;
-        for (key, slot) in [("confidence", &mut params.confidence), ("reason", &mut params.reason), ("provider", &mut params.provider), ("model", &mut params.model)] {
+        for (key, slot) in [
+            ("confidence", &mut params.confidence),
+            ("reason", &mut params.reason),
+            ("provider", &mut params.provider),
+            ("model", &mut params.model),
+        ] {
             if let Some(value) = metadata.remove(key).filter(|value| !value.is_null()) {
                 *slot = Some(value);
             }
@@ -158,8 +163,8 @@ pub struct Ndjson {
 
 impl Transform for Ndjson {
     fn open(context: StreamContext, settings: &str) -> Result<Self, ErrorInfo> {
-        let settings: Settings =
-            serde_json::from_str(settings).map_err(|problem| error("invalid_config", format!("ndjson settings: {problem}")))?;
+        let settings: Settings = serde_json::from_str(settings)
+            .map_err(|problem| error("invalid_config", format!("ndjson settings: {problem}")))?;
         let opening_metadata = match settings.metadata {
             MetadataStyle::Each => None,
             MetadataStyle::AgentSquad => Some(AgentSquadMetadata::new(context)),
@@ -265,7 +270,14 @@ mod tests {
     #[test]
     fn formats_a_whole_stream_in_the_orchestrator_schema() {
         let mut ndjson = Ndjson::open(context(), "{}").unwrap();
-        let usage = Usage { input_tokens: 1, output_tokens: 2, total_tokens: 3, latency_ms: 4, cache_read_input_tokens: 0, cache_write_input_tokens: 0 };
+        let usage = Usage {
+            input_tokens: 1,
+            output_tokens: 2,
+            total_tokens: 3,
+            latency_ms: 4,
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        };
         let mut out = ndjson
             .push(vec![
                 Event::Metadata(r#"{"model":"m"}"#.into()),
@@ -297,7 +309,11 @@ mod tests {
     const AGENT_SQUAD: &str = r#"{"metadata":"agent-squad"}"#;
 
     fn caller() -> StreamContext {
-        StreamContext { plugin: "ndjson".into(), user_id: Some("user123".into()), session_id: Some("session456".into()) }
+        StreamContext {
+            plugin: "ndjson".into(),
+            user_id: Some("user123".into()),
+            session_id: Some("session456".into()),
+        }
     }
 
     #[test]
@@ -369,4 +385,3 @@ mod tests {
         }
     }
 }
-

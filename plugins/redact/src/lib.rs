@@ -225,7 +225,10 @@ mod tests {
         let context = StreamContext { plugin: "redact".into(), user_id: None, session_id: None };
         let mut redact = Redact::open(context, "{}").unwrap();
         let out = redact.push(vec![Event::Text("mail a@b.io".into()), Event::End("end_turn".into())]).unwrap();
-        assert_eq!(out, vec![Event::Text("mail ".into()), Event::Text("[email]".into()), Event::End("end_turn".into())]);
+        assert_eq!(
+            out,
+            vec![Event::Text("mail ".into()), Event::Text("[email]".into()), Event::End("end_turn".into())]
+        );
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //!
 //! No settings.
 
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, json_object, refuse, required_text, string_field};
+use streamhost_guest::request_filter::{
+    IncomingRequest, PipelineRequest, Refusal, RequestFilter, json_object, refuse, required_text, string_field,
+};
 
 pub struct Seed000Body;
 
@@ -43,7 +45,11 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
         return Ok(PipelineRequest::caller(None));
     }
     if request.path != "/" {
-        return Err(refuse(404, "not_found", format!("nothing is served at `{}`: post the query to the pipeline's own URL", request.path)));
+        return Err(refuse(
+            404,
+            "not_found",
+            format!("nothing is served at `{}`: post the query to the pipeline's own URL", request.path),
+        ));
     }
     if let Some(media_type) = request.media_type().filter(|media_type| !accepted(media_type)) {
         return Err(refuse(
@@ -95,7 +101,10 @@ mod tests {
     fn maps_the_seed_body() {
         let body = r#"{"query":"What is artificial intelligence?","userId":"user123","sessionId":"session456"}"#;
         let mapped = map(&request(Some("application/json"), body)).unwrap();
-        assert_eq!(mapped.messages, vec![Message { role: Role::User, content: "What is artificial intelligence?".into() }]);
+        assert_eq!(
+            mapped.messages,
+            vec![Message { role: Role::User, content: "What is artificial intelligence?".into() }]
+        );
         assert_eq!(mapped.user_id.as_deref(), Some("user123"));
         assert_eq!(mapped.session_id.as_deref(), Some("session456"));
         assert!(mapped.system.is_none() && mapped.model.is_none() && mapped.config.is_none() && mapped.chain.is_none());
@@ -123,12 +132,23 @@ mod tests {
         let (status, code, message) = refusal(request(Some("multipart/form-data; boundary=x"), "--x"));
         assert_eq!((status, code.as_str()), (415, "unsupported_media_type"));
         assert!(message.contains("multipart/form-data"), "{message}");
-        assert!(map(&request(Some("application/x-www-form-urlencoded"), r#"{"query":"hi"}"#)).is_ok(), "what `curl -d` sends");
+        assert!(
+            map(&request(Some("application/x-www-form-urlencoded"), r#"{"query":"hi"}"#)).is_ok(),
+            "what `curl -d` sends"
+        );
     }
 
     #[test]
     fn refuses_a_body_without_a_string_query() {
-        for body in ["query=hi", "", "[1,2]", r#"{"prompt":"hi"}"#, r#"{"query":42}"#, r#"{"query":"  "}"#, r#"{"query":"hi","userId":7}"#] {
+        for body in [
+            "query=hi",
+            "",
+            "[1,2]",
+            r#"{"prompt":"hi"}"#,
+            r#"{"query":42}"#,
+            r#"{"query":"  "}"#,
+            r#"{"query":"hi","userId":7}"#,
+        ] {
             let (status, code, message) = refusal(request(Some("application/json"), body));
             assert_eq!((status, code.as_str()), (400, "invalid_request"), "{body}: {message}");
         }

@@ -56,7 +56,10 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object, refuse, required_text, string_field};
+use streamhost_guest::request_filter::{
+    IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object, refuse,
+    required_text, string_field,
+};
 use streamhost_guest::{Level, log};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -95,21 +98,34 @@ struct Settings {
 
 impl Settings {
     fn parse(json: &str) -> Self {
-        let parsed = serde_json::from_str::<RawSettings>(json).map_err(|problem| format!("the settings are invalid ({})", redacted(&problem.to_string()))).and_then(|raw| {
-            match raw.realm.as_deref() {
-                Some(realm) if realm.is_empty() || !realm.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\') => {
+        let parsed = serde_json::from_str::<RawSettings>(json)
+            .map_err(|problem| format!("the settings are invalid ({})", redacted(&problem.to_string())))
+            .and_then(|raw| match raw.realm.as_deref() {
+                Some(realm)
+                    if realm.is_empty()
+                        || !realm.chars().all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\') =>
+                {
                     Err("`realm` must be printable ASCII without `\"` or `\\`".to_string())
                 }
                 _ => Ok(raw),
-            }
-        });
+            });
         match parsed {
             Ok(raw) => {
                 let closed = (raw.api_keys.is_empty() && raw.users.is_empty())
                     .then(|| "no `apiKeys` and no `users` are configured".to_string());
-                Self { api_keys: raw.api_keys, users: raw.users, realm: raw.realm.unwrap_or_else(|| DEFAULT_REALM.into()), closed }
+                Self {
+                    api_keys: raw.api_keys,
+                    users: raw.users,
+                    realm: raw.realm.unwrap_or_else(|| DEFAULT_REALM.into()),
+                    closed,
+                }
             }
-            Err(problem) => Self { api_keys: BTreeMap::new(), users: BTreeMap::new(), realm: DEFAULT_REALM.into(), closed: Some(problem) },
+            Err(problem) => Self {
+                api_keys: BTreeMap::new(),
+                users: BTreeMap::new(),
+                realm: DEFAULT_REALM.into(),
+                closed: Some(problem),
+            },
         }
     }
 }
@@ -117,7 +133,12 @@ impl Settings {
 /// `message` with every `"…"` span blanked: a parse error may quote a
 /// value of the settings, and a misplaced secret must not reach the log.
 fn redacted(message: &str) -> String {
-    message.split('"').enumerate().map(|(index, part)| if index % 2 == 1 { "…" } else { part }).collect::<Vec<_>>().join("\"")
+    message
+        .split('"')
+        .enumerate()
+        .map(|(index, part)| if index % 2 == 1 { "…" } else { part })
+        .collect::<Vec<_>>()
+        .join("\"")
 }
 
 /// A SHA-256 digest, written `sha256:<64 hex digits>` in the settings.
@@ -130,8 +151,13 @@ impl TryFrom<String> for Sha256Hex {
 
     fn try_from(text: String) -> Result<Self, String> {
         let hex = text.strip_prefix("sha256:").ok_or("a digest must be written `sha256:<64 hex digits>`")?;
-        let digits: Vec<u8> = hex.chars().map(|c| c.to_digit(16).map(|d| d as u8)).collect::<Option<_>>().ok_or("a digest must be hex digits")?;
-        let bytes: Vec<u8> = digits.chunks(2).filter(|pair| pair.len() == 2).map(|pair| pair[0] << 4 | pair[1]).collect();
+        let digits: Vec<u8> = hex
+            .chars()
+            .map(|c| c.to_digit(16).map(|d| d as u8))
+            .collect::<Option<_>>()
+            .ok_or("a digest must be hex digits")?;
+        let bytes: Vec<u8> =
+            digits.chunks(2).filter(|pair| pair.len() == 2).map(|pair| pair[0] << 4 | pair[1]).collect();
         match <[u8; 32]>::try_from(bytes) {
             Ok(bytes) if digits.len() == 64 => Ok(Self(bytes)),
             _ => Err("a SHA-256 digest has 64 hex digits".into()),
@@ -177,7 +203,11 @@ fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest
         return Ok(PipelineRequest::caller(Some(caller.user_id())));
     }
     if request.path != "/" {
-        return Err(refuse(404, "not_found", format!("nothing is served at `{}`: post to the pipeline's own URL", request.path)));
+        return Err(refuse(
+            404,
+            "not_found",
+            format!("nothing is served at `{}`: post to the pipeline's own URL", request.path),
+        ));
     }
     let fields = json_object(&request.body, SHAPE)?;
     let prompt = required_text(&fields, "prompt", SHAPE)?;
@@ -199,13 +229,19 @@ const SHAPE: &str = r#"send {"prompt":"…","runtimeSessionId":"…","response":
 /// Checks the caller's credential against the settings' digests.
 fn authenticate(settings: &Settings, request: &IncomingRequest) -> Result<Caller, Refusal> {
     if let Some(problem) = &settings.closed {
-        log(Level::Warn, &format!("seed001-auth refuses every request: {problem}; set `apiKeys` or `users` (SHA-256 digests) in the pipeline's `config.seed001-auth`"));
+        log(
+            Level::Warn,
+            &format!(
+                "seed001-auth refuses every request: {problem}; set `apiKeys` or `users` (SHA-256 digests) in the pipeline's `config.seed001-auth`"
+            ),
+        );
         return Err(unauthorized(settings, "this pipeline accepts no credential yet"));
     }
     // A SigV4 signature (a Function URL under AWS_IAM behind CloudFront's
     // origin access control) is AWS's, not the caller's: the caller's key
     // is then in `x-api-key`.
-    let authorization = request.header("authorization").filter(|value| !value.trim_start().starts_with("AWS4-HMAC-SHA256"));
+    let authorization =
+        request.header("authorization").filter(|value| !value.trim_start().starts_with("AWS4-HMAC-SHA256"));
     let credential = match authorization {
         Some(authorization) => parse_authorization(authorization).map_err(|problem| unauthorized(settings, problem))?,
         None => match request.header("x-api-key") {
@@ -226,7 +262,9 @@ fn authenticate(settings: &Settings, request: &IncomingRequest) -> Result<Caller
 /// What a caller must send, as the settings allow.
 fn required(settings: &Settings) -> &'static str {
     match (settings.api_keys.is_empty(), settings.users.is_empty()) {
-        (false, false) => "an API key (`Authorization: Bearer …` or `x-api-key: …`) or an id and password (`Authorization: Basic …`) is required",
+        (false, false) => {
+            "an API key (`Authorization: Bearer …` or `x-api-key: …`) or an id and password (`Authorization: Basic …`) is required"
+        }
         (false, true) => "an API key (`Authorization: Bearer …` or `x-api-key: …`) is required",
         _ => "an id and password (`Authorization: Basic …`) are required",
     }
@@ -300,7 +338,9 @@ mod tests {
     const PASSWORD_DIGEST: &str = "sha256:e1e748fd3cd8c6cb8f19c746a76c041d0f4a8a7fa90097bce2b25469d05e2112";
 
     fn settings() -> Settings {
-        Settings::parse(&format!(r#"{{"apiKeys":{{"ops":"{KEY_DIGEST}"}},"users":{{"alice":"{PASSWORD_DIGEST}"}},"realm":"seed001"}}"#))
+        Settings::parse(&format!(
+            r#"{{"apiKeys":{{"ops":"{KEY_DIGEST}"}},"users":{{"alice":"{PASSWORD_DIGEST}"}},"realm":"seed001"}}"#
+        ))
     }
 
     fn request(headers: &[(&str, &str)], body: &str) -> IncomingRequest {
@@ -359,7 +399,9 @@ mod tests {
 
     #[test]
     fn original_or_no_response_runs_the_transforms() {
-        for body in [r#"{"prompt":"hi"}"#, r#"{"prompt":"hi","response":"original"}"#, r#"{"prompt":"hi","response":null}"#] {
+        for body in
+            [r#"{"prompt":"hi"}"#, r#"{"prompt":"hi","response":"original"}"#, r#"{"prompt":"hi","response":null}"#]
+        {
             let mapped = map(&settings(), &request(&[("x-api-key", KEY)], body)).unwrap();
             assert_eq!((mapped.chain, mapped.session_id), (None, None), "{body}");
         }
@@ -370,13 +412,28 @@ mod tests {
         let authorization = basic("alice", PASSWORD);
         let mapped = map(&settings(), &request(&[("authorization", &authorization)], r#"{"prompt":"hi"}"#)).unwrap();
         assert_eq!(mapped.user_id.as_deref(), Some("user:alice"));
-        let mapped = map(&settings(), &request(&[("authorization", &authorization)], r#"{"prompt":"hi","userId":"victim"}"#)).unwrap();
+        let mapped =
+            map(&settings(), &request(&[("authorization", &authorization)], r#"{"prompt":"hi","userId":"victim"}"#))
+                .unwrap();
         assert_eq!(mapped.user_id.as_deref(), Some("user:alice"), "a caller cannot act as another user");
-        let signed = [("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261130/us-east-1/lambda/aws4_request, Signature=x"), ("x-api-key", KEY)];
-        assert_eq!(map(&settings(), &request(&signed, r#"{"prompt":"hi"}"#)).unwrap().user_id.as_deref(), Some("key:ops"), "AWS's signature is not the caller's");
+        let signed = [
+            ("authorization", "AWS4-HMAC-SHA256 Credential=AKID/20261130/us-east-1/lambda/aws4_request, Signature=x"),
+            ("x-api-key", KEY),
+        ];
+        assert_eq!(
+            map(&settings(), &request(&signed, r#"{"prompt":"hi"}"#)).unwrap().user_id.as_deref(),
+            Some("key:ops"),
+            "AWS's signature is not the caller's"
+        );
         // The scheme is case-insensitive; a password may hold a colon.
         let colon = Settings::parse(&format!(r#"{{"users":{{"bob":"sha256:{}"}}}}"#, hex(&sha256(b"a:b"))));
-        assert!(map(&colon, &request(&[("authorization", &basic("bob", "a:b").replace("Basic", "basic"))], r#"{"prompt":"hi"}"#)).is_ok());
+        assert!(
+            map(
+                &colon,
+                &request(&[("authorization", &basic("bob", "a:b").replace("Basic", "basic"))], r#"{"prompt":"hi"}"#)
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -401,7 +458,11 @@ mod tests {
         for headers in cases {
             let refusal = map(&settings(), &request(&headers, r#"{"prompt":"hi"}"#)).expect_err("refused");
             assert_eq!((refusal.status, refusal.error.code.as_str()), (401, "unauthorized"), "{headers:?}");
-            assert_eq!(challenges(&refusal), ["Bearer realm=\"seed001\"", "Basic realm=\"seed001\", charset=\"UTF-8\""], "{headers:?}");
+            assert_eq!(
+                challenges(&refusal),
+                ["Bearer realm=\"seed001\"", "Basic realm=\"seed001\", charset=\"UTF-8\""],
+                "{headers:?}"
+            );
             assert!(!refusal.error.message.contains(KEY) && !refusal.error.message.contains(PASSWORD));
         }
     }
@@ -413,7 +474,12 @@ mod tests {
         assert_eq!(challenges(&refusal), ["Bearer realm=\"streamhost\""]);
         assert!(refusal.error.message.contains("API key"));
         // Basic against no users never passes.
-        assert_eq!(map(&keys_only, &request(&[("authorization", &basic("ops", KEY))], r#"{"prompt":"hi"}"#)).expect_err("refused").status, 401);
+        assert_eq!(
+            map(&keys_only, &request(&[("authorization", &basic("ops", KEY))], r#"{"prompt":"hi"}"#))
+                .expect_err("refused")
+                .status,
+            401
+        );
     }
 
     #[test]
@@ -432,7 +498,8 @@ mod tests {
         ] {
             let settings = Settings::parse(&json);
             assert!(settings.closed.is_some(), "{json}");
-            let refusal = map(&settings, &request(&[("authorization", &bearer)], r#"{"prompt":"hi"}"#)).expect_err("refused");
+            let refusal =
+                map(&settings, &request(&[("authorization", &bearer)], r#"{"prompt":"hi"}"#)).expect_err("refused");
             assert_eq!((refusal.status, refusal.error.code.as_str()), (401, "unauthorized"), "{json}");
             assert_eq!(challenges(&refusal), ["Bearer realm=\"streamhost\""]);
         }
@@ -443,17 +510,36 @@ mod tests {
         // Without a credential, a malformed body is still 401, not 400.
         assert_eq!(map(&settings(), &request(&[], "garbage")).expect_err("refused").status, 401);
         // `curl -d` labels the JSON as a form.
-        let curl = request(&[("content-type", "application/x-www-form-urlencoded"), ("x-api-key", KEY)], r#"{"prompt":"hello"}"#);
+        let curl = request(
+            &[("content-type", "application/x-www-form-urlencoded"), ("x-api-key", KEY)],
+            r#"{"prompt":"hello"}"#,
+        );
         assert_eq!(map(&settings(), &curl).unwrap().messages[0].content, "hello");
     }
 
     #[test]
     fn refuses_a_malformed_body_or_response() {
-        for body in ["", "prompt=hi", "[]", r#"{"query":"hi"}"#, r#"{"prompt":1}"#, r#"{"prompt":" "}"#, r#"{"prompt":"hi","response":"raw"}"#, r#"{"prompt":"hi","response":true}"#, r#"{"prompt":"hi","runtimeSessionId":5}"#] {
+        for body in [
+            "",
+            "prompt=hi",
+            "[]",
+            r#"{"query":"hi"}"#,
+            r#"{"prompt":1}"#,
+            r#"{"prompt":" "}"#,
+            r#"{"prompt":"hi","response":"raw"}"#,
+            r#"{"prompt":"hi","response":true}"#,
+            r#"{"prompt":"hi","runtimeSessionId":5}"#,
+        ] {
             let refusal = map(&settings(), &request(&[("x-api-key", KEY)], body)).expect_err("refused");
-            assert_eq!((refusal.status, refusal.error.code.as_str()), (400, "invalid_request"), "{body}: {}", refusal.error.message);
+            assert_eq!(
+                (refusal.status, refusal.error.code.as_str()),
+                (400, "invalid_request"),
+                "{body}: {}",
+                refusal.error.message
+            );
         }
-        let refusal = map(&settings(), &request(&[("x-api-key", KEY)], r#"{"prompt":"hi","response":"raw"}"#)).expect_err("refused");
+        let refusal = map(&settings(), &request(&[("x-api-key", KEY)], r#"{"prompt":"hi","response":"raw"}"#))
+            .expect_err("refused");
         assert!(refusal.error.message.contains("\"original\" or \"transformed\""), "{}", refusal.error.message);
     }
 

@@ -21,11 +21,16 @@ pub struct PlainText;
 impl RequestFilter for PlainText {
     fn filter(request: IncomingRequest) -> Result<PipelineRequest, Refusal> {
         if let Some(media_type) = request.media_type().filter(|media_type| is_structured(media_type)) {
-            let message = format!("the body is the prompt as plain text (`content-type: text/plain`), not `{media_type}`");
+            let message =
+                format!("the body is the prompt as plain text (`content-type: text/plain`), not `{media_type}`");
             return Err(refuse(415, "unsupported_media_type", message));
         }
         let text = String::from_utf8(request.body).map_err(|error| {
-            refuse(400, "invalid_request", format!("the body is not UTF-8 text (byte {})", error.utf8_error().valid_up_to()))
+            refuse(
+                400,
+                "invalid_request",
+                format!("the body is not UTF-8 text (byte {})", error.utf8_error().valid_up_to()),
+            )
         })?;
         let prompt = text.strip_prefix('\u{feff}').unwrap_or(&text).trim_end_matches(['\r', '\n']);
         if prompt.trim().is_empty() {
@@ -36,7 +41,8 @@ impl RequestFilter for PlainText {
 }
 
 fn is_structured(media_type: &str) -> bool {
-    REFUSED_MEDIA_TYPES.contains(&media_type) || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+    REFUSED_MEDIA_TYPES.contains(&media_type)
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
 }
 
 streamhost_guest::export_request_filter!(PlainText);
@@ -47,15 +53,27 @@ mod tests {
 
     fn request(content_type: Option<&str>, body: &[u8]) -> IncomingRequest {
         let headers = content_type.map(|value| ("content-type".to_string(), value.to_string())).into_iter().collect();
-        IncomingRequest { method: "POST".into(), path: "/".into(), query: String::new(), headers, body: body.to_vec(), request_context: None }
+        IncomingRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers,
+            body: body.to_vec(),
+            request_context: None,
+        }
     }
 
     #[test]
     fn the_body_is_the_prompt() {
-        let mapped = PlainText::filter(request(Some("text/plain; charset=utf-8"), "\u{feff}Tell me a joke\r\n".as_bytes())).unwrap();
+        let mapped =
+            PlainText::filter(request(Some("text/plain; charset=utf-8"), "\u{feff}Tell me a joke\r\n".as_bytes()))
+                .unwrap();
         assert_eq!(mapped.messages[0].content, "Tell me a joke");
         assert!(PlainText::filter(request(None, b"hi")).is_ok());
-        assert!(PlainText::filter(request(Some("application/x-www-form-urlencoded"), b"hi")).is_ok(), "what `curl -d` sends");
+        assert!(
+            PlainText::filter(request(Some("application/x-www-form-urlencoded"), b"hi")).is_ok(),
+            "what `curl -d` sends"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! (`GET`/`DELETE /runs/{id}`) are accepted without naming a caller: the
 //! seed's clients have no identity, the run id is the key.
 
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, json_object, required_text, string_field};
+use streamhost_guest::request_filter::{
+    IncomingRequest, PipelineRequest, Refusal, RequestFilter, json_object, required_text, string_field,
+};
 
 const SHAPE: &str = r#"send {"conversationId": "…", "prompt": "…"}"#;
 
@@ -37,19 +39,30 @@ mod tests {
     use super::*;
 
     fn request(method: &str, path: &str, body: &str) -> IncomingRequest {
-        IncomingRequest { method: method.into(), path: path.into(), query: String::new(), headers: Vec::new(), body: body.as_bytes().to_vec(), request_context: None }
+        IncomingRequest {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+            request_context: None,
+        }
     }
 
     #[test]
     fn the_conversation_id_is_the_session() {
-        let mapped = StartConversation::filter(request("POST", "/", r#"{"conversationId":"c-1","prompt":"Tell me a joke"}"#)).unwrap();
+        let mapped =
+            StartConversation::filter(request("POST", "/", r#"{"conversationId":"c-1","prompt":"Tell me a joke"}"#))
+                .unwrap();
         assert_eq!(mapped.messages[0].content, "Tell me a joke");
         assert_eq!(mapped.session_id.as_deref(), Some("c-1"));
     }
 
     #[test]
     fn refuses_what_is_not_a_start() {
-        for body in ["", "[]", r#"{"conversationId":"c-1"}"#, r#"{"prompt":" "}"#, r#"{"prompt":"hi","conversationId":7}"#] {
+        for body in
+            ["", "[]", r#"{"conversationId":"c-1"}"#, r#"{"prompt":" "}"#, r#"{"prompt":"hi","conversationId":7}"#]
+        {
             let refusal = StartConversation::filter(request("POST", "/", body)).expect_err(body);
             assert_eq!((refusal.status, refusal.error.code.as_str()), (400, "invalid_request"), "{body}");
         }

@@ -27,7 +27,10 @@
 //! No settings.
 
 use serde_json::Value;
-use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object, refuse, string_field};
+use streamhost_guest::request_filter::{
+    IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object, refuse,
+    string_field,
+};
 
 pub struct Seed004Tool;
 
@@ -48,7 +51,11 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     }
     let segments: Vec<&str> = request.path.split('/').filter(|segment| !segment.is_empty()).collect();
     if !matches!(segments.as_slice(), [] | ["invoke"]) {
-        return Err(refuse(404, "not_found", format!("nothing is served at `{}`: the tool is invoked at `/invoke`", request.path)));
+        return Err(refuse(
+            404,
+            "not_found",
+            format!("nothing is served at `{}`: the tool is invoked at `/invoke`", request.path),
+        ));
     }
     let fields = json_object(&request.body, SHAPE)?;
     let args = match fields.get("args") {
@@ -63,7 +70,10 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     };
     let (user_id, session_id) = match fields.get("context") {
         None | Some(Value::Null) => (None, None),
-        Some(Value::Object(context)) => (string_field(context, "user_id", "context.user_id")?, string_field(context, "session_id", "context.session_id")?),
+        Some(Value::Object(context)) => (
+            string_field(context, "user_id", "context.user_id")?,
+            string_field(context, "session_id", "context.session_id")?,
+        ),
         Some(_) => return Err(invalid("`context` must be a JSON object")),
     };
     let mut mapped = PipelineRequest::prompt(prompt);
@@ -125,7 +135,10 @@ mod tests {
     #[test]
     fn the_iam_caller_is_the_user_without_a_context_user() {
         let arn = Some("arn:aws:iam::123456789012:user/sam-agent");
-        assert_eq!(map(&request("/invoke", r#"{"args":{"message":"hi"}}"#, Some(IAM_CONTEXT))).unwrap().user_id.as_deref(), arn);
+        assert_eq!(
+            map(&request("/invoke", r#"{"args":{"message":"hi"}}"#, Some(IAM_CONTEXT))).unwrap().user_id.as_deref(),
+            arn
+        );
         let nulls = r#"{"args":{"message":"hi"},"context":{"session_id":null,"user_id":null}}"#;
         let mapped = map(&request("/invoke", nulls, Some(IAM_CONTEXT))).unwrap();
         assert_eq!((mapped.user_id.as_deref(), mapped.session_id), (arn, None));
@@ -149,7 +162,17 @@ mod tests {
 
     #[test]
     fn refuses_a_body_without_an_args_object() {
-        for body in ["", "args=1", "[]", r#"{"message":"hi"}"#, r#"{"args":"hi"}"#, r#"{"args":null}"#, r#"{"args":{"message":"  "}}"#, r#"{"args":{},"context":"x"}"#, r#"{"args":{},"context":{"user_id":1}}"#] {
+        for body in [
+            "",
+            "args=1",
+            "[]",
+            r#"{"message":"hi"}"#,
+            r#"{"args":"hi"}"#,
+            r#"{"args":null}"#,
+            r#"{"args":{"message":"  "}}"#,
+            r#"{"args":{},"context":"x"}"#,
+            r#"{"args":{},"context":{"user_id":1}}"#,
+        ] {
             let (status, code, message) = refusal(request("/invoke", body, None));
             assert_eq!((status, code.as_str()), (400, "invalid_request"), "{body}: {message}");
         }

@@ -38,7 +38,13 @@ impl Agent for SlowProcess {
     fn handle(request: AgentRequest) -> Result<String, ErrorInfo> {
         let settings: Settings = serde_json::from_str(&streamhost_guest::settings())
             .map_err(|problem| error("invalid_config", format!("slow-process settings: {problem}")))?;
-        let task = request.messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.clone()).unwrap_or_default();
+        let task = request
+            .messages
+            .iter()
+            .rev()
+            .find(|message| message.role == Role::User)
+            .map(|message| message.content.clone())
+            .unwrap_or_default();
         let total = settings.steps.len();
         for (index, step) in settings.steps.iter().enumerate() {
             emit_status(format!("{step} ({}/{total})", index + 1));

@@ -55,10 +55,23 @@ mod tests {
         let mut passthrough = SsePassthrough::open(context, "{}").unwrap();
         let frame = b"event: x\r\ndata: {\"a\":1}\r\n\r\n".to_vec();
         let out = passthrough
-            .push(vec![Event::Metadata("{}".into()), Event::Frame(frame.clone()), Event::Text("decoded".into()), Event::End("end_turn".into())])
+            .push(vec![
+                Event::Metadata("{}".into()),
+                Event::Frame(frame.clone()),
+                Event::Text("decoded".into()),
+                Event::End("end_turn".into()),
+            ])
             .unwrap();
         assert_eq!(out, [Event::Raw(frame)]);
-        let error = passthrough.push(vec![Event::Error(streamhost_guest::error("upstream_disconnected", "it \"broke\"\n"))]).unwrap();
-        assert_eq!(error, [Event::Raw(b"event: error\ndata: {\"code\":\"upstream_disconnected\",\"message\":\"it \\\"broke\\\"\\n\"}\n\n".to_vec())]);
+        let error = passthrough
+            .push(vec![Event::Error(streamhost_guest::error("upstream_disconnected", "it \"broke\"\n"))])
+            .unwrap();
+        assert_eq!(
+            error,
+            [Event::Raw(
+                b"event: error\ndata: {\"code\":\"upstream_disconnected\",\"message\":\"it \\\"broke\\\"\\n\"}\n\n"
+                    .to_vec()
+            )]
+        );
     }
 }

@@ -43,7 +43,8 @@ impl Layout {
     /// Reads the `layout` setting from the plugin's settings object.
     fn from_settings(settings: &str) -> Result<Self, ErrorInfo> {
         let invalid = |problem: String| error("invalid_config", format!("text-only settings: {problem}"));
-        let settings: serde_json::Map<String, Value> = serde_json::from_str(settings).map_err(|problem| invalid(problem.to_string()))?;
+        let settings: serde_json::Map<String, Value> =
+            serde_json::from_str(settings).map_err(|problem| invalid(problem.to_string()))?;
         if let Some(unknown) = settings.keys().find(|key| *key != "layout") {
             return Err(invalid(format!("unknown setting `{unknown}`, expected `layout`")));
         }
@@ -67,7 +68,12 @@ pub struct Text {
 
 impl Transform for Text {
     fn open(context: StreamContext, settings: &str) -> Result<Self, ErrorInfo> {
-        Ok(Self { layout: Layout::from_settings(settings)?, session_id: context.session_id, usage: None, mid_line: false })
+        Ok(Self {
+            layout: Layout::from_settings(settings)?,
+            session_id: context.session_id,
+            usage: None,
+            mid_line: false,
+        })
     }
 
     fn content_type(&self) -> Option<String> {
@@ -173,7 +179,14 @@ mod tests {
     }
 
     fn usage(input: u32, output: u32, latency_ms: u32) -> Usage {
-        Usage { input_tokens: input, output_tokens: output, total_tokens: input + output, latency_ms, cache_read_input_tokens: 0, cache_write_input_tokens: 0 }
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: input + output,
+            latency_ms,
+            cache_read_input_tokens: 0,
+            cache_write_input_tokens: 0,
+        }
     }
 
     fn run(session_id: Option<&str>, events: Vec<Event>) -> String {
@@ -211,7 +224,8 @@ mod tests {
 
     #[test]
     fn prefers_the_upstream_session_id() {
-        let out = run(Some("caller"), vec![Event::Metadata(r#"{"sessionId":"up-1"}"#.into()), Event::Text("x\n".into())]);
+        let out =
+            run(Some("caller"), vec![Event::Metadata(r#"{"sessionId":"up-1"}"#.into()), Event::Text("x\n".into())]);
         assert_eq!(out, "x\nsession: up-1\n");
     }
 
@@ -264,7 +278,11 @@ mod tests {
 
     #[test]
     fn agentcore_layout_writes_errors_as_the_default_does() {
-        let out = run_with(AGENTCORE, Some("s1"), vec![Event::Text("partial".into()), Event::Error(streamhost_guest::error("e", "m"))]);
+        let out = run_with(
+            AGENTCORE,
+            Some("s1"),
+            vec![Event::Text("partial".into()), Event::Error(streamhost_guest::error("e", "m"))],
+        );
         assert_eq!(out, "partial\nerror: e: m\n----------\n{\"runtimeSessionId\":\"s1\"}");
     }
 

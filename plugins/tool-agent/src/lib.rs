@@ -59,7 +59,10 @@ impl Agent for ToolAgent {
             let results = reply.tool_calls.iter().map(|call| Content::ToolResult(run(call, &settings))).collect();
             messages.push(ModelMessage { role: Role::User, content: results });
         }
-        Err(error("tool_loop_limit", format!("the model still asked for tools after {} rounds (setting `maxRounds`)", settings.max_rounds)))
+        Err(error(
+            "tool_loop_limit",
+            format!("the model still asked for tools after {} rounds (setting `maxRounds`)", settings.max_rounds),
+        ))
     }
 }
 
@@ -82,12 +85,16 @@ fn tools() -> Vec<ToolSpec> {
         ToolSpec {
             name: "calculator".into(),
             description: "Evaluates an arithmetic expression with + - * / and parentheses.".into(),
-            input_schema: json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}).to_string(),
+            input_schema:
+                json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]})
+                    .to_string(),
         },
         ToolSpec {
             name: "lookup_order".into(),
             description: "Looks up the status of an order by its id.".into(),
-            input_schema: json!({"type": "object", "properties": {"orderId": {"type": "string"}}, "required": ["orderId"]}).to_string(),
+            input_schema:
+                json!({"type": "object", "properties": {"orderId": {"type": "string"}}, "required": ["orderId"]})
+                    .to_string(),
         },
     ]
 }

@@ -12,16 +12,17 @@
 //! tools or the last message).
 
 use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
-use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError as StreamException;
 use aws_sdk_bedrockruntime::primitives::Blob;
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError as StreamException;
 use aws_sdk_bedrockruntime::types::{
-    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput as StreamEvent,
-    GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace, InferenceConfiguration, Message, ReasoningContentBlock,
-    ReasoningContentBlockDelta, ReasoningTextBlock, SystemContentBlock, Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock,
-    ToolResultContentBlock, ToolResultStatus, ToolSpecification, ToolUseBlock,
+    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole,
+    ConverseStreamOutput as StreamEvent, GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace,
+    InferenceConfiguration, Message, ReasoningContentBlock, ReasoningContentBlockDelta, ReasoningTextBlock,
+    SystemContentBlock, Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
+    ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
-use base64::Engine;
 use aws_smithy_types::{Document, Number};
+use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Bedrock, Decoded, Exception, call_failure, receive};
@@ -43,15 +44,20 @@ pub struct ConverseInput {
 
 impl ConverseInput {
     pub fn new(call: &ModelCall) -> Result<Self, ProviderError> {
-        let invalid = |error: aws_sdk_bedrockruntime::error::BuildError| ProviderError::InvalidRequest(format!("cannot build the Bedrock request: {error}"));
+        let invalid = |error: aws_sdk_bedrockruntime::error::BuildError| {
+            ProviderError::InvalidRequest(format!("cannot build the Bedrock request: {error}"))
+        };
         let cache_at = |at: CachePointAt| call.options.cache_points.as_ref().is_some_and(|points| points.contains(&at));
         let cache_point = || CachePointBlock::builder().r#type(CachePointType::Default).build().map_err(invalid);
-        let mut messages: Vec<Message> = call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
+        let mut messages: Vec<Message> =
+            call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
         if cache_at(CachePointAt::Messages) {
             if let Some(last) = messages.pop() {
                 let mut content = last.content().to_vec();
                 content.push(ContentBlock::CachePoint(cache_point()?));
-                messages.push(Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?);
+                messages.push(
+                    Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?,
+                );
             }
         }
         let tools = if call.tools.is_empty() {
@@ -63,11 +69,18 @@ impl ConverseInput {
             }
             Some(ToolConfiguration::builder().set_tools(Some(tools)).build().map_err(invalid)?)
         };
-        let mut system: Option<Vec<SystemContentBlock>> = call.system.clone().map(|system| vec![SystemContentBlock::Text(system)]);
+        let mut system: Option<Vec<SystemContentBlock>> =
+            call.system.clone().map(|system| vec![SystemContentBlock::Text(system)]);
         if let Some(system) = system.as_mut().filter(|_| cache_at(CachePointAt::System)) {
             system.push(SystemContentBlock::CachePoint(cache_point()?));
         }
-        Ok(Self { messages, system, tools, inference: inference(call), guardrail: call.options.guardrail.as_ref().map(guardrail) })
+        Ok(Self {
+            messages,
+            system,
+            tools,
+            inference: inference(call),
+            guardrail: call.options.guardrail.as_ref().map(guardrail),
+        })
     }
 }
 
@@ -112,9 +125,9 @@ fn message(turn: &Turn) -> Result<Message, aws_sdk_bedrockruntime::error::BuildE
 fn content_block(block: &Block) -> Result<ContentBlock, aws_sdk_bedrockruntime::error::BuildError> {
     Ok(match block {
         Block::Text(text) => ContentBlock::Text(text.clone()),
-        Block::ToolUse(call) => {
-            ContentBlock::ToolUse(ToolUseBlock::builder().tool_use_id(&call.id).name(&call.name).input(document(&call.input)).build()?)
-        }
+        Block::ToolUse(call) => ContentBlock::ToolUse(
+            ToolUseBlock::builder().tool_use_id(&call.id).name(&call.name).input(document(&call.input)).build()?,
+        ),
         Block::ToolResult { id, content, is_error } => ContentBlock::ToolResult(
             ToolResultBlock::builder()
                 .tool_use_id(id)
@@ -125,7 +138,9 @@ fn content_block(block: &Block) -> Result<ContentBlock, aws_sdk_bedrockruntime::
         Block::Reasoning { text, signature } => ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
             ReasoningTextBlock::builder().text(text).set_signature(signature.clone()).build()?,
         )),
-        Block::RedactedReasoning(bytes) => ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(Blob::new(bytes.clone()))),
+        Block::RedactedReasoning(bytes) => {
+            ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(Blob::new(bytes.clone())))
+        }
     })
 }
 
@@ -150,7 +165,9 @@ fn document(value: &Value) -> Document {
         }),
         Value::String(text) => Document::String(text.clone()),
         Value::Array(items) => Document::Array(items.iter().map(document).collect()),
-        Value::Object(fields) => Document::Object(fields.iter().map(|(key, value)| (key.clone(), document(value))).collect()),
+        Value::Object(fields) => {
+            Document::Object(fields.iter().map(|(key, value)| (key.clone(), document(value))).collect())
+        }
     }
 }
 
@@ -210,13 +227,16 @@ impl Decoder {
                 None
             }
             StreamEvent::ContentBlockStop(stop) => match self.tool_use.take() {
-                Some((index, mut call, input)) if index == stop.content_block_index => Some(match parse_input(&input) {
-                    Some(parsed) => {
-                        call.input = parsed;
-                        tool_use_event(&call)
-                    }
-                    None => StreamErrorCode::ModelStreamError.event(format!("the model's input for tool `{}` is not a JSON object", call.name)),
-                }),
+                Some((index, mut call, input)) if index == stop.content_block_index => {
+                    Some(match parse_input(&input) {
+                        Some(parsed) => {
+                            call.input = parsed;
+                            tool_use_event(&call)
+                        }
+                        None => StreamErrorCode::ModelStreamError
+                            .event(format!("the model's input for tool `{}` is not a JSON object", call.name)),
+                    })
+                }
                 other => {
                     self.tool_use = other;
                     None
@@ -229,7 +249,9 @@ impl Decoder {
                     input_tokens: count(usage.input_tokens),
                     output_tokens: count(usage.output_tokens),
                     total_tokens: count(usage.total_tokens),
-                    latency_ms: metadata.metrics.map_or(0, |metrics| metrics.latency_ms.clamp(0, u32::MAX.into()) as u32),
+                    latency_ms: metadata
+                        .metrics
+                        .map_or(0, |metrics| metrics.latency_ms.clamp(0, u32::MAX.into()) as u32),
                     cache_read_input_tokens: usage.cache_read_input_tokens.map_or(0, count),
                     cache_write_input_tokens: usage.cache_write_input_tokens.map_or(0, count),
                 })

@@ -30,9 +30,14 @@ impl Bedrock {
     /// come from `config`. The SDK does not retry: the host's own retry
     /// also covers an exception that arrives as the stream's first event.
     pub fn new(config: &SdkConfig) -> Self {
-        let timeouts = TimeoutConfig::builder().connect_timeout(std::time::Duration::from_secs(3)).disable_operation_timeout().build();
-        let bedrock_config =
-            aws_sdk_bedrockruntime::config::Builder::from(config).retry_config(RetryConfig::disabled()).timeout_config(timeouts).build();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(3))
+            .disable_operation_timeout()
+            .build();
+        let bedrock_config = aws_sdk_bedrockruntime::config::Builder::from(config)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts)
+            .build();
         Self { client: Client::from_conf(bedrock_config) }
     }
 }
@@ -69,7 +74,12 @@ where
                     }
                 }
                 Ok(None) if complete => return None,
-                Ok(None) => return Some((StreamErrorCode::Disconnected.event("Bedrock's stream ended before the model finished"), None)),
+                Ok(None) => {
+                    return Some((
+                        StreamErrorCode::Disconnected.event("Bedrock's stream ended before the model finished"),
+                        None,
+                    ));
+                }
                 Err(error) => return Some((stream_error(&error), None)),
             }
         }
@@ -110,10 +120,14 @@ where
             UpstreamFailure::by_status(context.raw().status().as_u16(), message)
         }
         // Most often: no credentials or no region on this host.
-        SdkError::ConstructionFailure(_) => UpstreamFailure::Rejected("the host could not build its Bedrock request (see its log)".into()),
+        SdkError::ConstructionFailure(_) => {
+            UpstreamFailure::Rejected("the host could not build its Bedrock request (see its log)".into())
+        }
         // No answer: a model call does no work worth keeping, so it is
         // safe to repeat.
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => UpstreamFailure::Unavailable("Bedrock could not be reached (see the host's log)".into()),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            UpstreamFailure::Unavailable("Bedrock could not be reached (see the host's log)".into())
+        }
         _ => UpstreamFailure::Failed("Bedrock's answer could not be read (see the host's log)".into()),
     }
 }

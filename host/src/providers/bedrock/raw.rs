@@ -14,10 +14,10 @@ use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::types::error::ResponseStreamError as StreamException;
 
 use super::{Bedrock, Decoded, Exception, call_failure, receive};
-use crate::providers::error::StreamErrorCode;
 use crate::event::Event;
-use crate::providers::{ProviderError, Started, UpstreamFailure};
+use crate::providers::error::StreamErrorCode;
 use crate::providers::{ModelCall, ProviderKind};
+use crate::providers::{ProviderError, Started, UpstreamFailure};
 use crate::request::{Message, Role};
 
 /// What an Anthropic model needs and the others default.
@@ -45,7 +45,8 @@ fn decode(item: ResponseStream) -> Decoded {
         ResponseStream::Chunk(part) => part.bytes.map(Blob::into_inner),
         _ => None,
     };
-    let complete = bytes.as_ref().is_some_and(|bytes| bytes.windows(METRICS_KEY.len()).any(|window| window == METRICS_KEY));
+    let complete =
+        bytes.as_ref().is_some_and(|bytes| bytes.windows(METRICS_KEY.len()).any(|window| window == METRICS_KEY));
     Decoded { event: bytes.map(Event::Frame), complete }
 }
 
@@ -86,7 +87,9 @@ impl Family {
         let mut parts = model_id.split('.');
         let first = parts.next()?;
         let (provider, model) = match parts.next() {
-            Some(second) if !matches!(first, "anthropic" | "meta" | "cohere" | "amazon" | "mistral") => (second, parts.next()?),
+            Some(second) if !matches!(first, "anthropic" | "meta" | "cohere" | "amazon" | "mistral") => {
+                (second, parts.next()?)
+            }
             Some(second) => (first, second),
             None => return None,
         };
@@ -97,7 +100,9 @@ impl Family {
             "cohere" => Some(Family::CohereLegacy),
             "amazon" if model.starts_with("titan-text") => Some(Family::Titan),
             "amazon" if model.starts_with("nova-") => Some(Family::Nova),
-            "mistral" if model.starts_with("mistral-large-24") && model != "mistral-large-2402-v1:0" => Some(Family::MistralChat),
+            "mistral" if model.starts_with("mistral-large-24") && model != "mistral-large-2402-v1:0" => {
+                Some(Family::MistralChat)
+            }
             "mistral" => Some(Family::MistralText),
             _ => None,
         }
@@ -180,7 +185,9 @@ fn family_body(family: Family, call: &ModelCall, messages: &[Message]) -> Result
         }
         Family::Nova => {
             let config = inference_object("maxTokens", options, stop);
-            let turns = messages.iter().map(|message| json!({ "role": message.role.as_str(), "content": [{ "text": message.content }] }));
+            let turns = messages
+                .iter()
+                .map(|message| json!({ "role": message.role.as_str(), "content": [{ "text": message.content }] }));
             set("schemaVersion", Some(json!("messages-v1")));
             set("system", system.map(|system| json!([{ "text": system }])));
             set("messages", Some(Value::Array(turns.collect())));
@@ -191,7 +198,10 @@ fn family_body(family: Family, call: &ModelCall, messages: &[Message]) -> Result
                 set("prompt", Some(json!(mistral_prompt(system, messages))));
             } else {
                 let system = system.map(|system| json!({ "role": "system", "content": system }));
-                set("messages", Some(system.into_iter().chain(messages.iter().map(|message| json!(message))).collect()));
+                set(
+                    "messages",
+                    Some(system.into_iter().chain(messages.iter().map(|message| json!(message))).collect()),
+                );
             }
             set("max_tokens", options.max_tokens.map(Value::from));
             set("temperature", options.temperature.map(Value::from));
@@ -237,7 +247,9 @@ fn mistral_prompt(system: Option<&str>, messages: &[Message]) -> String {
     let mut system = system.map(|system| format!("{system}\n\n"));
     for message in messages {
         match message.role {
-            Role::User => prompt.push_str(&format!("[INST] {}{} [/INST]", system.take().unwrap_or_default(), message.content)),
+            Role::User => {
+                prompt.push_str(&format!("[INST] {}{} [/INST]", system.take().unwrap_or_default(), message.content))
+            }
             Role::Assistant => prompt.push_str(&format!("{}</s>", message.content)),
         }
     }
@@ -261,7 +273,9 @@ mod tests {
     use crate::request::{Request, parse_chain};
 
     fn request(body: &str) -> ModelCall {
-        ModelCall::from_request(&Request::from_json(parse_chain("ndjson", None).unwrap(), &[], body.as_bytes()).unwrap())
+        ModelCall::from_request(
+            &Request::from_json(parse_chain("ndjson", None).unwrap(), &[], body.as_bytes()).unwrap(),
+        )
     }
 
     fn body(model_id: &str, request: &ModelCall) -> Value {
@@ -306,14 +320,23 @@ mod tests {
             body("amazon.nova-lite-v1:0", &request),
             json!({"schemaVersion":"messages-v1","system":[{"text":"Be brief."}],"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":64,"temperature":0.5}})
         );
-        assert_eq!(body("mistral.mistral-7b-instruct-v0:2", &request)["prompt"], json!("<s>[INST] Be brief.\n\nHi [/INST]"));
-        assert_eq!(body("mistral.mistral-large-2407-v1:0", &request)["messages"][0], json!({"role":"system","content":"Be brief."}));
+        assert_eq!(
+            body("mistral.mistral-7b-instruct-v0:2", &request)["prompt"],
+            json!("<s>[INST] Be brief.\n\nHi [/INST]")
+        );
+        assert_eq!(
+            body("mistral.mistral-large-2407-v1:0", &request)["messages"][0],
+            json!({"role":"system","content":"Be brief."})
+        );
     }
 
     #[test]
     fn the_callers_body_is_sent_as_is_and_an_unknown_family_needs_one() {
         let own = request(r#"{"prompt":"x","model":{"body":{"inputs":"x"}}}"#);
         assert_eq!(body("arn:aws:bedrock:us-east-1:1:custom-model/m", &own), json!({"inputs":"x"}));
-        assert!(matches!(request_body("amazon.titan-embed-text-v2:0", &request(r#"{"prompt":"x"}"#)), Err(ProviderError::InvalidRequest(_))));
+        assert!(matches!(
+            request_body("amazon.titan-embed-text-v2:0", &request(r#"{"prompt":"x"}"#)),
+            Err(ProviderError::InvalidRequest(_))
+        ));
     }
 }

@@ -21,8 +21,7 @@ use crate::aws::Signer;
 use crate::runs::{RunRecord, StoredEvent};
 
 /// Seed 003's chunk mutation. Subscribers receive the fields it selects.
-pub const SEND_CHUNK: &str =
-    "mutation SendChunk($conversationId: ID!, $chunk: String!) { sendChunk(conversationId: $conversationId, chunk: $chunk) { conversationId chunk } }";
+pub const SEND_CHUNK: &str = "mutation SendChunk($conversationId: ID!, $chunk: String!) { sendChunk(conversationId: $conversationId, chunk: $chunk) { conversationId chunk } }";
 
 /// How an AppSync sink authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -77,15 +76,34 @@ impl AppSyncSink {
         let url = self.url.clone().or_else(|| settings.appsync_url.clone()).filter(|url| !url.is_empty());
         let url = url.ok_or("an appsync sink needs a `url`, or the host's --appsync-url")?;
         let api_key = self.api_key.clone().or_else(|| settings.appsync_api_key.clone());
-        let auth = match (self.auth.unwrap_or(if api_key.is_some() { AppSyncAuth::ApiKey } else { AppSyncAuth::Iam }), api_key) {
+        let auth = match (
+            self.auth.unwrap_or(if api_key.is_some() { AppSyncAuth::ApiKey } else { AppSyncAuth::Iam }),
+            api_key,
+        ) {
             (AppSyncAuth::ApiKey, Some(key)) => Auth::ApiKey(key),
-            (AppSyncAuth::ApiKey, None) => return Err("an appsync sink with `\"auth\": \"apiKey\"` needs an `apiKey`, or the host's --appsync-api-key".into()),
+            (AppSyncAuth::ApiKey, None) => {
+                return Err(
+                    "an appsync sink with `\"auth\": \"apiKey\"` needs an `apiKey`, or the host's --appsync-api-key"
+                        .into(),
+                );
+            }
             (AppSyncAuth::Iam, _) => {
                 let region = self.region.clone().or_else(|| region_of(&url));
-                Auth::Iam(Signer::new(&sinks.aws().await, "appsync", region.as_deref(), "an appsync sink with `\"auth\": \"iam\"`").map_err(|error| error.to_string())?)
+                Auth::Iam(
+                    Signer::new(
+                        &sinks.aws().await,
+                        "appsync",
+                        region.as_deref(),
+                        "an appsync sink with `\"auth\": \"iam\"`",
+                    )
+                    .map_err(|error| error.to_string())?,
+                )
             }
         };
-        let mutations = self.mutations.clone().unwrap_or_else(|| ["text", "raw"].map(|kind| (kind.to_string(), SEND_CHUNK.to_string())).into());
+        let mutations = self
+            .mutations
+            .clone()
+            .unwrap_or_else(|| ["text", "raw"].map(|kind| (kind.to_string(), SEND_CHUNK.to_string())).into());
         let events = mutations.keys().cloned().collect();
         Ok(Ready { url, auth, mutations, events })
     }
@@ -99,13 +117,21 @@ fn region_of(url: &str) -> Option<String> {
 }
 
 impl Ready {
-    pub(super) async fn send(&self, client: &reqwest::Client, record: &RunRecord, event: &StoredEvent) -> Result<(), Failure> {
+    pub(super) async fn send(
+        &self,
+        client: &reqwest::Client,
+        record: &RunRecord,
+        event: &StoredEvent,
+    ) -> Result<(), Failure> {
         let mutation = &self.mutations[&event.kind];
         let body = json!({ "query": mutation, "variables": variables(mutation, record, event) }).to_string();
         let content_type = [("content-type", "application/json".to_string())];
         let auth = match &self.auth {
             Auth::ApiKey(key) => vec![("x-api-key".to_string(), key.clone())],
-            Auth::Iam(signer) => signer.headers("POST", &self.url, &content_type, body.as_bytes()).await.map_err(|error| Failure { message: error.to_string(), retry: false })?,
+            Auth::Iam(signer) => signer
+                .headers("POST", &self.url, &content_type, body.as_bytes())
+                .await
+                .map_err(|error| Failure { message: error.to_string(), retry: false })?,
         };
         let headers = content_type.into_iter().map(|(name, value)| (name.to_string(), value)).chain(auth);
         self.post(client, headers.collect(), body).await
@@ -113,7 +139,12 @@ impl Ready {
 
     /// POSTs the mutation; a GraphQL `errors` answer is a failure too (the
     /// subscribers did not get the chunk).
-    async fn post(&self, client: &reqwest::Client, headers: Vec<(String, String)>, body: String) -> Result<(), Failure> {
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        headers: Vec<(String, String)>,
+        body: String,
+    ) -> Result<(), Failure> {
         let request = headers.iter().fold(client.post(&self.url), |request, (name, value)| request.header(name, value));
         let response = request.body(body).send().await.map_err(Failure::of_send)?;
         let status = response.status();
@@ -123,11 +154,18 @@ impl Ready {
         }
         let Ok(Value::Object(answer)) = serde_json::from_str::<Value>(&text) else {
             let text: String = text.chars().take(200).collect();
-            return Err(Failure { message: format!("answered {status} with what is not a GraphQL response: {text}"), retry: false });
+            return Err(Failure {
+                message: format!("answered {status} with what is not a GraphQL response: {text}"),
+                retry: false,
+            });
         };
         match answer.get("errors") {
-            Some(errors) if !errors.is_null() => Err(Failure { message: format!("answered GraphQL errors: {errors}"), retry: true }),
-            _ if answer.get("data").is_none_or(Value::is_null) => Err(Failure { message: "answered a GraphQL response with no data".into(), retry: false }),
+            Some(errors) if !errors.is_null() => {
+                Err(Failure { message: format!("answered GraphQL errors: {errors}"), retry: true })
+            }
+            _ if answer.get("data").is_none_or(Value::is_null) => {
+                Err(Failure { message: "answered a GraphQL response with no data".into(), retry: false })
+            }
             _ => Ok(()),
         }
     }
@@ -154,7 +192,9 @@ fn variables(mutation: &str, record: &RunRecord, event: &StoredEvent) -> Value {
 /// name that starts with it).
 fn declares(mutation: &str, name: &str) -> bool {
     let variable = format!("${name}");
-    mutation.match_indices(&variable).any(|(at, _)| !mutation[at + variable.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    mutation
+        .match_indices(&variable)
+        .any(|(at, _)| !mutation[at + variable.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
 }
 
 #[cfg(test)]

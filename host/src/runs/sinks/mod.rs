@@ -135,11 +135,21 @@ impl Sinks {
 
     /// Starts delivering `record`'s run to each of `configs`; the handles
     /// end when each sink has delivered the whole run or given up.
-    pub(super) fn start(&self, runs: &Arc<Runs>, record: &RunRecord, configs: std::collections::BTreeMap<String, SinkConfig>) -> Vec<tokio::task::JoinHandle<()>> {
+    pub(super) fn start(
+        &self,
+        runs: &Arc<Runs>,
+        record: &RunRecord,
+        configs: std::collections::BTreeMap<String, SinkConfig>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
         configs
             .into_iter()
             .map(|(name, config)| {
-                let delivery = Delivery { runs: runs.clone(), record: record.clone(), status: SinkStatus::new(config.kind()), name };
+                let delivery = Delivery {
+                    runs: runs.clone(),
+                    record: record.clone(),
+                    status: SinkStatus::new(config.kind()),
+                    name,
+                };
                 tokio::spawn(delivery.run(config))
             })
             .collect()
@@ -200,7 +210,9 @@ impl Delivery {
         while !chosen.is_empty() {
             let outcome = match target {
                 Target::AppSync(appsync) => appsync.send(&self.runs.sinks.client, &self.record, chosen[0]).await,
-                Target::Webhook(webhook) => webhook.send(&self.runs.sinks.client, &self.record, &self.name, &chosen).await,
+                Target::Webhook(webhook) => {
+                    webhook.send(&self.runs.sinks.client, &self.record, &self.name, &chosen).await
+                }
             };
             let Err(failure) = outcome else { break };
             self.status.failures += 1;
@@ -242,7 +254,9 @@ impl Target {
     fn takes(&self, kind: &str) -> bool {
         match self {
             Target::AppSync(appsync) => appsync.events.iter().any(|taken| taken == kind),
-            Target::Webhook(webhook) => webhook.events.as_ref().is_none_or(|events| events.iter().any(|taken| taken == kind)),
+            Target::Webhook(webhook) => {
+                webhook.events.as_ref().is_none_or(|events| events.iter().any(|taken| taken == kind))
+            }
         }
     }
 }

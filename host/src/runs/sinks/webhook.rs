@@ -43,14 +43,17 @@ pub(in crate::runs) struct Ready {
 impl WebhookSink {
     pub(super) fn target(&self, settings: &SinkSettings) -> Result<Ready, String> {
         let secret = self.secret.clone().or_else(|| settings.webhook_secret.clone());
-        let secret = secret.ok_or("a webhook sink needs a `secret`, or the host's --webhook-secret: deliveries are signed")?;
+        let secret =
+            secret.ok_or("a webhook sink needs a `secret`, or the host's --webhook-secret: deliveries are signed")?;
         Ok(Ready { url: self.url.clone(), key: signing_key(&secret)?, events: self.events.clone() })
     }
 }
 
 pub(super) fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD.decode(encoded).map_err(|error| format!("the webhook secret is not base64 (after an optional `whsec_`): {error}"))
+    STANDARD
+        .decode(encoded)
+        .map_err(|error| format!("the webhook secret is not base64 (after an optional `whsec_`): {error}"))
 }
 
 /// The `webhook-signature` header's value for a delivery.
@@ -61,7 +64,13 @@ fn signature(key: &[u8], id: &str, timestamp: u64, body: &str) -> String {
 }
 
 impl Ready {
-    pub(super) async fn send(&self, client: &reqwest::Client, record: &RunRecord, sink: &str, events: &[&StoredEvent]) -> Result<(), Failure> {
+    pub(super) async fn send(
+        &self,
+        client: &reqwest::Client,
+        record: &RunRecord,
+        sink: &str,
+        events: &[&StoredEvent],
+    ) -> Result<(), Failure> {
         let events: Vec<Value> = events
             .iter()
             .map(|event| json!({ "seq": event.seq, "type": event.kind, "data": serde_json::from_str::<Value>(&event.data).unwrap_or(Value::Null) }))
@@ -96,6 +105,9 @@ mod tests {
     fn signs_as_the_specification_example() {
         let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = r#"{"test": 2432232314}"#;
-        assert_eq!(signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
     }
 }

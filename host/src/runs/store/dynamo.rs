@@ -38,7 +38,10 @@ impl DynamoRuns {
     }
 
     fn key(id: &RunId, seq: u64) -> Item {
-        HashMap::from([("run".to_string(), AttributeValue::S(id.to_string())), ("seq".to_string(), AttributeValue::N(seq.to_string()))])
+        HashMap::from([
+            ("run".to_string(), AttributeValue::S(id.to_string())),
+            ("seq".to_string(), AttributeValue::N(seq.to_string())),
+        ])
     }
 
     fn expires_at(&self, created_ms: u64) -> AttributeValue {
@@ -67,11 +70,23 @@ impl DynamoRuns {
     }
 
     pub async fn save(&self, record: &RunRecord) -> Result<(), RunStoreError> {
-        self.update(&record.id, "SET #record = :record", [("#record", "record")], [(":record", AttributeValue::S(json(&own_fields(record))))]).await
+        self.update(
+            &record.id,
+            "SET #record = :record",
+            [("#record", "record")],
+            [(":record", AttributeValue::S(json(&own_fields(record))))],
+        )
+        .await
     }
 
     pub async fn save_sink(&self, id: &RunId, name: &str, status: &SinkStatus) -> Result<(), RunStoreError> {
-        self.update(id, "SET #sinks.#name = :status", [("#sinks", "sinks"), ("#name", name)], [(":status", AttributeValue::S(json(status)))]).await
+        self.update(
+            id,
+            "SET #sinks.#name = :status",
+            [("#sinks", "sinks"), ("#name", name)],
+            [(":status", AttributeValue::S(json(status)))],
+        )
+        .await
     }
 
     pub async fn claim(&self, id: &RunId) -> Result<bool, RunStoreError> {
@@ -89,13 +104,18 @@ impl DynamoRuns {
             .await;
         match claimed {
             Ok(_) => Ok(true),
-            Err(error) if error.as_service_error().is_some_and(|error| error.is_conditional_check_failed_exception()) => Ok(false),
+            Err(error)
+                if error.as_service_error().is_some_and(|error| error.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
             Err(error) => Err(unavailable(&error)),
         }
     }
 
     pub async fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {
-        self.update(id, "SET #cancel = :yes", [("#cancel", "cancelRequested")], [(":yes", AttributeValue::Bool(true))]).await
+        self.update(id, "SET #cancel = :yes", [("#cancel", "cancelRequested")], [(":yes", AttributeValue::Bool(true))])
+            .await
     }
 
     /// Updates the existing record item `id` (never creates one).
@@ -147,7 +167,9 @@ impl DynamoRuns {
                     ("data".to_string(), AttributeValue::S(event.data.clone())),
                     ("expiresAt".to_string(), expires_at.clone()),
                 ]);
-                WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("the item is set")).build()
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().expect("the item is set"))
+                    .build()
             });
             self.write_all(writes.collect()).await?;
         }
@@ -171,7 +193,10 @@ impl DynamoRuns {
             }
             tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
         }
-        Err(RunStoreError::Unavailable(format!("DynamoDB left {} events unwritten after {BATCH_RETRIES} attempts", writes.len())))
+        Err(RunStoreError::Unavailable(format!(
+            "DynamoDB left {} events unwritten after {BATCH_RETRIES} attempts",
+            writes.len()
+        )))
     }
 
     pub async fn read(&self, id: &RunId, after: u64, limit: usize) -> Result<Vec<StoredEvent>, RunStoreError> {
@@ -209,11 +234,13 @@ fn record_of(item: &Item) -> Result<RunRecord, RunStoreError> {
     let mut record: RunRecord = serde_json::from_str(text).map_err(|_| damaged("record"))?;
     if let Some(Ok(sinks)) = item.get("sinks").map(AttributeValue::as_m) {
         for (name, status) in sinks {
-            let status = status.as_s().ok().and_then(|text| serde_json::from_str(text).ok()).ok_or_else(|| damaged("sinks"))?;
+            let status =
+                status.as_s().ok().and_then(|text| serde_json::from_str(text).ok()).ok_or_else(|| damaged("sinks"))?;
             record.sinks.insert(name.clone(), status);
         }
     }
-    record.cancel_requested = item.get("cancelRequested").and_then(|value| value.as_bool().ok()).copied().unwrap_or(false);
+    record.cancel_requested =
+        item.get("cancelRequested").and_then(|value| value.as_bool().ok()).copied().unwrap_or(false);
     Ok(record)
 }
 

@@ -40,7 +40,9 @@ impl MemoryRuns {
         runs.retain(|_, kept| !expired(&kept.record, ttl, now));
         if runs.len() >= max_runs {
             let ended = runs.values().filter(|kept| kept.record.status.is_end());
-            let oldest_ended = ended.min_by_key(|kept| kept.record.ended_ms.unwrap_or(kept.record.created_ms)).map(|kept| kept.record.id.clone());
+            let oldest_ended = ended
+                .min_by_key(|kept| kept.record.ended_ms.unwrap_or(kept.record.created_ms))
+                .map(|kept| kept.record.id.clone());
             match oldest_ended {
                 Some(id) => {
                     runs.remove(&id);
@@ -127,13 +129,17 @@ mod tests {
     #[test]
     fn full_the_oldest_ended_run_makes_room_and_a_running_one_never() {
         let store = MemoryRuns::new(Duration::from_secs(60));
-        let (older, newer) = (record(RunStatus::Completed, now_ms() - 2_000), record(RunStatus::Failed, now_ms() - 1_000));
+        let (older, newer) =
+            (record(RunStatus::Completed, now_ms() - 2_000), record(RunStatus::Failed, now_ms() - 1_000));
         store.create(&older, 2).unwrap();
         store.create(&newer, 2).unwrap();
         store.create(&record(RunStatus::Running, now_ms()), 2).expect("the oldest ended run made room");
         assert_eq!((store.get(&older.id), store.get(&newer.id).map(|kept| kept.id)), (None, Some(newer.id.clone())));
         store.create(&record(RunStatus::Running, now_ms()), 2).expect("the other ended run made room");
-        let Err(RunStoreError::Full { retry_after_secs: 5 }) = store.create(&record(RunStatus::Started, now_ms()), 2) else { panic!("full of running runs") };
+        let Err(RunStoreError::Full { retry_after_secs: 5 }) = store.create(&record(RunStatus::Started, now_ms()), 2)
+        else {
+            panic!("full of running runs")
+        };
         let expired = MemoryRuns::new(Duration::from_secs(60));
         let old = record(RunStatus::Completed, now_ms() - 61_000);
         expired.create(&old, 5).unwrap();
