@@ -17,6 +17,9 @@ use crate::{ErrorInfo, Event, StreamContext, Transform, Usage};
 
 /// Turns one chunk of a model family's stream into events.
 pub trait Decoder: Default + 'static {
+    /// The events in one chunk (a `frame` event's bytes, in the family's own
+    /// JSON), possibly none. [`Decoding`] adds the chunk's usage; an error
+    /// fails the stream.
     fn decode(&mut self, chunk: &[u8]) -> Result<Vec<Event>, ErrorInfo>;
 }
 

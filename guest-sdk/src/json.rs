@@ -8,15 +8,26 @@ use serde::Serialize;
 
 use crate::{ErrorInfo, Usage};
 
+/// A [`Usage`] as JSON:
+/// `{"inputTokens":…,"outputTokens":…,"totalTokens":…,"latencyMs":…}`, with
+/// the cache counts only when not 0.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageJson {
+    /// `inputTokens`: tokens of the model's input.
     pub input_tokens: u32,
+    /// `outputTokens`: tokens the model generated.
     pub output_tokens: u32,
+    /// `totalTokens`: input and output together, as the source counts them.
     pub total_tokens: u32,
+    /// `latencyMs`: how long the model took, in milliseconds.
     pub latency_ms: u32,
+    /// `cacheReadInputTokens`: input tokens read from the prompt cache; left
+    /// out when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub cache_read_input_tokens: u32,
+    /// `cacheWriteInputTokens`: input tokens written to the prompt cache;
+    /// left out when 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub cache_write_input_tokens: u32,
 }
@@ -38,9 +49,13 @@ impl From<&Usage> for UsageJson {
     }
 }
 
+/// An [`ErrorInfo`] as JSON, `{"code":…,"message":…}`, borrowing its
+/// strings.
 #[derive(Debug, Serialize)]
 pub struct ErrorJson<'a> {
+    /// The stable, snake_case code (`throttled`).
     pub code: &'a str,
+    /// What went wrong, for people.
     pub message: &'a str,
 }
 

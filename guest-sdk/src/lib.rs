@@ -39,6 +39,8 @@
 //! The same crate also builds natively (exports are compiled for wasm32 only),
 //! so a plugin's logic is unit-tested with plain `cargo test`.
 
+#![warn(missing_docs)]
+
 // Lets the generated bindings name this crate by its public path, the one the
 // export macros use from inside plugin crates.
 extern crate self as streamhost_guest;
@@ -62,7 +64,12 @@ pub use transform::{Transform, TransformResource};
 /// world with no exports; each role's world then generates only its export.
 /// A plugin links only the role it exports, so the component the toolchain
 /// makes asks for that export alone.
+// wit-bindgen copies the WIT's docs onto what it generates; the namespace
+// modules and export traits it adds have none of their own.
+#[allow(missing_docs)]
 pub mod bindings {
+    /// Every interface the host provides (`types`, `log`, `config`, `history`,
+    /// `model`, `emit`), generated once for all roles.
     pub mod imports {
         wit_bindgen::generate!({
             inline: "
@@ -84,6 +91,8 @@ pub mod bindings {
         });
     }
 
+    /// The `transform` world's export, `transformer`; its imports are those
+    /// of `imports`.
     pub mod transform {
         wit_bindgen::generate!({
             path: "../wit",
@@ -100,6 +109,8 @@ pub mod bindings {
         });
     }
 
+    /// The `router` world's export, `selector`; its imports are those of
+    /// `imports`.
     pub mod router {
         wit_bindgen::generate!({
             path: "../wit",
@@ -118,6 +129,8 @@ pub mod bindings {
         });
     }
 
+    /// The `request-filter` world's export, `filter`; its imports are those
+    /// of `imports`.
     pub mod request_filter {
         wit_bindgen::generate!({
             path: "../wit",
@@ -134,6 +147,8 @@ pub mod bindings {
         });
     }
 
+    /// The `agent` world's export, `handler`; its imports are those of
+    /// `imports`.
     pub mod agent {
         wit_bindgen::generate!({
             path: "../wit",
@@ -186,10 +201,13 @@ pub fn settings() -> String {
 }
 
 impl Message {
+    /// A message from the user, with `content` as its text.
     pub fn user(content: impl Into<String>) -> Self {
         Self { role: Role::User, content: content.into() }
     }
 
+    /// A message from the assistant (the model's side), with `content` as
+    /// its text.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self { role: Role::Assistant, content: content.into() }
     }

@@ -19,11 +19,15 @@ use crate::{ErrorInfo, Message, Role, Usage};
 /// A model's whole answer.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Reply {
+    /// All of the answer's text, as the model streamed it (reasoning blocks
+    /// included: see [`Reply::answer`]).
     pub text: String,
     /// The tools the model asked for, in order.
     pub tool_calls: Vec<ToolCall>,
     /// `end_turn`, `tool_use`, `max_tokens`, ...
     pub stop_reason: String,
+    /// Token counts and latency, as the model source reported them; `None`
+    /// when it reported none.
     pub usage: Option<Usage>,
 }
 
@@ -57,10 +61,9 @@ pub fn outside_reasoning(text: &str) -> String {
         .iter()
         .filter_map(|tag| lower.find(&format!("</{tag}>")).map(|found| (found, tag.len() + 3)))
         .min()
+        && first_open.is_none_or(|open| close_at < open)
     {
-        if first_open.is_none_or(|open| close_at < open) {
-            at = close_at + close_len;
-        }
+        at = close_at + close_len;
     }
     while at < text.len() {
         let next_open = REASONING_TAGS
@@ -101,15 +104,20 @@ pub fn call(request: &ModelRequest, mut on_text: impl FnMut(&str)) -> Result<Rep
 }
 
 impl ModelRequest {
+    /// A request for `messages`: no system prompt, no tools and no model
+    /// options of its own (the pipeline's apply).
     pub fn new(messages: Vec<ModelMessage>) -> Self {
         Self { system: None, messages, tools: Vec::new(), options: None }
     }
 
+    /// Sets the system prompt.
     pub fn system(mut self, system: impl Into<String>) -> Self {
         self.system = Some(system.into());
         self
     }
 
+    /// Sets the tools the model may ask for, replacing any set before; its
+    /// calls come back in [`Reply::tool_calls`].
     pub fn tools(mut self, tools: Vec<ToolSpec>) -> Self {
         self.tools = tools;
         self
@@ -123,10 +131,12 @@ impl ModelRequest {
 }
 
 impl ModelMessage {
+    /// A user's message of one text block.
     pub fn user(text: impl Into<String>) -> Self {
         Self { role: Role::User, content: vec![Content::Text(text.into())] }
     }
 
+    /// An assistant's message of one text block.
     pub fn assistant(text: impl Into<String>) -> Self {
         Self { role: Role::Assistant, content: vec![Content::Text(text.into())] }
     }

@@ -12,8 +12,8 @@
 mod common;
 
 // The emulator the tests use; this bench reads only part of what it records.
-#[allow(unused_imports)]
-#[path = "../../tests/support/mod.rs"]
+#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
+#[path = "../../tests/all/support/mod.rs"]
 mod support;
 
 use std::path::Path;

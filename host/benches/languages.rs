@@ -11,8 +11,8 @@
 mod common;
 
 // The builder of the non-Rust examples that the tests use.
-#[allow(dead_code)]
-#[path = "../../tests/support/polyglot.rs"]
+#[allow(dead_code)] // Each bench uses a part of the tests' support.
+#[path = "../../tests/all/support/polyglot.rs"]
 mod polyglot;
 
 use std::path::PathBuf;

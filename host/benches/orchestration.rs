@@ -12,8 +12,8 @@
 
 mod common;
 
-#[allow(dead_code)]
-#[path = "../../tests/support/mod.rs"]
+#[allow(dead_code)] // Each bench uses a part of the tests' support.
+#[path = "../../tests/all/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -14,8 +14,8 @@
 //!
 //! Run: `cargo bench -p streamhost --bench runs`.
 
-#[allow(unused_imports)]
-#[path = "../../tests/support/mod.rs"]
+#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
+#[path = "../../tests/all/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -15,8 +15,8 @@
 mod common;
 
 // The loopback servers and host launcher the tests use.
-#[allow(dead_code, unused_imports)]
-#[path = "../../tests/support/mod.rs"]
+#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
+#[path = "../../tests/all/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

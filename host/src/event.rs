@@ -5,13 +5,15 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::error_code::Code;
 pub use crate::wit::{ErrorInfo, Event, Usage};
 
 /// What the host answers with when no plugin in the chain is a formatter.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/x-ndjson";
 
-pub fn error_event(code: &str, message: impl Into<String>) -> Event {
-    Event::Error(ErrorInfo { code: code.to_string(), message: message.into() })
+/// An `error` event with a host's code ([`ErrorCode`]) or a plugin's.
+pub fn error_event<'a>(code: impl Into<Code<'a>>, message: impl Into<String>) -> Event {
+    Event::Error(ErrorInfo { code: code.into().as_str().to_string(), message: message.into() })
 }
 
 /// The host's encoding for a response's content type.
@@ -163,7 +165,7 @@ mod tests {
                 cache_write_input_tokens: 0,
             }),
             Event::End("end_turn".into()),
-            error_event("x", "y"),
+            error_event(Code::Plugin("x"), "y"),
             Event::Raw(b"as is\n".to_vec()),
             Event::Frame(br#"{"generation":"x"}"#.to_vec()),
         ];
@@ -183,7 +185,7 @@ mod tests {
 
     #[test]
     fn sse_and_text_encode_errors_in_their_own_format() {
-        let error = [error_event("plugin_trapped", "boom")];
+        let error = [error_event(crate::error_code::ErrorCode::PluginTrapped, "boom")];
         assert_eq!(
             encoded(Encoding::Sse, &error),
             "event: error\ndata: {\"code\":\"plugin_trapped\",\"message\":\"boom\"}\n\n"

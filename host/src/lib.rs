@@ -13,6 +13,7 @@ pub mod aws;
 pub mod callers;
 pub mod config;
 pub mod engine;
+pub mod error_code;
 pub mod event;
 pub mod frontends;
 pub mod history;

@@ -57,6 +57,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::callers::CallerPolicy;
+use crate::error_code::ErrorCode;
 use crate::providers::ModelOptions;
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 
@@ -131,6 +132,15 @@ pub enum ManifestError {
     Store(StoreError),
     #[error("the pipeline manifest `{name}.json` is invalid: {message}")]
     Invalid { name: PluginName, message: String },
+}
+
+impl ManifestError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ManifestError::Store(store) => store.code(),
+            ManifestError::Invalid { .. } => ErrorCode::InvalidManifest,
+        }
+    }
 }
 
 impl Manifest {

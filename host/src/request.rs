@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::error_code::ErrorCode;
 use crate::manifest::Manifest;
 use crate::providers::ModelOptions;
 use crate::store::{InvalidName, PluginName};
@@ -105,6 +106,16 @@ pub enum RequestError {
     MalformedJson(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+impl RequestError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RequestError::InvalidName(_) => ErrorCode::InvalidPluginName,
+            RequestError::MalformedJson(_) => ErrorCode::MalformedJson,
+            RequestError::Invalid(_) => ErrorCode::InvalidRequest,
+        }
+    }
 }
 
 impl Request {

@@ -218,7 +218,7 @@ mod tests {
         let bytes = ENTRY.encode(b"native code");
         assert_eq!(ENTRY.verify(&bytes).unwrap(), b"native code");
 
-        let error = |entry: &Entry, bytes: &[u8]| entry.verify(bytes).unwrap_err().to_string();
+        let error = |entry: &Entry<'_>, bytes: &[u8]| entry.verify(bytes).unwrap_err().to_string();
         assert_eq!(
             error(&Entry { component_sha256: "other", ..ENTRY }, &bytes),
             "made from another component (c0ffee)"

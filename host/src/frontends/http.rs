@@ -29,6 +29,7 @@ use tracing::{info, warn};
 
 use super::runs::{self, RunReply};
 use super::{ErrorReply, Inbound, RouteSettings};
+use crate::error_code::ErrorCode;
 use crate::pipeline::Pipeline;
 use crate::runs::Runs;
 
@@ -266,7 +267,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<byte
         if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             too_large()
         } else {
-            ErrorReply::new(400, "unreadable_body", format!("could not read the body: {error}"))
+            ErrorReply::new(ErrorCode::UnreadableBody, format!("could not read the body: {error}"))
         }
     })
 }
@@ -286,11 +287,11 @@ async fn health(State(app): State<App>) -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    error_response(&ErrorReply::new(405, "method_not_allowed", "plugins are called with POST"))
+    error_response(&ErrorReply::new(ErrorCode::MethodNotAllowed, "plugins are called with POST"))
 }
 
 async fn not_found() -> Response {
-    error_response(&ErrorReply::new(404, "not_found", "no such route; call a pipeline with POST /{name}"))
+    error_response(&ErrorReply::new(ErrorCode::NotFound, "no such route; call a pipeline with POST /{name}"))
 }
 
 fn error_response(reply: &ErrorReply) -> Response {

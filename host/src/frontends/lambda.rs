@@ -38,6 +38,7 @@ use tracing::{info, warn};
 
 use super::runs::{self, RunReply};
 use super::{ErrorReply, Inbound, RouteSettings, prepare_mapped};
+use crate::error_code::ErrorCode;
 use crate::pipeline::Pipeline;
 use crate::runs::{RunError, RunId, Runs};
 
@@ -164,11 +165,10 @@ impl Function {
                     Ok(()) => run_response(*accepted),
                     Err(message) => {
                         warn!(run = %record.id, %message, "the run's invocation could not be started");
-                        let error = RunError { code: "run_not_started".into(), message: message.clone() };
+                        let error = RunError::new(ErrorCode::RunNotStarted, message.clone());
                         self.runs.abandon(*record, error).await;
                         error_response(&ErrorReply::new(
-                            502,
-                            "run_not_started",
+                            ErrorCode::RunNotStarted,
                             format!("the run could not be started: {message}"),
                         ))
                     }
@@ -222,7 +222,7 @@ impl Function {
             Ok(_) => {
                 let message =
                     "the run's request maps to another pipeline or caller than the one that started it".to_string();
-                self.runs.abandon(record, RunError { code: "run_not_started".into(), message }).await
+                self.runs.abandon(record, RunError::new(ErrorCode::RunNotStarted, message)).await
             }
             Err(reply) => self.runs.abandon(record, RunError { code: reply.code, message: reply.message }).await,
         }

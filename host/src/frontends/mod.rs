@@ -14,10 +14,9 @@ use bytes::Bytes;
 use clap::Args;
 use serde_json::{Value, json};
 
+use crate::error_code::{Code, ErrorCode};
 use crate::manifest::{Manifest, ManifestError};
 use crate::pipeline::{Pipeline, PipelineError, Response};
-use crate::providers::{ProviderError, UpstreamFailure};
-use crate::registry::{LoadError, PluginError};
 use crate::request::{Message, Request, RequestError, parse_chain};
 use crate::store::{PluginName, StoreError};
 use crate::wit::{IncomingRequest, PipelineRequest, Refusal};
@@ -149,8 +148,7 @@ async fn prepare_from(
         Some(target) => target,
         None => {
             return Err(ErrorReply::new(
-                404,
-                "no_default_pipeline",
+                ErrorCode::NoDefaultPipeline,
                 "this host has no default pipeline: call a pipeline with POST /{name}",
             ));
         }
@@ -176,7 +174,7 @@ async fn prepare_from(
     };
     let transforms = manifest.chain(chain_name.as_deref()).ok_or_else(|| {
         let name = chain_name.clone().unwrap_or_default();
-        ErrorReply::new(400, "unknown_chain", format!("this pipeline has no chain named `{name}`"))
+        ErrorReply::new(ErrorCode::UnknownChain, format!("this pipeline has no chain named `{name}`"))
     })?;
     chain.splice(0..1, transforms.iter().cloned());
     let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
@@ -184,7 +182,7 @@ async fn prepare_from(
     manifest
         .callers
         .check(&request, &own_model(&manifest))
-        .map_err(|refused| ErrorReply::new(403, "not_allowed", refused.to_string()))?;
+        .map_err(|refused| ErrorReply::new(ErrorCode::NotAllowed, refused.to_string()))?;
     let request = request.with_defaults(&manifest);
     let caller = manifest.inbound.as_ref().and(request.user_id.clone());
     Ok(Prepared { request, manifest: Some(manifest), caller, mapped: Mapped { body, chain: chain_name } })
@@ -240,16 +238,15 @@ fn check_route(
         let message = format!(
             "no pipeline is named `{target}`; this host serves only named pipelines, as their manifests compose them"
         );
-        return Err(ErrorReply::new(404, "unknown_pipeline", message));
+        return Err(ErrorReply::new(ErrorCode::UnknownPipeline, message));
     }
     if routes.named_only() && then {
         let message = format!("`{target}` runs as its manifest composes it: this host serves no `?then=` chains");
-        return Err(ErrorReply::new(400, "chain_not_allowed", message));
+        return Err(ErrorReply::new(ErrorCode::ChainNotAllowed, message));
     }
     if path != "/" && manifest.is_none_or(|manifest| manifest.inbound.is_none()) {
         return Err(ErrorReply::new(
-            404,
-            "not_found",
+            ErrorCode::NotFound,
             format!("`{target}` answers only at /{target}: it has no inbound plugin to read `{path}`"),
         ));
     }
@@ -302,8 +299,7 @@ fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>
     let json_field = |field: &str, text: Option<String>| -> Result<Option<Value>, ErrorReply> {
         text.map(|text| serde_json::from_str(&text)).transpose().map_err(|error| {
             ErrorReply::new(
-                500,
-                "invalid_filter_result",
+                ErrorCode::InvalidFilterResult,
                 format!("plugin `{filter}` returned a `{field}` that is not JSON: {error}"),
             )
         })
@@ -333,11 +329,15 @@ fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
             "plugin `{filter}` refused the request with status {}, which is not a client error (400-499)",
             refusal.status
         );
-        return ErrorReply::new(500, "invalid_refusal", message);
+        return ErrorReply::new(ErrorCode::InvalidRefusal, message);
     }
-    let mut reply = ErrorReply::new(refusal.status, &refusal.error.code, refusal.error.message);
-    reply.headers = refusal.headers;
-    reply
+    // The one status the table does not give: the inbound plugin chooses it.
+    ErrorReply {
+        status: refusal.status,
+        code: refusal.error.code,
+        message: refusal.error.message,
+        headers: refusal.headers,
+    }
 }
 
 /// An error answered before the response starts:
@@ -352,12 +352,19 @@ pub struct ErrorReply {
 }
 
 impl ErrorReply {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_string(), message: message.into(), headers: Vec::new() }
+    /// An error of the host's own: its status is the table's
+    /// ([`ErrorCode::status`]).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::coded(code.into(), message)
+    }
+
+    /// An error with a host's or a plugin's code ([`Code::status`]).
+    pub fn coded(code: Code<'_>, message: impl Into<String>) -> Self {
+        Self { status: code.status(), code: code.as_str().to_string(), message: message.into(), headers: Vec::new() }
     }
 
     pub fn body_too_large(limit: usize) -> Self {
-        ErrorReply::new(413, "body_too_large", format!("the body is larger than the {limit}-byte limit"))
+        ErrorReply::new(ErrorCode::BodyTooLarge, format!("the body is larger than the {limit}-byte limit"))
     }
 
     pub fn to_json(&self) -> String {
@@ -367,62 +374,24 @@ impl ErrorReply {
 
 impl From<&RequestError> for ErrorReply {
     fn from(error: &RequestError) -> Self {
-        let code = match error {
-            RequestError::InvalidName(_) => "invalid_plugin_name",
-            RequestError::MalformedJson(_) => "malformed_json",
-            RequestError::Invalid(_) => "invalid_request",
-        };
-        ErrorReply::new(400, code, error.to_string())
+        ErrorReply::new(error.code(), error.to_string())
     }
 }
 
 impl From<&StoreError> for ErrorReply {
     fn from(error: &StoreError) -> Self {
-        let message = error.to_string();
-        match error {
-            StoreError::NotFound(_) => ErrorReply::new(404, "unknown_plugin", message),
-            StoreError::Io { .. } => ErrorReply::new(500, "plugin_store_error", message),
-            StoreError::Unavailable { .. } => ErrorReply::new(503, "plugin_store_unavailable", message),
-        }
+        ErrorReply::new(error.code(), error.to_string())
     }
 }
 
 impl From<&ManifestError> for ErrorReply {
     fn from(error: &ManifestError) -> Self {
-        match error {
-            ManifestError::Store(store) => ErrorReply::from(store),
-            ManifestError::Invalid { .. } => ErrorReply::new(500, "invalid_manifest", error.to_string()),
-        }
+        ErrorReply::new(error.code(), error.to_string())
     }
 }
 
 impl From<&PipelineError> for ErrorReply {
     fn from(error: &PipelineError) -> Self {
-        let message = error.to_string();
-        match error {
-            PipelineError::Load(LoadError::Store(store)) => ErrorReply::from(store),
-            PipelineError::Load(LoadError::DigestMismatch { .. }) => ErrorReply::new(500, "digest_mismatch", message),
-            PipelineError::Load(_) => ErrorReply::new(500, "invalid_plugin", message),
-            // The plugin's own, deliberate refusal (a bad setting, say).
-            PipelineError::Plugin(refused @ PluginError::Refused { .. }) => {
-                ErrorReply::new(422, refused.code(), message)
-            }
-            PipelineError::Plugin(overloaded @ PluginError::Overloaded { .. }) => {
-                ErrorReply::new(503, overloaded.code(), message)
-            }
-            PipelineError::Plugin(failure) => ErrorReply::new(500, failure.code(), message),
-            PipelineError::Provider(provider) => {
-                let status = match provider {
-                    ProviderError::NotConfigured(..) | ProviderError::InvalidRequest(_) => 400,
-                    ProviderError::Upstream { failure, .. } => match failure {
-                        UpstreamFailure::Throttled(_) => 429,
-                        UpstreamFailure::Unavailable(_) => 503,
-                        UpstreamFailure::Rejected(_) | UpstreamFailure::Failed(_) => 502,
-                        UpstreamFailure::Timeout(_) => 504,
-                    },
-                };
-                ErrorReply::new(status, provider.code(), message)
-            }
-        }
+        ErrorReply::coded(error.code(), error.to_string())
     }
 }

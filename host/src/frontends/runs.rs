@@ -28,6 +28,7 @@ use futures::stream::BoxStream;
 use serde_json::json;
 
 use super::{ErrorReply, Inbound, Prepared, RouteSettings, identify, prepare};
+use crate::error_code::ErrorCode;
 use crate::pipeline::Pipeline;
 use crate::runs::{RunId, RunRecord, Runs, RunsError, sse_frames};
 use crate::store::PluginName;
@@ -62,7 +63,7 @@ pub async fn handle(
     let (first, below) = rest.split_once('/').map_or((rest.as_str(), ""), |(first, below)| (first, below));
     match (inbound.method.as_str(), below) {
         ("GET" | "DELETE", _) if first.is_empty() => {
-            Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events"))
+            Err(ErrorReply::new(ErrorCode::NotFound, "a run answers at /runs/{id} and /runs/{id}/events"))
         }
         ("POST", _) => start(pipeline, runs, routes, first, below, inbound).await,
         ("GET", "") => Ok(json_reply(200, read(pipeline, runs, first, inbound).await?.view().to_string())),
@@ -71,7 +72,7 @@ pub async fn handle(
             let record = read(pipeline, runs, first, inbound).await?;
             if !runs.has_event(&record.id, after).await.map_err(|error| store_error(&error))? {
                 let message = format!("run `{first}` has no event {after}: resume from an id it sent");
-                return Err(ErrorReply::new(400, "invalid_last_event_id", message));
+                return Err(ErrorReply::new(ErrorCode::InvalidLastEventId, message));
             }
             if record.status.is_end() && after >= record.events {
                 return Ok(RunReply::NoContent);
@@ -88,11 +89,10 @@ pub async fn handle(
             Ok(json_reply(if record.status.is_end() { 200 } else { 202 }, record.view().to_string()))
         }
         ("GET" | "DELETE", _) => {
-            Err(ErrorReply::new(404, "not_found", "a run answers at /runs/{id} and /runs/{id}/events"))
+            Err(ErrorReply::new(ErrorCode::NotFound, "a run answers at /runs/{id} and /runs/{id}/events"))
         }
         _ => Err(ErrorReply::new(
-            405,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "runs are started with POST, read with GET and cancelled with DELETE",
         )),
     }
@@ -136,7 +136,7 @@ async fn start(
         .await
         .map_err(|error| match error {
             RunsError::Full { retry_after_secs, .. } => {
-                let mut reply = ErrorReply::new(429, "too_many_runs", error.to_string());
+                let mut reply = ErrorReply::new(error.code(), error.to_string());
                 reply.headers.push(("retry-after".into(), retry_after_secs.to_string()));
                 reply
             }
@@ -181,8 +181,7 @@ fn last_event_id(inbound: &Inbound) -> Result<u64, ErrorReply> {
     }
     value.parse().map_err(|_| {
         ErrorReply::new(
-            400,
-            "invalid_last_event_id",
+            ErrorCode::InvalidLastEventId,
             format!("`{value}` is not an event id of a run (a sequence number)"),
         )
     })
@@ -190,11 +189,11 @@ fn last_event_id(inbound: &Inbound) -> Result<u64, ErrorReply> {
 
 fn unknown_run(id: &str) -> ErrorReply {
     let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
-    ErrorReply::new(404, "unknown_run", format!("there is no run `{id}` that you may read"))
+    ErrorReply::new(ErrorCode::UnknownRun, format!("there is no run `{id}` that you may read"))
 }
 
 fn store_error(error: &crate::runs::RunStoreError) -> ErrorReply {
-    ErrorReply::new(503, "run_store_unavailable", error.to_string())
+    ErrorReply::new(error.code(), error.to_string())
 }
 
 fn json_reply(status: u16, body: String) -> RunReply {

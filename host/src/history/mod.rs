@@ -17,6 +17,7 @@ use thiserror::Error;
 pub use dynamo::DynamoHistory;
 pub use memory::MemoryHistory;
 
+use crate::error_code::ErrorCode;
 use crate::request::Message;
 
 #[derive(Debug, Clone, Args)]
@@ -82,6 +83,12 @@ pub enum HistoryError {
     Unavailable(String),
     #[error("the conversation file {path}: {message}")]
     File { path: PathBuf, message: String },
+}
+
+impl HistoryError {
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::HistoryUnavailable
+    }
 }
 
 pub enum HistoryStore {

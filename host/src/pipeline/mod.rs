@@ -23,6 +23,7 @@ use thiserror::Error;
 pub use orchestrate::{AgentSettings, Orchestrator};
 use pump::Pump;
 
+use crate::error_code::Code;
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event};
 use crate::manifest::{Manifest, ManifestError, Manifests};
 use crate::providers::{ModelCall, ProviderError};
@@ -43,6 +44,16 @@ pub enum PipelineError {
     Plugin(#[from] PluginError),
     #[error(transparent)]
     Provider(#[from] ProviderError),
+}
+
+impl PipelineError {
+    pub fn code(&self) -> Code<'_> {
+        match self {
+            PipelineError::Load(load) => load.code().into(),
+            PipelineError::Plugin(plugin) => plugin.code(),
+            PipelineError::Provider(provider) => provider.code().into(),
+        }
+    }
 }
 
 /// Events out of a chain's last stage, and the failure that ended the

@@ -15,13 +15,14 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::error_code::ErrorCode;
 use crate::event::{Event, error_event};
 use crate::history::{ConversationKey, HistoryError, HistoryStore, Turn};
 use crate::manifest::{AgentSpec, Manifest};
 use crate::providers::{EventStream, ModelCall, ModelOptions, ProviderError, Providers};
-use crate::registry::{Downstream, LoadError, ModelAccess, Registry, RoleError, TurnServices};
+use crate::registry::{Downstream, ModelAccess, Registry, RoleError, TurnServices};
 use crate::request::{Message, Request, Role};
-use crate::store::{PluginName, StoreError};
+use crate::store::PluginName;
 use crate::wit;
 
 /// Events the agent may be ahead of the transforms by.
@@ -60,14 +61,12 @@ enum TurnError {
 impl TurnError {
     fn event(&self) -> Event {
         let code = match self {
-            TurnError::UnknownAgent { .. } => "unknown_agent",
-            TurnError::Role(RoleError::Plugin(error)) => error.code(),
-            TurnError::Role(RoleError::Load(LoadError::Store(StoreError::NotFound(_)))) => "unknown_plugin",
-            TurnError::Role(RoleError::Load(_)) => "invalid_plugin",
-            TurnError::History(_) => "history_unavailable",
-            TurnError::Provider(error) => error.code(),
+            TurnError::UnknownAgent { .. } => ErrorCode::UnknownAgent.into(),
+            TurnError::Role(error) => error.code(),
+            TurnError::History(error) => error.code().into(),
+            TurnError::Provider(error) => error.code().into(),
             TurnError::Source(error) => return Event::Error(error.clone()),
-            TurnError::Timeout(_) => "turn_timeout",
+            TurnError::Timeout(_) => ErrorCode::TurnTimeout.into(),
         };
         error_event(code, self.to_string())
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::ProviderKind;
+use crate::error_code::ErrorCode;
 use crate::event::{ErrorInfo, Event, error_event};
 
 #[derive(Debug, Error)]
@@ -22,16 +23,16 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// The code an error response or an agent's failed model call carries.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ProviderError::NotConfigured(..) => "provider_not_configured",
-            ProviderError::InvalidRequest(_) => "invalid_model_request",
+            ProviderError::NotConfigured(..) => ErrorCode::ProviderNotConfigured,
+            ProviderError::InvalidRequest(_) => ErrorCode::InvalidModelRequest,
             ProviderError::Upstream { failure, .. } => match failure {
-                UpstreamFailure::Throttled(_) => "upstream_throttled",
-                UpstreamFailure::Unavailable(_) => "upstream_unavailable",
-                UpstreamFailure::Rejected(_) => "upstream_rejected",
-                UpstreamFailure::Failed(_) => "upstream_failed",
-                UpstreamFailure::Timeout(_) => "upstream_timeout",
+                UpstreamFailure::Throttled(_) => ErrorCode::UpstreamThrottled,
+                UpstreamFailure::Unavailable(_) => ErrorCode::UpstreamUnavailable,
+                UpstreamFailure::Rejected(_) => ErrorCode::UpstreamRejected,
+                UpstreamFailure::Failed(_) => ErrorCode::UpstreamFailed,
+                UpstreamFailure::Timeout(_) => ErrorCode::UpstreamTimeout,
             },
         }
     }
@@ -139,21 +140,22 @@ impl StreamErrorCode {
             StreamErrorCode::UnexpectedContent,
         ]
         .into_iter()
-        .find(|known| known.as_str() == code)
+        .find(|known| known.code().as_str() == code)
         .unwrap_or(StreamErrorCode::Other)
     }
 
-    pub fn as_str(self) -> &'static str {
+    /// The code of the error event this error is.
+    pub fn code(self) -> ErrorCode {
         match self {
-            StreamErrorCode::Throttled => "throttled",
-            StreamErrorCode::ServiceUnavailable => "service_unavailable",
-            StreamErrorCode::InternalServerError => "internal_server_error",
-            StreamErrorCode::ModelTimeout => "model_timeout",
-            StreamErrorCode::ModelStreamError => "model_stream_error",
-            StreamErrorCode::ValidationError => "validation_error",
-            StreamErrorCode::Disconnected => "upstream_disconnected",
-            StreamErrorCode::UnexpectedContent => "upstream_unexpected_content",
-            StreamErrorCode::Other => "upstream_error",
+            StreamErrorCode::Throttled => ErrorCode::Throttled,
+            StreamErrorCode::ServiceUnavailable => ErrorCode::ServiceUnavailable,
+            StreamErrorCode::InternalServerError => ErrorCode::InternalServerError,
+            StreamErrorCode::ModelTimeout => ErrorCode::ModelTimeout,
+            StreamErrorCode::ModelStreamError => ErrorCode::ModelStreamError,
+            StreamErrorCode::ValidationError => ErrorCode::ValidationError,
+            StreamErrorCode::Disconnected => ErrorCode::UpstreamDisconnected,
+            StreamErrorCode::UnexpectedContent => ErrorCode::UpstreamUnexpectedContent,
+            StreamErrorCode::Other => ErrorCode::UpstreamError,
         }
     }
 
@@ -169,7 +171,7 @@ impl StreamErrorCode {
     }
 
     pub fn event(self, message: impl Into<String>) -> Event {
-        error_event(self.as_str(), message)
+        error_event(self.code(), message)
     }
 }
 
@@ -206,7 +208,7 @@ mod tests {
     #[test]
     fn a_first_error_event_retries_only_when_transient() {
         let failure = |code: StreamErrorCode| {
-            UpstreamFailure::from_stream_error(&ErrorInfo { code: code.as_str().into(), message: "m".into() })
+            UpstreamFailure::from_stream_error(&ErrorInfo { code: code.code().to_string(), message: "m".into() })
         };
         assert!(matches!(failure(StreamErrorCode::Throttled), UpstreamFailure::Throttled(_)));
         assert!(failure(StreamErrorCode::ServiceUnavailable).is_retryable());

@@ -254,7 +254,7 @@ fn text_answer(response: reqwest::Response) -> EventStream {
     let text = |bytes: Vec<u8>| vec![Event::Text(String::from_utf8_lossy(&bytes).into_owned())];
     stream::unfold((Some(response.bytes_stream()), Vec::new()), move |(mut body, mut pending)| async move {
         loop {
-            let Some(chunks) = body.as_mut() else { return None };
+            let chunks = body.as_mut()?;
             match chunks.next().await {
                 Some(Ok(chunk)) => {
                     pending.extend_from_slice(&chunk);

@@ -13,6 +13,7 @@ use tracing::{debug, error, info, trace, warn};
 use wasmtime::component::Resource;
 
 use super::sandbox::PluginState;
+use crate::error_code::ErrorCode;
 use crate::providers::{
     Block, EventStream, ModelCall, ModelOptions, Providers, ReasoningBlocks, ToolCall, ToolSpec, Turn,
     call::tool_use_of,
@@ -143,7 +144,7 @@ impl PluginState {
                 "this turn has made its {} model calls (--max-model-calls); is a tool loop not ending?",
                 models.max_calls
             );
-            return Err(error_info("model_call_limit", message));
+            return Err(error_info(ErrorCode::ModelCallLimit, message));
         }
         models.calls_left -= 1;
         let mut call = model_call(request, models)?;
@@ -153,7 +154,7 @@ impl PluginState {
         let events = providers.start(&call).await.map_err(|error| error_info(error.code(), error.to_string()))?;
         self.table
             .push(ModelStreamState { events, reasoning: ReasoningBlocks::default() })
-            .map_err(|error| error_info("internal_error", error.to_string()))
+            .map_err(|error| error_info(ErrorCode::InternalError, error.to_string()))
     }
 }
 
@@ -174,7 +175,8 @@ impl wit::streamhost::plugin::model::HostModelStream for PluginState {
 
 impl PluginState {
     async fn next_model_event(&mut self, stream: Resource<ModelStreamState>) -> Result<Option<ModelEvent>, ErrorInfo> {
-        let stream = self.table.get_mut(&stream).map_err(|error| error_info("internal_error", error.to_string()))?;
+        let stream =
+            self.table.get_mut(&stream).map_err(|error| error_info(ErrorCode::InternalError, error.to_string()))?;
         while let Some(event) = stream.events.next().await {
             match event {
                 Event::Text(text) => return Ok(Some(ModelEvent::Text(text))),
@@ -217,7 +219,7 @@ impl wit::streamhost::plugin::emit::Host for PluginState {
     }
 }
 
-fn error_info(code: &str, message: impl Into<String>) -> ErrorInfo {
+fn error_info(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo { code: code.to_string(), message: message.into() }
 }
 
@@ -225,8 +227,9 @@ fn error_info(code: &str, message: impl Into<String>) -> ErrorInfo {
 /// options where the plugin gives none.
 fn model_call(request: ModelRequest, models: &ModelAccess) -> Result<ModelCall, ErrorInfo> {
     let options = match request.options.as_deref().filter(|options| !options.trim().is_empty()) {
-        Some(options) => serde_json::from_str::<ModelOptions>(options)
-            .map_err(|error| error_info("invalid_model_options", format!("the model request's `options`: {error}")))?,
+        Some(options) => serde_json::from_str::<ModelOptions>(options).map_err(|error| {
+            error_info(ErrorCode::InvalidModelOptions, format!("the model request's `options`: {error}"))
+        })?,
         None => ModelOptions::default(),
     };
     let tools = request.tools.into_iter().map(tool_spec).collect::<Result<_, _>>()?;
@@ -259,7 +262,7 @@ fn restore_reasoning(turns: &mut [Turn], reasoning_before: &HashMap<String, Vec<
 
 fn tool_spec(spec: wit::model_api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {
     let input_schema = json_object(&spec.input_schema).ok_or_else(|| {
-        error_info("invalid_tool_spec", format!("the input schema of tool `{}` is not a JSON object", spec.name))
+        error_info(ErrorCode::InvalidToolSpec, format!("the input schema of tool `{}` is not a JSON object", spec.name))
     })?;
     Ok(ToolSpec { name: spec.name, description: spec.description, input_schema })
 }
@@ -274,7 +277,10 @@ fn block(content: Content) -> Result<Block, ErrorInfo> {
         Content::Text(text) => Block::Text(text),
         Content::ToolCall(call) => {
             let input = json_object(&call.input).ok_or_else(|| {
-                error_info("invalid_tool_call", format!("the input of tool call `{}` is not a JSON object", call.id))
+                error_info(
+                    ErrorCode::InvalidToolCall,
+                    format!("the input of tool call `{}` is not a JSON object", call.id),
+                )
             })?;
             Block::ToolUse(ToolCall { id: call.id, name: call.name, input })
         }

@@ -28,6 +28,7 @@ use sandbox::{PluginState, Sandbox};
 pub use transform::TransformInstance;
 
 use crate::engine::{CompileCache, Limits, Origin};
+use crate::error_code::{Code, ErrorCode};
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 use crate::wit::router::RouterPre;
 use crate::wit::{
@@ -73,6 +74,28 @@ pub enum LoadError {
     Imports { name: PluginName, import: String, message: String },
     #[error("plugin `{name}` is pinned to sha256 {expected}, but the store holds {actual}")]
     DigestMismatch { name: PluginName, expected: String, actual: String },
+}
+
+impl LoadError {
+    /// A plugin the store does not hold, or cannot give, keeps the store's
+    /// code; a pin that does not match is `digest_mismatch`; every other
+    /// plugin that cannot serve is `invalid_plugin`, in every role.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            LoadError::Store(store) => store.code(),
+            LoadError::DigestMismatch { .. } => ErrorCode::DigestMismatch,
+            _ => ErrorCode::InvalidPlugin,
+        }
+    }
+}
+
+impl RoleError {
+    pub fn code(&self) -> Code<'_> {
+        match self {
+            RoleError::Load(load) => load.code().into(),
+            RoleError::Plugin(plugin) => plugin.code(),
+        }
+    }
 }
 
 /// What a component is, as the host sees it.

@@ -17,6 +17,7 @@ use tracing::warn;
 use super::imports::TurnServices;
 use super::output::PluginOutput;
 use crate::engine::Limits;
+use crate::error_code::{Code, ErrorCode};
 use crate::store::PluginName;
 use crate::wit::ErrorInfo;
 
@@ -37,13 +38,13 @@ pub enum PluginError {
 
 impl PluginError {
     /// The code an error event or error response carries.
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> Code<'_> {
         match self {
-            PluginError::Trapped { .. } => "plugin_trapped",
-            PluginError::Timeout { .. } => "plugin_timeout",
-            PluginError::OutOfMemory { .. } => "plugin_out_of_memory",
-            PluginError::Refused { error, .. } => &error.code,
-            PluginError::Overloaded { .. } => "overloaded",
+            PluginError::Trapped { .. } => ErrorCode::PluginTrapped.into(),
+            PluginError::Timeout { .. } => ErrorCode::PluginTimeout.into(),
+            PluginError::OutOfMemory { .. } => ErrorCode::PluginOutOfMemory.into(),
+            PluginError::Refused { error, .. } => Code::Plugin(&error.code),
+            PluginError::Overloaded { .. } => ErrorCode::Overloaded.into(),
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{RunError, RunRecord, RunStatus, RunUsage, Runs, StoredEvent, now_ms};
+use crate::error_code::ErrorCode;
 use crate::event::{Event, type_and_data};
 use crate::pipeline::Batch;
 
@@ -101,7 +102,7 @@ impl Driver {
                 } => return cancelled_end(),
                 _ = tokio::time::sleep_until(self.deadline) => {
                     let message = "the run went on past its time limit (--max-run-secs, or the Lambda invocation's deadline)";
-                    return End { status: RunStatus::Failed, error: Some(RunError { code: "run_time_limit".into(), message: message.into() }) };
+                    return End { status: RunStatus::Failed, error: Some(RunError::new(ErrorCode::RunTimeLimit, message)) };
                 }
                 _ = cancel_check.tick(), if shared_store => {
                     if self.runs.store.get(&self.record.id).await.ok().flatten().is_some_and(|record| record.cancel_requested) {
@@ -124,7 +125,7 @@ impl Driver {
             })
             .collect();
         let too_large = |message: String| {
-            Err(End { status: RunStatus::Failed, error: Some(RunError { code: "run_too_large".into(), message }) })
+            Err(End { status: RunStatus::Failed, error: Some(RunError::new(ErrorCode::RunTooLarge, message)) })
         };
         if let Some(event) = stored.iter().find(|event| event.data.len() > MAX_EVENT_BYTES) {
             return too_large(format!(
@@ -157,7 +158,7 @@ impl Driver {
             warn!(run = %self.record.id, %error, "a run's events could not be stored; the run ends");
             End {
                 status: RunStatus::Failed,
-                error: Some(RunError { code: "run_store_unavailable".into(), message: error.to_string() }),
+                error: Some(RunError::new(ErrorCode::RunStoreUnavailable, error.to_string())),
             }
         })
     }

@@ -33,6 +33,7 @@ use tokio::sync::watch;
 
 pub use store::{RunStore, RunStoreError, StoredEvent};
 
+use crate::error_code::ErrorCode;
 use crate::manifest::Manifest;
 use crate::pipeline::Pipeline;
 use crate::request::Request;
@@ -182,6 +183,13 @@ pub struct RunError {
     pub message: String,
 }
 
+impl RunError {
+    /// An error of the host's own.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code: code.to_string(), message: message.into() }
+    }
+}
+
 /// What one sink has delivered of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -287,10 +295,7 @@ impl RunRecord {
     fn settle_lost(mut self, now: u64) -> Self {
         if !self.status.is_end() && now > self.deadline_ms + LOST_AFTER.as_millis() as u64 {
             self.status = RunStatus::Failed;
-            self.error = Some(RunError {
-                code: "run_lost".into(),
-                message: "the host driving this run stopped before it ended".into(),
-            });
+            self.error = Some(RunError::new(ErrorCode::RunLost, "the host driving this run stopped before it ended"));
             self.ended_ms = Some(self.deadline_ms);
         }
         self
@@ -309,6 +314,15 @@ pub enum RunsError {
     Full { max: usize, retry_after_secs: u64 },
     #[error(transparent)]
     Store(#[from] RunStoreError),
+}
+
+impl RunsError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RunsError::Full { .. } => ErrorCode::TooManyRuns,
+            RunsError::Store(store) => store.code(),
+        }
+    }
 }
 
 /// A run under way in this process: how to wake its followers and stop it.
@@ -585,10 +599,9 @@ pub fn sse_frames(
             let text = match event {
                 Ok(event) => format!("id: {}\nevent: {}\ndata: {}\n\n", event.seq, event.kind, event.data),
                 // Not logged as a run event: the subscriber may retry with its Last-Event-ID.
-                Err(error) => format!(
-                    "event: error\ndata: {}\n\n",
-                    json!({ "code": "run_store_unavailable", "message": error.to_string() })
-                ),
+                Err(error) => {
+                    format!("event: error\ndata: {}\n\n", json!({ "code": error.code(), "message": error.to_string() }))
+                }
             };
             bytes::Bytes::from(text)
         })

@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::error_code::ErrorCode;
+
 pub use folder::FolderStore;
 pub use s3::{S3Location, S3Store};
 
@@ -110,6 +112,16 @@ pub enum StoreError {
     Io { name: PluginName, source: std::io::Error },
     #[error("the plugin store cannot be reached for `{name}`: {message}")]
     Unavailable { name: PluginName, message: String },
+}
+
+impl StoreError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::NotFound(_) => ErrorCode::UnknownPlugin,
+            StoreError::Io { .. } => ErrorCode::PluginStoreError,
+            StoreError::Unavailable { .. } => ErrorCode::PluginStoreUnavailable,
+        }
+    }
 }
 
 /// The plugin sources the host supports.

@@ -101,7 +101,7 @@ impl Redact {
             text = Cow::Owned(self.email.replace_all(&text, self.settings.email_mask.as_str()).into_owned());
         }
         if self.settings.cards {
-            let masked = self.card.replace_all(&text, |found: &Captures| {
+            let masked = self.card.replace_all(&text, |found: &Captures<'_>| {
                 if luhn_valid(&found[0]) { self.settings.card_mask.clone() } else { found[0].to_string() }
             });
             text = Cow::Owned(masked.into_owned());
@@ -165,7 +165,7 @@ pub fn luhn_valid(candidate: &str) -> bool {
             (_, doubled) => doubled,
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 streamhost_guest::export_transform!(Redact);

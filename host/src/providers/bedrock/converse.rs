@@ -51,14 +51,14 @@ impl ConverseInput {
         let cache_point = || CachePointBlock::builder().r#type(CachePointType::Default).build().map_err(invalid);
         let mut messages: Vec<Message> =
             call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
-        if cache_at(CachePointAt::Messages) {
-            if let Some(last) = messages.pop() {
-                let mut content = last.content().to_vec();
-                content.push(ContentBlock::CachePoint(cache_point()?));
-                messages.push(
-                    Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?,
-                );
-            }
+        if cache_at(CachePointAt::Messages)
+            && let Some(last) = messages.pop()
+        {
+            let mut content = last.content().to_vec();
+            content.push(ContentBlock::CachePoint(cache_point()?));
+            messages.push(
+                Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?,
+            );
         }
         let tools = if call.tools.is_empty() {
             None

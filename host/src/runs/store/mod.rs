@@ -11,6 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::error_code::ErrorCode;
+
 use super::{RunId, RunRecord, RunSettings, SinkStatus};
 pub use dynamo::DynamoRuns;
 pub use memory::MemoryRuns;
@@ -47,6 +49,15 @@ pub enum RunStoreError {
     Full { retry_after_secs: u64 },
     #[error("the run store is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl RunStoreError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            RunStoreError::Full { .. } => ErrorCode::TooManyRuns,
+            RunStoreError::Unavailable(_) => ErrorCode::RunStoreUnavailable,
+        }
+    }
 }
 
 pub enum RunStore {

@@ -3,7 +3,7 @@
 //! serve`, through the source that speaks its format, as recorded and cut
 //! into single bytes; the host's events must be the case's, line by line.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;

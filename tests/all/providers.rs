@@ -4,7 +4,7 @@
 //! with each decoder plugin), an OpenAI-compatible SSE server, and an agent
 //! runtime that streams SSE (with `sse-passthrough` and `text-only`).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

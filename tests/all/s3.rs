@@ -3,7 +3,7 @@
 //! S3 going away, digest pins, names that could escape the prefix, and
 //! `streamhost publish`.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Plugins written in other languages, built by their own toolchains and run
 //! by the real host over HTTP, byte for byte.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

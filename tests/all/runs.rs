@@ -4,7 +4,7 @@
 //! checked with the Standard Webhooks library), and the DynamoDB store
 //! (moto) shared by two hosts and surviving a restart.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

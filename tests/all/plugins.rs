@@ -1,7 +1,7 @@
 //! Plugins that are broken, misbehave or change, through the real server:
 //! each is answered clearly and the next request is still served.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::time::Duration;

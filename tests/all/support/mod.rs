@@ -1,8 +1,6 @@
 //! Starts the real `streamhost serve` process on 127.0.0.1 and stops it when
 //! the test ends.
 
-#![allow(dead_code)] // Each test binary uses a different part of this.
-
 pub mod appsync;
 pub mod lambda;
 pub mod moto;

@@ -41,6 +41,7 @@ pub struct Invocation {
     /// the function took the event.
     pub chunks: Vec<(Duration, Vec<u8>)>,
     /// When the first byte of the body (after the prelude) arrived.
+    #[allow(dead_code)] // Read by the cold-start bench, which shares this file.
     pub first_body_byte_at: Instant,
 }
 

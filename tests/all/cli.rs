@@ -1,6 +1,6 @@
 //! `streamhost invoke`: the same pipeline, written to stdout.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! serve` process over HTTP: byte-exact bodies, streaming proven by timing,
 //! cancellation, and every bad request answered with its exact error.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! DynamoDB on moto), the failures that end a turn, and progress that
 //! streams.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -426,6 +426,26 @@ async fn a_router_naming_an_unknown_agent_ends_with_an_error_event() {
         [json!({ "type": "error", "data": {
             "code": "unknown_agent",
             "message": "router `llm-router` chose `astrology`, which is not one of this pipeline's agents (billing, tech)"
+        } })]
+    );
+}
+
+/// The same failure has the same code wherever it is met: a pinned router
+/// whose file differs ends its stream with the `digest_mismatch` a pinned
+/// transform is refused with before the stream.
+#[tokio::test]
+async fn a_pinned_router_whose_file_differs_ends_with_digest_mismatch() {
+    let plugins = llm_router_desk("{\"agent\": \"billing\", \"confidence\": 1}");
+    let pinned = support::sha256_hex(&std::fs::read(example("ndjson")).unwrap());
+    let actual = support::sha256_hex(&std::fs::read(example("llm-router")).unwrap());
+    let host = Server::builder().plugins(plugins.path()).arg("--pin", &format!("llm-router={pinned}")).start();
+    let reply = host.post("/desk", r#"{"prompt":"I was charged twice"}"#).await;
+    assert_eq!((reply.status, reply.content_type.as_str()), (200, "application/x-ndjson"));
+    assert_eq!(
+        ndjson_lines(&reply.body),
+        [json!({ "type": "error", "data": {
+            "code": "digest_mismatch",
+            "message": format!("plugin `llm-router` is pinned to sha256 {pinned}, but the store holds {actual}")
         } })]
     );
 }

@@ -2,7 +2,7 @@
 //! streams: the real binary, started as Lambda starts it (no arguments),
 //! serving Function URL events with streamed responses.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! inbound plugin is a clear 5xx and the next request is served, and what a
 //! pipeline does not let callers set is refused.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::sync::Arc;

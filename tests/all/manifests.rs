@@ -3,7 +3,7 @@
 //! gives settings that a request may override; a changed manifest is served
 //! by the next request; a bad one is refused with its reason.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
