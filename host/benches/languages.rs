@@ -74,7 +74,7 @@ fn measure(name: &str, wasm_path: PathBuf, runs: usize, pushes: u32) -> Figures 
     .unwrap();
     let context = StreamContext { plugin: name.into(), user_id: None, session_id: None };
     runtime.block_on(async {
-        let plugin = registry.get(&name.parse().unwrap()).await.unwrap();
+        let plugin = registry.load(&name.parse().unwrap()).await.unwrap();
         let mut opens = Vec::new();
         for _ in 0..runs * 10 {
             let start = Instant::now();

@@ -69,7 +69,7 @@ impl Host {
     }
 
     fn plugin(&self, name: &str) -> Plugin {
-        self.runtime.block_on(self.registry.get(&name.parse().unwrap())).unwrap()
+        self.runtime.block_on(self.registry.load(&name.parse().unwrap())).unwrap()
     }
 
     fn open(&self, plugin: &Plugin) -> TransformInstance {

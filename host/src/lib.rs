@@ -12,6 +12,7 @@
 pub mod aws;
 pub mod callers;
 pub mod config;
+pub mod conversation;
 pub mod engine;
 pub mod error_code;
 pub mod event;
@@ -20,6 +21,7 @@ pub mod history;
 pub mod manifest;
 pub mod pipeline;
 pub mod providers;
+pub mod publish;
 pub mod registry;
 pub mod request;
 pub mod runs;
@@ -34,7 +36,7 @@ use crate::config::{HostSettings, PluginSource};
 use crate::engine::CompileCache;
 use crate::history::HistoryStore;
 use crate::manifest::Manifests;
-use crate::pipeline::{Orchestrator, Pipeline};
+use crate::pipeline::{Orchestrator, Pipeline, Services};
 use crate::providers::Providers;
 use crate::registry::Registry;
 use crate::store::{FolderStore, PluginStore, S3Store};
@@ -57,14 +59,10 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     info!(default = %providers.default_kind(), "model source");
     let history = HistoryStore::from_settings(&settings.history).await?;
     info!(%history, "conversations");
-    let host = Orchestrator {
-        registry: Arc::new(registry),
-        providers: Arc::new(providers),
-        history: Arc::new(history),
-        history_turns: settings.history.history_turns,
-        settings: settings.agents.clone(),
-    };
-    Ok(Pipeline::new(Manifests::new(store), host))
+    let services =
+        Services { registry: Arc::new(registry), providers: Arc::new(providers), history: Arc::new(history) };
+    let orchestrator = Orchestrator::new(services.clone(), settings.history.history_turns, settings.agents.clone());
+    Ok(Pipeline::new(Manifests::new(store), services, orchestrator))
 }
 
 async fn plugin_store(settings: &HostSettings) -> PluginStore {

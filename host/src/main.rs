@@ -6,7 +6,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use streamhost::config::HostSettings;
 use streamhost::frontends::http::HttpSettings;
-use streamhost::frontends::{cli, http, lambda, publish};
+use streamhost::frontends::{cli, http, lambda};
+use streamhost::publish;
 use streamhost::store::{ObjectKind, PluginName, S3Location};
 use tracing_subscriber::EnvFilter;
 

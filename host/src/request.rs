@@ -1,71 +1,15 @@
 //! The request every frontend builds: which plugins to run, and the JSON
 //! body `{prompt | messages, system, userId, sessionId, model, config}`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::conversation::{Message, ModelMessage, Role};
 use crate::error_code::ErrorCode;
 use crate::manifest::Manifest;
-use crate::providers::ModelOptions;
+use crate::providers::{ModelCall, ModelOptions};
 use crate::store::{InvalidName, PluginName};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    User,
-    Assistant,
-}
-
-impl Role {
-    /// The name in the request's JSON (`user`, `assistant`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        }
-    }
-}
-
-/// The WIT's role and message (what plugins see) are the same data.
-impl From<crate::wit::Role> for Role {
-    fn from(role: crate::wit::Role) -> Self {
-        match role {
-            crate::wit::Role::User => Role::User,
-            crate::wit::Role::Assistant => Role::Assistant,
-        }
-    }
-}
-
-impl From<Role> for crate::wit::Role {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::User => crate::wit::Role::User,
-            Role::Assistant => crate::wit::Role::Assistant,
-        }
-    }
-}
-
-impl From<crate::wit::Message> for Message {
-    fn from(message: crate::wit::Message) -> Self {
-        Message { role: message.role.into(), content: message.content }
-    }
-}
-
-impl From<&Message> for crate::wit::Message {
-    fn from(message: &Message) -> Self {
-        crate::wit::Message { role: message.role.into(), content: message.content.clone() }
-    }
-}
-
-/// One turn of the conversation; serialised as `{"role":…,"content":…}`,
-/// which is also what model sources that take JSON messages expect.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Message {
-    pub role: Role,
-    pub content: String,
-}
 
 /// The body as sent. Unknown fields are refused, so a misspelt `promt`
 /// is an error rather than silently ignored.
@@ -119,6 +63,19 @@ impl RequestError {
 }
 
 impl Request {
+    /// The model call this request is on its own (no agent): its text
+    /// messages, system prompt and model options.
+    pub fn model_call(&self) -> ModelCall {
+        ModelCall {
+            system: self.system.clone(),
+            messages: self.messages.iter().map(ModelMessage::from).collect(),
+            tools: Vec::new(),
+            options: self.model.clone(),
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+        }
+    }
+
     /// Parses a JSON body for the plugins in `chain`; `config` may set the
     /// chain's plugins and `others` (a pipeline's router and agents).
     pub fn from_json(chain: Vec<PluginName>, others: &[PluginName], body: &[u8]) -> Result<Self, RequestError> {

@@ -5,7 +5,6 @@
 pub mod cli;
 pub mod http;
 pub mod lambda;
-pub mod publish;
 pub mod runs;
 
 use std::sync::Arc;
@@ -14,10 +13,11 @@ use bytes::Bytes;
 use clap::Args;
 use serde_json::{Value, json};
 
+use crate::conversation::Message;
 use crate::error_code::{Code, ErrorCode};
 use crate::manifest::{Manifest, ManifestError};
-use crate::pipeline::{Pipeline, PipelineError, Response};
-use crate::request::{Message, Request, RequestError, parse_chain};
+use crate::pipeline::{Pipeline, PipelineError, ResolveError, Response};
+use crate::request::{Request, RequestError};
 use crate::store::{PluginName, StoreError};
 use crate::wit::{IncomingRequest, PipelineRequest, Refusal};
 
@@ -154,38 +154,19 @@ async fn prepare_from(
         }
     };
     let then = inbound.query_param("then");
-    let mut chain =
-        parse_chain(&target, then.as_deref()).map_err(|error| ErrorReply::from(&RequestError::from(error)))?;
-    let manifest = pipeline.manifest(&chain[0]).await.map_err(|error| ErrorReply::from(&error))?;
-    check_route(routes, &target, manifest.as_deref(), then.is_some(), &inbound.path)?;
-    let Some(manifest) = manifest else {
-        let request = Request::from_json(chain, &[], &inbound.body).map_err(|error| ErrorReply::from(&error))?;
-        return Ok(Prepared {
-            request,
-            manifest: None,
-            caller: None,
-            mapped: Mapped { body: inbound.body, chain: None },
-        });
-    };
-    let (body, chain_name) = match (&manifest.inbound, mapped) {
+    let found = pipeline.resolve(&target, then.as_deref()).await.map_err(|error| ErrorReply::from(&error))?;
+    check_route(routes, &target, found.manifest.as_deref(), then.is_some(), &inbound.path)?;
+    let manifest = found.manifest.clone();
+    let (body, chain_name) = match (manifest.as_ref().and_then(|manifest| manifest.inbound.as_ref()), mapped) {
         (_, Some(chain)) => (inbound.body, chain),
-        (Some(filter), None) => filtered(pipeline, &manifest, filter, inbound).await?,
+        (Some(filter), None) => {
+            filtered(pipeline, manifest.as_deref().expect("a filter has a manifest"), filter, inbound).await?
+        }
         (None, None) => (inbound.body, None),
     };
-    let transforms = manifest.chain(chain_name.as_deref()).ok_or_else(|| {
-        let name = chain_name.clone().unwrap_or_default();
-        ErrorReply::new(ErrorCode::UnknownChain, format!("this pipeline has no chain named `{name}`"))
-    })?;
-    chain.splice(0..1, transforms.iter().cloned());
-    let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
-    let request = Request::from_json(chain, &others, &body).map_err(|error| ErrorReply::from(&error))?;
-    manifest
-        .callers
-        .check(&request, &own_model(&manifest))
-        .map_err(|refused| ErrorReply::new(ErrorCode::NotAllowed, refused.to_string()))?;
-    let request = request.with_defaults(&manifest);
-    let caller = manifest.inbound.as_ref().and(request.user_id.clone());
-    Ok(Prepared { request, manifest: Some(manifest), caller, mapped: Mapped { body, chain: chain_name } })
+    let request = found.request(chain_name.as_deref(), &body).map_err(|error| ErrorReply::from(&error))?;
+    let caller = manifest.as_ref().and_then(|manifest| manifest.inbound.as_ref()).and(request.user_id.clone());
+    Ok(Prepared { request, manifest, caller, mapped: Mapped { body, chain: chain_name } })
 }
 
 /// Who is calling, as `pipeline`'s inbound plugin identifies them: the user
@@ -203,25 +184,6 @@ pub async fn identify(pipeline: &Pipeline, name: &PluginName, inbound: Inbound) 
         Ok(request) => Ok(request.user_id),
         Err(refusal) => Err(refused(&filter, refusal)),
     }
-}
-
-/// The provider and model a caller may name because the pipeline already
-/// uses them: the manifest's, unless an agent has its own (a caller's model
-/// options come before an agent's, so naming the manifest's would replace
-/// the agent's).
-fn own_model(manifest: &Manifest) -> crate::providers::ModelOptions {
-    let mut own = crate::providers::ModelOptions {
-        provider: manifest.model.provider,
-        id: manifest.model.id.clone(),
-        ..Default::default()
-    };
-    if manifest.agents.iter().any(|agent| agent.model.provider.is_some()) {
-        own.provider = None;
-    }
-    if manifest.agents.iter().any(|agent| agent.model.id.is_some()) {
-        own.id = None;
-    }
-    own
 }
 
 /// Refuses what this host's routes do not serve: ad-hoc plugins and chains
@@ -380,6 +342,12 @@ impl From<&RequestError> for ErrorReply {
 
 impl From<&StoreError> for ErrorReply {
     fn from(error: &StoreError) -> Self {
+        ErrorReply::new(error.code(), error.to_string())
+    }
+}
+
+impl From<&ResolveError> for ErrorReply {
+    fn from(error: &ResolveError) -> Self {
         ErrorReply::new(error.code(), error.to_string())
     }
 }

@@ -127,7 +127,7 @@ async fn start(
     {
         pipeline
             .registry()
-            .get(plugin)
+            .load(plugin)
             .await
             .map_err(|error| ErrorReply::from(&crate::pipeline::PipelineError::from(error)))?;
     }

@@ -95,7 +95,7 @@ impl fmt::Display for MemoryHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{Message, Role};
+    use crate::conversation::{Message, Role};
 
     fn turn(text: &str) -> Turn {
         Turn { agent: Some("a".into()), messages: vec![Message { role: Role::User, content: text.into() }] }

@@ -17,8 +17,8 @@ use thiserror::Error;
 pub use dynamo::DynamoHistory;
 pub use memory::MemoryHistory;
 
+use crate::conversation::Message;
 use crate::error_code::ErrorCode;
-use crate::request::Message;
 
 #[derive(Debug, Clone, Args)]
 pub struct HistorySettings {

@@ -11,6 +11,8 @@
 
 mod orchestrate;
 mod pump;
+mod resolve;
+mod turn;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,11 +24,13 @@ use thiserror::Error;
 
 pub use orchestrate::{AgentSettings, Orchestrator};
 use pump::Pump;
+pub use resolve::{ResolveError, Target};
 
 use crate::error_code::Code;
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event};
+use crate::history::HistoryStore;
 use crate::manifest::{Manifest, ManifestError, Manifests};
-use crate::providers::{ModelCall, ProviderError};
+use crate::providers::{ProviderError, Providers};
 use crate::registry::{LoadError, PluginError, Registry, RoleError, TransformInstance};
 use crate::request::Request;
 use crate::store::PluginName;
@@ -78,17 +82,32 @@ impl From<RoleError> for PipelineError {
     }
 }
 
+/// What every stream and every turn shares: the plugins, the model sources
+/// and the conversations. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    /// Compiled, linked plugins.
+    pub registry: Arc<Registry>,
+    /// The model sources.
+    pub providers: Arc<Providers>,
+    /// The conversations of routed pipelines.
+    pub history: Arc<HistoryStore>,
+}
+
+/// Source -> transforms -> encoder, for every frontend: opens a request's
+/// chain and its source, and moves events through it.
 pub struct Pipeline {
     manifests: Manifests,
-    /// The registry, providers and conversations, shared with the turns'
-    /// tasks.
-    host: Arc<Orchestrator>,
+    services: Services,
+    /// Multi-agent turns, shared with the turns' tasks.
+    orchestrator: Arc<Orchestrator>,
     active_streams: Arc<AtomicUsize>,
 }
 
 impl Pipeline {
-    pub fn new(manifests: Manifests, host: Orchestrator) -> Self {
-        Self { manifests, host: Arc::new(host), active_streams: Arc::default() }
+    /// A pipeline over the named pipelines in `manifests`.
+    pub fn new(manifests: Manifests, services: Services, orchestrator: Orchestrator) -> Self {
+        Self { manifests, services, orchestrator: Arc::new(orchestrator), active_streams: Arc::default() }
     }
 
     /// The pipeline manifest named `name`, if there is one.
@@ -97,7 +116,7 @@ impl Pipeline {
     }
 
     pub fn registry(&self) -> &Registry {
-        &self.host.registry
+        &self.services.registry
     }
 
     /// Streams whose body has not been dropped yet.
@@ -140,13 +159,13 @@ impl Pipeline {
             stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
         let idle = manifest.as_ref().and_then(|manifest| manifest.idle_ms).map(std::time::Duration::from_millis);
         let source = match manifest {
-            Some(manifest) if !manifest.agents.is_empty() => self.host.start(request, manifest),
+            Some(manifest) if !manifest.agents.is_empty() => self.orchestrator.start(request, manifest),
             manifest => {
-                let mut call = ModelCall::from_request(&request);
+                let mut call = request.model_call();
                 if let Some(manifest) = manifest {
                     call.options = call.options.or(&manifest.model);
                 }
-                self.host.providers.start(&call).await?
+                self.services.providers.start(&call).await?
             }
         };
         let pump = Pump {
@@ -169,7 +188,7 @@ impl Pipeline {
                 user_id: request.user_id.clone(),
                 session_id: request.session_id.clone(),
             };
-            let stage = self.host.registry.open_transform(name, &context, request.settings_for(name)).await?;
+            let stage = self.services.registry.open_transform(name, &context, request.settings_for(name)).await?;
             stages.push(stage);
         }
         Ok(stages)

@@ -15,13 +15,16 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::Services;
+use super::turn::{Downstream, ModelAccess, TurnServices};
+use crate::conversation::{Message, Role};
 use crate::error_code::ErrorCode;
 use crate::event::{Event, error_event};
-use crate::history::{ConversationKey, HistoryError, HistoryStore, Turn};
+use crate::history::{ConversationKey, HistoryError, Turn};
 use crate::manifest::{AgentSpec, Manifest};
-use crate::providers::{EventStream, ModelCall, ModelOptions, ProviderError, Providers};
-use crate::registry::{Downstream, ModelAccess, Registry, RoleError, TurnServices};
-use crate::request::{Message, Request, Role};
+use crate::providers::{EventStream, ModelOptions, ProviderError};
+use crate::registry::RoleError;
+use crate::request::Request;
 use crate::store::PluginName;
 use crate::wit;
 
@@ -72,17 +75,22 @@ impl TurnError {
     }
 }
 
-/// What a multi-agent turn needs from the host.
+/// Runs multi-agent turns: routes a request to an agent, runs it, and
+/// records the turn in the conversation.
 pub struct Orchestrator {
-    pub registry: Arc<Registry>,
-    pub providers: Arc<Providers>,
-    pub history: Arc<HistoryStore>,
+    services: Services,
     /// How many earlier turns routers and agents see.
-    pub history_turns: usize,
-    pub settings: AgentSettings,
+    history_turns: usize,
+    settings: AgentSettings,
 }
 
 impl Orchestrator {
+    /// An orchestrator over `services`; routers and agents see
+    /// `history_turns` earlier turns.
+    pub fn new(services: Services, history_turns: usize, settings: AgentSettings) -> Self {
+        Self { services, history_turns, settings }
+    }
+
     /// The turn's events, starting now in a task of their own.
     pub fn start(self: &Arc<Self>, request: Request, manifest: Arc<Manifest>) -> EventStream {
         let (sender, receiver) = mpsc::channel(CHANNEL_EVENTS);
@@ -137,7 +145,7 @@ impl TurnJob {
 
     async fn turn(&self, sender: &mpsc::Sender<Event>) -> Result<(), TurnError> {
         let earlier = match &self.key {
-            Some(key) => self.host.history.load(key, self.host.history_turns).await?,
+            Some(key) => self.host.services.history.load(key, self.host.history_turns).await?,
             None => Vec::new(),
         };
         let routed = self.route(&earlier).await?;
@@ -162,7 +170,7 @@ impl TurnJob {
             messages.extend(routed.appended);
             messages.extend(appended);
             messages.push(Message { role: Role::Assistant, content: std::mem::take(&mut downstream.text) });
-            self.host.history.append(key, Turn { agent: Some(routed.agent.name.clone()), messages }).await?;
+            self.host.services.history.append(key, Turn { agent: Some(routed.agent.name.clone()), messages }).await?;
         }
         downstream.send(Event::End(stop_reason)).await;
         Ok(())
@@ -189,9 +197,9 @@ impl TurnJob {
                 .map(|agent| wit::AgentCard { name: agent.name.clone(), description: agent.description.clone() })
                 .collect(),
         };
-        let services = self.services(earlier, self.request.model.clone().or(&self.manifest.model), None);
+        let services = self.services(router, earlier, self.request.model.clone().or(&self.manifest.model), None);
         let (choice, services) =
-            self.host.registry.select(router, self.request.settings_for(router), services, &request).await?;
+            self.host.services.registry.select(router, self.request.settings_for(router), services, &request).await?;
         let agent = self.manifest.agent(&choice.agent).ok_or_else(|| TurnError::UnknownAgent {
             router: router.clone(),
             chosen: choice.agent.clone(),
@@ -220,9 +228,9 @@ impl TurnJob {
             messages: self.request.messages.iter().map(Into::into).collect(),
             system: self.request.system.clone().or_else(|| agent.system.clone()),
         };
-        let services = self.services(earlier, self.agent_model(agent), Some(downstream));
+        let services = self.services(plugin, earlier, self.agent_model(agent), Some(downstream));
         let settings = self.request.settings_over(plugin, &agent.config);
-        let (stop_reason, services) = self.host.registry.handle(plugin, settings, services, &request).await?;
+        let (stop_reason, services) = self.host.services.registry.handle(plugin, settings, services, &request).await?;
         let downstream = services.downstream.expect("an agent's turn keeps its downstream");
         Ok((stop_reason, services.appended.into_iter().map(Into::into).collect(), downstream))
     }
@@ -235,12 +243,12 @@ impl TurnJob {
         earlier: &[Turn],
         downstream: &mut Downstream,
     ) -> Result<String, TurnError> {
-        let mut call = ModelCall::from_request(&self.request);
+        let mut call = self.request.model_call();
         call.system = self.request.system.clone().or_else(|| agent.system.clone());
         call.options = self.agent_model(agent);
         let history = earlier.iter().flat_map(|turn| &turn.messages).map(Into::into);
         call.messages = history.chain(call.messages).collect();
-        let mut events = self.host.providers.start(&call).await?;
+        let mut events = self.host.services.providers.start(&call).await?;
         let mut stop_reason = String::from("end_turn");
         while let Some(event) = events.next().await {
             match event {
@@ -269,14 +277,21 @@ impl TurnJob {
         }
     }
 
-    fn services(&self, earlier: &[Turn], defaults: ModelOptions, downstream: Option<Downstream>) -> TurnServices {
+    fn services(
+        &self,
+        plugin: &PluginName,
+        earlier: &[Turn],
+        defaults: ModelOptions,
+        downstream: Option<Downstream>,
+    ) -> TurnServices {
         TurnServices {
+            plugin: plugin.to_string(),
             history: earlier.iter().flat_map(|turn| &turn.messages).map(Into::into).collect(),
             last_agent: earlier.last().and_then(|turn| turn.agent.clone()),
             appended: Vec::new(),
             models: ModelAccess {
                 reasoning_before: Default::default(),
-                providers: self.host.providers.clone(),
+                providers: self.host.services.providers.clone(),
                 defaults,
                 user_id: self.request.user_id.clone(),
                 session_id: self.request.session_id.clone(),

@@ -5,76 +5,27 @@
 use serde_json::{Map, Value, json};
 
 use super::{ModelOptions, ProviderError, ProviderKind};
+use crate::conversation::{Content, Message, ModelMessage, ToolCall, ToolSpec};
 use crate::event::Event;
-use crate::request::{Message, Request, Role};
 
+/// One call to a model source.
 #[derive(Debug, Clone)]
 pub struct ModelCall {
+    /// The system prompt, if any.
     pub system: Option<String>,
-    pub messages: Vec<Turn>,
+    /// The conversation, oldest first; the last message is the user's.
+    pub messages: Vec<ModelMessage>,
+    /// The tools the model may ask for.
     pub tools: Vec<ToolSpec>,
+    /// The source, the model and its inference settings.
     pub options: ModelOptions,
+    /// The caller's user id, for sources that take one (an agent runtime).
     pub user_id: Option<String>,
+    /// The caller's session id, for sources that keep sessions.
     pub session_id: Option<String>,
 }
 
-/// One message to the model.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Turn {
-    pub role: Role,
-    pub content: Vec<Block>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Block {
-    Text(String),
-    /// The model asked for a tool (an assistant's block).
-    ToolUse(ToolCall),
-    /// What the tool returned (a user's block).
-    ToolResult {
-        id: String,
-        content: String,
-        is_error: bool,
-    },
-    /// The model's reasoning, with the signature that lets it be sent back
-    /// (an assistant's block; Bedrock's extended thinking).
-    Reasoning {
-        text: String,
-        signature: Option<String>,
-    },
-    /// Reasoning the provider encrypted, sent back as it came.
-    RedactedReasoning(Vec<u8>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolSpec {
-    pub name: String,
-    pub description: String,
-    /// A JSON Schema object.
-    pub input_schema: Value,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolCall {
-    pub id: String,
-    pub name: String,
-    /// A JSON object.
-    pub input: Value,
-}
-
 impl ModelCall {
-    /// A caller's request, as text messages.
-    pub fn from_request(request: &Request) -> Self {
-        Self {
-            system: request.system.clone(),
-            messages: request.messages.iter().map(Turn::from).collect(),
-            tools: Vec::new(),
-            options: request.model.clone(),
-            user_id: request.user_id.clone(),
-            session_id: request.session_id.clone(),
-        }
-    }
-
     /// The conversation as text messages, for sources that take no tools.
     pub fn text_messages(&self, kind: ProviderKind) -> Result<Vec<Message>, ProviderError> {
         let unsupported = || {
@@ -89,20 +40,14 @@ impl ModelCall {
             .iter()
             .map(|turn| {
                 let texts = turn.content.iter().map(|block| match block {
-                    Block::Text(text) => Ok(text.as_str()),
+                    Content::Text(text) => Ok(text.as_str()),
                     // Only the provider that made it reads it back.
-                    Block::Reasoning { .. } | Block::RedactedReasoning(_) => Ok(""),
-                    Block::ToolUse(_) | Block::ToolResult { .. } => Err(unsupported()),
+                    Content::Reasoning { .. } | Content::RedactedReasoning(_) => Ok(""),
+                    Content::ToolCall(_) | Content::ToolResult { .. } => Err(unsupported()),
                 });
                 Ok(Message { role: turn.role, content: texts.collect::<Result<String, _>>()? })
             })
             .collect()
-    }
-}
-
-impl From<&Message> for Turn {
-    fn from(message: &Message) -> Self {
-        Turn { role: message.role, content: vec![Block::Text(message.content.clone())] }
     }
 }
 
@@ -135,7 +80,7 @@ pub fn tool_use_of(metadata: &str) -> Option<ToolCall> {
 #[derive(Debug, Default)]
 pub struct ReasoningBlocks {
     /// By content block index: text and signature so far, or redacted bytes.
-    blocks: Vec<(Option<u64>, Block)>,
+    blocks: Vec<(Option<u64>, Content)>,
 }
 
 impl ReasoningBlocks {
@@ -147,18 +92,19 @@ impl ReasoningBlocks {
         if let Some(redacted) = reasoning.get("redactedContent").and_then(Value::as_str) {
             use base64::Engine;
             let bytes = base64::engine::general_purpose::STANDARD.decode(redacted).unwrap_or_default();
-            self.blocks.push((index, Block::RedactedReasoning(bytes)));
+            self.blocks.push((index, Content::RedactedReasoning(bytes)));
             return;
         }
         let position =
-            match self.blocks.iter().position(|(at, block)| *at == index && matches!(block, Block::Reasoning { .. })) {
+            match self.blocks.iter().position(|(at, block)| *at == index && matches!(block, Content::Reasoning { .. }))
+            {
                 Some(position) => position,
                 None => {
-                    self.blocks.push((index, Block::Reasoning { text: String::new(), signature: None }));
+                    self.blocks.push((index, Content::Reasoning { text: String::new(), signature: None }));
                     self.blocks.len() - 1
                 }
             };
-        if let Block::Reasoning { text, signature } = &mut self.blocks[position].1 {
+        if let Content::Reasoning { text, signature } = &mut self.blocks[position].1 {
             text.push_str(reasoning.get("text").and_then(Value::as_str).unwrap_or_default());
             if let Some(signed) = reasoning.get("signature").and_then(Value::as_str) {
                 *signature = Some(signed.to_string());
@@ -167,7 +113,7 @@ impl ReasoningBlocks {
     }
 
     /// The blocks so far, in the order they began.
-    pub fn blocks(&self) -> Vec<Block> {
+    pub fn blocks(&self) -> Vec<Content> {
         self.blocks.iter().map(|(_, block)| block.clone()).collect()
     }
 }
@@ -199,8 +145,8 @@ mod tests {
         assert_eq!(
             reasoning.blocks(),
             [
-                Block::Reasoning { text: "Let me look.".into(), signature: Some("sig".into()) },
-                Block::RedactedReasoning(vec![1, 2])
+                Content::Reasoning { text: "Let me look.".into(), signature: Some("sig".into()) },
+                Content::RedactedReasoning(vec![1, 2])
             ]
         );
     }

@@ -28,10 +28,10 @@ use futures::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::call::{Block, ModelCall, ToolCall, tool_use_event};
+use super::call::{ModelCall, tool_use_event};
 use super::{EventStream, ProviderError};
+use crate::conversation::{Content, Role, ToolCall};
 use crate::event::{Event, Usage};
-use crate::request::Role;
 
 #[derive(Debug, Clone, Args)]
 pub struct EchoSettings {
@@ -212,12 +212,12 @@ impl EchoRule {
     }
 }
 
-fn block_text(block: &Block) -> String {
+fn block_text(block: &Content) -> String {
     match block {
-        Block::Text(text) => text.clone(),
-        Block::ToolUse(call) => call.input.to_string(),
-        Block::ToolResult { content, .. } => content.clone(),
-        Block::Reasoning { .. } | Block::RedactedReasoning(_) => String::new(),
+        Content::Text(text) => text.clone(),
+        Content::ToolCall(call) => call.input.to_string(),
+        Content::ToolResult { content, .. } => content.clone(),
+        Content::Reasoning { .. } | Content::RedactedReasoning(_) => String::new(),
     }
 }
 
@@ -228,7 +228,7 @@ fn latest_user_text(call: &ModelCall) -> Option<String> {
             .content
             .iter()
             .filter_map(|block| match block {
-                Block::Text(text) => Some(text.as_str()),
+                Content::Text(text) => Some(text.as_str()),
                 _ => None,
             })
             .collect();
@@ -238,13 +238,15 @@ fn latest_user_text(call: &ModelCall) -> Option<String> {
 
 fn tool_results(call: &ModelCall) -> impl Iterator<Item = &str> {
     call.messages.iter().flat_map(|turn| &turn.content).filter_map(|block| match block {
-        Block::ToolResult { content, .. } => Some(content.as_str()),
+        Content::ToolResult { content, .. } => Some(content.as_str()),
         _ => None,
     })
 }
 
 fn ends_with_tool_result(call: &ModelCall) -> bool {
-    call.messages.last().is_some_and(|turn| turn.content.iter().any(|block| matches!(block, Block::ToolResult { .. })))
+    call.messages
+        .last()
+        .is_some_and(|turn| turn.content.iter().any(|block| matches!(block, Content::ToolResult { .. })))
 }
 
 fn fill(reply: &str, call: &ModelCall) -> String {
@@ -286,13 +288,15 @@ mod tests {
     async fn at_no_pace_it_still_streams_one_token_at_a_time() {
         let echo =
             EchoProvider::new(&EchoSettings { delay_ms: 0, text: Some("one two three".into()), script: None }).unwrap();
-        let mut events =
-            echo.start(&call(None, vec![Turn { role: Role::User, content: vec![Block::Text("x".into())] }])).unwrap();
+        let mut events = echo
+            .start(&call(None, vec![ModelMessage { role: Role::User, content: vec![Content::Text("x".into())] }]))
+            .unwrap();
         assert_eq!(events.next().await, Some(Event::Text("one".into())));
         assert!(futures::poll!(events.next()).is_pending(), "the next token waits its turn: no burst");
         assert_eq!(events.next().await, Some(Event::Text(" two".into())));
     }
-    use crate::providers::{ModelOptions, Turn};
+    use crate::conversation::ModelMessage;
+    use crate::providers::ModelOptions;
 
     #[test]
     fn tokens_put_back_together_are_the_text() {
@@ -308,7 +312,7 @@ mod tests {
         assert!(tokenize("").is_empty());
     }
 
-    fn call(system: Option<&str>, messages: Vec<Turn>) -> ModelCall {
+    fn call(system: Option<&str>, messages: Vec<ModelMessage>) -> ModelCall {
         ModelCall {
             system: system.map(Into::into),
             messages,
@@ -330,14 +334,14 @@ mod tests {
                 {"afterTool":true,"reply":"got {{toolResult}}"},
                 {"user":["report"],"toolUse":{"name":"run","input":{"n":1}}}]"#,
         );
-        let user = |text: &str| Turn { role: Role::User, content: vec![Block::Text(text.into())] };
+        let user = |text: &str| ModelMessage { role: Role::User, content: vec![Content::Text(text.into())] };
         let chosen = |call: &ModelCall| script.iter().position(|rule| rule.matches(call));
         assert_eq!(chosen(&call(Some("Please classify this"), vec![user("An INVOICE is wrong")])), Some(0));
         assert_eq!(chosen(&call(None, vec![user("An invoice is wrong")])), None);
         assert_eq!(chosen(&call(None, vec![user("the weekly report")])), Some(2));
-        let result = Turn {
+        let result = ModelMessage {
             role: Role::User,
-            content: vec![Block::ToolResult { id: "t".into(), content: "42 rows".into(), is_error: false }],
+            content: vec![Content::ToolResult { id: "t".into(), content: "42 rows".into(), is_error: false }],
         };
         let after = call(None, vec![user("the weekly report"), result]);
         assert_eq!(chosen(&after), Some(1));

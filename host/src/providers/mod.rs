@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
-pub use call::{Block, ModelCall, ReasoningBlocks, ToolCall, ToolSpec, Turn};
+pub use call::{ModelCall, ReasoningBlocks};
 pub use echo::{EchoFrames, EchoProvider, EchoRule, EchoSettings, tokenize};
 pub use error::{ProviderError, UpstreamFailure};
 pub use settings::{ProviderKind, ProviderSettings};

@@ -32,9 +32,8 @@ use super::body::{self, BodyKind};
 use super::call::tool_use_event;
 use super::error::StreamErrorCode;
 use super::sse::{self, FrameError, SseFrame};
-use super::{
-    Block, EventStream, ModelCall, Started, ToolCall, UpstreamFailure, http_client, response_failure, send_failure,
-};
+use super::{EventStream, ModelCall, Started, UpstreamFailure, http_client, response_failure, send_failure};
+use crate::conversation::{Content, ToolCall};
 use crate::event::{Event, Usage};
 
 /// How this source is named in errors and logs.
@@ -117,13 +116,13 @@ fn messages(call: &ModelCall) -> Vec<Value> {
         let mut tool_calls = Vec::new();
         for block in &turn.content {
             match block {
-                Block::Text(part) => text.push_str(part),
-                Block::ToolUse(tool) => tool_calls.push(json!({
+                Content::Text(part) => text.push_str(part),
+                Content::ToolCall(tool) => tool_calls.push(json!({
                     "id": tool.id, "type": "function", "function": { "name": tool.name, "arguments": tool.input.to_string() }
                 })),
-                Block::ToolResult { id, content, .. } => messages.push(json!({ "role": "tool", "tool_call_id": id, "content": content })),
+                Content::ToolResult { id, content, .. } => messages.push(json!({ "role": "tool", "tool_call_id": id, "content": content })),
                 // OpenAI-compatible servers take no reasoning back.
-                Block::Reasoning { .. } | Block::RedactedReasoning(_) => {}
+                Content::Reasoning { .. } | Content::RedactedReasoning(_) => {}
             }
         }
         if tool_calls.is_empty() {

@@ -29,8 +29,8 @@ use super::{
     send_failure,
 };
 use crate::aws::{SignError, Signer};
+use crate::conversation::Role;
 use crate::event::{Event, Usage};
-use crate::request::Role;
 
 /// How this source is named in errors and logs.
 const SOURCE: &str = "the upstream";

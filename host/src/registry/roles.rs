@@ -2,8 +2,8 @@
 //! routers and agents with the turn's services (history, model calls, the
 //! downstream) behind their imports.
 
-use super::imports::TurnServices;
 use super::sandbox::{PluginError, Sandbox};
+use super::turn::TurnHost;
 use crate::wit::router::RouterPre;
 use crate::wit::{
     AgentPre, AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest,
@@ -14,7 +14,7 @@ pub(super) async fn select(
     mut sandbox: Sandbox,
     pre: &RouterPre<super::PluginState>,
     request: &RouteRequest,
-) -> Result<(Choice, TurnServices), PluginError> {
+) -> Result<(Choice, Box<dyn TurnHost>), PluginError> {
     sandbox.arm();
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,
@@ -32,7 +32,7 @@ pub(super) async fn handle(
     mut sandbox: Sandbox,
     pre: &AgentPre<super::PluginState>,
     request: &AgentRequest,
-) -> Result<(String, TurnServices), PluginError> {
+) -> Result<(String, Box<dyn TurnHost>), PluginError> {
     sandbox.arm();
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,
@@ -62,6 +62,6 @@ pub(super) async fn filter(
 
 /// The turn's services back from the store: what the plugin appended to the
 /// history, what it sent downstream.
-fn take_turn(sandbox: &mut Sandbox) -> TurnServices {
+fn take_turn(sandbox: &mut Sandbox) -> Box<dyn TurnHost> {
     sandbox.store.data_mut().turn.take().expect("routers and agents run with a turn")
 }

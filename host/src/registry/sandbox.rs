@@ -14,8 +14,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use tracing::warn;
 
-use super::imports::TurnServices;
 use super::output::PluginOutput;
+use super::turn::TurnHost;
 use crate::engine::Limits;
 use crate::error_code::{Code, ErrorCode};
 use crate::store::PluginName;
@@ -65,11 +65,11 @@ pub struct PluginState {
     /// When the running call went into the host, if it is there now.
     in_host_since: Option<Instant>,
     /// What a router's or an agent's imports reach; `None` for transforms.
-    pub(super) turn: Option<TurnServices>,
+    pub(super) turn: Option<Box<dyn TurnHost>>,
 }
 
 impl PluginState {
-    fn new(plugin: PluginName, settings: String, memory_bytes: usize, turn: Option<TurnServices>) -> Self {
+    fn new(plugin: PluginName, settings: String, memory_bytes: usize, turn: Option<Box<dyn TurnHost>>) -> Self {
         let stderr = PluginOutput::new(plugin.clone(), "stderr");
         let wasi = WasiCtx::builder()
             .stdout(PluginOutput::new(plugin.clone(), "stdout"))
@@ -185,7 +185,7 @@ impl Sandbox {
         settings: String,
         limits: Limits,
         slot: OwnedSemaphorePermit,
-        turn: Option<TurnServices>,
+        turn: Option<Box<dyn TurnHost>>,
         expose_output: bool,
     ) -> Self {
         let waits_on_host = turn.is_some();

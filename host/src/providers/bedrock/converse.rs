@@ -26,11 +26,11 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::{Bedrock, Decoded, Exception, call_failure, receive};
+use crate::conversation::{Content, ModelMessage, Role, ToolCall, ToolSpec};
 use crate::event::{Event, Usage};
-use crate::providers::call::{Block, ModelCall, ToolCall, ToolSpec, Turn, tool_use_event};
+use crate::providers::call::{ModelCall, tool_use_event};
 use crate::providers::error::StreamErrorCode;
 use crate::providers::{CachePointAt, GuardrailOptions, ProviderError, Started, UpstreamFailure};
-use crate::request::Role;
 
 /// The parts of a ConverseStream request that cannot fail to build, made
 /// once and reused by every attempt.
@@ -113,7 +113,7 @@ impl Bedrock {
     }
 }
 
-fn message(turn: &Turn) -> Result<Message, aws_sdk_bedrockruntime::error::BuildError> {
+fn message(turn: &ModelMessage) -> Result<Message, aws_sdk_bedrockruntime::error::BuildError> {
     let role = match turn.role {
         Role::User => ConversationRole::User,
         Role::Assistant => ConversationRole::Assistant,
@@ -122,23 +122,23 @@ fn message(turn: &Turn) -> Result<Message, aws_sdk_bedrockruntime::error::BuildE
     Message::builder().role(role).set_content(Some(content)).build()
 }
 
-fn content_block(block: &Block) -> Result<ContentBlock, aws_sdk_bedrockruntime::error::BuildError> {
+fn content_block(block: &Content) -> Result<ContentBlock, aws_sdk_bedrockruntime::error::BuildError> {
     Ok(match block {
-        Block::Text(text) => ContentBlock::Text(text.clone()),
-        Block::ToolUse(call) => ContentBlock::ToolUse(
+        Content::Text(text) => ContentBlock::Text(text.clone()),
+        Content::ToolCall(call) => ContentBlock::ToolUse(
             ToolUseBlock::builder().tool_use_id(&call.id).name(&call.name).input(document(&call.input)).build()?,
         ),
-        Block::ToolResult { id, content, is_error } => ContentBlock::ToolResult(
+        Content::ToolResult { id, content, is_error } => ContentBlock::ToolResult(
             ToolResultBlock::builder()
                 .tool_use_id(id)
                 .content(ToolResultContentBlock::Text(content.clone()))
                 .status(if *is_error { ToolResultStatus::Error } else { ToolResultStatus::Success })
                 .build()?,
         ),
-        Block::Reasoning { text, signature } => ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
+        Content::Reasoning { text, signature } => ContentBlock::ReasoningContent(ReasoningContentBlock::ReasoningText(
             ReasoningTextBlock::builder().text(text).set_signature(signature.clone()).build()?,
         )),
-        Block::RedactedReasoning(bytes) => {
+        Content::RedactedReasoning(bytes) => {
             ContentBlock::ReasoningContent(ReasoningContentBlock::RedactedContent(Blob::new(bytes.clone())))
         }
     })

@@ -14,11 +14,11 @@ use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::types::error::ResponseStreamError as StreamException;
 
 use super::{Bedrock, Decoded, Exception, call_failure, receive};
+use crate::conversation::{Message, Role};
 use crate::event::Event;
 use crate::providers::error::StreamErrorCode;
 use crate::providers::{ModelCall, ProviderKind};
 use crate::providers::{ProviderError, Started, UpstreamFailure};
-use crate::request::{Message, Role};
 
 /// What an Anthropic model needs and the others default.
 const DEFAULT_MAX_TOKENS: u32 = 1024;
@@ -273,9 +273,7 @@ mod tests {
     use crate::request::{Request, parse_chain};
 
     fn request(body: &str) -> ModelCall {
-        ModelCall::from_request(
-            &Request::from_json(parse_chain("ndjson", None).unwrap(), &[], body.as_bytes()).unwrap(),
-        )
+        Request::from_json(parse_chain("ndjson", None).unwrap(), &[], body.as_bytes()).unwrap().model_call()
     }
 
     fn body(model_id: &str, request: &ModelCall) -> Value {
