@@ -113,7 +113,7 @@ error_codes! {
     PluginStoreUnavailable = "plugin_store_unavailable", 503, Both, "S3 cannot be reached for a plugin not loaded yet";
     PluginTrapped = "plugin_trapped", 500, Both, "a plugin trapped (a panic, an unreachable, a bad memory access)";
     PluginTimeout = "plugin_timeout", 500, Both, "a plugin call ran past `--plugin-timeout-ms` of its own time";
-    PluginOutOfMemory = "plugin_out_of_memory", 500, Both, "a plugin needed more than `--plugin-memory-mib`";
+    PluginOutOfMemory = "plugin_out_of_memory", 500, Both, "a plugin needed more than `--plugin-memory-mb`";
     InvalidFilterResult = "invalid_filter_result", 500, Response,
         "an inbound plugin returned a request that is not well formed";
     InvalidRefusal = "invalid_refusal", 500, Response, "an inbound plugin refused with a status that is not 4xx";

@@ -15,6 +15,7 @@ mod http;
 mod lambda;
 mod languages;
 mod manifests;
+mod pipeline;
 mod plugins;
 mod providers;
 mod runs;

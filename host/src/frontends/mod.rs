@@ -363,3 +363,61 @@ impl From<&PipelineError> for ErrorReply {
         ErrorReply::coded(error.code(), error.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::providers::{ProviderError, UpstreamFailure};
+    use crate::registry::{LoadError, PluginError};
+    use crate::wit::ErrorInfo;
+
+    fn name() -> PluginName {
+        "router".parse().unwrap()
+    }
+
+    fn reply(error: impl Into<PipelineError>) -> (u16, String) {
+        let reply = ErrorReply::from(&error.into());
+        (reply.status, reply.code)
+    }
+
+    /// Each layer's errors, mapped by the one table: the same failure has
+    /// the same code and status whichever role the plugin has.
+    #[test]
+    fn every_layers_error_takes_the_tables_code_and_status() {
+        let mismatch = LoadError::DigestMismatch { name: name(), expected: "a".into(), actual: "b".into() };
+        assert_eq!(reply(mismatch), (500, "digest_mismatch".into()));
+        let unavailable = StoreError::Unavailable { name: name(), message: "down".into() };
+        assert_eq!(reply(LoadError::Store(unavailable)), (503, "plugin_store_unavailable".into()));
+        assert_eq!(reply(LoadError::NotWasm(name())), (500, "invalid_plugin".into()));
+        let refused =
+            PluginError::Refused { name: name(), error: ErrorInfo { code: "bad_setting".into(), message: "m".into() } };
+        assert_eq!(reply(refused), (422, "bad_setting".into()));
+        assert_eq!(reply(PluginError::Overloaded { limit: 1 }), (503, "overloaded".into()));
+        let timeout = PluginError::Timeout { name: name(), limit: Duration::from_secs(1) };
+        assert_eq!(reply(timeout), (500, "plugin_timeout".into()));
+        let throttled = ProviderError::Upstream { failure: UpstreamFailure::Throttled("slow".into()), attempts: 3 };
+        assert_eq!(reply(throttled), (429, "upstream_throttled".into()));
+        let timed_out =
+            ProviderError::Upstream { failure: UpstreamFailure::Timeout(Duration::from_secs(1)), attempts: 1 };
+        assert_eq!(reply(timed_out), (504, "upstream_timeout".into()));
+        let unknown_chain = ErrorReply::from(&ResolveError::UnknownChain("fast".into()));
+        assert_eq!((unknown_chain.status, unknown_chain.code.as_str()), (400, "unknown_chain"));
+    }
+
+    /// An inbound plugin's refusal keeps its own status, code and headers;
+    /// one that is not a client error is the plugin's mistake.
+    #[test]
+    fn an_inbound_refusal_keeps_its_status_unless_it_is_not_a_client_error() {
+        let refusal = |status| Refusal {
+            status,
+            error: ErrorInfo { code: "unauthorized".into(), message: "who are you?".into() },
+            headers: vec![("www-authenticate".into(), "Bearer".into())],
+        };
+        let kept = refused(&name(), refusal(401));
+        assert_eq!((kept.status, kept.code.as_str(), kept.headers.len()), (401, "unauthorized", 1));
+        let wrong = refused(&name(), refusal(200));
+        assert_eq!((wrong.status, wrong.code.as_str()), (500, "invalid_refusal"));
+    }
+}

@@ -26,10 +26,11 @@ use std::time::Duration;
 use clap::Args;
 use futures::{StreamExt, stream};
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::call::{ModelCall, tool_use_event};
-use super::{EventStream, ProviderError};
+use super::source::ModelSource;
+use super::{EventStream, ProviderError, ProviderKind, Started, UpstreamFailure};
 use crate::conversation::{Content, Role, ToolCall};
 use crate::event::{Event, Usage};
 
@@ -100,7 +101,8 @@ impl EchoProvider {
         Ok(Self { delay: Duration::from_millis(settings.delay_ms), text: settings.text.clone(), script })
     }
 
-    pub fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
+    /// The scripted answer to `call`, at the configured pace.
+    pub fn start(&self, call: &ModelCall) -> EventStream {
         let script = call.options.script.as_deref().unwrap_or(&self.script);
         let (reply, tool_use) = match script.iter().find(|rule| rule.matches(call)) {
             Some(rule) => {
@@ -138,10 +140,10 @@ impl EchoProvider {
             .chain([Event::End(stop_reason.into()), Event::Usage(usage)])
             .collect::<Vec<_>>();
         let events = body.chain(stream::iter(tail)).boxed();
-        Ok(match call.options.frames {
+        match call.options.frames {
             Some(EchoFrames::AgentcoreSse) => with_agentcore_frames(events),
             None => events,
-        })
+        }
     }
 
     fn usage(&self, call: &ModelCall, output_tokens: u32) -> Usage {
@@ -160,6 +162,27 @@ impl EchoProvider {
             cache_read_input_tokens: 0,
             cache_write_input_tokens: 0,
         }
+    }
+}
+
+/// The offline model: its request is the call itself, and every attempt
+/// plays the same scripted answer.
+impl ModelSource for EchoProvider {
+    type Request = ModelCall;
+    const KIND: ProviderKind = ProviderKind::Echo;
+    const RETRIED: bool = false;
+
+    fn request(&self, call: &ModelCall, _model: Option<&str>) -> Result<ModelCall, ProviderError> {
+        Ok(call.clone())
+    }
+
+    async fn send(&self, call: &ModelCall) -> Result<Started, UpstreamFailure> {
+        let mut started = Started::new(self.start(call));
+        // Playing a runtime, it names the session as the runtime does.
+        if call.options.frames.is_some() {
+            started.metadata.insert("sessionId".into(), json!(runtime_session_id(call)));
+        }
+        Ok(started)
     }
 }
 
@@ -196,7 +219,7 @@ fn with_agentcore_frames(events: EventStream) -> EventStream {
 
 /// The runtime session an agent runtime names in its answer: the caller's,
 /// or a new one, as AgentCore makes when the request has none.
-pub fn runtime_session_id(call: &ModelCall) -> String {
+fn runtime_session_id(call: &ModelCall) -> String {
     call.session_id.clone().unwrap_or_else(|| format!("{:032x}-echo", fastrand::u128(..)))
 }
 
@@ -288,9 +311,8 @@ mod tests {
     async fn at_no_pace_it_still_streams_one_token_at_a_time() {
         let echo =
             EchoProvider::new(&EchoSettings { delay_ms: 0, text: Some("one two three".into()), script: None }).unwrap();
-        let mut events = echo
-            .start(&call(None, vec![ModelMessage { role: Role::User, content: vec![Content::Text("x".into())] }]))
-            .unwrap();
+        let mut events =
+            echo.start(&call(None, vec![ModelMessage { role: Role::User, content: vec![Content::Text("x".into())] }]));
         assert_eq!(events.next().await, Some(Event::Text("one".into())));
         assert!(futures::poll!(events.next()).is_pending(), "the next token waits its turn: no burst");
         assert_eq!(events.next().await, Some(Event::Text(" two".into())));

@@ -7,10 +7,12 @@
 //! caller; what fails after it is an error event in the stream. Dropping the
 //! stream drops the connection to the source.
 //!
-//! Every source is an HTTP upstream reached with the host's own credentials:
-//! Bedrock (`bedrock`: ConverseStream, `bedrock-raw`: the model's own chunks),
-//! an OpenAI-compatible server (`openai`), an agent runtime that streams SSE
-//! (`upstream`), and the offline `echo`.
+//! Every source implements [`ModelSource`] (`source`): it builds its own
+//! request from the [`ModelCall`] once, and sends it, per attempt. They are
+//! HTTP upstreams reached with the host's own credentials: Bedrock
+//! (`bedrock`: ConverseStream, `bedrock-raw`: the model's own chunks), an
+//! OpenAI-compatible server (`openai`), an agent runtime that streams SSE
+//! (`upstream`); and the offline `echo`.
 
 mod bedrock;
 mod body;
@@ -20,6 +22,7 @@ mod error;
 mod openai;
 mod retry;
 mod settings;
+mod source;
 mod sse;
 mod upstream;
 
@@ -33,6 +36,7 @@ pub use call::{ModelCall, ReasoningBlocks};
 pub use echo::{EchoFrames, EchoProvider, EchoRule, EchoSettings, tokenize};
 pub use error::{ProviderError, UpstreamFailure};
 pub use settings::{ProviderKind, ProviderSettings};
+pub use source::ModelSource;
 
 use crate::event::Event;
 use bedrock::Bedrock;
@@ -166,57 +170,47 @@ impl Providers {
         self.default
     }
 
-    /// Starts a model stream; see the module documentation.
+    /// Starts a model stream; see the module documentation. The one place
+    /// a source is picked by its kind.
     pub async fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
         let kind = call.options.provider.unwrap_or(self.default);
         let model_id = call.options.id.clone().or_else(|| self.default_model.clone());
+        let model = model_id.as_deref();
         let started = match kind {
-            ProviderKind::Echo => {
-                let mut started = Started::new(self.echo.start(call)?);
-                // Playing a runtime, it names the session as the runtime does.
-                if call.options.frames.is_some() {
-                    started.metadata.insert("sessionId".into(), json!(echo::runtime_session_id(call)));
-                }
-                started
-            }
-            ProviderKind::Bedrock => {
-                let model_id = required_model(kind, model_id.as_deref())?;
-                let input = bedrock::ConverseInput::new(call)?;
-                let bedrock = self.bedrock().await;
-                self.retry.start(|| bedrock.converse(&input, model_id)).await?
-            }
-            ProviderKind::BedrockRaw => {
-                let model_id = required_model(kind, model_id.as_deref())?;
-                let body = bedrock::raw::request_body(model_id, call)?;
-                let bedrock = self.bedrock().await;
-                self.retry.start(|| bedrock.invoke_raw(model_id, &body)).await?
-            }
+            ProviderKind::Echo => self.call(&self.echo, call, model).await?,
+            ProviderKind::Bedrock => self.call(self.bedrock().await, call, model).await?,
+            ProviderKind::BedrockRaw => self.call(&bedrock::Raw(self.bedrock().await), call, model).await?,
             ProviderKind::Openai => {
                 let openai = self.openai.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --openai-base-url"))?;
-                let body = openai.request_body(required_model(kind, model_id.as_deref())?, call);
-                self.retry.start(|| openai.chat(&body)).await?
+                self.call(openai, call, model).await?
             }
             ProviderKind::Upstream => {
                 let upstream =
                     self.upstream.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --upstream-url"))?;
-                let body = upstream::request_body(call)?;
-                self.retry.start(|| upstream.invoke(&body, call.session_id.as_deref())).await?
+                self.call(upstream, call, model).await?
             }
         };
         Ok(with_metadata(kind, model_id, started))
     }
 
+    /// Builds `source`'s request once, then sends it, under the retry policy
+    /// unless the source opts out.
+    async fn call<S: ModelSource>(
+        &self,
+        source: &S,
+        call: &ModelCall,
+        model: Option<&str>,
+    ) -> Result<Started, ProviderError> {
+        let request = source.request(call, model)?;
+        if !S::RETRIED {
+            return source.send(&request).await.map_err(|failure| ProviderError::Upstream { failure, attempts: 1 });
+        }
+        self.retry.start(|| source.send(&request)).await
+    }
+
     async fn bedrock(&self) -> &Bedrock {
         self.bedrock.get_or_init(|| async { Bedrock::new(&crate::aws::load().await) }).await
     }
-}
-
-fn required_model(kind: ProviderKind, model_id: Option<&str>) -> Result<&str, ProviderError> {
-    model_id.ok_or_else(|| {
-        ProviderError::InvalidRequest(format!(
-            "the `{kind}` provider needs a model: give `model.id` in the request, or start the host with --model"
-        ))
-    })
 }
 
 /// The stream's first event names its source: `{"provider":…,"model":…}`

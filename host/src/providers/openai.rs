@@ -31,8 +31,12 @@ use tracing::warn;
 use super::body::{self, BodyKind};
 use super::call::tool_use_event;
 use super::error::StreamErrorCode;
+use super::source::{ModelSource, required_model};
 use super::sse::{self, FrameError, SseFrame};
-use super::{EventStream, ModelCall, Started, UpstreamFailure, http_client, response_failure, send_failure};
+use super::{
+    EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure,
+    send_failure,
+};
 use crate::conversation::{Content, ToolCall};
 use crate::event::{Event, Usage};
 
@@ -51,8 +55,16 @@ impl OpenAi {
             .map_err(|error| anyhow::anyhow!("--openai-base-url {base_url:?} is not a URL: {error}"))?;
         Ok(Self { client: http_client()?, completions_url: base.join("chat/completions")?, api_key })
     }
+}
 
-    pub fn request_body(&self, model: &str, call: &ModelCall) -> Value {
+/// `POST {base}/chat/completions` with `"stream": true`.
+impl ModelSource for OpenAi {
+    /// The JSON body.
+    type Request = Value;
+    const KIND: ProviderKind = ProviderKind::Openai;
+
+    fn request(&self, call: &ModelCall, model: Option<&str>) -> Result<Value, ProviderError> {
+        let model = required_model(Self::KIND, model)?;
         let mut body = json!({
             "model": model,
             "messages": messages(call),
@@ -77,10 +89,10 @@ impl OpenAi {
                 body[key] = value;
             }
         }
-        body
+        Ok(body)
     }
 
-    pub async fn chat(&self, body: &Value) -> Result<Started, UpstreamFailure> {
+    async fn send(&self, body: &Value) -> Result<Started, UpstreamFailure> {
         let started_at = Instant::now();
         let mut call = self.client.post(self.completions_url.clone()).json(body).header("accept", "text/event-stream");
         if let Some(key) = &self.api_key {

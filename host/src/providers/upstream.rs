@@ -23,6 +23,7 @@ use tracing::warn;
 use super::body::{self, BodyKind};
 use super::error::StreamErrorCode;
 use super::settings::{ProviderSettings, UpstreamAuth};
+use super::source::ModelSource;
 use super::sse::{self, FrameError, SseFrame};
 use super::{
     EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure,
@@ -73,7 +74,52 @@ impl Upstream {
         Ok(Some(Self { client: http_client()?, url, auth }))
     }
 
-    pub async fn invoke(&self, body: &[u8], session_id: Option<&str>) -> Result<Started, UpstreamFailure> {
+    /// The headers that authenticate `headers` and `body` to the upstream.
+    async fn authorization(
+        &self,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, UpstreamFailure> {
+        match &self.auth {
+            Auth::None => Ok(Vec::new()),
+            Auth::Bearer(token) => Ok(vec![("authorization".into(), format!("Bearer {token}"))]),
+            Auth::Sigv4(signer) => {
+                signer.headers("POST", self.url.as_str(), headers, body).await.map_err(|error| match error {
+                    SignError::NoCredentials(_) => {
+                        warn!(%error, "no AWS credentials to sign the upstream call with");
+                        UpstreamFailure::Unavailable("the host has no AWS credentials to sign with".into())
+                    }
+                    SignError::Invalid(_) => UpstreamFailure::Rejected(error.to_string()),
+                })
+            }
+        }
+    }
+}
+
+/// `POST` to the runtime's URL: the conversation and who is asking as JSON,
+/// the session in its header.
+impl ModelSource for Upstream {
+    /// The JSON body, and the session id for the runtime's header.
+    type Request = (Vec<u8>, Option<String>);
+    const KIND: ProviderKind = ProviderKind::Upstream;
+
+    /// What the upstream is sent: the conversation, and who is asking. An
+    /// agent runtime picks its own model, so `model` is not sent.
+    fn request(&self, call: &ModelCall, _model: Option<&str>) -> Result<Self::Request, ProviderError> {
+        let messages = call.text_messages(ProviderKind::Upstream)?;
+        let prompt =
+            messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
+        let mut body = json!({ "prompt": prompt, "messages": messages });
+        let fields = [("system", &call.system), ("userId", &call.user_id), ("sessionId", &call.session_id)];
+        for (key, value) in fields {
+            if let Some(value) = value {
+                body[key] = json!(value);
+            }
+        }
+        Ok((body.to_string().into_bytes(), call.session_id.clone()))
+    }
+
+    async fn send(&self, (body, session_id): &Self::Request) -> Result<Started, UpstreamFailure> {
         let mut headers =
             vec![("content-type", "application/json".to_string()), ("accept", "text/event-stream".to_string())];
         if let Some(session_id) = session_id {
@@ -106,42 +152,6 @@ impl Upstream {
         };
         Ok(Started { metadata, events })
     }
-
-    /// The headers that authenticate `headers` and `body` to the upstream.
-    async fn authorization(
-        &self,
-        headers: &[(&str, String)],
-        body: &[u8],
-    ) -> Result<Vec<(String, String)>, UpstreamFailure> {
-        match &self.auth {
-            Auth::None => Ok(Vec::new()),
-            Auth::Bearer(token) => Ok(vec![("authorization".into(), format!("Bearer {token}"))]),
-            Auth::Sigv4(signer) => {
-                signer.headers("POST", self.url.as_str(), headers, body).await.map_err(|error| match error {
-                    SignError::NoCredentials(_) => {
-                        warn!(%error, "no AWS credentials to sign the upstream call with");
-                        UpstreamFailure::Unavailable("the host has no AWS credentials to sign with".into())
-                    }
-                    SignError::Invalid(_) => UpstreamFailure::Rejected(error.to_string()),
-                })
-            }
-        }
-    }
-}
-
-/// What the upstream is sent: the conversation, and who is asking.
-pub fn request_body(call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
-    let messages = call.text_messages(ProviderKind::Upstream)?;
-    let prompt =
-        messages.iter().rev().find(|message| message.role == Role::User).map(|message| message.content.as_str());
-    let mut body = json!({ "prompt": prompt, "messages": messages });
-    let fields = [("system", &call.system), ("userId", &call.user_id), ("sessionId", &call.session_id)];
-    for (key, value) in fields {
-        if let Some(value) = value {
-            body[key] = json!(value);
-        }
-    }
-    Ok(body.to_string().into_bytes())
 }
 
 /// Every event goes on as a frame, whether or not it decodes to anything:

@@ -30,7 +30,8 @@ use crate::conversation::{Content, ModelMessage, Role, ToolCall, ToolSpec};
 use crate::event::{Event, Usage};
 use crate::providers::call::{ModelCall, tool_use_event};
 use crate::providers::error::StreamErrorCode;
-use crate::providers::{CachePointAt, GuardrailOptions, ProviderError, Started, UpstreamFailure};
+use crate::providers::source::{ModelSource, required_model};
+use crate::providers::{CachePointAt, GuardrailOptions, ProviderError, ProviderKind, Started, UpstreamFailure};
 
 /// The parts of a ConverseStream request that cannot fail to build, made
 /// once and reused by every attempt.
@@ -43,7 +44,7 @@ pub struct ConverseInput {
 }
 
 impl ConverseInput {
-    pub fn new(call: &ModelCall) -> Result<Self, ProviderError> {
+    fn new(call: &ModelCall) -> Result<Self, ProviderError> {
         let invalid = |error: aws_sdk_bedrockruntime::error::BuildError| {
             ProviderError::InvalidRequest(format!("cannot build the Bedrock request: {error}"))
         };
@@ -94,8 +95,17 @@ fn guardrail(options: &GuardrailOptions) -> GuardrailStreamConfiguration {
         .build()
 }
 
-impl Bedrock {
-    pub async fn converse(&self, input: &ConverseInput, model_id: &str) -> Result<Started, UpstreamFailure> {
+/// ConverseStream: Bedrock's one request shape for every model.
+impl ModelSource for Bedrock {
+    type Request = (ConverseInput, String);
+    const KIND: ProviderKind = ProviderKind::Bedrock;
+
+    fn request(&self, call: &ModelCall, model: Option<&str>) -> Result<Self::Request, ProviderError> {
+        let model_id = required_model(Self::KIND, model)?;
+        Ok((ConverseInput::new(call)?, model_id.to_string()))
+    }
+
+    async fn send(&self, (input, model_id): &Self::Request) -> Result<Started, UpstreamFailure> {
         let output = self
             .client
             .converse_stream()

@@ -1,11 +1,12 @@
-//! Amazon Bedrock through the AWS SDK: `converse` (ConverseStream, mapped
-//! to events here) and `invoke_raw` (InvokeModelWithResponseStream, whose
-//! chunks go on as `frame` events for a decoder plugin).
+//! Amazon Bedrock through the AWS SDK, two [`ModelSource`](super::ModelSource)s
+//! on one client: [`Bedrock`] itself (ConverseStream, mapped to events in
+//! `converse`) and [`Raw`] (InvokeModelWithResponseStream, whose chunks go
+//! on as `frame` events for a decoder plugin).
 
 mod converse;
 pub mod raw;
 
-pub use converse::ConverseInput;
+pub use raw::Raw;
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;

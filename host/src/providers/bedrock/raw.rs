@@ -17,6 +17,7 @@ use super::{Bedrock, Decoded, Exception, call_failure, receive};
 use crate::conversation::{Message, Role};
 use crate::event::Event;
 use crate::providers::error::StreamErrorCode;
+use crate::providers::source::{ModelSource, required_model};
 use crate::providers::{ModelCall, ProviderKind};
 use crate::providers::{ProviderError, Started, UpstreamFailure};
 
@@ -24,15 +25,29 @@ use crate::providers::{ProviderError, Started, UpstreamFailure};
 const DEFAULT_MAX_TOKENS: u32 = 1024;
 const METRICS_KEY: &[u8] = b"amazon-bedrock-invocationMetrics";
 
-impl Bedrock {
-    pub async fn invoke_raw(&self, model_id: &str, body: &[u8]) -> Result<Started, UpstreamFailure> {
+/// InvokeModelWithResponseStream: the model's own request and chunks, on
+/// the client of [`Bedrock`].
+pub struct Raw<'a>(pub &'a Bedrock);
+
+impl ModelSource for Raw<'_> {
+    /// The model id and the request body.
+    type Request = (String, Vec<u8>);
+    const KIND: ProviderKind = ProviderKind::BedrockRaw;
+
+    fn request(&self, call: &ModelCall, model: Option<&str>) -> Result<Self::Request, ProviderError> {
+        let model_id = required_model(Self::KIND, model)?;
+        Ok((model_id.to_string(), request_body(model_id, call)?))
+    }
+
+    async fn send(&self, (model_id, body): &Self::Request) -> Result<Started, UpstreamFailure> {
         let output = self
+            .0
             .client
             .invoke_model_with_response_stream()
             .model_id(model_id)
             .content_type("application/json")
             .accept("application/json")
-            .body(Blob::new(body))
+            .body(Blob::new(body.as_slice()))
             .send()
             .await
             .map_err(call_failure)?;
@@ -111,7 +126,7 @@ impl Family {
 
 /// The body InvokeModel takes for `model_id`: the caller's own, or one
 /// built for the model's family.
-pub fn request_body(model_id: &str, call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
+fn request_body(model_id: &str, call: &ModelCall) -> Result<Vec<u8>, ProviderError> {
     let messages = call.text_messages(ProviderKind::BedrockRaw)?;
     let body = match &call.options.body {
         Some(body) => Value::Object(body.clone()),
