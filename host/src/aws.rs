@@ -48,8 +48,12 @@ pub struct Signer {
 /// Why a request could not be signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
+    /// The credentials chain gave no credentials (none configured, or the
+    /// provider failed); holds its error.
     #[error("the host has no AWS credentials to sign with: {0}")]
     NoCredentials(String),
+    /// SigV4 could not sign the request as given (a URL or header it cannot
+    /// read); holds the signer's error.
     #[error("the request cannot be signed: {0}")]
     Invalid(String),
 }

@@ -38,6 +38,8 @@ const INFERENCE_SETTINGS: [&str; 4] = ["temperature", "maxTokens", "topP", "stop
 /// Model options that change more than inference, opened only by name.
 const OTHER_MODEL_OPTIONS: [&str; 5] = ["body", "guardrail", "cachePoints", "script", "frames"];
 
+/// What a pipeline's callers may set beyond the conversation and their ids: its
+/// manifest's `callers` (see the module doc). By default, nothing.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CallerPolicy {

@@ -18,7 +18,9 @@ use crate::store::{PluginName, S3Location};
 /// Where plugins come from: a folder, or an S3 bucket and prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginSource {
+    /// A local folder of `<name>.wasm` files.
     Folder(PathBuf),
+    /// An S3 bucket and prefix, from `s3://bucket/prefix/`.
     S3(S3Location),
 }
 
@@ -46,7 +48,9 @@ impl fmt::Display for PluginSource {
 /// `name=sha256`: the only version of a plugin the host will load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
+    /// The plugin pinned.
     pub name: PluginName,
+    /// The sha256 of the one component it may load, as 64 lowercase hex digits.
     pub sha256: String,
 }
 
@@ -64,6 +68,8 @@ impl FromStr for Pin {
     }
 }
 
+/// The settings every frontend shares: where plugins come from, their limits,
+/// model sources, agents, history and runs.
 #[derive(Debug, Clone, Args)]
 pub struct HostSettings {
     /// Where plugins are loaded from, `<name>.wasm` each: a folder, or
@@ -125,20 +131,26 @@ pub struct HostSettings {
     #[arg(long, env = "STREAMHOST_MAX_INSTANCES", default_value_t = 256)]
     pub max_instances: u32,
 
+    /// The model sources: their defaults, and how to reach and retry them.
     #[command(flatten)]
     pub providers: ProviderSettings,
 
+    /// The bounds on a turn: its model calls and its time.
     #[command(flatten)]
     pub agents: AgentSettings,
 
+    /// Where conversations are kept, and how much of them.
     #[command(flatten)]
     pub history: HistorySettings,
 
+    /// The run store and its bounds, and the runs' sinks.
     #[command(flatten)]
     pub runs: RunSettings,
 }
 
 impl HostSettings {
+    /// The limits on every plugin instance, from `--plugin-timeout-ms`,
+    /// `--plugin-memory-mb` and `--max-instances`.
     pub fn limits(&self) -> Limits {
         Limits {
             call_timeout: Duration::from_millis(self.plugin_timeout_ms),
@@ -147,14 +159,20 @@ impl HostSettings {
         }
     }
 
+    /// Where plugins are loaded from: `--plugins`, else the default folder.
     pub fn plugin_source(&self) -> PluginSource {
         self.plugins.clone().unwrap_or_else(|| PluginSource::Folder(default_plugin_dir()))
     }
 
+    /// How often a plugin loaded from S3 is checked for a new version
+    /// (`--s3-revalidate-ms`).
     pub fn s3_revalidate_every(&self) -> Duration {
         Duration::from_millis(self.s3_revalidate_ms)
     }
 
+    /// Where compiled plugins are kept on disk: `--cache-dir`, else the
+    /// default; `None` with `--no-disk-cache`, or when there is no default
+    /// (neither `XDG_CACHE_HOME` nor `HOME` set).
     pub fn disk_cache_dir(&self) -> Option<PathBuf> {
         if self.no_disk_cache {
             return None;

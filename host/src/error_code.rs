@@ -175,7 +175,9 @@ impl fmt::Display for ErrorCode {
 /// refused (`error-info.code`), which is the plugin's own API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code<'a> {
+    /// One of the host's codes.
     Host(ErrorCode),
+    /// The code a plugin chose (`error-info.code`), as it gave it.
     Plugin(&'a str),
 }
 
@@ -184,6 +186,7 @@ impl Code<'_> {
     /// well formed, the plugin would not take it (a bad setting, say).
     pub const PLUGIN_REFUSAL_STATUS: u16 = 422;
 
+    /// The code as clients see it.
     pub fn as_str(&self) -> &str {
         match self {
             Code::Host(code) => code.as_str(),

@@ -28,6 +28,9 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The encoding for a response of `content_type`: SSE for
+    /// `text/event-stream`, text for any other `text/*`, else NDJSON.
+    /// Its parameters (after `;`) and case are ignored.
     pub fn for_content_type(content_type: &str) -> Self {
         let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         match media_type.as_str() {

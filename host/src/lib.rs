@@ -9,6 +9,8 @@
 //! `history` the conversations, `runs` the detached runs (store, sinks), `event` and `request` are the data that
 //! flows, `wit` the bindings of the contract.
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod callers;
 pub mod config;
@@ -26,6 +28,9 @@ pub mod registry;
 pub mod request;
 pub mod runs;
 pub mod store;
+// `bindgen!` carries the WIT's docs onto what it generates (wit/ is where
+// the contract is documented); the namespace modules it adds have none.
+#[allow(missing_docs)]
 pub mod wit;
 
 use std::sync::Arc;

@@ -61,17 +61,22 @@ use crate::error_code::ErrorCode;
 use crate::providers::ModelOptions;
 use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 
+/// A pipeline manifest, `<name>.json` in the plugin store (see the module).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Manifest {
     /// For people: what the pipeline is for.
     #[serde(default)]
     pub description: Option<String>,
+    /// The default model source and settings; a request's options, then an
+    /// agent's, override them field by field.
     #[serde(default)]
     pub model: ModelOptions,
     /// The router plugin that picks among `agents`.
     #[serde(default)]
     pub router: Option<PluginName>,
+    /// The agents of a multi-agent pipeline: one, or several for `router`
+    /// to choose among.
     #[serde(default)]
     pub agents: Vec<AgentSpec>,
     /// The transform plugins, in order.
@@ -126,15 +131,25 @@ pub struct AgentSpec {
     pub config: Map<String, Value>,
 }
 
+/// Why a pipeline's manifest could not be had.
 #[derive(Debug, Error)]
 pub enum ManifestError {
+    /// The plugin store could not be read for it.
     #[error(transparent)]
     Store(StoreError),
+    /// The manifest is not JSON of a manifest's shape, or breaks one of its
+    /// rules (a `config` for a plugin it does not run, a `router` without `agents`).
     #[error("the pipeline manifest `{name}.json` is invalid: {message}")]
-    Invalid { name: PluginName, message: String },
+    Invalid {
+        /// The pipeline's name.
+        name: PluginName,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 impl ManifestError {
+    /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
             ManifestError::Store(store) => store.code(),
@@ -225,6 +240,7 @@ pub struct Manifests {
 }
 
 impl Manifests {
+    /// Manifests read from `store`, none read yet.
     pub fn new(store: Arc<PluginStore>) -> Self {
         Self { store, loaded: Mutex::default() }
     }

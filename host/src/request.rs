@@ -27,14 +27,19 @@ struct Body {
     config: Map<String, Value>,
 }
 
+/// A request to run: its chain of plugins and what the body says.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// The plugins to run, in order.
     pub chain: Vec<PluginName>,
     /// The conversation; the last message is the user's.
     pub messages: Vec<Message>,
+    /// The system prompt (`system`).
     pub system: Option<String>,
+    /// Who is asking (`userId`); sent on to an upstream, and a part of the
+    /// conversation's key.
     pub user_id: Option<String>,
+    /// The conversation (`sessionId`); without it, no turns are kept or seen.
     pub session_id: Option<String>,
     /// The model source and its settings, as far as the caller chose them.
     pub model: ModelOptions,
@@ -42,17 +47,23 @@ pub struct Request {
     pub config: Map<String, Value>,
 }
 
+/// Why a call's target or body is not a request.
 #[derive(Debug, Error)]
 pub enum RequestError {
+    /// The target or a `?then=` plugin is not a valid plugin name.
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
+    /// The body is not JSON; holds the parser's error.
     #[error("the body is not valid JSON: {0}")]
     MalformedJson(String),
+    /// The body is JSON but not the request's shape (an unknown field, both or
+    /// neither of `prompt` and `messages`, a `config` for no plugin of its own).
     #[error("{0}")]
     Invalid(String),
 }
 
 impl RequestError {
+    /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
             RequestError::InvalidName(_) => ErrorCode::InvalidPluginName,

@@ -26,12 +26,16 @@ use wasmtime::component::Component;
 /// Where a loaded component came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
+    /// Compiled from the component's bytes just now.
     Compiled,
+    /// Loaded from an entry of the disk cache, after its header's checks.
     DiskCache,
     /// A precompiled artifact from the plugin store (`--trust-precompiled`).
     Precompiled,
 }
 
+/// Compiled components kept on disk: one `<sha256>-<engine hash>.cwasm` entry per component and
+/// engine configuration, in a folder (or no folder: always compile).
 pub struct CompileCache {
     dir: Option<PathBuf>,
     engine_hash: String,

@@ -28,7 +28,9 @@ pub struct Limits {
 /// Which instance allocator the engine ended up with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocator {
+    /// wasmtime's pooling allocator: address space for `max_instances` instances reserved up front.
     Pooling,
+    /// wasmtime's on-demand allocator, used where the pool's address space was refused.
     OnDemand,
 }
 

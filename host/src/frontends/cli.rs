@@ -16,12 +16,18 @@ use crate::runs::{Runs, sse_frames};
 
 /// What `invoke` was asked for on the command line.
 pub struct Invocation<'a> {
+    /// The pipeline or plugin to run (`invoke`'s argument), optionally with a
+    /// path below it (`name/rest`).
     pub plugin: &'a str,
+    /// Plugins to run after it, comma-separated (`--then`), sent as `?then=`.
     pub then: Option<&'a str>,
     /// A whole JSON body, or else one built from `prompt` and the ids.
     pub body: Option<&'a str>,
+    /// The prompt the body is built from when there is no `body` (`--prompt`).
     pub prompt: Option<&'a str>,
+    /// The built body's `userId` (`--user-id`).
     pub user_id: Option<&'a str>,
+    /// The built body's `sessionId` (`--session-id`).
     pub session_id: Option<&'a str>,
 }
 

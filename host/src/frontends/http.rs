@@ -46,6 +46,7 @@ pub struct HttpSettings {
     #[arg(long, env = "STREAMHOST_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGINS")]
     pub cors_origins: Vec<String>,
 
+    /// How requests find their pipeline.
     #[command(flatten)]
     pub routes: RouteSettings,
 }

@@ -58,6 +58,7 @@ pub struct LambdaSettings {
     #[arg(long, env = "STREAMHOST_APPSYNC_PIPELINE", value_name = "NAME")]
     pub appsync_pipeline: Option<crate::store::PluginName>,
 
+    /// How requests find their pipeline.
     #[command(flatten)]
     pub routes: RouteSettings,
 }

@@ -41,6 +41,8 @@ pub struct RouteSettings {
 }
 
 impl RouteSettings {
+    /// Whether only pipelines with a manifest are served:
+    /// `--named-pipelines-only`, else on only under Lambda.
     pub fn named_only(&self) -> bool {
         self.named_pipelines_only.unwrap_or_else(lambda::is_lambda)
     }
@@ -49,6 +51,7 @@ impl RouteSettings {
 /// A caller's request as a frontend received it, before any plugin.
 #[derive(Debug, Clone, Default)]
 pub struct Inbound {
+    /// The HTTP method as sent (`POST`, `GET`, `DELETE`).
     pub method: String,
     /// The path's first segment: the pipeline or plugin to run; none for
     /// the bare URL (`POST /`).
@@ -59,6 +62,7 @@ pub struct Inbound {
     pub query: String,
     /// Names in lower case, in the order received.
     pub headers: Vec<(String, String)>,
+    /// The whole body as sent.
     pub body: Bytes,
     /// On Lambda, the Function URL event's `requestContext` as JSON.
     pub request_context: Option<String>,
@@ -95,7 +99,10 @@ pub async fn open(pipeline: &Pipeline, routes: &RouteSettings, inbound: Inbound)
 
 /// A caller's request, found its pipeline and mapped, ready to open.
 pub struct Prepared {
+    /// The request to run: its chain, conversation, ids and settings.
     pub request: Request,
+    /// The pipeline's manifest; none for a plugin called by its own name, or a
+    /// `?then=` chain.
     pub manifest: Option<Arc<Manifest>>,
     /// The caller as the pipeline's inbound plugin identified them (its
     /// user id); none where the pipeline has no inbound plugin.
@@ -108,7 +115,11 @@ pub struct Prepared {
 /// A request's JSON body after the pipeline's inbound plugin, and the
 /// chain it picked.
 pub struct Mapped {
+    /// The request's JSON body: what the inbound plugin returned, as the host's
+    /// JSON body, or the caller's body as sent.
     pub body: Bytes,
+    /// The named chain the inbound plugin picked (its manifest's `chains`);
+    /// none for the default chain, and always none without an inbound plugin.
     pub chain: Option<String>,
 }
 
@@ -307,9 +318,15 @@ fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
 /// refusal, its headers (`www-authenticate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReply {
+    /// The HTTP status: the table's for the host's codes, 422 for a plugin's
+    /// own, an inbound plugin's own for its refusal.
     pub status: u16,
+    /// The error's code: the host's (error_code.rs) or a plugin's.
     pub code: String,
+    /// What went wrong, in words for the caller.
     pub message: String,
+    /// Headers to send with it: an inbound plugin's refusal's
+    /// (`www-authenticate`), or `retry-after` when runs are full; else none.
     pub headers: Vec<(String, String)>,
 }
 
@@ -325,10 +342,12 @@ impl ErrorReply {
         Self { status: code.status(), code: code.as_str().to_string(), message: message.into(), headers: Vec::new() }
     }
 
+    /// The refusal of a body larger than `limit` bytes (`--max-body-bytes`).
     pub fn body_too_large(limit: usize) -> Self {
         ErrorReply::new(ErrorCode::BodyTooLarge, format!("the body is larger than the {limit}-byte limit"))
     }
 
+    /// The response body: `{"error":{"code":…,"message":…}}`.
     pub fn to_json(&self) -> String {
         json!({ "error": { "code": self.code, "message": self.message } }).to_string()
     }

@@ -42,9 +42,23 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// What a runs call answers.
 pub enum RunReply {
     /// A JSON answer: status, body, extra headers.
-    Json { status: u16, body: String, headers: Vec<(String, String)> },
+    Json {
+        /// The HTTP status.
+        status: u16,
+        /// The JSON body.
+        body: String,
+        /// Headers to add, names in lower case (`location`).
+        headers: Vec<(String, String)>,
+    },
     /// A new run, recorded: answer `accepted`, then have it executed.
-    Started { accepted: Box<RunReply>, record: Box<RunRecord>, prepared: Box<Prepared> },
+    Started {
+        /// The answer to the caller: `202`, the run's id and `Location`.
+        accepted: Box<RunReply>,
+        /// The run as recorded, `started`.
+        record: Box<RunRecord>,
+        /// The request to run, as `prepare` mapped and checked it.
+        prepared: Box<Prepared>,
+    },
     /// `text/event-stream`.
     Events(BoxStream<'static, Bytes>),
     /// `204`: nothing more will come.

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{ConversationKey, HistoryError, Turn};
 
+/// Conversations in a DynamoDB table, one item per turn.
 pub struct DynamoHistory {
     client: Client,
     table: String,
@@ -19,10 +20,13 @@ pub struct DynamoHistory {
 }
 
 impl DynamoHistory {
+    /// The store in `table`, whose items expire `ttl_days` days after they
+    /// are written.
     pub fn new(client: Client, table: String, ttl_days: u64) -> Self {
         Self { client, table, ttl: Duration::from_secs(ttl_days * 24 * 3600) }
     }
 
+    /// The latest `turns` turns, oldest first (one Query, newest first).
     pub async fn load(&self, key: &ConversationKey, turns: usize) -> Result<Vec<Turn>, HistoryError> {
         if turns == 0 {
             return Ok(Vec::new());
@@ -43,6 +47,8 @@ impl DynamoHistory {
         Ok(loaded)
     }
 
+    /// Puts the turn as a new item, its `turn` the time now in microseconds;
+    /// a second turn in the same microsecond fails rather than replace it.
     pub async fn append(&self, key: &ConversationKey, turn: Turn) -> Result<(), HistoryError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let messages = serde_json::to_string(&turn.messages).expect("messages serialise");

@@ -16,6 +16,8 @@ use super::{ConversationKey, HistoryError, Turn};
 
 type Conversations = LruCache<String, VecDeque<Turn>>;
 
+/// Conversations in memory, least recently used dropped first, optionally
+/// saved to a JSON file.
 pub struct MemoryHistory {
     max_turns: usize,
     conversations: Mutex<Conversations>,
@@ -25,6 +27,8 @@ pub struct MemoryHistory {
 }
 
 impl MemoryHistory {
+    /// A store keeping `max_turns` turns of each of `max_conversations`
+    /// conversations; with a `file`, what it holds is loaded first, if it exists.
     pub fn new(max_turns: usize, max_conversations: usize, file: Option<PathBuf>) -> Result<Self, HistoryError> {
         let mut conversations = Conversations::new(NonZeroUsize::new(max_conversations).unwrap_or(NonZeroUsize::MIN));
         if let Some(path) = file.as_ref().filter(|path| path.exists()) {
@@ -42,12 +46,15 @@ impl MemoryHistory {
         Ok(Self { max_turns, conversations: Mutex::new(conversations), file, writing: tokio::sync::Mutex::default() })
     }
 
+    /// The latest `turns` turns, oldest first; a read counts as a use.
     pub fn load(&self, key: &ConversationKey, turns: usize) -> Vec<Turn> {
         let mut conversations = self.conversations.lock().unwrap();
         let Some(conversation) = conversations.get(&key.to_string()) else { return Vec::new() };
         conversation.iter().skip(conversation.len().saturating_sub(turns)).cloned().collect()
     }
 
+    /// Adds the turn, dropping the conversation's oldest past `max_turns`, and
+    /// saves every conversation to the file when there is one.
     pub async fn append(&self, key: &ConversationKey, turn: Turn) -> Result<(), HistoryError> {
         let _writing = self.writing.lock().await;
         let snapshot = {

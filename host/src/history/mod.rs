@@ -20,6 +20,7 @@ pub use memory::MemoryHistory;
 use crate::conversation::Message;
 use crate::error_code::ErrorCode;
 
+/// Where conversations are kept and how much of them.
 #[derive(Debug, Clone, Args)]
 pub struct HistorySettings {
     /// How many earlier turns of a conversation routers and agents see, and
@@ -49,7 +50,9 @@ pub struct HistorySettings {
 /// Whose conversation: a user's session.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConversationKey {
+    /// The request's `userId`; empty for an anonymous user.
     pub user_id: String,
+    /// The request's `sessionId`.
     pub session_id: String,
 }
 
@@ -74,29 +77,46 @@ pub struct Turn {
     /// The agent that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// The user's messages, what the router and the agent added, and the
+    /// answer's text as the last, assistant, message.
     pub messages: Vec<Message>,
 }
 
+/// Why the conversation store could not be read or written.
 #[derive(Debug, Error)]
 pub enum HistoryError {
+    /// DynamoDB could not be reached or refused the call, or a stored turn is
+    /// not valid; holds what went wrong.
     #[error("the conversation store is unavailable: {0}")]
     Unavailable(String),
+    /// The `--history-file` could not be read, parsed or written.
     #[error("the conversation file {path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The conversation file.
+        path: PathBuf,
+        /// What went wrong with it.
+        message: String,
+    },
 }
 
 impl HistoryError {
+    /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         ErrorCode::HistoryUnavailable
     }
 }
 
+/// Where conversations are kept, as `--history-table` and `--history-file` say.
 pub enum HistoryStore {
+    /// In memory, optionally saved to a local file.
     Memory(MemoryHistory),
+    /// In a DynamoDB table.
     Dynamo(DynamoHistory),
 }
 
 impl HistoryStore {
+    /// The store the settings name: the DynamoDB table of `--history-table`,
+    /// or else memory (read from and saved to `--history-file` when set).
     pub async fn from_settings(settings: &HistorySettings) -> anyhow::Result<Self> {
         Ok(match &settings.history_table {
             Some(table) => {
@@ -119,6 +139,7 @@ impl HistoryStore {
         }
     }
 
+    /// Records a completed turn as the conversation's latest.
     pub async fn append(&self, key: &ConversationKey, turn: Turn) -> Result<(), HistoryError> {
         match self {
             HistoryStore::Memory(memory) => memory.append(key, turn).await,

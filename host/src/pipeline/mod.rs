@@ -40,17 +40,25 @@ use crate::wit::StreamContext;
 /// is ready, up to this, goes as one batch.
 const MAX_BATCH: usize = 64;
 
+/// Why a stream could not be opened: a failure before its first bytes.
 #[derive(Debug, Error)]
 pub enum PipelineError {
+    /// A plugin of the chain could not be loaded (not in the store, not a
+    /// streamhost component).
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// A plugin failed (trapped, timed out, ran out of memory, refused) or
+    /// had no instance slot.
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    /// The model source could not start the stream.
     #[error(transparent)]
     Provider(#[from] ProviderError),
 }
 
 impl PipelineError {
+    /// The code of this error in the host's table (error_code.rs), or a
+    /// plugin's own when it refused.
     pub fn code(&self) -> Code<'_> {
         match self {
             PipelineError::Load(load) => load.code().into(),
@@ -63,13 +71,18 @@ impl PipelineError {
 /// Events out of a chain's last stage, and the failure that ended the
 /// stream, once one has.
 pub struct Batch {
+    /// The events, not encoded.
     pub events: Vec<Event>,
+    /// The error that ended the stream (its code and message): in the batch
+    /// it ended and every later one.
     pub failure: Option<crate::event::ErrorInfo>,
 }
 
 /// A response about to stream: its media type, and the body.
 pub struct Response {
+    /// The body's media type: the last formatter's, else `application/x-ndjson`.
     pub content_type: String,
+    /// The body's bytes as they are ready; dropping it ends the stream and its source.
     pub body: BoxStream<'static, Bytes>,
 }
 
@@ -115,6 +128,7 @@ impl Pipeline {
         self.manifests.get(name).await
     }
 
+    /// The plugins: compiled, linked, and their instances' statistics.
     pub fn registry(&self) -> &Registry {
         &self.services.registry
     }

@@ -31,6 +31,7 @@ use crate::wit;
 /// Events the agent may be ahead of the transforms by.
 const CHANNEL_EVENTS: usize = 64;
 
+/// The bounds of a multi-agent turn.
 #[derive(Debug, Clone, Args)]
 pub struct AgentSettings {
     /// The most model calls a router or an agent may make in one turn

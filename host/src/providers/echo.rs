@@ -34,6 +34,7 @@ use super::{EventStream, ProviderError, ProviderKind, Started, UpstreamFailure};
 use crate::conversation::{Content, Role, ToolCall};
 use crate::event::{Event, Usage};
 
+/// The offline `echo` model's settings.
 #[derive(Debug, Clone, Args)]
 pub struct EchoSettings {
     /// The echo provider's pause before each token.
@@ -80,6 +81,7 @@ pub struct ScriptedToolUse {
     input: Map<String, Value>,
 }
 
+/// The offline `echo` model: its pace, its fixed reply and its script.
 pub struct EchoProvider {
     delay: Duration,
     text: Option<String>,
@@ -87,6 +89,8 @@ pub struct EchoProvider {
 }
 
 impl EchoProvider {
+    /// The echo model the settings describe; fails when the `--echo-script`
+    /// file cannot be read or is not a JSON list of rules.
     pub fn new(settings: &EchoSettings) -> anyhow::Result<Self> {
         let script = match &settings.script {
             Some(path) => {

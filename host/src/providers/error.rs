@@ -10,15 +10,24 @@ use super::ProviderKind;
 use crate::error_code::ErrorCode;
 use crate::event::{ErrorInfo, Event, error_event};
 
+/// Why a model stream could not start, before the source's first event.
 #[derive(Debug, Error)]
 pub enum ProviderError {
+    /// The call names a source this host has no settings for; holds the
+    /// source and the setting it needs (`set --openai-base-url`).
     #[error("the `{0}` provider is not configured on this host: {1}")]
     NotConfigured(ProviderKind, &'static str),
     /// The request cannot be made as given (no model id, an unknown family).
     #[error("{0}")]
     InvalidRequest(String),
+    /// The source failed before its first event, on the last attempt made.
     #[error("{failure} ({attempts} attempt{})", if *attempts == 1 { "" } else { "s" })]
-    Upstream { failure: UpstreamFailure, attempts: u32 },
+    Upstream {
+        /// How the last attempt failed.
+        failure: UpstreamFailure,
+        /// How many attempts were made, the last included.
+        attempts: u32,
+    },
 }
 
 impl ProviderError {
@@ -61,6 +70,8 @@ pub enum UpstreamFailure {
     /// or any other failure: it may have done work, so it is not retried.
     #[error("the model source failed: {0}")]
     Failed(String),
+    /// No first event within `--provider-first-event-timeout-ms` (the time
+    /// held): not retried.
     #[error("the model source sent nothing within {0:?}")]
     Timeout(Duration),
 }

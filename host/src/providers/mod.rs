@@ -44,6 +44,8 @@ use openai::OpenAi;
 use retry::RetryPolicy;
 use upstream::Upstream;
 
+/// A stream of the host's events (`event`), as a source or a pipeline sends
+/// them.
 pub type EventStream = BoxStream<'static, Event>;
 
 /// The request's `model` object: which provider and model, and the
@@ -51,12 +53,21 @@ pub type EventStream = BoxStream<'static, Event>;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelOptions {
+    /// The model source (`echo`, `bedrock`, `bedrock-raw`, `openai`,
+    /// `upstream`); without one, the host's `--provider`.
     pub provider: Option<ProviderKind>,
     /// The model id (Bedrock) or model name (OpenAI-compatible servers).
     pub id: Option<String>,
+    /// The sampling temperature, passed to the model as is.
     pub temperature: Option<f64>,
+    /// The most tokens the model may generate (Converse's `maxTokens`,
+    /// OpenAI's `max_tokens`).
     pub max_tokens: Option<u32>,
+    /// Nucleus sampling: the probability mass of the likeliest tokens sampled
+    /// from (`topP`, OpenAI's `top_p`).
     pub top_p: Option<f64>,
+    /// Texts that stop the generation when the model produces one (OpenAI's
+    /// `stop`).
     pub stop_sequences: Option<Vec<String>>,
     /// `bedrock-raw` only: the request body for the model, as is, instead of
     /// the one the host builds for the model's family.
@@ -79,7 +90,9 @@ pub struct ModelOptions {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GuardrailOptions {
+    /// The guardrail's id or ARN (`guardrailIdentifier`).
     pub identifier: String,
+    /// The guardrail's version (`guardrailVersion`): a number, or `DRAFT`.
     pub version: String,
     /// Whether the guardrail's trace is returned (`enabled`/`disabled`).
     #[serde(default)]
@@ -93,7 +106,9 @@ pub struct GuardrailOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CachePointAt {
+    /// After the system prompt, when there is one.
     System,
+    /// After the tools' specifications, when there are tools.
     Tools,
     /// After the last message of the conversation.
     Messages,
@@ -121,7 +136,10 @@ impl ModelOptions {
 /// A source that has answered: facts for the stream's first metadata event,
 /// and its events.
 pub struct Started {
+    /// What the source reported, added to the first metadata event (an
+    /// upstream's `sessionId`).
     pub metadata: Map<String, Value>,
+    /// The source's events, from its first.
     pub events: EventStream,
 }
 
@@ -145,6 +163,8 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// The providers the settings configure; fails on a setting that is not
+    /// valid (a URL, the `--echo-script` file, upstream auth without its token).
     pub async fn new(settings: &ProviderSettings) -> anyhow::Result<Self> {
         let default = settings.default_provider();
         let providers = Self {
@@ -166,6 +186,7 @@ impl Providers {
         Ok(providers)
     }
 
+    /// The source of calls that name none (`--provider` or its default).
     pub fn default_kind(&self) -> ProviderKind {
         self.default
     }

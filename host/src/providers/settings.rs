@@ -9,6 +9,8 @@ use serde::Deserialize;
 use super::EchoSettings;
 use super::retry::RetryPolicy;
 
+/// A model source, as `--provider` and a request's `model.provider` name it
+/// (`echo`, `bedrock`, `bedrock-raw`, `openai`, `upstream`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
@@ -41,6 +43,8 @@ pub enum UpstreamAuth {
     Sigv4,
 }
 
+/// The model sources' settings: the default source and model, where the
+/// OpenAI-compatible server and the upstream are, and retries.
 #[derive(Debug, Clone, Args)]
 pub struct ProviderSettings {
     /// The model source for requests that do not name one. Default: `upstream`
@@ -99,11 +103,14 @@ pub struct ProviderSettings {
     #[arg(long, env = "STREAMHOST_PROVIDER_FIRST_EVENT_TIMEOUT_MS", default_value_t = 60_000, value_name = "MS")]
     pub provider_first_event_timeout_ms: u64,
 
+    /// The offline `echo` source's settings.
     #[command(flatten)]
     pub echo: EchoSettings,
 }
 
 impl ProviderSettings {
+    /// `--provider`, or its default: `upstream` when `--upstream-url` is set,
+    /// else `openai` when `--openai-base-url` is set, else `echo`.
     pub fn default_provider(&self) -> ProviderKind {
         self.provider.unwrap_or(if self.upstream_url.is_some() {
             ProviderKind::Upstream
@@ -114,6 +121,8 @@ impl ProviderSettings {
         })
     }
 
+    /// `--upstream-auth`, or its default: `bearer` when `--upstream-token` is
+    /// set, else `none`.
     pub fn upstream_auth(&self) -> UpstreamAuth {
         self.upstream_auth.unwrap_or(if self.upstream_token.is_some() {
             UpstreamAuth::Bearer

@@ -19,9 +19,13 @@ use crate::wit::{
 /// A plugin's role: the world it was built for, known by what it exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginRole {
+    /// Exports `transformer` (the `transform` world): filters, rewrites or formats a stream of events.
     Transform,
+    /// Exports `selector` (the `router` world): picks the agent for each request.
     Router,
+    /// Exports `handler` (the `agent` world): answers a request, streaming.
     Agent,
+    /// Exports `filter` (the `request-filter` world): maps the caller's request to the host's, or refuses it.
     RequestFilter,
 }
 
@@ -56,6 +60,7 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// The role it was linked for, known by what its component exports.
     pub fn role(&self) -> PluginRole {
         match self.linked {
             Linked::Transform(_) => PluginRole::Transform,

@@ -21,33 +21,84 @@ use crate::wit::{FILTER_INTERFACE, HANDLER_INTERFACE, SELECTOR_INTERFACE, TRANSF
 /// Why a plugin could not be loaded for its role.
 #[derive(Debug, Error)]
 pub enum LoadError {
+    /// The store could not give the component: it has none by that name, or could not be read or reached.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The file does not start with wasm's magic bytes (`\0asm`).
     #[error("plugin `{0}` is not a WebAssembly file")]
     NotWasm(PluginName),
+    /// The file is a core module (wasm version 1), not a component.
     #[error(
         "plugin `{0}` is a core WebAssembly module, not a component; build it for wasm32-wasip2 \
          (or wrap it with `wasm-tools component new`)"
     )]
     CoreModule(PluginName),
+    /// wasmtime refused to compile the component (it is not a valid component, say).
     #[error("plugin `{name}` does not compile: {message}")]
-    Compile { name: PluginName, message: String },
+    Compile {
+        /// The plugin.
+        name: PluginName,
+        /// wasmtime's error, with its causes.
+        message: String,
+    },
+    /// The component exports none of the four roles' interfaces, or exports one whose functions do not match
+    /// the host's WIT.
     #[error(
         "plugin `{name}` is not a streamhost plugin: it must export `{TRANSFORMER_INTERFACE}`, `{SELECTOR_INTERFACE}`, \
          `{HANDLER_INTERFACE}` or `{FILTER_INTERFACE}`, and it exports {exports}"
     )]
-    WrongWorld { name: PluginName, exports: String },
+    WrongWorld {
+        /// The plugin.
+        name: PluginName,
+        /// What it exports, for the message: its export names in backticks, `nothing`, or, for an interface
+        /// that does not match, wasmtime's error.
+        exports: String,
+    },
+    /// A transform or a request filter imports `history`, `model` or `emit`, which need a router's or an
+    /// agent's turn.
     #[error("plugin `{name}` is a {role} plugin and imports `{import}`, which only routers and agents may")]
-    TurnImport { name: PluginName, role: PluginRole, import: String },
+    TurnImport {
+        /// The plugin.
+        name: PluginName,
+        /// Its role, known by what it exports.
+        role: PluginRole,
+        /// The interface refused, such as `streamhost:plugin/model@0.1.0`.
+        import: String,
+    },
+    /// The plugin is named where another role is needed (a router in a transform chain, say).
     #[error("plugin `{name}` is a {actual} plugin, used here as a {expected}")]
-    WrongRole { name: PluginName, expected: PluginRole, actual: PluginRole },
+    WrongRole {
+        /// The plugin.
+        name: PluginName,
+        /// The role its place needs.
+        expected: PluginRole,
+        /// The role its component has.
+        actual: PluginRole,
+    },
+    /// The component imports something the host's linker does not provide (or not with that type), so no
+    /// `InstancePre` could be made.
     #[error(
         "plugin `{name}` imports `{import}`, which this host does not provide (it provides streamhost:plugin and \
          the wasi 0.2 interfaces, with no environment, files or network): {message}"
     )]
-    Imports { name: PluginName, import: String, message: String },
+    Imports {
+        /// The plugin.
+        name: PluginName,
+        /// The import wasmtime's error names (such as `acme:vault/secrets`), or `an interface` when it names none.
+        import: String,
+        /// wasmtime's linking error, with its causes.
+        message: String,
+    },
+    /// The component's sha256 is not the one its name is pinned to (`--pin`).
     #[error("plugin `{name}` is pinned to sha256 {expected}, but the store holds {actual}")]
-    DigestMismatch { name: PluginName, expected: String, actual: String },
+    DigestMismatch {
+        /// The plugin.
+        name: PluginName,
+        /// The pinned sha256, in hex.
+        expected: String,
+        /// The sha256 of the component the store holds, in hex.
+        actual: String,
+    },
 }
 
 impl LoadError {
@@ -68,8 +119,11 @@ impl LoadError {
 pub struct ComponentReport {
     /// The sha256 of the component, in hex.
     pub digest: String,
+    /// Its role, known by what it exports.
     pub role: PluginRole,
+    /// The names of its imports, as the component model names them (`streamhost:plugin/log@0.1.0`).
     pub imports: Vec<String>,
+    /// The names of its exports, as the component model names them (`streamhost:plugin/transformer@0.1.0`).
     pub exports: Vec<String>,
 }
 

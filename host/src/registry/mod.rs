@@ -47,13 +47,16 @@ use crate::wit::{AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal
 /// Why a plugin could not serve in a role: it did not load, or it failed.
 #[derive(Debug, Error)]
 pub enum RoleError {
+    /// The plugin could not be loaded, or has another role than the one asked for.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// No instance slot was free, or the instance trapped, ran past a limit or returned its own error.
     #[error(transparent)]
     Plugin(#[from] PluginError),
 }
 
 impl RoleError {
+    /// The code of this error in the host's table (error_code.rs), or the plugin's own for its refusal.
     pub fn code(&self) -> Code<'_> {
         match self {
             RoleError::Load(load) => load.code().into(),
@@ -65,8 +68,11 @@ impl RoleError {
 /// Counters for operators and tests.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Components compiled since the host started.
     pub compiled: AtomicU64,
+    /// Components loaded from the disk cache instead of compiled.
     pub cache_hits: AtomicU64,
+    /// Components loaded from a trusted precompiled artifact in the store instead of compiled.
     pub precompiled: AtomicU64,
 }
 
@@ -79,6 +85,8 @@ struct Loaded {
 /// plugin wait for one compile instead of each doing their own.
 type Slot = Arc<tokio::sync::Mutex<Option<Loaded>>>;
 
+/// Plugin name -> loaded plugin: fetches each from the store, compiles it (or loads its compiled code), links
+/// it for its role, and instantiates it for a stream or a turn, one store per instance under the host's limits.
 pub struct Registry {
     engine: Engine,
     linker: Linker<PluginState>,
@@ -95,10 +103,14 @@ pub struct Registry {
     trust_precompiled: bool,
     /// Whether a trap's message to the caller carries what the plugin printed.
     expose_plugin_output: bool,
+    /// How components were loaded, for `GET /healthz`.
     pub stats: Stats,
 }
 
 impl Registry {
+    /// The plugins of `store`, compiled for `engine` through `cache` and run under `limits`: no pins, no
+    /// precompiled artifact trusted, no plugin output shown to callers. Fails only if the host's own interfaces
+    /// do not link.
     pub fn new(engine: Engine, store: Arc<PluginStore>, cache: CompileCache, limits: Limits) -> anyhow::Result<Self> {
         let linker = link::linker(&engine)?;
         let instances = Arc::new(Semaphore::new(limits.max_instances as usize));
@@ -149,6 +161,7 @@ impl Registry {
         }
     }
 
+    /// The wasmtime engine its plugins are compiled for and run on.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

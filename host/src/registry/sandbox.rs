@@ -21,19 +21,50 @@ use crate::error_code::{Code, ErrorCode};
 use crate::store::PluginName;
 use crate::wit::ErrorInfo;
 
+/// Why a call into a plugin instance failed, or no instance could be made for it.
 #[derive(Debug, Error)]
 pub enum PluginError {
+    /// The instance trapped (a panic, an `unreachable`, a bad memory access), or its instantiation or call failed
+    /// otherwise.
     #[error("plugin `{name}` trapped: {message}")]
-    Trapped { name: PluginName, message: String },
+    Trapped {
+        /// The plugin.
+        name: PluginName,
+        /// The trap; if the plugin printed to stderr, what it printed (`--expose-plugin-output`) or a pointer to
+        /// the host's log, where it is.
+        message: String,
+    },
+    /// A call ran past its deadline (the call timeout, counting its own time, not its waits on the host) and the
+    /// epoch callback stopped it.
     #[error("plugin `{name}` ran past its {} ms time limit", limit.as_millis())]
-    Timeout { name: PluginName, limit: Duration },
+    Timeout {
+        /// The plugin.
+        name: PluginName,
+        /// The call timeout it ran past.
+        limit: Duration,
+    },
+    /// The call failed after a growth of the instance's memory past its limit was refused.
     #[error("plugin `{name}` needed more than its {} MiB memory limit", limit_bytes >> 20)]
-    OutOfMemory { name: PluginName, limit_bytes: usize },
+    OutOfMemory {
+        /// The plugin.
+        name: PluginName,
+        /// The memory limit of one instance, in bytes.
+        limit_bytes: usize,
+    },
     /// The plugin itself returned an error.
     #[error("plugin `{name}`: {}", error.message)]
-    Refused { name: PluginName, error: ErrorInfo },
+    Refused {
+        /// The plugin.
+        name: PluginName,
+        /// The plugin's `error-info`: its own code and message.
+        error: ErrorInfo,
+    },
+    /// Every instance slot was in use, so no instance was made: the request is shed.
     #[error("all {limit} plugin instances are in use; try again shortly")]
-    Overloaded { limit: u32 },
+    Overloaded {
+        /// The number of instance slots (`Limits::max_instances`).
+        limit: u32,
+    },
 }
 
 impl PluginError {

@@ -7,6 +7,7 @@ use crate::store::PluginName;
 use crate::wit::transform::{Transform, TransformPre};
 use crate::wit::{Event, StreamContext};
 
+/// An instance of a transform plugin, with one `transform` resource open in it: the state of one stream.
 pub struct TransformInstance {
     sandbox: Sandbox,
     bindings: Transform,
@@ -38,6 +39,7 @@ impl TransformInstance {
         Ok(Self { sandbox, bindings, handle, content_type })
     }
 
+    /// The plugin's name in the store.
     pub fn name(&self) -> &PluginName {
         &self.sandbox.name
     }
@@ -47,6 +49,8 @@ impl TransformInstance {
         self.content_type.as_deref()
     }
 
+    /// Passes the next batch of events to the plugin's `push` and returns the events to send downstream. An
+    /// empty batch is a tick: the source has been silent for the manifest's `idleMs`.
     pub async fn push(&mut self, events: &[Event]) -> Result<Vec<Event>, PluginError> {
         self.sandbox.arm();
         let transform = self.bindings.streamhost_plugin_transformer().transform();
@@ -54,6 +58,7 @@ impl TransformInstance {
         self.sandbox.outcome(result)
     }
 
+    /// Tells the plugin the stream has ended (`finish`) and returns the events it still held back.
     pub async fn finish(&mut self) -> Result<Vec<Event>, PluginError> {
         self.sandbox.arm();
         let transform = self.bindings.streamhost_plugin_transformer().transform();

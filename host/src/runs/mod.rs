@@ -77,6 +77,8 @@ pub struct RunSettings {
     #[arg(long, env = "STREAMHOST_RUN_POLL_MS", default_value_t = 100, value_name = "MS")]
     pub run_poll_ms: u64,
 
+    /// The sinks' host-wide settings: credentials, addresses, retries and
+    /// timeout.
     #[command(flatten)]
     pub sinks: sinks::SinkSettings,
 }
@@ -95,12 +97,14 @@ impl RunSettings {
 pub struct RunId(String);
 
 impl RunId {
+    /// A new id from the operating system's randomness.
     pub fn random() -> Self {
         let mut bytes = [0u8; 16];
         getrandom::getrandom(&mut bytes).expect("the operating system has randomness");
         RunId(hex::encode(bytes))
     }
 
+    /// The id: 32 lowercase hex digits.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -143,18 +147,26 @@ impl fmt::Display for RunId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Recorded, with no event logged yet.
     Started,
+    /// Under way: its first events are logged.
     Running,
+    /// Ended: the pipeline's events ended with no failure.
     Completed,
+    /// Ended by an error (the record's `error`): the pipeline's, a bound
+    /// reached, the store's, or its host lost.
     Failed,
+    /// Ended by a cancel (`DELETE /runs/{id}`).
     Cancelled,
 }
 
 impl RunStatus {
+    /// Whether the run has ended: completed, failed or cancelled.
     pub fn is_end(self) -> bool {
         matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
     }
 
+    /// The status as the runs API and the `done` event spell it: lowercase.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Started => "started",
@@ -170,8 +182,11 @@ impl RunStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunUsage {
+    /// Tokens of the models' input.
     pub input_tokens: u64,
+    /// Tokens the models generated.
     pub output_tokens: u64,
+    /// Input and output tokens together, as the sources count them.
     pub total_tokens: u64,
 }
 
@@ -179,7 +194,9 @@ pub struct RunUsage {
 /// error event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
+    /// The error's code: the host's (error_code.rs) or a plugin's.
     pub code: String,
+    /// What went wrong, in words.
     pub message: String,
 }
 
@@ -205,6 +222,8 @@ pub struct SinkStatus {
     pub state: String,
     /// Attempts that failed, over the run.
     pub failures: u32,
+    /// The error of its last failed attempt, or why it gave up; none before a
+    /// failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -214,6 +233,7 @@ pub struct SinkStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
+    /// The run's id.
     pub id: RunId,
     /// The pipeline (or plugin) it runs.
     pub pipeline: String,
@@ -224,9 +244,13 @@ pub struct RunRecord {
     /// The id its sinks deliver under (AppSync's `conversationId`): the
     /// request's session id, else the run id.
     pub conversation: String,
+    /// Where the run is.
     pub status: RunStatus,
+    /// When the run was recorded.
     pub created_ms: u64,
+    /// When the record was last saved.
     pub updated_ms: u64,
+    /// When the run ended (a lost run: its deadline); none before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_ms: Option<u64>,
     /// When the run must have ended: a run not ended by then (its host
@@ -236,8 +260,10 @@ pub struct RunRecord {
     pub events: u64,
     /// What its events count against `--max-run-bytes`.
     pub bytes: u64,
+    /// Token counts over its usage events; none before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<RunUsage>,
+    /// Why it failed: its last error; none without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
     /// Each sink's delivery, by the sink's name in the manifest.
@@ -310,13 +336,22 @@ pub fn now_ms() -> u64 {
 /// Why a run could not be started, read or cancelled.
 #[derive(Debug, Error)]
 pub enum RunsError {
+    /// Every run this host may keep (`--max-runs`) is still going: answered
+    /// `429` with `Retry-After`.
     #[error("this host already has {max} runs under way (--max-runs); try again in {retry_after_secs} s")]
-    Full { max: usize, retry_after_secs: u64 },
+    Full {
+        /// The most runs kept (`--max-runs`).
+        max: usize,
+        /// About when one of them may end, in seconds.
+        retry_after_secs: u64,
+    },
+    /// The run store failed.
     #[error(transparent)]
     Store(#[from] RunStoreError),
 }
 
 impl RunsError {
+    /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
             RunsError::Full { .. } => ErrorCode::TooManyRuns,
@@ -342,6 +377,8 @@ pub struct Runs {
 }
 
 impl Runs {
+    /// The runs of a host with `settings`: its run store (`--runs-table`, else
+    /// memory) and its sinks.
     pub async fn from_settings(settings: &RunSettings) -> anyhow::Result<Self> {
         let store = RunStore::from_settings(settings).await;
         let sinks = Sinks::from_settings(&settings.sinks).await?;
@@ -415,7 +452,9 @@ impl Runs {
         };
         // A cancel asked of another host before this one took the run.
         if self.store.get(&record.id).await.ok().flatten().is_some_and(|stored| stored.cancel_requested) {
-            let _ = self.live.lock().expect("not poisoned").get(&record.id).map(|live| live.cancel.send(true));
+            if let Some(live) = self.live.lock().expect("not poisoned").get(&record.id) {
+                live.cancel.send_replace(true);
+            }
         }
         let sink_configs = manifest.as_ref().map(|manifest| manifest.sinks.clone()).unwrap_or_default();
         let id = record.id.clone();
@@ -475,7 +514,9 @@ impl Runs {
             .map(|live| (live.cancel.clone(), live.progress.subscribe()));
         match local {
             Some((cancel, mut progress)) => {
-                let _ = cancel.send(true);
+                // `send` drops the value while no driver has subscribed yet; a cancel
+                // right after the start must still be seen when it does.
+                cancel.send_replace(true);
                 let _ = tokio::time::timeout(wait, progress.wait_for(|(_, ended)| *ended)).await;
             }
             None => {

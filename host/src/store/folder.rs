@@ -9,19 +9,23 @@ use std::time::UNIX_EPOCH;
 
 use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
 
+/// A plugin store in a local folder, whose files' size and modification time are their revision.
 pub struct FolderStore {
     dir: PathBuf,
 }
 
 impl FolderStore {
+    /// A store of the files in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
     }
 
+    /// The folder it reads.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The file's bytes, unless `known` is still its revision: `<size in bytes>:<mtime in ns since the Unix epoch>`.
     pub async fn fetch(
         &self,
         name: &PluginName,

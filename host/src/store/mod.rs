@@ -33,6 +33,7 @@ impl TryFrom<String> for PluginName {
 }
 
 impl PluginName {
+    /// The name as a string.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -44,10 +45,13 @@ impl fmt::Display for PluginName {
     }
 }
 
+/// A string refused as a [`PluginName`].
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("invalid plugin name {name:?}: {reason}")]
 pub struct InvalidName {
+    /// The string refused, cut to its first [`MAX_NAME_LEN`] + 8 characters.
     pub name: String,
+    /// What is wrong with it, for people.
     pub reason: &'static str,
 }
 
@@ -77,13 +81,16 @@ impl FromStr for PluginName {
 /// The two kinds of object a store holds under a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ObjectKind {
+    /// The plugin's component, `<name>.wasm`.
     Component,
+    /// A pipeline manifest, `<name>.json`.
     Manifest,
     /// A component compiled ahead of time (`publish --precompile`).
     Precompiled,
 }
 
 impl ObjectKind {
+    /// The object's file name, also its key under an S3 prefix: `<name>.wasm`, `<name>.json` or `<name>.cwasm`.
     pub fn file_name(self, name: &PluginName) -> String {
         match self {
             ObjectKind::Component => format!("{name}.wasm"),
@@ -100,21 +107,45 @@ pub struct Revision(pub String);
 
 /// The answer to "has this plugin changed since `Revision`?".
 pub enum Fetched {
+    /// Keep the version already loaded: the caller's revision is still current, or (S3) was confirmed within
+    /// the revalidation interval, or S3 cannot be reached. The bytes were not fetched.
     Unchanged,
-    Changed { bytes: Vec<u8>, revision: Revision },
+    /// The object's current bytes, new to the caller or changed since its revision.
+    Changed {
+        /// The object's bytes.
+        bytes: Vec<u8>,
+        /// The revision of these bytes, to pass as `known` next time.
+        revision: Revision,
+    },
 }
 
+/// Why a store could not give an object.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// The store has no such object: no such file (or not a regular file), or S3 answered 404.
     #[error("no plugin named `{0}`")]
     NotFound(PluginName),
+    /// The folder store could not read the file, for another reason than its absence.
     #[error("reading plugin `{name}`: {source}")]
-    Io { name: PluginName, source: std::io::Error },
+    Io {
+        /// The plugin.
+        name: PluginName,
+        /// The file system's error.
+        source: std::io::Error,
+    },
+    /// S3 could not give the object: it could not be reached or answered an error other than 304 or 404 (for an
+    /// object not loaded yet), or the body broke off.
     #[error("the plugin store cannot be reached for `{name}`: {message}")]
-    Unavailable { name: PluginName, message: String },
+    Unavailable {
+        /// The plugin.
+        name: PluginName,
+        /// The object's key, then the SDK's error with its causes.
+        message: String,
+    },
 }
 
 impl StoreError {
+    /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
             StoreError::NotFound(_) => ErrorCode::UnknownPlugin,
@@ -126,7 +157,9 @@ impl StoreError {
 
 /// The plugin sources the host supports.
 pub enum PluginStore {
+    /// Files in a local folder.
     Folder(FolderStore),
+    /// Objects under a prefix of an S3 bucket.
     S3(S3Store),
 }
 

@@ -23,11 +23,14 @@ use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
 /// `s3://bucket/prefix/`, the prefix empty or ending in `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3Location {
+    /// The bucket's name.
     pub bucket: String,
+    /// The key prefix before each object's file name: empty, or ending in `/`.
     pub prefix: String,
 }
 
 impl S3Location {
+    /// The object key of `name`'s object of `kind`: the prefix, then its file name.
     pub fn key(&self, name: &PluginName, kind: ObjectKind) -> String {
         format!("{}{}", self.prefix, kind.file_name(name))
     }
@@ -57,6 +60,7 @@ impl fmt::Display for S3Location {
     }
 }
 
+/// A plugin store in S3, read with `GetObject`, whose objects' ETags are their revision.
 pub struct S3Store {
     client: aws_sdk_s3::Client,
     location: S3Location,
@@ -72,14 +76,19 @@ struct Checked {
 }
 
 impl S3Store {
+    /// A store of the objects under `location`, each revalidated at most once per `revalidate_every`.
     pub fn new(client: aws_sdk_s3::Client, location: S3Location, revalidate_every: Duration) -> Self {
         Self { client, location, revalidate_every, checked: Mutex::default() }
     }
 
+    /// The bucket and prefix it reads.
     pub fn location(&self) -> &S3Location {
         &self.location
     }
 
+    /// The object's bytes, unless `known` is still its ETag (a conditional GET) or was confirmed within the
+    /// interval. An object found missing within the interval is `NotFound` without asking S3 again; with `known`,
+    /// an S3 that cannot be reached gives `Unchanged`.
     pub async fn fetch(
         &self,
         name: &PluginName,

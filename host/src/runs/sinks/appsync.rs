@@ -45,6 +45,8 @@ pub struct AppSyncSink {
     /// else `iam`.
     #[serde(default)]
     pub auth: Option<AppSyncAuth>,
+    /// The API key sent as `x-api-key` with `"auth": "apiKey"`; default
+    /// `--appsync-api-key`.
     #[serde(default)]
     pub api_key: Option<String>,
     /// The region to sign for; default: the one in an AppSync URL

@@ -62,7 +62,10 @@ pub struct SinkSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
+    /// `"type": "appsync"`: an AppSync GraphQL mutation per event it sends.
     Appsync(AppSyncSink),
+    /// `"type": "webhook"`: a signed POST per batch of events (Standard
+    /// Webhooks).
     Webhook(WebhookSink),
 }
 
@@ -88,6 +91,7 @@ impl SinkConfig {
         }
     }
 
+    /// The sink's `type`: `appsync` or `webhook`.
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::Appsync(_) => "appsync",
@@ -123,6 +127,9 @@ impl Failure {
 }
 
 impl Sinks {
+    /// What the sinks share, from the host's `settings`: one HTTP client, each
+    /// request bounded by `--sink-timeout-ms`. Fails only when that client
+    /// cannot be built.
     pub async fn from_settings(settings: &SinkSettings) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder().timeout(Duration::from_millis(settings.sink_timeout_ms)).build()?;
         Ok(Self { client, settings: settings.clone(), aws: tokio::sync::OnceCell::new() })

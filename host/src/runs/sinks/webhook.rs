@@ -24,6 +24,7 @@ use crate::runs::{RunRecord, StoredEvent};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookSink {
+    /// The URL each batch of events is POSTed to.
     pub url: String,
     /// The signing secret, base64 (`whsec_…` as Standard Webhooks
     /// libraries make them); default `--webhook-secret`.

@@ -41,17 +41,23 @@ impl StoredEvent {
     }
 }
 
+/// Why the run store could not do what was asked.
 #[derive(Debug, Error)]
 pub enum RunStoreError {
     /// The memory store holds its most runs, none of them ended; one may
     /// end within about `retry_after_secs`.
     #[error("the run store is full; try again in {retry_after_secs} s")]
-    Full { retry_after_secs: u64 },
+    Full {
+        /// About when one of them may end, in seconds (a guess).
+        retry_after_secs: u64,
+    },
+    /// The store failed, or no longer keeps the run; the text says which.
     #[error("the run store is unavailable: {0}")]
     Unavailable(String),
 }
 
 impl RunStoreError {
+    /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
             RunStoreError::Full { .. } => ErrorCode::TooManyRuns,
@@ -60,12 +66,17 @@ impl RunStoreError {
     }
 }
 
+/// Where runs are kept: memory, or a DynamoDB table (`--runs-table`).
 pub enum RunStore {
+    /// In this process's memory, bounded by `--max-runs` and `--runs-ttl-secs`.
     Memory(MemoryRuns),
+    /// A DynamoDB table, shared by every host that names it.
     Dynamo(DynamoRuns),
 }
 
 impl RunStore {
+    /// The store `settings` name: the DynamoDB table `--runs-table` (its items
+    /// expire `--runs-ttl-secs` after the latest a run can end), else memory.
     pub async fn from_settings(settings: &RunSettings) -> Self {
         match &settings.runs_table {
             Some(table) => {
@@ -96,6 +107,8 @@ impl RunStore {
         }
     }
 
+    /// Saves the status of the run's sink `name` (as the manifest names it),
+    /// and nothing else of the run.
     pub async fn save_sink(&self, id: &RunId, name: &str, status: &SinkStatus) -> Result<(), RunStoreError> {
         match self {
             RunStore::Memory(memory) => memory.save_sink(id, name, status),
@@ -113,6 +126,8 @@ impl RunStore {
         }
     }
 
+    /// Asks the host that drives the run to cancel it: sets its
+    /// `cancel_requested`.
     pub async fn request_cancel(&self, id: &RunId) -> Result<(), RunStoreError> {
         match self {
             RunStore::Memory(memory) => memory.request_cancel(id),
@@ -120,6 +135,7 @@ impl RunStore {
         }
     }
 
+    /// The run `id`'s record, if the store still keeps it.
     pub async fn get(&self, id: &RunId) -> Result<Option<RunRecord>, RunStoreError> {
         match self {
             RunStore::Memory(memory) => Ok(memory.get(id)),
