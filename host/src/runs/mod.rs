@@ -451,10 +451,10 @@ impl Runs {
             entry.cancel.subscribe()
         };
         // A cancel asked of another host before this one took the run.
-        if self.store.get(&record.id).await.ok().flatten().is_some_and(|stored| stored.cancel_requested) {
-            if let Some(live) = self.live.lock().expect("not poisoned").get(&record.id) {
-                live.cancel.send_replace(true);
-            }
+        if self.store.get(&record.id).await.ok().flatten().is_some_and(|stored| stored.cancel_requested)
+            && let Some(live) = self.live.lock().expect("not poisoned").get(&record.id)
+        {
+            live.cancel.send_replace(true);
         }
         let sink_configs = manifest.as_ref().map(|manifest| manifest.sinks.clone()).unwrap_or_default();
         let id = record.id.clone();
