@@ -101,6 +101,10 @@ error_codes! {
     UnknownRun = "unknown_run", 404, Run, "no such run, or a run another caller started";
     MethodNotAllowed = "method_not_allowed", 405, Response, "a method the route does not take";
     BodyTooLarge = "body_too_large", 413, Response, "the body is over `--max-body-bytes` (1 MiB)";
+    UploadNotAllowed = "upload_not_allowed", 403, Response,
+        "a playground upload on a host without `--playground-upload`, or whose plugins come from S3";
+    InvalidUpload = "invalid_upload", 422, Response,
+        "an uploaded file is not a plugin the host can load (not wasm, a core module, another world)";
     TooManyRuns = "too_many_runs", 429, Run,
         "`--max-runs` runs are kept in memory and all are still going (with `Retry-After`)";
     // Plugins and their store.
@@ -259,6 +263,8 @@ mod tests {
                 ("unknown_run", 404),
                 ("method_not_allowed", 405),
                 ("body_too_large", 413),
+                ("upload_not_allowed", 403),
+                ("invalid_upload", 422),
                 ("too_many_runs", 429),
                 ("invalid_plugin", 500),
                 ("digest_mismatch", 500),

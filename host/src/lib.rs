@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod authoring;
 pub mod aws;
 pub mod callers;
 pub mod config;

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use streamhost::config::HostSettings;
+use streamhost::authoring::scaffold;
+use streamhost::authoring::watch::WatchedPlugin;
+use streamhost::config::{HostSettings, PluginSource};
 use streamhost::frontends::http::HttpSettings;
 use streamhost::frontends::{cli, http, lambda};
 use streamhost::publish;
@@ -27,6 +29,11 @@ enum Command {
         host: HostSettings,
         #[command(flatten)]
         http: HttpSettings,
+        /// A plugin folder (`streamhost new` makes them) to build now and
+        /// again whenever its source changes, into the plugin folder: the
+        /// next request runs the new build. Repeat for several.
+        #[arg(long, value_name = "DIR")]
+        watch: Vec<PathBuf>,
     },
     /// Run as an AWS Lambda custom runtime behind a streaming Function URL.
     /// Chosen by itself when Lambda starts the binary with no arguments.
@@ -59,6 +66,39 @@ enum Command {
         /// follow or resume it too).
         #[arg(long)]
         run: bool,
+        /// Record the stream into a golden fixture at FILE: the source's
+        /// events as the first plugin got them, and the output as
+        /// FILE's `.expected` (`streamhost test` replays it).
+        #[arg(long, value_name = "FILE", conflicts_with = "run")]
+        record: Option<PathBuf>,
+        #[command(flatten)]
+        host: HostSettings,
+    },
+    /// Write a new plugin folder that builds and passes its golden test.
+    New {
+        /// The plugin's role.
+        role: scaffold::Role,
+        /// The plugin's name (`a-z`, `0-9`, `-`): the folder's and the URL's.
+        name: PluginName,
+        /// The language to write it in.
+        #[arg(long, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// Where to make the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Replay golden fixtures through a plugin or a chain and compare the
+    /// output with each fixture's `.expected` file.
+    Test {
+        /// The plugin, then the plugins after it, comma-separated: `.wasm`
+        /// files, or names in --plugins.
+        chain: String,
+        /// A fixture file, or a folder of them (`*.json`). Repeat for more.
+        #[arg(long, required = true)]
+        fixture: Vec<PathBuf>,
+        /// Write each fixture's `.expected` from the current output instead.
+        #[arg(long)]
+        update: bool,
         #[command(flatten)]
         host: HostSettings,
     },
@@ -124,7 +164,15 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { host, http } => {
+        Command::Serve { host, http, watch } => {
+            if !watch.is_empty() {
+                let PluginSource::Folder(plugins) = host.plugin_source() else {
+                    anyhow::bail!("--watch builds into a folder of plugins; this host's come from S3");
+                };
+                let watched = watch.iter().map(|dir| WatchedPlugin::new(dir)).collect::<anyhow::Result<Vec<_>>>()?;
+                std::fs::create_dir_all(&plugins)?;
+                streamhost::authoring::watch::spawn(watched, plugins)?;
+            }
             let pipeline = Arc::new(streamhost::build_pipeline(&host).await?);
             let runs = streamhost::build_runs(&host).await?;
             http::serve(pipeline, runs, http).await?;
@@ -136,7 +184,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             lambda::run(pipeline, runs, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Invoke { plugin, then, prompt, body, user_id, session_id, run, host } => {
+        Command::Invoke { plugin, then, prompt, body, user_id, session_id, run, record, host } => {
             let pipeline = streamhost::build_pipeline(&host).await?;
             let invocation = cli::Invocation {
                 plugin: &plugin,
@@ -146,8 +194,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 user_id: user_id.as_deref(),
                 session_id: session_id.as_deref(),
             };
-            let done = match run {
-                true => {
+            let done = match (run, record) {
+                (_, Some(fixture)) => match cli::record(&pipeline, &invocation, &mut std::io::stdout().lock()).await {
+                    Ok(recorded) => {
+                        let cli::Recorded { chain, body, batches, output } = recorded;
+                        streamhost::authoring::write_recording(&fixture, &chain, &body, &batches, &output)?;
+                        eprintln!("recorded {} and its .expected", fixture.display());
+                        Ok(())
+                    }
+                    Err(reply) => Err(reply),
+                },
+                (true, None) => {
                     cli::run(
                         &pipeline,
                         &streamhost::build_runs(&host).await?,
@@ -156,7 +213,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     )
                     .await
                 }
-                false => cli::invoke(&pipeline, &invocation, &mut std::io::stdout().lock()).await,
+                (false, None) => cli::invoke(&pipeline, &invocation, &mut std::io::stdout().lock()).await,
             };
             match done {
                 Ok(()) => Ok(ExitCode::SUCCESS),
@@ -186,6 +243,21 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let key = publish::upload(&client, &to, &name, ObjectKind::Component, wasm, &report.digest).await?;
             println!("published `{name}` ({size} bytes, sha256 {}) to s3://{}/{key}", report.digest, to.bucket);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::New { role, name, lang, dir } => {
+            let root = scaffold::new(role, &name, lang, &dir)?;
+            println!("wrote {} ({role} in {lang}); next:", root.display());
+            println!("  cd {} && ./build.sh && streamhost test ./{name}.wasm --fixture fixtures", root.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { chain, fixture, update, host } => {
+            let report = streamhost::authoring::test(&host, &chain, &fixture, update).await?;
+            for (path, failure) in &report.failed {
+                println!("FAIL {}\n{failure}", path.display());
+            }
+            let verb = if update { "written" } else { "passed" };
+            println!("fixtures: {} {verb}, {} failed", report.passed, report.failed.len());
+            Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Plugins { command: PluginsCommand::Inspect { file } } => {
             // The name only labels messages; the file's own stem where it is a valid name.

@@ -74,6 +74,41 @@ pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut 
     Ok(())
 }
 
+/// What `invoke --record` saw: what a golden fixture keeps.
+pub struct Recorded {
+    /// The chain the stream went through, comma-separated.
+    pub chain: String,
+    /// The request body sent.
+    pub body: String,
+    /// The source's events, in the batches the first plugin got them.
+    pub batches: Vec<Vec<crate::event::Event>>,
+    /// The response body, whole.
+    pub output: Vec<u8>,
+}
+
+/// Runs the invocation like [`invoke`], and keeps what a golden fixture
+/// needs (`authoring::write_recording` writes it).
+pub async fn record(
+    pipeline: &Pipeline,
+    invocation: &Invocation<'_>,
+    out: &mut impl Write,
+) -> Result<Recorded, ErrorReply> {
+    let (target, path) = Inbound::split_path(invocation.plugin);
+    let prepared = super::prepare(pipeline, &ROUTES, invocation.inbound(target, path)).await?;
+    let chain = prepared.request.chain.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(",");
+    let (response, recording) =
+        pipeline.open_recorded(prepared.request, prepared.manifest).await.map_err(|error| ErrorReply::from(&error))?;
+    let mut output = Vec::new();
+    let mut body = response.body;
+    while let Some(chunk) = body.next().await {
+        output.extend_from_slice(&chunk);
+        if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(Recorded { chain, body: invocation.body(), batches: recording.batches(), output })
+}
+
 /// Starts the invocation as a detached run: writes its start as a JSON
 /// line, then its events as SSE while this process drives it.
 pub async fn run(

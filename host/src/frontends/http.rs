@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use axum::serve::ListenerExt;
 use clap::Args;
 use futures::StreamExt;
@@ -27,6 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use tracing::{info, warn};
 
+use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
 use super::{ErrorReply, Inbound, RouteSettings};
 use crate::error_code::ErrorCode;
@@ -49,6 +50,10 @@ pub struct HttpSettings {
     /// How requests find their pipeline.
     #[command(flatten)]
     pub routes: RouteSettings,
+
+    /// The playground page.
+    #[command(flatten)]
+    pub playground: PlaygroundSettings,
 }
 
 #[derive(Clone)]
@@ -56,7 +61,12 @@ struct App {
     pipeline: Arc<Pipeline>,
     runs: Arc<Runs>,
     routes: Arc<RouteSettings>,
+    playground: Arc<PlaygroundSettings>,
 }
+
+/// The largest plugin the playground takes: componentize-py's components of
+/// a few lines of Python are about 40 MB.
+const MAX_UPLOAD_BYTES: usize = 128 << 20;
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and lets the
 /// streams under way finish.
@@ -80,7 +90,11 @@ pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSetti
     // Scripts and tests wait for this line on stdout.
     println!("streamhost listening on http://{address}");
     info!(%address, "serving");
-    let app = router(App { pipeline, runs, routes: Arc::new(settings.routes) }, &settings.cors_origins)?;
+    if settings.playground.enabled() {
+        info!(url = %format!("http://{address}/"), upload = settings.playground.playground_upload, "playground");
+    }
+    let app = App { pipeline, runs, routes: Arc::new(settings.routes), playground: Arc::new(settings.playground) };
+    let app = router(app, &settings.cors_origins)?;
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     info!("stopped");
     Ok(())
@@ -92,7 +106,9 @@ fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
         .route("/runs", any(runs_call))
         .route("/runs/", any(runs_call))
         .route("/runs/{*rest}", any(runs_call))
-        .route("/", post(invoke).fallback(method_not_allowed))
+        .route("/_catalog", get(catalog))
+        .route("/_plugins/{name}", put(upload))
+        .route("/", post(invoke).get(page).fallback(method_not_allowed))
         .route("/{target}", post(invoke).fallback(method_not_allowed))
         .route("/{target}/", post(invoke).fallback(method_not_allowed))
         .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
@@ -285,6 +301,49 @@ async fn health(State(app): State<App>) -> Response {
         },
     });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// `GET /`: the playground page, when it is served.
+async fn page(State(app): State<App>) -> Response {
+    if !app.playground.enabled() {
+        return method_not_allowed().await;
+    }
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], playground::PAGE).into_response()
+}
+
+/// `GET /_catalog`: the playground's list of plugins and pipelines.
+async fn catalog(State(app): State<App>) -> Response {
+    if !app.playground.enabled() {
+        return not_found().await;
+    }
+    match playground::catalog(&app.pipeline, &app.playground).await {
+        Ok(catalog) => json_response(StatusCode::OK, &catalog),
+        Err(reply) => error_response(&reply),
+    }
+}
+
+/// `PUT /_plugins/{name}`: a playground upload.
+async fn upload(
+    State(app): State<App>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let wasm = match read_body(&headers, body, MAX_UPLOAD_BYTES).await {
+        Ok(wasm) => wasm,
+        Err(reply) => return error_response(&reply),
+    };
+    match playground::upload(&app.pipeline, &app.playground, &name, wasm).await {
+        Ok(uploaded) => json_response(StatusCode::CREATED, &uploaded),
+        Err(reply) => {
+            warn!(status = reply.status, code = %reply.code, message = %reply.message, "upload refused");
+            error_response(&reply)
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 async fn method_not_allowed() -> Response {

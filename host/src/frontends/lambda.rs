@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
 use super::{ErrorReply, Inbound, RouteSettings, prepare_mapped};
 use crate::error_code::ErrorCode;
@@ -61,6 +62,10 @@ pub struct LambdaSettings {
     /// How requests find their pipeline.
     #[command(flatten)]
     pub routes: RouteSettings,
+
+    /// The playground page (off on Lambda unless `--playground true`).
+    #[command(flatten)]
+    pub playground: PlaygroundSettings,
 }
 
 /// What the function holds between invocations.
@@ -126,6 +131,22 @@ impl Function {
         let path = request.uri().path();
         if path == format!("/{}", runs::PREFIX) || path.starts_with(&format!("/{}/", runs::PREFIX)) {
             return self.runs_call(inbound, function_arn).await;
+        }
+        if self.settings.playground.enabled() && request.method() == lambda_http::http::Method::GET {
+            match path {
+                "/" => {
+                    let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))];
+                    let page = stream::iter([Bytes::from_static(playground::PAGE.as_bytes())]).boxed();
+                    return streamed(StatusCode::OK, headers.into_iter().collect(), page);
+                }
+                "/_catalog" => {
+                    return match playground::catalog(&self.pipeline, &self.settings.playground).await {
+                        Ok(catalog) => json_response(200, catalog.to_string()),
+                        Err(reply) => error_response(&reply),
+                    };
+                }
+                _ => {}
+            }
         }
         match super::open(&self.pipeline, &self.settings.routes, inbound).await {
             Ok(response) => {

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod http;
 pub mod lambda;
+pub mod playground;
 pub mod runs;
 
 use std::sync::Arc;

@@ -24,13 +24,14 @@ use thiserror::Error;
 
 pub use orchestrate::{AgentSettings, Orchestrator};
 use pump::Pump;
+pub use pump::Recording;
 pub use resolve::{ResolveError, Target};
 
 use crate::error_code::Code;
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event};
 use crate::history::HistoryStore;
 use crate::manifest::{Manifest, ManifestError, Manifests};
-use crate::providers::{ProviderError, Providers};
+use crate::providers::{EventStream, ProviderError, Providers};
 use crate::registry::{LoadError, PluginError, Registry, RoleError, TransformInstance};
 use crate::request::Request;
 use crate::store::PluginName;
@@ -141,10 +142,8 @@ impl Pipeline {
     /// Opens `request`, run as `manifest` says when it names a pipeline, up
     /// to its first bytes.
     pub async fn open(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<Response, PipelineError> {
-        let (content_type, mut pump) = self.start(request, manifest).await?;
-        let first = pump.first_bytes().await?;
-        let rest = stream::unfold(pump, |mut pump| async move { pump.next_bytes().await.map(|bytes| (bytes, pump)) });
-        Ok(Response { content_type, body: stream::iter(first).chain(rest).boxed() })
+        let (content_type, pump) = self.start(request, manifest).await?;
+        respond(content_type, pump).await
     }
 
     /// Opens `request` for a detached run: the events out of the chain's
@@ -164,13 +163,41 @@ impl Pipeline {
         Ok(batches.boxed())
     }
 
+    /// Opens `request`'s chain like [`Pipeline::open`], and keeps the
+    /// source's batches as the first stage gets them (`invoke --record`).
+    pub async fn open_recorded(
+        &self,
+        request: Request,
+        manifest: Option<Arc<Manifest>>,
+    ) -> Result<(Response, Recording), PipelineError> {
+        let recording = Recording::default();
+        let (content_type, mut pump) = self.start(request, manifest).await?;
+        pump.recording = Some(recording.clone());
+        Ok((respond(content_type, pump).await?, recording))
+    }
+
+    /// Opens `request`'s chain (its transforms) over `batches` instead of a
+    /// model: each batch reaches the first stage as one `push`, as recorded
+    /// (`streamhost test`).
+    pub async fn open_replay(&self, request: Request, batches: Vec<Vec<Event>>) -> Result<Response, PipelineError> {
+        let stages = self.open_stages(&request).await?;
+        let source = stream::iter(batches)
+            .then(|batch| async move {
+                // Not ready at once: the next batch is a push of its own.
+                tokio::task::yield_now().await;
+                stream::iter(batch)
+            })
+            .flatten()
+            .boxed();
+        let (content_type, pump) = self.pump(stages, source, None);
+        respond(content_type, pump).await
+    }
+
     /// Opens the chain's plugins, then starts the source: the content type
     /// of the body, and the pump that moves its events.
     async fn start(&self, request: Request, manifest: Option<Arc<Manifest>>) -> Result<(String, Pump), PipelineError> {
         // Plugins first: a plugin that cannot run must not cost a model call.
         let stages = self.open_stages(&request).await?;
-        let content_type =
-            stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
         let idle = manifest.as_ref().and_then(|manifest| manifest.idle_ms).map(std::time::Duration::from_millis);
         let source = match manifest {
             Some(manifest) if !manifest.agents.is_empty() => self.orchestrator.start(request, manifest),
@@ -182,6 +209,19 @@ impl Pipeline {
                 self.services.providers.start(&call).await?
             }
         };
+        Ok(self.pump(stages, source, idle))
+    }
+
+    /// The pump from `source` through `stages`, and the content type of
+    /// what it writes (the last formatter's).
+    fn pump(
+        &self,
+        stages: Vec<TransformInstance>,
+        source: EventStream,
+        idle: Option<std::time::Duration>,
+    ) -> (String, Pump) {
+        let content_type =
+            stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
         let pump = Pump {
             source: source.ready_chunks(MAX_BATCH),
             stages,
@@ -189,9 +229,10 @@ impl Pipeline {
             idle,
             done: false,
             failure: None,
+            recording: None,
             _active: ActiveStream::new(&self.active_streams),
         };
-        Ok((content_type, pump))
+        (content_type, pump)
     }
 
     async fn open_stages(&self, request: &Request) -> Result<Vec<TransformInstance>, PipelineError> {
@@ -207,6 +248,13 @@ impl Pipeline {
         }
         Ok(stages)
     }
+}
+
+/// Runs `pump` up to its first bytes, then streams the rest.
+async fn respond(content_type: String, mut pump: Pump) -> Result<Response, PipelineError> {
+    let first = pump.first_bytes().await?;
+    let rest = stream::unfold(pump, |mut pump| async move { pump.next_bytes().await.map(|bytes| (bytes, pump)) });
+    Ok(Response { content_type, body: stream::iter(first).chain(rest).boxed() })
 }
 
 /// Counts a stream as active from its start until its body is dropped,

@@ -2,6 +2,8 @@
 //! them: batches in, events (for a detached run) or bytes (for a response)
 //! out.
 
+use std::sync::{Arc, Mutex};
+
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::ReadyChunks;
@@ -31,7 +33,26 @@ pub(super) struct Pump {
     /// The failure that ended the stream, if one did: a plugin's, or the
     /// source's error event (which a formatter turns into bytes).
     pub(super) failure: Option<crate::event::ErrorInfo>,
+    /// Where the source's batches are kept, as the first stage got them,
+    /// when the stream is recorded (`invoke --record`).
+    pub(super) recording: Option<Recording>,
     pub(super) _active: ActiveStream,
+}
+
+/// A stream's source events, in the batches the first stage got them: what
+/// a golden fixture replays.
+#[derive(Clone, Default)]
+pub struct Recording(Arc<Mutex<Vec<Vec<Event>>>>);
+
+impl Recording {
+    /// The batches so far.
+    pub fn batches(&self) -> Vec<Vec<Event>> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    fn record(&self, batch: &[Event]) {
+        self.0.lock().expect("not poisoned").push(batch.to_vec());
+    }
 }
 
 impl Pump {
@@ -87,7 +108,12 @@ impl Pump {
                 None => Some(self.source.next().await),
             };
             let (events, last, tick) = match next {
-                Some(Some(batch)) => (batch, false, false),
+                Some(Some(batch)) => {
+                    if let Some(recording) = &self.recording {
+                        recording.record(&batch);
+                    }
+                    (batch, false, false)
+                }
                 Some(None) => (Vec::new(), true, false),
                 None => (Vec::new(), false, true),
             };

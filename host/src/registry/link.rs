@@ -56,10 +56,26 @@ pub struct Plugin {
     pub name: PluginName,
     /// The sha256 of the component, in hex.
     pub digest: Arc<str>,
+    /// What the component imports, as the component model names them
+    /// (`streamhost:plugin/log@0.1.0`, `wasi:io/streams@0.2.6`).
+    pub imports: Arc<[String]>,
     pub(super) linked: Linked,
 }
 
 impl Plugin {
+    /// Checks `component`'s world and links it for its role (see [`link`]).
+    pub(super) fn new(
+        engine: &Engine,
+        linker: &Linker<PluginState>,
+        name: &PluginName,
+        digest: String,
+        component: &Component,
+    ) -> Result<Self, LoadError> {
+        let linked = link(engine, linker, name, component)?;
+        let imports = component.component_type().imports(engine).map(|(import, _)| import.to_string()).collect();
+        Ok(Self { name: name.clone(), digest: digest.into(), imports, linked })
+    }
+
     /// The role it was linked for, known by what its component exports.
     pub fn role(&self) -> PluginRole {
         match self.linked {
@@ -87,7 +103,7 @@ pub(super) fn linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
 
 /// Checks the component's world and links it for its role, ready to
 /// instantiate.
-pub(super) fn link(
+fn link(
     engine: &Engine,
     linker: &Linker<PluginState>,
     name: &PluginName,

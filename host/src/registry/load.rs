@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::link::{PluginRole, link, linker};
+use super::link::{PluginRole, linker};
 use super::{Loaded, Plugin, Registry};
 
 use crate::engine::{CompileCache, Origin};
@@ -176,8 +176,7 @@ impl Registry {
             Origin::Precompiled => &self.stats.precompiled,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let linked = link(&self.engine, &self.linker, name, &component)?;
-        let plugin = Plugin { name: name.clone(), digest: digest.into(), linked };
+        let plugin = Plugin::new(&self.engine, &self.linker, name, digest, &component)?;
         info!(plugin = %name, digest = %plugin.digest, ?origin, role = %plugin.role(), "plugin loaded");
         Ok(plugin)
     }
@@ -213,16 +212,9 @@ pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<Compon
     check_header(name, wasm)?;
     let component = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
     let linker = linker(engine).expect("the host's own interfaces link");
-    let role =
-        Plugin { name: name.clone(), digest: digest.clone().into(), linked: link(engine, &linker, name, &component)? }
-            .role();
-    let ty = component.component_type();
-    Ok(ComponentReport {
-        digest,
-        role,
-        imports: ty.imports(engine).map(|(import, _)| import.to_string()).collect(),
-        exports: ty.exports(engine).map(|(export, _)| export.to_string()).collect(),
-    })
+    let plugin = Plugin::new(engine, &linker, name, digest.clone(), &component)?;
+    let exports = component.component_type().exports(engine).map(|(export, _)| export.to_string()).collect();
+    Ok(ComponentReport { digest, role: plugin.role(), imports: plugin.imports.to_vec(), exports })
 }
 
 /// The sha256 of a component, in hex: its identity in pins, caches and

@@ -161,6 +161,11 @@ impl Registry {
         }
     }
 
+    /// Where the plugins come from.
+    pub fn store(&self) -> &PluginStore {
+        &self.store
+    }
+
     /// The wasmtime engine its plugins are compiled for and run on.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -7,7 +7,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
+use super::{Fetched, ListError, ObjectKind, PluginName, PutError, Revision, StoreError};
 
 /// A plugin store in a local folder, whose files' size and modification time are their revision.
 pub struct FolderStore {
@@ -49,5 +49,31 @@ impl FolderStore {
         }
         let bytes = tokio::fs::read(&path).await.map_err(io_error)?;
         Ok(Fetched::Changed { bytes, revision })
+    }
+
+    /// The folder's plugin files.
+    pub async fn list(&self) -> Result<Vec<(PluginName, ObjectKind)>, ListError> {
+        let listing = |error: std::io::Error| ListError(format!("{}: {error}", self.dir.display()));
+        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(listing)?;
+        let mut objects = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(listing)? {
+            if let Some(object) = entry.file_name().to_str().and_then(ObjectKind::of_file_name) {
+                objects.push(object);
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Writes the file beside its place, then renames it over the old one.
+    pub async fn put(&self, name: &PluginName, kind: ObjectKind, bytes: &[u8]) -> Result<(), PutError> {
+        let io = |source: std::io::Error| PutError::Io { name: name.clone(), source };
+        let path = self.dir.join(kind.file_name(name));
+        let partial = self.dir.join(format!(".{}.{:016x}.partial", kind.file_name(name), fastrand::u64(..)));
+        tokio::fs::write(&partial, bytes).await.map_err(io)?;
+        if let Err(error) = tokio::fs::rename(&partial, &path).await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(io(error));
+        }
+        Ok(())
     }
 }

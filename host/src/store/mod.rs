@@ -89,7 +89,27 @@ pub enum ObjectKind {
     Precompiled,
 }
 
+/// Serialised as the name, a string.
+impl serde::Serialize for PluginName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl ObjectKind {
+    /// The name and kind a file or key's last part stands for:
+    /// `<name>.wasm`, `<name>.json`, `<name>.cwasm`.
+    pub fn of_file_name(file_name: &str) -> Option<(PluginName, ObjectKind)> {
+        let (name, extension) = file_name.rsplit_once('.')?;
+        let kind = match extension {
+            "wasm" => ObjectKind::Component,
+            "json" => ObjectKind::Manifest,
+            "cwasm" => ObjectKind::Precompiled,
+            _ => return None,
+        };
+        Some((name.parse().ok()?, kind))
+    }
+
     /// The object's file name, also its key under an S3 prefix: `<name>.wasm`, `<name>.json` or `<name>.cwasm`.
     pub fn file_name(self, name: &PluginName) -> String {
         match self {
@@ -144,6 +164,27 @@ pub enum StoreError {
     },
 }
 
+/// Why a store's objects could not be listed (the playground's catalog).
+#[derive(Debug, Error)]
+#[error("the plugin store cannot be listed: {0}")]
+pub struct ListError(pub String);
+
+/// Why a plugin could not be written to the store (the playground's upload).
+#[derive(Debug, Error)]
+pub enum PutError {
+    /// Only a local folder takes uploads; S3 is written by `streamhost publish`.
+    #[error("this host's plugins come from S3, which `streamhost publish` writes; uploads go to a local folder")]
+    NotAFolder,
+    /// The file could not be written.
+    #[error("writing plugin `{name}`: {source}")]
+    Io {
+        /// The plugin.
+        name: PluginName,
+        /// The file system's error.
+        source: std::io::Error,
+    },
+}
+
 impl StoreError {
     /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
@@ -174,6 +215,27 @@ impl PluginStore {
         match self {
             PluginStore::Folder(folder) => folder.fetch(name, kind, known).await,
             PluginStore::S3(s3) => s3.fetch(name, kind, known).await,
+        }
+    }
+
+    /// The objects the store holds, by name and kind, sorted; files or keys
+    /// that are not `<name>.wasm`, `<name>.json` or `<name>.cwasm` with a
+    /// valid name are left out.
+    pub async fn list(&self) -> Result<Vec<(PluginName, ObjectKind)>, ListError> {
+        let mut objects = match self {
+            PluginStore::Folder(folder) => folder.list().await?,
+            PluginStore::S3(s3) => s3.list().await?,
+        };
+        objects.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()).then((a.1 as u8).cmp(&(b.1 as u8))));
+        Ok(objects)
+    }
+
+    /// Writes `bytes` as `name`'s object of `kind`, whole or not at all: a
+    /// request never reads half of it.
+    pub async fn put(&self, name: &PluginName, kind: ObjectKind, bytes: &[u8]) -> Result<(), PutError> {
+        match self {
+            PluginStore::Folder(folder) => folder.put(name, kind, bytes).await,
+            PluginStore::S3(_) => Err(PutError::NotAFolder),
         }
     }
 }

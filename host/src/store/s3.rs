@@ -18,7 +18,7 @@ use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use tracing::warn;
 
-use super::{Fetched, ObjectKind, PluginName, Revision, StoreError};
+use super::{Fetched, ListError, ObjectKind, PluginName, Revision, StoreError};
 
 /// `s3://bucket/prefix/`, the prefix empty or ending in `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +84,29 @@ impl S3Store {
     /// The bucket and prefix it reads.
     pub fn location(&self) -> &S3Location {
         &self.location
+    }
+
+    /// The plugin objects under the prefix (ListObjectsV2, every page).
+    pub async fn list(&self) -> Result<Vec<(PluginName, ObjectKind)>, ListError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.location.bucket)
+            .prefix(&self.location.prefix)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| ListError(format!("{}: {}", self.location, error_text(&error))))?;
+            for object in page.contents() {
+                let key = object.key().unwrap_or_default();
+                let file_name = key.strip_prefix(self.location.prefix.as_str()).unwrap_or(key);
+                if let Some(object) = ObjectKind::of_file_name(file_name) {
+                    objects.push(object);
+                }
+            }
+        }
+        Ok(objects)
     }
 
     /// The object's bytes, unless `known` is still its ETag (a conditional GET) or was confirmed within the
@@ -157,9 +180,9 @@ impl S3Store {
 }
 
 /// The SDK's error with its causes, which name what actually failed.
-fn error_text(error: &SdkError<GetObjectError>) -> String {
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         text.push_str(&format!(": {cause}"));
         source = cause.source();

@@ -1,0 +1,149 @@
+//! The playground: a page served from the binary (no CDN, no build step, so
+//! it works offline) where a plugin author picks a plugin, a chain or a
+//! pipeline, sends a prompt or a raw body and watches the stream arrive, as
+//! raw bytes and as parsed events with their arrival times; starts a
+//! detached run and follows it; and, in development, uploads a `.wasm` into
+//! the plugin folder and runs it at once.
+//!
+//! Routes, under names no plugin can have (a plugin name starts with a
+//! letter or a digit):
+//! - `GET /`: the page (`playground.html`);
+//! - `GET /_catalog`: the plugins and pipelines of the store, as JSON;
+//! - `PUT /_plugins/{name}`: an upload, with `--playground-upload`.
+
+use bytes::Bytes;
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::ErrorReply;
+use crate::error_code::ErrorCode;
+use crate::pipeline::Pipeline;
+use crate::registry::{self, PluginRole};
+use crate::store::{ObjectKind, PluginName, PluginStore};
+use crate::wit::StreamContext;
+
+/// The page, as served.
+pub const PAGE: &str = include_str!("playground.html");
+
+/// The playground's settings.
+#[derive(Debug, Clone, Args)]
+pub struct PlaygroundSettings {
+    /// Serve the playground page at `GET /` and its catalog at `GET /_catalog`. Default: on for `serve`, off on
+    /// Lambda.
+    #[arg(long, env = "STREAMHOST_PLAYGROUND", value_name = "BOOL")]
+    pub playground: Option<bool>,
+
+    /// Let the playground upload a `.wasm` into the plugin folder (`PUT /_plugins/{name}`), replacing a plugin of
+    /// that name: for development on your own machine. Needs a folder of plugins, not S3.
+    #[arg(long, env = "STREAMHOST_PLAYGROUND_UPLOAD")]
+    pub playground_upload: bool,
+}
+
+impl PlaygroundSettings {
+    /// Whether the page and the catalog are served: on unless turned off,
+    /// except on Lambda, where only the setting turns them on.
+    pub fn enabled(&self) -> bool {
+        self.playground.unwrap_or_else(|| !super::lambda::is_lambda())
+    }
+}
+
+/// The catalog the page lists: `{"store", "upload", "plugins": [...],
+/// "pipelines": [...]}`. Each plugin is loaded (compiled, on a cold cache)
+/// to say its role, digest and imports, and a transform is opened once with
+/// no settings to say its content type (`null` when it will not open so).
+/// A plugin or manifest that does not load is listed with its `error`.
+pub async fn catalog(pipeline: &Pipeline, settings: &PlaygroundSettings) -> Result<Value, ErrorReply> {
+    let store = pipeline.registry().store();
+    let objects =
+        store.list().await.map_err(|error| ErrorReply::new(ErrorCode::PluginStoreUnavailable, error.to_string()))?;
+    let mut plugins = Vec::new();
+    let mut pipelines = Vec::new();
+    for (name, kind) in objects {
+        match kind {
+            ObjectKind::Component => plugins.push(describe_plugin(pipeline, &name).await),
+            ObjectKind::Manifest => pipelines.push(describe_pipeline(pipeline, &name).await),
+            ObjectKind::Precompiled => {}
+        }
+    }
+    Ok(json!({
+        "store": store.to_string(),
+        "upload": uploads_allowed(store, settings),
+        "plugins": plugins,
+        "pipelines": pipelines,
+    }))
+}
+
+async fn describe_plugin(pipeline: &Pipeline, name: &PluginName) -> Value {
+    let registry = pipeline.registry();
+    let plugin = match registry.load(name).await {
+        Ok(plugin) => plugin,
+        Err(error) => return json!({ "name": name, "error": { "code": error.code(), "message": error.to_string() } }),
+    };
+    let content_type = match plugin.role() {
+        PluginRole::Transform => {
+            let context = StreamContext { plugin: name.to_string(), user_id: None, session_id: None };
+            let opened = registry.open(&plugin, &context, "{}".into()).await;
+            opened.ok().and_then(|instance| instance.content_type().map(str::to_string))
+        }
+        _ => None,
+    };
+    json!({
+        "name": name,
+        "role": plugin.role().to_string(),
+        "digest": plugin.digest.as_ref(),
+        "imports": plugin.imports.as_ref(),
+        "contentType": content_type,
+    })
+}
+
+async fn describe_pipeline(pipeline: &Pipeline, name: &PluginName) -> Value {
+    match pipeline.manifest(name).await {
+        Ok(Some(manifest)) => json!({
+            "name": name,
+            "description": manifest.description,
+            "router": manifest.router,
+            "agents": manifest.agents.iter().map(|agent| agent.name.as_str()).collect::<Vec<_>>(),
+            "transforms": manifest.transforms,
+            "inbound": manifest.inbound,
+        }),
+        Ok(None) => json!({ "name": name, "error": { "code": ErrorCode::UnknownPipeline, "message": "gone" } }),
+        Err(error) => json!({ "name": name, "error": { "code": error.code(), "message": error.to_string() } }),
+    }
+}
+
+fn uploads_allowed(store: &PluginStore, settings: &PlaygroundSettings) -> bool {
+    settings.playground_upload && matches!(store, PluginStore::Folder(_))
+}
+
+/// Takes an upload: checks `wasm` exactly as the host will load it (which
+/// compiles it), then writes it as `<name>.wasm`, so the next request runs
+/// it. Answers `{"name", "role", "digest"}`.
+pub async fn upload(
+    pipeline: &Pipeline,
+    settings: &PlaygroundSettings,
+    name: &str,
+    wasm: Bytes,
+) -> Result<Value, ErrorReply> {
+    let store = pipeline.registry().store();
+    if !uploads_allowed(store, settings) {
+        let message = match store {
+            PluginStore::S3(_) => "this host's plugins come from S3, which `streamhost publish` writes",
+            PluginStore::Folder(_) => "uploads are off; start `streamhost serve --playground-upload` to allow them",
+        };
+        return Err(ErrorReply::new(ErrorCode::UploadNotAllowed, message));
+    }
+    let name: PluginName =
+        name.parse().map_err(|error| ErrorReply::new(ErrorCode::InvalidPluginName, format!("{error}")))?;
+    let engine = pipeline.registry().engine().clone();
+    let (checked_name, checked_wasm) = (name.clone(), wasm.clone());
+    let report = tokio::task::spawn_blocking(move || registry::inspect(&engine, &checked_name, &checked_wasm))
+        .await
+        .expect("the check does not panic")
+        .map_err(|error| ErrorReply::new(ErrorCode::InvalidUpload, error.to_string()))?;
+    store
+        .put(&name, ObjectKind::Component, &wasm)
+        .await
+        .map_err(|error| ErrorReply::new(ErrorCode::PluginStoreError, error.to_string()))?;
+    tracing::info!(plugin = %name, digest = %report.digest, role = %report.role, "plugin uploaded from the playground");
+    Ok(json!({ "name": name, "role": report.role.to_string(), "digest": report.digest }))
+}
