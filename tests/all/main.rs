@@ -9,6 +9,7 @@
 mod support;
 
 mod agents;
+mod authoring;
 mod cli;
 mod corpus;
 mod http;
@@ -16,6 +17,7 @@ mod lambda;
 mod languages;
 mod manifests;
 mod pipeline;
+mod playground;
 mod plugins;
 mod providers;
 mod runs;

@@ -35,7 +35,15 @@ pub struct PlaygroundSettings {
 
     /// Let the playground upload a `.wasm` into the plugin folder (`PUT /_plugins/{name}`), replacing a plugin of
     /// that name: for development on your own machine. Needs a folder of plugins, not S3.
-    #[arg(long, env = "STREAMHOST_PLAYGROUND_UPLOAD")]
+    #[arg(
+        long,
+        env = "STREAMHOST_PLAYGROUND_UPLOAD",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub playground_upload: bool,
 }
 

@@ -48,3 +48,26 @@ fn newest(dir: &Path) -> SystemTime {
     }
     newest
 }
+
+/// Runs `build` while no other build of these tests runs: builds of other
+/// languages' toolchains each use both cores.
+pub fn one_at_a_time<T>(build: impl FnOnce() -> T) -> T {
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    build()
+}
+
+/// `tools/wit-c`, built for the C plugins' `build.sh` (their `WIT_C`).
+pub fn wit_c() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
+    one_at_a_time(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--release", "-p", "wit-c", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building tools/wit-c failed");
+    });
+    target.join("release").join("wit-c")
+}
