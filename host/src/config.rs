@@ -119,6 +119,12 @@ pub struct HostSettings {
     #[arg(long, env = "STREAMHOST_EXPOSE_PLUGIN_OUTPUT")]
     pub expose_plugin_output: bool,
 
+    /// Tests: plugins read this wall-clock time, in ms since the Unix epoch,
+    /// instead of the real one, so the timestamps they write are the same on
+    /// every run (`streamhost test` sets it to 2026-01-01T00:00:00Z).
+    #[arg(long, env = "STREAMHOST_FROZEN_WALL_CLOCK_MS", value_name = "MS", hide = true)]
+    pub frozen_wall_clock_ms: Option<u64>,
+
     /// The longest a single plugin call may run before it is stopped.
     #[arg(long, env = "STREAMHOST_PLUGIN_TIMEOUT_MS", default_value_t = 1000, value_name = "MS")]
     pub plugin_timeout_ms: u64,

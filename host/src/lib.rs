@@ -59,7 +59,8 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     let registry = Registry::new(engine, store.clone(), cache, limits)?
         .with_pins(pins)
         .trusting_precompiled(settings.trust_precompiled)
-        .exposing_plugin_output(settings.expose_plugin_output);
+        .exposing_plugin_output(settings.expose_plugin_output)
+        .with_frozen_wall_clock(settings.frozen_wall_clock_ms.map(std::time::Duration::from_millis));
     registry.preload(&settings.preload).await;
     let providers = Providers::new(&settings.providers).await?;
     info!(default = %providers.default_kind(), "model source");

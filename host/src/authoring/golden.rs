@@ -69,6 +69,11 @@ pub struct Fixture {
     /// A request filter's input: the caller's HTTP request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incoming: Option<Incoming>,
+    /// Plugin settings as an operator sets them in a manifest's `config`
+    /// (`{"seed001-auth": {"apiKeys": {…}}}`), for a router, an agent or a
+    /// request filter, whose pipeline the test composes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Value>,
 }
 
 /// An HTTP request for a request filter: `{"method", "path", "query",
@@ -270,6 +275,14 @@ pub async fn run(pipeline: &Pipeline, chain: &[PluginName], fixture: &Fixture) -
 /// request filter first in `chain`, the rest of `chain` its transforms;
 /// `None` for a transform, which runs as a chain.
 pub fn manifest_for(role: PluginRole, chain: &[PluginName], fixture: &Fixture) -> Option<Value> {
+    let mut manifest = composed(role, chain, fixture)?;
+    if let Some(settings) = &fixture.settings {
+        manifest["config"] = settings.clone();
+    }
+    Some(manifest)
+}
+
+fn composed(role: PluginRole, chain: &[PluginName], fixture: &Fixture) -> Option<Value> {
     let transforms: Vec<&str> = chain[1..].iter().map(PluginName::as_str).collect();
     let model = json!({ "provider": "echo" });
     // The fixture's request may set what a test needs: each plugin's

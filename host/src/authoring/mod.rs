@@ -19,6 +19,10 @@ use crate::pipeline::Pipeline;
 use crate::store::PluginName;
 use golden::{Fixture, FixtureEvent};
 
+/// The wall-clock time plugins read under `streamhost test`:
+/// 2026-01-01T00:00:00Z, so timestamps they write are the same every run.
+pub const GOLDEN_WALL_CLOCK_MS: u64 = 1_767_225_600_000;
+
 /// The outcome of `streamhost test`: how many fixtures passed, and the
 /// report of each that did not.
 #[derive(Debug, Default)]
@@ -39,6 +43,7 @@ pub async fn test(host: &HostSettings, chain: &str, fixtures: &[PathBuf], update
     let mut settings = host.clone();
     settings.plugins = Some(PluginSource::Folder(folder.path().to_path_buf()));
     settings.providers.echo.delay_ms = 0;
+    settings.frozen_wall_clock_ms = Some(GOLDEN_WALL_CLOCK_MS);
     let pipeline = crate::build_pipeline(&settings).await?;
     let role = pipeline.registry().load(&names[0]).await.map_err(|error| anyhow::anyhow!("{error}"))?.role();
     let mut report = TestReport::default();

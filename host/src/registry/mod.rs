@@ -35,7 +35,7 @@ use link::Linked;
 pub use link::{Plugin, PluginRole};
 pub use load::{ComponentReport, LoadError, inspect};
 pub use sandbox::PluginError;
-use sandbox::{PluginState, Sandbox};
+use sandbox::{PluginState, Sandbox, SandboxOptions};
 pub use transform::TransformInstance;
 pub use turn::{ModelStream, ModelStreamState, TurnHost};
 
@@ -101,8 +101,8 @@ pub struct Registry {
     instances: Arc<Semaphore>,
     /// Whether `<name>.cwasm` artifacts from the store may be loaded.
     trust_precompiled: bool,
-    /// Whether a trap's message to the caller carries what the plugin printed.
-    expose_plugin_output: bool,
+    /// What every instance is set up with beyond its limits.
+    sandbox_options: SandboxOptions,
     /// How components were loaded, for `GET /healthz`.
     pub stats: Stats,
 }
@@ -125,7 +125,7 @@ impl Registry {
             pins,
             instances,
             trust_precompiled: false,
-            expose_plugin_output: false,
+            sandbox_options: SandboxOptions::default(),
             stats: Stats::default(),
         })
     }
@@ -140,7 +140,13 @@ impl Registry {
 
     /// Lets callers see what a trapping plugin printed (development only).
     pub fn exposing_plugin_output(mut self, expose: bool) -> Self {
-        self.expose_plugin_output = expose;
+        self.sandbox_options.expose_output = expose;
+        self
+    }
+
+    /// Fixes the wall clock plugins read at `since_epoch` (golden tests).
+    pub fn with_frozen_wall_clock(mut self, since_epoch: Option<std::time::Duration>) -> Self {
+        self.sandbox_options.frozen_wall_clock = since_epoch;
         self
     }
 
@@ -254,6 +260,6 @@ impl Registry {
             .clone()
             .try_acquire_owned()
             .map_err(|_| PluginError::Overloaded { limit: self.limits.max_instances })?;
-        Ok(Sandbox::new(&self.engine, &plugin.name, settings, self.limits, permit, turn, self.expose_plugin_output))
+        Ok(Sandbox::new(&self.engine, &plugin.name, settings, self.limits, permit, turn, self.sandbox_options))
     }
 }

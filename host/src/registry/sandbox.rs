@@ -100,15 +100,24 @@ pub struct PluginState {
 }
 
 impl PluginState {
-    fn new(plugin: PluginName, settings: String, memory_bytes: usize, turn: Option<Box<dyn TurnHost>>) -> Self {
+    fn new(
+        plugin: PluginName,
+        settings: String,
+        memory_bytes: usize,
+        turn: Option<Box<dyn TurnHost>>,
+        options: SandboxOptions,
+    ) -> Self {
         let stderr = PluginOutput::new(plugin.clone(), "stderr");
-        let wasi = WasiCtx::builder()
-            .stdout(PluginOutput::new(plugin.clone(), "stdout"))
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(PluginOutput::new(plugin.clone(), "stdout"))
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        if let Some(since_epoch) = options.frozen_wall_clock {
+            wasi.wall_clock(FrozenClock(since_epoch));
+        }
+        let wasi = wasi.build();
         Self {
             plugin,
             settings,
@@ -195,6 +204,31 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// How the registry sets up every instance beyond its limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SandboxOptions {
+    /// Whether a trap's message to the caller carries what the plugin
+    /// printed (`--expose-plugin-output`, for development).
+    pub expose_output: bool,
+    /// The wall-clock time plugins read, since the Unix epoch, instead of
+    /// the real one: golden tests (`streamhost test`) fix it so that
+    /// timestamps a plugin writes are the same on every run.
+    pub frozen_wall_clock: Option<std::time::Duration>,
+}
+
+/// A wall clock that always reads the same time (`wasi:clocks/wall-clock`).
+struct FrozenClock(std::time::Duration);
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        self.0
+    }
+}
+
 /// One plugin instance: its store under the host's limits, and the slot it
 /// holds until it is dropped.
 pub struct Sandbox {
@@ -217,10 +251,11 @@ impl Sandbox {
         limits: Limits,
         slot: OwnedSemaphorePermit,
         turn: Option<Box<dyn TurnHost>>,
-        expose_output: bool,
+        options: SandboxOptions,
     ) -> Self {
         let waits_on_host = turn.is_some();
-        let state = PluginState::new(name.clone(), settings, limits.memory_bytes, turn);
+        let expose_output = options.expose_output;
+        let state = PluginState::new(name.clone(), settings, limits.memory_bytes, turn, options);
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(|mut store| store.data_mut().on_epoch_tick());
