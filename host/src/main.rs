@@ -141,13 +141,13 @@ enum PluginsCommand {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("STREAMHOST_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_env("STREAMHOST_LOG").unwrap_or_else(|_| EnvFilter::new(default_log())))
         .with_writer(std::io::stderr)
         // Colours only on a terminal: not in files, nor in CloudWatch.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     // Lambda starts the bootstrap binary with no arguments.
-    let cli = if lambda::is_lambda() && std::env::args_os().len() == 1 {
+    let cli = if streamhost::config::on_lambda() && std::env::args_os().len() == 1 {
         Cli::parse_from(["streamhost", "lambda"])
     } else {
         Cli::parse()
@@ -159,6 +159,16 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What is logged without `STREAMHOST_LOG`: `info` for the host, `warn`
+/// for the author's one-shot commands (whose output is their report), and
+/// never the file watcher's own chatter about folders a build removed.
+fn default_log() -> &'static str {
+    match std::env::args().nth(1).as_deref() {
+        Some("test" | "new") => "warn,notify=error",
+        _ => "info,notify=error",
     }
 }
 

@@ -148,6 +148,10 @@ async fn serve_watch_serves_each_new_build() {
         .arg("--watch", folder.to_str().unwrap())
         .start();
     wait_for_builds(&host, 1).await;
+    // Building reads the sources; reading is not an edit, so nothing is
+    // built again until something changes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(host.logs().matches("watch: building").count(), 1, "{}", host.logs());
     let shouted = host.post("/shout", r#"{"prompt":"hi yo"}"#).await;
     assert!(shouted.body.contains(r#"{"type":"text","data":"HI"}"#), "{}", shouted.body);
 

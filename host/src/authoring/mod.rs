@@ -45,6 +45,9 @@ pub async fn test(host: &HostSettings, chain: &str, fixtures: &[PathBuf], update
     settings.providers.echo.delay_ms = 0;
     settings.frozen_wall_clock_ms = Some(GOLDEN_WALL_CLOCK_MS);
     let pipeline = crate::build_pipeline(&settings).await?;
+    // A component not in the compile cache takes seconds to compile (a
+    // componentize-py one, tens): say so before the wait.
+    eprintln!("streamhost test: loading {chain}");
     let role = pipeline.registry().load(&names[0]).await.map_err(|error| anyhow::anyhow!("{error}"))?.role();
     let mut report = TestReport::default();
     for path in fixture_files(fixtures)? {

@@ -62,7 +62,7 @@ pub fn spawn(watched: Vec<WatchedPlugin>, plugins_dir: PathBuf) -> anyhow::Resul
         let changes = changes.clone();
         let dir = plugin.dir.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|event| event.paths.iter().any(|path| is_source(&dir, path))) {
+            if event.is_ok_and(|event| is_edit(&event.kind) && event.paths.iter().any(|path| is_source(&dir, path))) {
                 let _ = changes.send(index);
             }
         })?;
@@ -89,6 +89,20 @@ pub fn spawn(watched: Vec<WatchedPlugin>, plugins_dir: PathBuf) -> anyhow::Resul
         }
     });
     Ok(())
+}
+
+/// Whether an event changes a file: a build reads the sources (open and
+/// access events), and reading is not a change, or every build would start
+/// the next.
+fn is_edit(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
 }
 
 /// Whether a change at `path` is to the author's source: not to what a
@@ -132,7 +146,11 @@ async fn build(plugin: &WatchedPlugin, plugins_dir: &Path) {
         }
         Err(failure) => {
             let _ = tokio::fs::remove_file(&partial).await;
-            warn!(plugin = %plugin.name, "{failure}\nthe last good build stays in place");
+            let kept = match target.exists() {
+                true => "the last good build stays in place",
+                false => "there is no build of it yet: its requests answer 404 unknown_plugin",
+            };
+            warn!(plugin = %plugin.name, "{failure}\n{kept}");
         }
     }
 }
@@ -140,6 +158,16 @@ async fn build(plugin: &WatchedPlugin, plugins_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_file_is_not_an_edit() {
+        use notify::EventKind;
+        use notify::event::{AccessKind, CreateKind, DataChange, MetadataKind, ModifyKind};
+        assert!(!is_edit(&EventKind::Access(AccessKind::Any)));
+        assert!(!is_edit(&EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime))));
+        assert!(is_edit(&EventKind::Modify(ModifyKind::Data(DataChange::Content))));
+        assert!(is_edit(&EventKind::Create(CreateKind::File)));
+    }
 
     #[test]
     fn only_the_authors_files_are_source() {

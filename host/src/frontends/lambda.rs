@@ -46,11 +46,6 @@ use crate::runs::{RunError, RunId, Runs};
 type Body = BoxStream<'static, Result<Bytes, Infallible>>;
 type Answer = FunctionResponse<Value, Body>;
 
-/// Whether this process was started by Lambda.
-pub fn is_lambda() -> bool {
-    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-}
-
 /// The Lambda frontend's own settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LambdaSettings {

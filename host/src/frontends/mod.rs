@@ -45,7 +45,7 @@ impl RouteSettings {
     /// Whether only pipelines with a manifest are served:
     /// `--named-pipelines-only`, else on only under Lambda.
     pub fn named_only(&self) -> bool {
-        self.named_pipelines_only.unwrap_or_else(lambda::is_lambda)
+        self.named_pipelines_only.unwrap_or_else(crate::config::on_lambda)
     }
 }
 

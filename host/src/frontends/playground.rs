@@ -51,7 +51,7 @@ impl PlaygroundSettings {
     /// Whether the page and the catalog are served: on unless turned off,
     /// except on Lambda, where only the setting turns them on.
     pub fn enabled(&self) -> bool {
-        self.playground.unwrap_or_else(|| !super::lambda::is_lambda())
+        self.playground.unwrap_or_else(|| !crate::config::on_lambda())
     }
 }
 

@@ -9,7 +9,8 @@ use streamhost::plugin::types::{ErrorInfo, Event, StreamContext};
 
 struct Plugin;
 
-/// One stream's state: a transform is opened per stream.
+/// One stream's state: a transform is opened per stream. The bindings hand
+/// out `&self`, so state that changes between pushes goes in a `RefCell`.
 struct Upper;
 
 impl Guest for Plugin {
