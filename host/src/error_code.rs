@@ -114,7 +114,7 @@ error_codes! {
     DigestMismatch = "digest_mismatch", 500, Both, "the plugin is pinned (`--pin`) to another sha256 than the store holds";
     InvalidManifest = "invalid_manifest", 500, Response, "a pipeline manifest that is not valid (its reason is in the message)";
     PluginStoreError = "plugin_store_error", 500, Both, "the plugin folder could not be read";
-    PluginStoreUnavailable = "plugin_store_unavailable", 503, Both, "S3 cannot be reached for a plugin not loaded yet";
+    PluginStoreUnavailable = "plugin_store_unavailable", 503, Both, "S3 cannot be reached for a plugin not loaded yet, or the store cannot be listed (the playground's catalog)";
     PluginTrapped = "plugin_trapped", 500, Both, "a plugin trapped (a panic, an unreachable, a bad memory access)";
     PluginTimeout = "plugin_timeout", 500, Both, "a plugin call ran past `--plugin-timeout-ms` of its own time";
     PluginOutOfMemory = "plugin_out_of_memory", 500, Both, "a plugin needed more than `--plugin-memory-mb`";

@@ -194,7 +194,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             lambda::run(pipeline, runs, settings).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Invoke { plugin, then, prompt, body, user_id, session_id, run, record, host } => {
+        Command::Invoke { plugin, then, prompt, body, user_id, session_id, run, record, mut host } => {
+            if record.is_some() {
+                // As `streamhost test` replays it: timestamps a plugin writes
+                // are then the same in the recording and in every replay.
+                host.frozen_wall_clock_ms.get_or_insert(streamhost::authoring::GOLDEN_WALL_CLOCK_MS);
+            }
             let pipeline = streamhost::build_pipeline(&host).await?;
             let invocation = cli::Invocation {
                 plugin: &plugin,
@@ -207,8 +212,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let done = match (run, record) {
                 (_, Some(fixture)) => match cli::record(&pipeline, &invocation, &mut std::io::stdout().lock()).await {
                     Ok(recorded) => {
-                        let cli::Recorded { chain, body, batches, output } = recorded;
-                        streamhost::authoring::write_recording(&fixture, &chain, &body, &batches, &output)?;
+                        let cli::Recorded { target, chain, body, whole, batches, output } = recorded;
+                        anyhow::ensure!(whole, "the output was closed before the stream ended; nothing recorded");
+                        streamhost::authoring::write_recording(&fixture, &target, &chain, &body, &batches, &output)?;
                         eprintln!("recorded {} and its .expected", fixture.display());
                         Ok(())
                     }
@@ -261,7 +267,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Test { chain, fixture, update, host } => {
-            let report = streamhost::authoring::test(&host, &chain, &fixture, update).await?;
+            let report = match streamhost::authoring::test(&host, &chain, &fixture, update).await {
+                Ok(report) => report,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             for (path, failure) in &report.failed {
                 println!("FAIL {}\n{failure}", path.display());
             }

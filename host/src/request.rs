@@ -74,6 +74,20 @@ impl RequestError {
 }
 
 impl Request {
+    /// The request as a JSON body `Request::from_json` reads back: the
+    /// conversation, the system prompt, the ids and every plugin's settings
+    /// (a manifest's included). The model options are left out: a
+    /// recording replays without a model.
+    pub fn to_json(&self) -> Value {
+        let mut body = serde_json::json!({ "messages": self.messages, "config": self.config });
+        for (key, value) in [("system", &self.system), ("userId", &self.user_id), ("sessionId", &self.session_id)] {
+            if let Some(value) = value {
+                body[key] = Value::from(value.as_str());
+            }
+        }
+        body
+    }
+
     /// The model call this request is on its own (no agent): its text
     /// messages, system prompt and model options.
     pub fn model_call(&self) -> ModelCall {

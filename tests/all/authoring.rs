@@ -133,6 +133,20 @@ fn a_recorded_stream_replays_to_the_output_it_had_live() {
 
     let replayed = streamhost(&["test", "redact,ndjson", "--fixture", fixture_arg, "--plugins", EXAMPLES], dir.path());
     assert!(replayed.status.success(), "{}", text(&replayed));
+
+    // A pipeline with an agent, whose formatter writes timestamps: the
+    // agent's events are the source, the fixed clock makes them replayable.
+    let progress = dir.path().join("progress.json");
+    let progress_arg = progress.to_str().unwrap();
+    let recorded = streamhost(
+        &["invoke", "progress", "--prompt", "weekly report", "--plugins", EXAMPLES, "--record", progress_arg],
+        dir.path(),
+    );
+    assert!(recorded.status.success(), "{}", text(&recorded));
+    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&progress).unwrap()).unwrap();
+    assert_eq!(written["chain"], "ndjson-status");
+    let replayed = streamhost(&["test", "ndjson-status", "--fixture", progress_arg, "--plugins", EXAMPLES], dir.path());
+    assert!(replayed.status.success(), "{}", text(&replayed));
 }
 
 /// `serve --watch` builds a plugin folder at start and after each change,

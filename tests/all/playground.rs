@@ -74,6 +74,23 @@ async fn uploads_are_refused_unless_allowed_and_checked_before_they_are_served()
     assert_eq!(body["error"]["message"], "plugin `mine` is not a WebAssembly file");
     assert!(!plugins.path().join("mine.wasm").exists(), "a refused upload writes nothing");
 
+    // Names no request could call it by, or that a pin holds, are refused
+    // before the body is read.
+    let pinned = Server::builder()
+        .plugins(plugins.path())
+        .arg("--playground-upload", "true")
+        .arg("--pin", &format!("held={}", "0".repeat(64)))
+        .start();
+    for (host, name, why) in
+        [(&open, "runs", "the host's own route"), (&open, "desk", "is a pipeline"), (&pinned, "held", "is pinned")]
+    {
+        let refused = put(host, name, std::fs::read(example("sse")).unwrap()).await.unwrap();
+        assert_eq!(refused.status(), 403, "{name}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "upload_not_allowed");
+        assert!(body["error"]["message"].as_str().unwrap().contains(why), "{body}");
+    }
+
     let uploaded = put(&open, "mine", std::fs::read(example("sse")).unwrap()).await.unwrap();
     assert_eq!(uploaded.status(), 201);
     let body: Value = uploaded.json().await.unwrap();
@@ -85,9 +102,15 @@ async fn uploads_are_refused_unless_allowed_and_checked_before_they_are_served()
 #[tokio::test]
 async fn the_playground_can_be_turned_off() {
     let plugins = playground_plugins();
-    let host = Server::builder().plugins(plugins.path()).arg("--playground", "false").start();
+    let host = Server::builder()
+        .plugins(plugins.path())
+        .arg("--playground", "false")
+        .arg("--playground-upload", "true")
+        .start();
     assert_eq!(reqwest::get(host.url("/")).await.unwrap().status(), 405);
     assert_eq!(reqwest::get(host.url("/_catalog")).await.unwrap().status(), 404);
+    let upload = reqwest::Client::new().put(host.url("/_plugins/mine")).body("x").send().await.unwrap();
+    assert_eq!(upload.status(), 403, "no uploads without the playground");
 }
 
 /// Text appears while the stream still runs, an error event is shown, and

@@ -130,7 +130,7 @@ pub enum FixtureEvent {
 
 /// A fixture's usage, in the host's JSON shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FixtureUsage {
     /// Tokens of the input.
     pub input_tokens: u32,
@@ -151,7 +151,7 @@ pub struct FixtureUsage {
 
 /// Bytes in a fixture: text when they are UTF-8, else `{"base64": "…"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum Bytes {
     /// UTF-8 bytes, as text.
     Text(String),
@@ -385,6 +385,9 @@ pub fn diff(expected: &[u8], actual: &[u8], expected_name: &str) -> Option<Strin
         return None;
     }
     let (expected, actual) = (String::from_utf8_lossy(expected), String::from_utf8_lossy(actual));
+    if expected == actual {
+        return Some(format!("{expected_name}: the output differs in bytes that are not UTF-8"));
+    }
     let diff = similar::TextDiff::from_lines(expected.as_ref(), actual.as_ref());
     Some(diff.unified_diff().context_radius(2).header(expected_name, "actual").to_string())
 }
@@ -415,6 +418,11 @@ mod tests {
     fn a_fixture_with_an_unknown_field_is_refused() {
         assert!(serde_json::from_str::<Fixture>(r#"{"batchs": []}"#).is_err());
         assert!(serde_json::from_str::<FixtureEvent>(r#"{"type": "txt", "data": "x"}"#).is_err());
+        let misspelt = r#"{"type": "usage", "data": {"inputTokns": 1, "outputTokens": 1, "totalTokens": 2}}"#;
+        assert!(serde_json::from_str::<FixtureEvent>(misspelt).is_err());
+        assert!(
+            serde_json::from_str::<FixtureEvent>(r#"{"type": "frame", "data": {"base64": "AA==", "x": 1}}"#).is_err()
+        );
     }
 
     #[test]

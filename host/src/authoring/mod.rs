@@ -69,6 +69,12 @@ async fn test_one(
     update: bool,
 ) -> anyhow::Result<Option<String>> {
     let fixture = Fixture::read(path)?;
+    anyhow::ensure!(
+        fixture.settings.is_none() || role != crate::registry::PluginRole::Transform,
+        "{}: `settings` are a composed pipeline's (a router, an agent or a request filter first); a transform's \
+         settings go in `request.config`",
+        path.display()
+    );
     if let Some(manifest) = golden::manifest_for(role, names, &fixture) {
         let file = folder.join(format!("{}.json", golden::test_pipeline()));
         std::fs::write(&file, serde_json::to_vec_pretty(&manifest)?).context("writing the test's manifest")?;
@@ -101,8 +107,17 @@ fn gather(host: &HostSettings, chain: &str, folder: &Path) -> anyhow::Result<Vec
             let PluginSource::Folder(dir) = host.plugin_source() else {
                 anyhow::bail!("`streamhost test` takes plugins from a folder or as .wasm files, not from S3");
             };
-            (name.clone(), dir.join(format!("{name}.wasm")))
+            let wasm = dir.join(format!("{name}.wasm"));
+            if !wasm.is_file() && dir.join(format!("{name}.json")).is_file() {
+                anyhow::bail!(
+                    "`{name}` is a pipeline (a manifest in {}), not a plugin: test the plugins of its chain",
+                    dir.display()
+                );
+            }
+            anyhow::ensure!(wasm.is_file(), "no plugin `{name}`: {} does not exist", wasm.display());
+            (name.clone(), wasm)
         };
+        anyhow::ensure!(!names.contains(&name), "two plugins of the chain are named `{name}`; rename one file");
         std::fs::copy(&source, folder.join(format!("{name}.wasm")))
             .with_context(|| format!("copying {}", source.display()))?;
         names.push(name);
@@ -136,13 +151,21 @@ fn fixture_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 /// as its expected file beside it.
 pub fn write_recording(
     path: &Path,
+    target: &str,
     chain: &str,
     request: &str,
     batches: &[Vec<Event>],
     output: &[u8],
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        path.extension().is_none_or(|extension| extension != "expected"),
+        "{} would be the fixture's own expected file; record into a `.json`",
+        path.display()
+    );
     let fixture = Fixture {
-        description: Some(format!("recorded by `streamhost invoke {chain} --record`")),
+        description: Some(format!(
+            "recorded from `streamhost invoke {target}`; replay it with `streamhost test {chain} --fixture …`"
+        )),
         chain: Some(chain.to_string()),
         request: serde_json::from_str(request).ok(),
         batches: Some(batches.iter().map(|batch| batch.iter().map(FixtureEvent::of).collect()).collect()),

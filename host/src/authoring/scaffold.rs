@@ -77,7 +77,11 @@ impl fmt::Display for Lang {
 /// folder that exists, so nothing is overwritten.
 pub fn new(role: Role, name: &PluginName, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
     let root = dir.join(name.as_str());
-    anyhow::ensure!(!root.exists(), "{} exists; choose another name or folder", root.display());
+    anyhow::ensure!(
+        !root.exists() && root.symlink_metadata().is_err(),
+        "{} exists; choose another name or folder",
+        root.display()
+    );
     let fill = |text: &str| {
         text.replace("{{name}}", name.as_str())
             .replace("{{crate}}", &name.as_str().replace('-', "_"))
@@ -110,7 +114,8 @@ pub fn new(role: Role, name: &PluginName, lang: Lang, dir: &Path) -> anyhow::Res
     let readme = TEMPLATES.get_file("README.md").context("the README template")?;
     written.push((root.join("README.md"), fill(text(readme)?)));
     for (path, contents) in written {
-        std::fs::create_dir_all(path.parent().expect("a file in the folder"))?;
+        let folder = path.parent().expect("a file in the folder");
+        std::fs::create_dir_all(folder).with_context(|| format!("making {}", folder.display()))?;
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
         if path.file_name().is_some_and(|name| name == "build.sh") {
             make_executable(&path)?;

@@ -23,6 +23,10 @@ use crate::store::PluginName;
 /// How long a folder must be quiet after a change before it is built.
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// The longest a build may take before it is stopped (a first Rust build
+/// with downloads takes a minute or two).
+const BUILD_LIMIT: Duration = Duration::from_secs(600);
+
 /// Folders a build writes into, whose changes are not the author's.
 const BUILD_OUTPUTS: [&str; 5] = ["target", "node_modules", "__pycache__", "build", ".git"];
 
@@ -121,13 +125,27 @@ async fn build(plugin: &WatchedPlugin, plugins_dir: &Path) {
     let partial = plugins_dir.join(format!(".{}.wasm.building", plugin.name));
     let started = Instant::now();
     info!(plugin = %plugin.name, "building");
-    let output = tokio::process::Command::new("bash")
-        .arg(plugin.dir.join("build.sh"))
-        .arg(&partial)
-        .current_dir(&plugin.dir)
-        .kill_on_drop(true)
-        .output()
-        .await;
+    let mut command = tokio::process::Command::new("bash");
+    command.arg(plugin.dir.join("build.sh")).arg(&partial).current_dir(&plugin.dir).kill_on_drop(true);
+    // Its own process group, so that a build stopped for its time is
+    // stopped with whatever it started.
+    #[cfg(unix)]
+    command.process_group(0);
+    let output = match command.spawn() {
+        Ok(child) => {
+            let group = child.id();
+            match tokio::time::timeout(BUILD_LIMIT, child.wait_with_output()).await {
+                Ok(output) => output,
+                Err(_) => {
+                    if let Some(group) = group {
+                        let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{group}")).status();
+                    }
+                    Err(std::io::Error::other(format!("build.sh ran past {} s and was stopped", BUILD_LIMIT.as_secs())))
+                }
+            }
+        }
+        Err(error) => Err(error),
+    };
     let built = match output {
         Ok(output) if output.status.success() => {
             tokio::fs::rename(&partial, &target).await.map_err(|error| error.to_string())

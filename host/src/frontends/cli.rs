@@ -76,10 +76,16 @@ pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut 
 
 /// What `invoke --record` saw: what a golden fixture keeps.
 pub struct Recorded {
+    /// What was invoked: a pipeline's or a plugin's name.
+    pub target: String,
     /// The chain the stream went through, comma-separated.
     pub chain: String,
-    /// The request body sent.
+    /// The request as the chain saw it (after an inbound plugin and the
+    /// manifest's settings), as a JSON body.
     pub body: String,
+    /// Whether the whole stream was written out: `false` when stdout closed
+    /// early (`| head`), and the recording would be cut short.
+    pub whole: bool,
     /// The source's events, in the batches the first plugin got them.
     pub batches: Vec<Vec<crate::event::Event>>,
     /// The response body, whole.
@@ -96,17 +102,21 @@ pub async fn record(
     let (target, path) = Inbound::split_path(invocation.plugin);
     let prepared = super::prepare(pipeline, &ROUTES, invocation.inbound(target, path)).await?;
     let chain = prepared.request.chain.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(",");
+    let body = prepared.request.to_json().to_string();
     let (response, recording) =
         pipeline.open_recorded(prepared.request, prepared.manifest).await.map_err(|error| ErrorReply::from(&error))?;
     let mut output = Vec::new();
-    let mut body = response.body;
-    while let Some(chunk) = body.next().await {
+    let mut stream = response.body;
+    let mut whole = true;
+    while let Some(chunk) = stream.next().await {
         output.extend_from_slice(&chunk);
         if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+            whole = false;
             break;
         }
     }
-    Ok(Recorded { chain, body: invocation.body(), batches: recording.batches(), output })
+    let target = invocation.plugin.split('/').next().unwrap_or_default().to_string();
+    Ok(Recorded { target, chain, body, whole, batches: recording.batches(), output })
 }
 
 /// Starts the invocation as a detached run: writes its start as a JSON

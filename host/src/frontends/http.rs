@@ -106,8 +106,8 @@ fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
         .route("/runs", any(runs_call))
         .route("/runs/", any(runs_call))
         .route("/runs/{*rest}", any(runs_call))
-        .route("/_catalog", get(catalog))
-        .route("/_plugins/{name}", put(upload))
+        .route("/_catalog", get(catalog).fallback(method_not_allowed))
+        .route("/_plugins/{name}", put(upload).fallback(method_not_allowed))
         .route("/", post(invoke).get(page).fallback(method_not_allowed))
         .route("/{target}", post(invoke).fallback(method_not_allowed))
         .route("/{target}/", post(invoke).fallback(method_not_allowed))
@@ -322,18 +322,21 @@ async fn catalog(State(app): State<App>) -> Response {
     }
 }
 
-/// `PUT /_plugins/{name}`: a playground upload.
-async fn upload(
-    State(app): State<App>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+/// `PUT /_plugins/{name}`: a playground upload. Whether it may be taken is
+/// decided before its body is read.
+async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let raw_name = uri.path().strip_prefix("/_plugins/").unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
+    let checked = playground::check_upload(&app.pipeline, &app.playground, &name).await;
+    let name = match checked {
+        Ok(name) => name,
+        Err(reply) => return error_response(&reply),
+    };
     let wasm = match read_body(&headers, body, MAX_UPLOAD_BYTES).await {
         Ok(wasm) => wasm,
         Err(reply) => return error_response(&reply),
     };
-    match playground::upload(&app.pipeline, &app.playground, &name, wasm).await {
+    match playground::upload(&app.pipeline, name, wasm).await {
         Ok(uploaded) => json_response(StatusCode::CREATED, &uploaded),
         Err(reply) => {
             warn!(status = reply.status, code = %reply.code, message = %reply.message, "upload refused");

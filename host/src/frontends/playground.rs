@@ -11,6 +11,9 @@
 //! - `GET /_catalog`: the plugins and pipelines of the store, as JSON;
 //! - `PUT /_plugins/{name}`: an upload, with `--playground-upload`.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use bytes::Bytes;
 use clap::Args;
 use serde_json::{Value, json};
@@ -24,6 +27,15 @@ use crate::wit::StreamContext;
 
 /// The page, as served.
 pub const PAGE: &str = include_str!("playground.html");
+
+/// Each component's content type, by digest, as the catalog found it: a
+/// component is opened once for it, not on every catalog request (one that
+/// loops in `open` costs its time limit once).
+static CONTENT_TYPES: LazyLock<Mutex<HashMap<String, Option<String>>>> = LazyLock::new(Mutex::default);
+
+/// Names the host's own routes take, which an upload could never be called
+/// by.
+const RESERVED: [&str; 2] = ["healthz", "runs"];
 
 /// The playground's settings.
 #[derive(Debug, Clone, Args)]
@@ -87,13 +99,17 @@ async fn describe_plugin(pipeline: &Pipeline, name: &PluginName) -> Value {
         Ok(plugin) => plugin,
         Err(error) => return json!({ "name": name, "error": { "code": error.code(), "message": error.to_string() } }),
     };
-    let content_type = match plugin.role() {
-        PluginRole::Transform => {
+    let known = CONTENT_TYPES.lock().expect("not poisoned").get(plugin.digest.as_ref()).cloned();
+    let content_type = match (known, plugin.role()) {
+        (Some(known), _) => known,
+        (None, PluginRole::Transform) => {
             let context = StreamContext { plugin: name.to_string(), user_id: None, session_id: None };
             let opened = registry.open(&plugin, &context, "{}".into()).await;
-            opened.ok().and_then(|instance| instance.content_type().map(str::to_string))
+            let content_type = opened.ok().and_then(|instance| instance.content_type().map(str::to_string));
+            CONTENT_TYPES.lock().expect("not poisoned").insert(plugin.digest.to_string(), content_type.clone());
+            content_type
         }
-        _ => None,
+        (None, _) => None,
     };
     json!({
         "name": name,
@@ -120,18 +136,17 @@ async fn describe_pipeline(pipeline: &Pipeline, name: &PluginName) -> Value {
 }
 
 fn uploads_allowed(store: &PluginStore, settings: &PlaygroundSettings) -> bool {
-    settings.playground_upload && matches!(store, PluginStore::Folder(_))
+    settings.enabled() && settings.playground_upload && matches!(store, PluginStore::Folder(_))
 }
 
-/// Takes an upload: checks `wasm` exactly as the host will load it (which
-/// compiles it), then writes it as `<name>.wasm`, so the next request runs
-/// it. Answers `{"name", "role", "digest"}`.
-pub async fn upload(
+/// Whether an upload named `name` may be taken, checked before its body is
+/// read: uploads are on, the name is a plugin name that a request could
+/// call (not a pipeline's, not a route's), and no pin holds it.
+pub async fn check_upload(
     pipeline: &Pipeline,
     settings: &PlaygroundSettings,
     name: &str,
-    wasm: Bytes,
-) -> Result<Value, ErrorReply> {
+) -> Result<PluginName, ErrorReply> {
     let store = pipeline.registry().store();
     if !uploads_allowed(store, settings) {
         let message = match store {
@@ -142,13 +157,33 @@ pub async fn upload(
     }
     let name: PluginName =
         name.parse().map_err(|error| ErrorReply::new(ErrorCode::InvalidPluginName, format!("{error}")))?;
+    let refuse = |why: String| Err(ErrorReply::new(ErrorCode::UploadNotAllowed, why));
+    if RESERVED.contains(&name.as_str()) {
+        return refuse(format!("`/{name}` is the host's own route; no plugin of that name could be called"));
+    }
+    if matches!(pipeline.manifest(&name).await, Ok(Some(_))) {
+        return refuse(format!("`{name}` is a pipeline (its manifest answers at `/{name}`); choose another name"));
+    }
+    if let Some(pinned) = pipeline.registry().pinned(&name) {
+        return refuse(format!("`{name}` is pinned (`--pin`) to sha256 {pinned}; the host would refuse any other"));
+    }
+    Ok(name)
+}
+
+/// Takes an upload [`check_upload`] let through: checks `wasm` exactly as
+/// the host will load it (which compiles it), then writes it as
+/// `<name>.wasm`, so the next request runs it. Answers `{"name", "role",
+/// "digest"}`.
+pub async fn upload(pipeline: &Pipeline, name: PluginName, wasm: Bytes) -> Result<Value, ErrorReply> {
     let engine = pipeline.registry().engine().clone();
     let (checked_name, checked_wasm) = (name.clone(), wasm.clone());
     let report = tokio::task::spawn_blocking(move || registry::inspect(&engine, &checked_name, &checked_wasm))
         .await
         .expect("the check does not panic")
         .map_err(|error| ErrorReply::new(ErrorCode::InvalidUpload, error.to_string()))?;
-    store
+    pipeline
+        .registry()
+        .store()
         .put(&name, ObjectKind::Component, &wasm)
         .await
         .map_err(|error| ErrorReply::new(ErrorCode::PluginStoreError, error.to_string()))?;

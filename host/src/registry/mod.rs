@@ -150,6 +150,11 @@ impl Registry {
         self
     }
 
+    /// The sha256 `name` is pinned to, if it is.
+    pub fn pinned(&self, name: &PluginName) -> Option<&str> {
+        self.pins.get(name).map(String::as_str)
+    }
+
     /// Refuses any version of these plugins but the pinned one.
     pub fn with_pins(mut self, pins: impl IntoIterator<Item = (PluginName, String)>) -> Self {
         self.pins.extend(pins);
