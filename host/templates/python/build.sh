@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds {{name}}.wasm with componentize-py, from the WIT in ./wit.
 # Usage: build.sh [OUTPUT]   (default: ./{{name}}.wasm)
-# Needs: python3 -m pip install componentize-py==0.25.1
+# Needs: python3 -m pip install -r requirements.txt (componentize-py)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$(realpath -m "${1:-$here/{{name}}.wasm}")"
