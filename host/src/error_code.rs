@@ -100,6 +100,7 @@ error_codes! {
         "no such route, or a path below a pipeline that has no inbound plugin to read it";
     UnknownRun = "unknown_run", 404, Run, "no such run, or a run another caller started";
     MethodNotAllowed = "method_not_allowed", 405, Response, "a method the route does not take";
+    BodyTimeout = "body_timeout", 408, Response, "the body did not arrive within `--body-read-timeout-ms` (30 s)";
     BodyTooLarge = "body_too_large", 413, Response, "the body is over `--max-body-bytes` (1 MiB)";
     UploadNotAllowed = "upload_not_allowed", 403, Response,
         "a playground upload on a host without `--playground-upload`, or whose plugins come from S3";
@@ -262,6 +263,7 @@ mod tests {
                 ("not_found", 404),
                 ("unknown_run", 404),
                 ("method_not_allowed", 405),
+                ("body_timeout", 408),
                 ("body_too_large", 413),
                 ("upload_not_allowed", 403),
                 ("invalid_upload", 422),

@@ -229,3 +229,68 @@ async fn every_call_has_a_request_id_in_its_answer_and_its_log_lines() {
     let refused = logs.lines().find(|line| line.contains("request refused")).unwrap_or_else(|| panic!("{logs}"));
     assert!(refused.contains(&format!("request{{id={id}}}")), "{refused}");
 }
+
+/// Reads until the server closes the connection (or `guard` passes, a
+/// failure): what it sent before closing.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, guard: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let closed = tokio::time::timeout(guard, stream.read_to_end(&mut received)).await;
+    assert!(closed.is_ok(), "the server kept the connection open: {}", String::from_utf8_lossy(&received));
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+/// A client that sends half a request header, or goes quiet on a kept-alive
+/// connection, is disconnected after `--header-read-timeout-ms`; one that
+/// sends half a body gets `408 body_timeout`.
+#[tokio::test]
+async fn slow_and_idle_clients_are_disconnected() {
+    use tokio::io::AsyncWriteExt;
+    let host = Server::builder().arg("--header-read-timeout-ms", "300").arg("--body-read-timeout-ms", "300").start();
+    let address = host.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+    let guard = std::time::Duration::from_secs(10);
+
+    let mut half_header = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half_header.write_all(b"POST /ndjson HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert_eq!(read_until_closed(&mut half_header, guard).await, "", "no response to half a request");
+
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answered = read_until_closed(&mut idle, guard).await;
+    assert!(answered.starts_with("HTTP/1.1 200 OK"), "answered, then closed when idle: {answered}");
+
+    let mut half_body = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half_body.write_all(b"POST /ndjson HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"prompt\":").await.unwrap();
+    let answered = read_until_closed(&mut half_body, guard).await;
+    assert!(answered.starts_with("HTTP/1.1 408 Request Timeout"), "{answered}");
+    assert!(answered.contains(r#"{"error":{"code":"body_timeout","message":"the body did not arrive within 300 ms (--body-read-timeout-ms)"}}"#), "{answered}");
+}
+
+/// Past `--max-connections`, a new connection waits to be served until one
+/// of the others closes.
+#[tokio::test]
+async fn past_the_connection_limit_a_client_waits_for_a_free_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = Server::builder().arg("--max-connections", "2").arg("--header-read-timeout-ms", "60000").start();
+    let address = host.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+    let holders = [
+        tokio::net::TcpStream::connect(&address).await.unwrap(),
+        tokio::net::TcpStream::connect(&address).await.unwrap(),
+    ];
+    // Both holders are served first: each gets an answer on its connection.
+    let mut holders = holders;
+    for holder in &mut holders {
+        holder.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut head = [0u8; 15];
+        holder.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200 OK");
+    }
+    let mut third = tokio::net::TcpStream::connect(&address).await.unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut first_byte = [0u8; 1];
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), third.read_exact(&mut first_byte)).await;
+    assert!(waited.is_err(), "both slots are held: the third connection is not served yet");
+    drop(holders);
+    let served = read_until_closed(&mut third, std::time::Duration::from_secs(10)).await;
+    assert!(served.starts_with("HTTP/1.1 200 OK"), "served once a slot was free: {served}");
+}

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -18,11 +19,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
-use axum::serve::ListenerExt;
 use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use tracing::{info, warn};
@@ -54,6 +55,23 @@ pub struct HttpSettings {
     /// The playground page.
     #[command(flatten)]
     pub playground: PlaygroundSettings,
+
+    /// How long a client may take to send a request's headers, in ms. The
+    /// clock also runs while a kept-alive connection waits for its next
+    /// request, so this is the idle keep-alive timeout too.
+    #[arg(long, env = "STREAMHOST_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS")]
+    pub header_read_timeout_ms: u64,
+
+    /// How long a client may take to send a request's body, in ms: past it,
+    /// `408 body_timeout`.
+    #[arg(long, env = "STREAMHOST_BODY_READ_TIMEOUT_MS", default_value_t = 30_000, value_name = "MS")]
+    pub body_read_timeout_ms: u64,
+
+    /// The most client connections open at once; more wait to be accepted
+    /// until one closes, so slow or idle clients cannot use up the process's
+    /// file descriptors.
+    #[arg(long, env = "STREAMHOST_MAX_CONNECTIONS", default_value_t = 4096, value_name = "N")]
+    pub max_connections: usize,
 }
 
 #[derive(Clone)]
@@ -62,6 +80,7 @@ struct App {
     runs: Arc<Runs>,
     routes: Arc<RouteSettings>,
     playground: Arc<PlaygroundSettings>,
+    body_read_timeout: Duration,
 }
 
 /// The largest plugin the playground takes: componentize-py's components of
@@ -70,17 +89,15 @@ const MAX_UPLOAD_BYTES: usize = 128 << 20;
 
 /// Serves until SIGINT or SIGTERM, then stops accepting and lets the
 /// streams under way finish.
+///
+/// Connections are served by hyper directly rather than `axum::serve`,
+/// which has no header read timeout and no bound on connections: a client
+/// that sends half a request header would otherwise hold its connection
+/// forever.
 pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSettings) -> anyhow::Result<()> {
     let listen = settings.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let address = listener.local_addr()?;
-    // A stream is many small writes; with Nagle's algorithm each would wait
-    // for the client's (possibly delayed, ~40 ms) ACK of the one before.
-    let listener = listener.tap_io(|connection| {
-        if let Err(error) = connection.set_nodelay(true) {
-            warn!(%error, "could not set TCP_NODELAY");
-        }
-    });
     if !settings.routes.named_only() {
         warn!(
             "serving plugins by name and ?then= chains too: any caller can run any plugin on this host's model sources, \
@@ -93,11 +110,70 @@ pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSetti
     if settings.playground.enabled() {
         info!(url = %format!("http://{address}/"), upload = settings.playground.playground_upload, "playground");
     }
-    let app = App { pipeline, runs, routes: Arc::new(settings.routes), playground: Arc::new(settings.playground) };
+    let connections = Connections {
+        header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+        slots: Arc::new(Semaphore::new(settings.max_connections)),
+    };
+    let app = App {
+        pipeline,
+        runs,
+        routes: Arc::new(settings.routes),
+        playground: Arc::new(settings.playground),
+        body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
+    };
     let app = router(app, &settings.cors_origins)?;
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    accept(listener, app, connections).await;
     info!("stopped");
     Ok(())
+}
+
+/// What bounds the server's client connections.
+struct Connections {
+    header_read_timeout: Duration,
+    /// One permit per open connection (`--max-connections`).
+    slots: Arc<Semaphore>,
+}
+
+/// Accepts connections while a slot is free, each served on a task of its
+/// own, until the shutdown signal; then waits for the connections under way
+/// to finish their responses.
+async fn accept(listener: TcpListener, app: Router, connections: Connections) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let slot = tokio::select! {
+            slot = connections.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait, then go on.
+                    warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // A stream is many small writes; with Nagle's algorithm each would
+        // wait for the client's (possibly delayed, ~40 ms) ACK of the one before.
+        if let Err(error) = stream.set_nodelay(true) {
+            warn!(%error, "could not set TCP_NODELAY");
+        }
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(connections.header_read_timeout);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection closed");
+            }
+            drop(slot);
+        });
+    }
+    graceful.shutdown().await;
 }
 
 fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
@@ -159,7 +235,7 @@ async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: Heade
 }
 
 async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Body, span: tracing::Span) -> Response {
-    let body = match read_body(&headers, body, app.routes.max_body_bytes).await {
+    let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
         Ok(body) => body,
         Err(reply) => return error_response(&reply),
     };
@@ -188,7 +264,7 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
 /// `/runs…`: the runs API (`super::runs`). A new run is executed on this
 /// host, in a task of its own that outlives the request.
 async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let body = match read_body(&headers, body, app.routes.max_body_bytes).await {
+    let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
         Ok(body) => body,
         Err(reply) => return error_response(&reply),
     };
@@ -273,13 +349,22 @@ fn inbound_of(uri: &Uri, headers: &HeaderMap, body: bytes::Bytes) -> Inbound {
 
 /// Reads the whole body, refusing more than `limit` bytes without reading
 /// past the limit.
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<bytes::Bytes, ErrorReply> {
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, ErrorReply> {
     let too_large = || ErrorReply::body_too_large(limit);
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|length| length > limit) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await.map_err(|_| {
+        let message = format!("the body did not arrive within {} ms (--body-read-timeout-ms)", timeout.as_millis());
+        ErrorReply::new(ErrorCode::BodyTimeout, message)
+    })?;
+    read.map_err(|error| {
         let error = error.into_inner();
         if error.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             too_large()
@@ -332,7 +417,7 @@ async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body
         Ok(name) => name,
         Err(reply) => return error_response(&reply),
     };
-    let wasm = match read_body(&headers, body, MAX_UPLOAD_BYTES).await {
+    let wasm = match read_body(&headers, body, MAX_UPLOAD_BYTES, app.body_read_timeout).await {
         Ok(wasm) => wasm,
         Err(reply) => return error_response(&reply),
     };
