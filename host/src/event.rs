@@ -2,7 +2,7 @@
 //! own encodings: for events that reach the end of a chain unformatted, and
 //! for an error when the formatter itself is what failed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::error_code::Code;
@@ -11,9 +11,16 @@ pub use crate::wit::{ErrorInfo, Event, Usage};
 /// What the host answers with when no plugin in the chain is a formatter.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/x-ndjson";
 
-/// An `error` event with a host's code ([`ErrorCode`]) or a plugin's.
+/// An error with a host's code ([`ErrorCode`](crate::error_code::ErrorCode))
+/// or a plugin's: what an error event carries, and what a host import
+/// returns to a plugin.
+pub fn error_info<'a>(code: impl Into<Code<'a>>, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo { code: code.into().as_str().to_string(), message: message.into() }
+}
+
+/// An `error` event: see [`error_info`].
 pub fn error_event<'a>(code: impl Into<Code<'a>>, message: impl Into<String>) -> Event {
-    Event::Error(ErrorInfo { code: code.into().as_str().to_string(), message: message.into() })
+    Event::Error(error_info(code, message))
 }
 
 /// The host's encoding for a response's content type.
@@ -100,17 +107,55 @@ enum EventJson<'a> {
     Raw(std::borrow::Cow<'a, str>),
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UsageJson {
-    input_tokens: u32,
-    output_tokens: u32,
-    total_tokens: u32,
-    latency_ms: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    cache_read_input_tokens: u32,
-    #[serde(skip_serializing_if = "is_zero")]
-    cache_write_input_tokens: u32,
+/// The JSON shape of a usage event's data, as the host writes it and a
+/// golden fixture reads it back:
+/// `{"inputTokens","outputTokens","totalTokens","latencyMs","cacheReadInputTokens"?,"cacheWriteInputTokens"?}`
+/// (the cache counts only when not 0; `latencyMs` and the cache counts may
+/// be left out when read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UsageJson {
+    /// Tokens of the input.
+    pub input_tokens: u32,
+    /// Tokens generated.
+    pub output_tokens: u32,
+    /// Input and output together.
+    pub total_tokens: u32,
+    /// The call's latency, in ms.
+    #[serde(default)]
+    pub latency_ms: u32,
+    /// Input tokens read from the prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_input_tokens: u32,
+    /// Input tokens written to the prompt cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_input_tokens: u32,
+}
+
+impl From<&Usage> for UsageJson {
+    fn from(usage: &Usage) -> Self {
+        UsageJson {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            total_tokens: usage.total_tokens,
+            latency_ms: usage.latency_ms,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            cache_write_input_tokens: usage.cache_write_input_tokens,
+        }
+    }
+}
+
+impl From<&UsageJson> for Usage {
+    fn from(usage: &UsageJson) -> Self {
+        Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            total_tokens: usage.total_tokens,
+            latency_ms: usage.latency_ms,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            cache_write_input_tokens: usage.cache_write_input_tokens,
+        }
+    }
 }
 
 fn is_zero(count: &u32) -> bool {
@@ -126,14 +171,7 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 Ok(raw) => EventJson::Metadata(raw),
                 Err(_) => EventJson::MetadataText(json),
             },
-            Event::Usage(usage) => EventJson::Usage(UsageJson {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                total_tokens: usage.total_tokens,
-                latency_ms: usage.latency_ms,
-                cache_read_input_tokens: usage.cache_read_input_tokens,
-                cache_write_input_tokens: usage.cache_write_input_tokens,
-            }),
+            Event::Usage(usage) => EventJson::Usage(usage.into()),
             Event::End(reason) => EventJson::End(reason),
             Event::Error(error) => EventJson::Error { code: &error.code, message: &error.message },
             Event::Frame(bytes) => EventJson::Frame(String::from_utf8_lossy(bytes)),

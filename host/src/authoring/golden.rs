@@ -36,7 +36,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::event::{ErrorInfo, Event, Usage};
+use crate::event::{ErrorInfo, Event, UsageJson};
 use crate::frontends::{self, ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
 use crate::registry::PluginRole;
@@ -112,7 +112,7 @@ pub enum FixtureEvent {
     /// JSON facts about the stream.
     Metadata(Value),
     /// Token counts.
-    Usage(FixtureUsage),
+    Usage(UsageJson),
     /// The stop reason.
     End(String),
     /// A failure that ends the stream.
@@ -126,27 +126,6 @@ pub enum FixtureEvent {
     Frame(Bytes),
     /// Bytes already encoded for the client.
     Raw(Bytes),
-}
-
-/// A fixture's usage, in the host's JSON shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FixtureUsage {
-    /// Tokens of the input.
-    pub input_tokens: u32,
-    /// Tokens generated.
-    pub output_tokens: u32,
-    /// Input and output together.
-    pub total_tokens: u32,
-    /// The call's latency, in ms.
-    #[serde(default)]
-    pub latency_ms: u32,
-    /// Input tokens read from the prompt cache.
-    #[serde(default)]
-    pub cache_read_input_tokens: u32,
-    /// Input tokens written to the prompt cache.
-    #[serde(default)]
-    pub cache_write_input_tokens: u32,
 }
 
 /// Bytes in a fixture: text when they are UTF-8, else `{"base64": "…"}`.
@@ -188,14 +167,7 @@ impl FixtureEvent {
             FixtureEvent::Status(text) => Event::Status(text.clone()),
             FixtureEvent::Metadata(Value::String(text)) => Event::Metadata(text.clone()),
             FixtureEvent::Metadata(value) => Event::Metadata(value.to_string()),
-            FixtureEvent::Usage(usage) => Event::Usage(Usage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                total_tokens: usage.total_tokens,
-                latency_ms: usage.latency_ms,
-                cache_read_input_tokens: usage.cache_read_input_tokens,
-                cache_write_input_tokens: usage.cache_write_input_tokens,
-            }),
+            FixtureEvent::Usage(usage) => Event::Usage(usage.into()),
             FixtureEvent::End(reason) => Event::End(reason.clone()),
             FixtureEvent::Error { code, message } => {
                 Event::Error(ErrorInfo { code: code.clone(), message: message.clone() })
@@ -213,14 +185,7 @@ impl FixtureEvent {
             Event::Metadata(text) => {
                 FixtureEvent::Metadata(serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone())))
             }
-            Event::Usage(usage) => FixtureEvent::Usage(FixtureUsage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                total_tokens: usage.total_tokens,
-                latency_ms: usage.latency_ms,
-                cache_read_input_tokens: usage.cache_read_input_tokens,
-                cache_write_input_tokens: usage.cache_write_input_tokens,
-            }),
+            Event::Usage(usage) => FixtureEvent::Usage(usage.into()),
             Event::End(reason) => FixtureEvent::End(reason.clone()),
             Event::Error(error) => FixtureEvent::Error { code: error.code.clone(), message: error.message.clone() },
             Event::Frame(bytes) => FixtureEvent::Frame(Bytes::of(bytes)),
@@ -262,7 +227,7 @@ pub async fn run(pipeline: &Pipeline, chain: &[PluginName], fixture: &Fixture) -
                 body: fixture.body().into(),
                 ..Inbound::default()
             };
-            frontends::open(pipeline, &routes(), inbound).await
+            frontends::open(pipeline, &RouteSettings::OPERATOR, inbound).await
         }
     };
     Ok(match outcome {
@@ -354,7 +319,7 @@ async fn filter(pipeline: &Pipeline, fixture: &Fixture) -> anyhow::Result<Vec<u8
         body: incoming.body.unwrap_or_default().into(),
         request_context: None,
     };
-    Ok(match frontends::prepare(pipeline, &routes(), inbound).await {
+    Ok(match frontends::prepare(pipeline, &RouteSettings::OPERATOR, inbound).await {
         Ok(prepared) => {
             let request: Value = serde_json::from_slice(&prepared.mapped.body).unwrap_or(Value::Null);
             let mapped = json!({ "request": request, "chain": prepared.mapped.chain });
@@ -362,10 +327,6 @@ async fn filter(pipeline: &Pipeline, fixture: &Fixture) -> anyhow::Result<Vec<u8
         }
         Err(reply) => refused(&reply),
     })
-}
-
-fn routes() -> RouteSettings {
-    RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX }
 }
 
 /// A refusal before the first byte, as the output: `status N`, the error's

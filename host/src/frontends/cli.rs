@@ -46,10 +46,6 @@ impl Invocation<'_> {
     }
 }
 
-/// The command line is the operator's own: any plugin or chain, any size.
-const ROUTES: RouteSettings =
-    RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
-
 impl Invocation<'_> {
     /// The call as a frontend's request, at `path` (`/{plugin}` for a
     /// stream, the rest of `/runs/{plugin}` for a run).
@@ -69,7 +65,7 @@ impl Invocation<'_> {
 /// Runs the invocation, writing the body to `out` chunk by chunk.
 pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
     let (target, path) = Inbound::split_path(invocation.plugin);
-    let response = super::open(pipeline, &ROUTES, invocation.inbound(target, path)).await?;
+    let response = super::open(pipeline, &RouteSettings::OPERATOR, invocation.inbound(target, path)).await?;
     write_all(response.body, out).await;
     Ok(())
 }
@@ -100,7 +96,7 @@ pub async fn record(
     out: &mut impl Write,
 ) -> Result<Recorded, ErrorReply> {
     let (target, path) = Inbound::split_path(invocation.plugin);
-    let prepared = super::prepare(pipeline, &ROUTES, invocation.inbound(target, path)).await?;
+    let prepared = super::prepare(pipeline, &RouteSettings::OPERATOR, invocation.inbound(target, path)).await?;
     let chain = prepared.request.chain.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(",");
     let body = prepared.request.to_json().to_string();
     let (response, recording) =
@@ -129,7 +125,7 @@ pub async fn run(
 ) -> Result<(), ErrorReply> {
     let inbound = invocation.inbound(None, format!("/{}", invocation.plugin));
     let RunReply::Started { accepted, record, prepared } =
-        super::runs::handle(pipeline, runs, &ROUTES, inbound).await?
+        super::runs::handle(pipeline, runs, &RouteSettings::OPERATOR, inbound).await?
     else {
         unreachable!("a POST to the runs API starts a run or is refused");
     };

@@ -42,6 +42,11 @@ pub struct RouteSettings {
 }
 
 impl RouteSettings {
+    /// The operator's own routes (the command line, `streamhost test`): any
+    /// plugin or chain, a body of any size.
+    pub const OPERATOR: RouteSettings =
+        RouteSettings { default_pipeline: None, named_pipelines_only: Some(false), max_body_bytes: usize::MAX };
+
     /// Whether only pipelines with a manifest are served:
     /// `--named-pipelines-only`, else on only under Lambda.
     pub fn named_only(&self) -> bool {
@@ -169,15 +174,14 @@ async fn prepare_from(
     let found = pipeline.resolve(&target, then.as_deref()).await.map_err(|error| ErrorReply::from(&error))?;
     check_route(routes, &target, found.manifest.as_deref(), then.is_some(), &inbound.path)?;
     let manifest = found.manifest.clone();
-    let (body, chain_name) = match (manifest.as_ref().and_then(|manifest| manifest.inbound.as_ref()), mapped) {
+    let filter = manifest.as_deref().and_then(|manifest| Some((manifest, manifest.inbound.as_ref()?)));
+    let (body, chain_name) = match (filter, mapped) {
         (_, Some(chain)) => (inbound.body, chain),
-        (Some(filter), None) => {
-            filtered(pipeline, manifest.as_deref().expect("a filter has a manifest"), filter, inbound).await?
-        }
+        (Some((manifest, filter)), None) => filtered(pipeline, manifest, filter, inbound).await?,
         (None, None) => (inbound.body, None),
     };
     let request = found.request(chain_name.as_deref(), &body).map_err(|error| ErrorReply::from(&error))?;
-    let caller = manifest.as_ref().and_then(|manifest| manifest.inbound.as_ref()).and(request.user_id.clone());
+    let caller = filter.and(request.user_id.clone());
     Ok(Prepared { request, manifest, caller, mapped: Mapped { body, chain: chain_name } })
 }
 

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use crate::conversation::{Content, ModelMessage, ToolCall, ToolSpec};
 use crate::error_code::ErrorCode;
-use crate::event::Event;
+use crate::event::{Event, error_info};
 use crate::providers::call::tool_use_of;
 use crate::providers::{EventStream, ModelCall, ModelOptions, Providers, ReasoningBlocks};
 use crate::registry::{ModelStream, TurnHost};
@@ -168,10 +168,6 @@ impl ModelStream for TurnModelStream {
             Ok(None)
         })
     }
-}
-
-fn error_info(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
-    ErrorInfo { code: code.to_string(), message: message.into() }
 }
 
 /// A plugin's model request as the providers take it, with the pipeline's

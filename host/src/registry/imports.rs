@@ -103,5 +103,5 @@ impl wit::streamhost::plugin::emit::Host for PluginState {
 /// A resource the plugin named that the host does not hold (dropped, or
 /// never made).
 fn internal_error(error: wasmtime::component::ResourceTableError) -> ErrorInfo {
-    ErrorInfo { code: ErrorCode::InternalError.to_string(), message: error.to_string() }
+    crate::event::error_info(ErrorCode::InternalError, error.to_string())
 }
