@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use streamhost::engine::{self, CompileCache, Limits};
+use streamhost::engine::{self, CompileCache, Limits, OutputLimits};
 use streamhost::registry::Registry;
 use streamhost::store::{FolderStore, PluginStore};
 use streamhost::wit::{Event, StreamContext};
@@ -36,7 +36,7 @@ struct Figures {
 }
 
 fn limits() -> Limits {
-    Limits { call_timeout: Duration::from_secs(30), memory_bytes: 256 << 20, max_instances: 8 }
+    Limits { call_timeout: Duration::from_secs(30), memory_bytes: 256 << 20, max_instances: 8, output: OutputLimits::default() }
 }
 
 fn measure(name: &str, wasm_path: PathBuf, runs: usize, pushes: u32) -> Figures {

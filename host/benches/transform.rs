@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
 use sha2::{Digest, Sha256};
-use streamhost::engine::{self, CompileCache, Limits};
+use streamhost::engine::{self, CompileCache, Limits, OutputLimits};
 use streamhost::registry::{Plugin, Registry, TransformInstance};
 use streamhost::store::{FolderStore, PluginStore};
 use streamhost::wit::{Event, StreamContext};
@@ -28,7 +28,7 @@ const SMALL_DELTA: &str = " world";
 const BATCH: usize = 16;
 
 fn limits() -> Limits {
-    Limits { call_timeout: Duration::from_secs(10), memory_bytes: 64 << 20, max_instances: 16 }
+    Limits { call_timeout: Duration::from_secs(10), memory_bytes: 64 << 20, max_instances: 16, output: OutputLimits::default() }
 }
 
 fn context(plugin: &str) -> StreamContext {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::engine::Limits;
+use crate::engine::{Limits, OutputLimits};
 use crate::history::HistorySettings;
 use crate::pipeline::AgentSettings;
 use crate::providers::ProviderSettings;
@@ -143,6 +143,22 @@ pub struct HostSettings {
     #[arg(long, env = "STREAMHOST_MAX_INSTANCES", default_value_t = 256)]
     pub max_instances: u32,
 
+    /// The most bytes of event payload one plugin call may return or emit.
+    #[arg(long, env = "STREAMHOST_PLUGIN_CALL_OUTPUT_BYTES", default_value_t = OutputLimits::default().call_bytes, value_name = "BYTES")]
+    pub plugin_call_output_bytes: usize,
+
+    /// The most events one plugin call may return or emit.
+    #[arg(long, env = "STREAMHOST_PLUGIN_CALL_OUTPUT_EVENTS", default_value_t = OutputLimits::default().call_events, value_name = "EVENTS")]
+    pub plugin_call_output_events: usize,
+
+    /// The most bytes of event payload one plugin may produce in a stream.
+    #[arg(long, env = "STREAMHOST_PLUGIN_STREAM_OUTPUT_BYTES", default_value_t = OutputLimits::default().stream_bytes, value_name = "BYTES")]
+    pub plugin_stream_output_bytes: usize,
+
+    /// The most events one plugin may produce in a stream.
+    #[arg(long, env = "STREAMHOST_PLUGIN_STREAM_OUTPUT_EVENTS", default_value_t = OutputLimits::default().stream_events, value_name = "EVENTS")]
+    pub plugin_stream_output_events: usize,
+
     /// The model sources: their defaults, and how to reach and retry them.
     #[command(flatten)]
     pub providers: ProviderSettings,
@@ -162,12 +178,19 @@ pub struct HostSettings {
 
 impl HostSettings {
     /// The limits on every plugin instance, from `--plugin-timeout-ms`,
-    /// `--plugin-memory-mb` and `--max-instances`.
+    /// `--plugin-memory-mb`, `--max-instances` and the `--plugin-*-output-*`
+    /// flags.
     pub fn limits(&self) -> Limits {
         Limits {
             call_timeout: Duration::from_millis(self.plugin_timeout_ms),
             memory_bytes: self.plugin_memory_mb << 20,
             max_instances: self.max_instances,
+            output: OutputLimits {
+                call_bytes: self.plugin_call_output_bytes,
+                call_events: self.plugin_call_output_events,
+                stream_bytes: self.plugin_stream_output_bytes,
+                stream_events: self.plugin_stream_output_events,
+            },
         }
     }
 

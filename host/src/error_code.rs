@@ -119,6 +119,7 @@ error_codes! {
     PluginTrapped = "plugin_trapped", 500, Both, "a plugin trapped (a panic, an unreachable, a bad memory access)";
     PluginTimeout = "plugin_timeout", 500, Both, "a plugin call ran past `--plugin-timeout-ms` of its own time";
     PluginOutOfMemory = "plugin_out_of_memory", 500, Both, "a plugin needed more than `--plugin-memory-mb`";
+    PluginOutputLimit = "plugin_output_limit", 500, Both, "a plugin returned or emitted more than `--plugin-call-output-bytes`/`-events` in one call or `--plugin-stream-output-bytes`/`-events` in its stream";
     InvalidFilterResult = "invalid_filter_result", 500, Response,
         "an inbound plugin returned a request that is not well formed";
     InvalidRefusal = "invalid_refusal", 500, Response, "an inbound plugin refused with a status that is not 4xx";
@@ -276,6 +277,7 @@ mod tests {
                 ("plugin_trapped", 500),
                 ("plugin_timeout", 500),
                 ("plugin_out_of_memory", 500),
+                ("plugin_output_limit", 500),
                 ("invalid_filter_result", 500),
                 ("invalid_refusal", 500),
                 ("overloaded", 503),

@@ -9,7 +9,8 @@ wasmtime::component::bindgen!({
     // executor at every epoch tick instead of holding a worker thread.
     exports: { default: async },
     // Model calls and sending downstream wait on I/O.
-    imports: { "streamhost:plugin/model": async, "streamhost:plugin/emit": async },
+    // `emit` can trap: an event over the plugin's output limits ends the call.
+    imports: { "streamhost:plugin/model": async, "streamhost:plugin/emit": async | trappable },
     with: { "streamhost:plugin/model.model-stream": crate::registry::ModelStreamState },
     additional_derives: [PartialEq],
 });

@@ -478,6 +478,26 @@ async fn an_agent_that_traps_mid_stream_ends_with_an_error_event() {
 }
 
 #[tokio::test]
+async fn an_agent_that_emits_without_end_is_stopped_at_its_output_limit() {
+    let plugins = plugin_dir(&[("flood-agent", &fixture("flood-agent")), ("ndjson", &example("ndjson"))]);
+    write_manifest(
+        plugins.path(),
+        "flood",
+        &json!({ "agents": [{ "name": "flood", "description": "Floods", "plugin": "flood-agent" }], "transforms": ["ndjson"] }),
+    );
+    let host = Server::builder().plugins(plugins.path()).arg("--plugin-stream-output-bytes", "1048576").start();
+    let reply = ndjson_lines(&host.post("/flood", &json!({ "prompt": "go" }).to_string()).await.body);
+    // Each emit is a call of its own; 16 of 64 KiB make the stream's 1 MiB, the 17th is refused.
+    let chunks = reply.iter().filter(|line| line["type"] == "chunk").count();
+    assert_eq!(chunks, 16, "{:?}", &reply[..2]);
+    assert_eq!(
+        reply.last().unwrap()["data"],
+        json!({ "code": "plugin_output_limit", "message":
+            "plugin `flood-agent` produced more than 1048576 bytes beyond its input in the stream (--plugin-stream-output-bytes)" })
+    );
+}
+
+#[tokio::test]
 async fn a_tool_loop_that_never_ends_is_stopped_by_the_model_call_limit() {
     let plugins = plugin_dir(&[("tool-agent", &example("tool-agent")), ("ndjson", &example("ndjson"))]);
     write_manifest(

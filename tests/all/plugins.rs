@@ -146,6 +146,52 @@ async fn a_plugin_that_allocates_without_bound_is_stopped_at_its_memory_cap() {
     assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
 }
 
+/// A flood is stopped where it leaves the plugin that made it, the same way
+/// on every run, and the stream names that plugin, not the formatter after it.
+#[tokio::test]
+async fn a_plugin_that_floods_its_output_is_stopped_and_blamed() {
+    let dir = plugin_dir(&[("flood", &fixture("flood")), ("ndjson", &example("ndjson")), ("sse", &example("sse"))]);
+    let server = Server::builder().plugins(dir.path()).start();
+    // 8 MiB in the first call: over the call's 1 MiB before anything is sent.
+    for chain in ["/flood?then=ndjson", "/flood?then=sse"] {
+        server.post(chain, HELLO).await.assert_error(
+            500,
+            "plugin_output_limit",
+            "plugin `flood` produced more than 1048576 bytes beyond its input in one call (--plugin-call-output-bytes)",
+        );
+    }
+    let many_small = r#"{"prompt":"Hi there","config":{"flood":{"count":5000,"size":1}}}"#;
+    server.post("/flood?then=ndjson", many_small).await.assert_error(
+        500,
+        "plugin_output_limit",
+        "plugin `flood` produced more than 4096 events beyond its input in one call (--plugin-call-output-events)",
+    );
+    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_plugin_over_its_stream_output_limit_ends_the_stream_with_an_error_event() {
+    let dir = plugin_dir(&[("flood", &fixture("flood")), ("ndjson", &example("ndjson"))]);
+    let server = Server::builder()
+        .plugins(dir.path())
+        .echo_delay_ms(20)
+        .arg("--plugin-stream-output-bytes", "200000")
+        .start();
+    // 64 KiB a call, each within the call's limit; the fourth goes past 200,000 bytes.
+    let body = r#"{"prompt":"one two three four five","config":{"flood":{"count":1,"size":65536}}}"#;
+    let reply = server.post("/flood?then=ndjson", body).await;
+    assert_eq!(reply.status, 200);
+    // `ndjson` writes raw bytes as they are, so they run into the next line.
+    assert_eq!(reply.body.bytes().filter(|&byte| byte == b'x').count(), 3 * 65536, "three calls' output went on");
+    let error_line = &reply.body[reply.body.rfind(r#"{"type":"error""#).expect("an error event")..];
+    let error: serde_json::Value = serde_json::from_str(error_line).unwrap();
+    assert_eq!(
+        error,
+        serde_json::json!({ "type": "error", "data": { "code": "plugin_output_limit", "message":
+            "plugin `flood` produced more than 200000 bytes beyond its input in the stream (--plugin-stream-output-bytes)" } })
+    );
+}
+
 #[tokio::test]
 async fn a_replaced_plugin_is_served_by_the_next_request() {
     let dir = plugin_dir(&[("fmt", &example("ndjson"))]);

@@ -23,6 +23,34 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// The most instances alive at once.
     pub max_instances: u32,
+    /// The most output a plugin may produce.
+    pub output: OutputLimits,
+}
+
+/// The most output one plugin may produce, counted where it crosses into the
+/// host: what a transform's `push` or `finish` returns, what an agent passes
+/// to `emit`. Bytes are an event's payload (its text, JSON or raw bytes). A
+/// plugin over a limit ends its stream with `plugin_output_limit`, which
+/// names it, before its output reaches the next stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Bytes per call.
+    pub call_bytes: usize,
+    /// Events per call.
+    pub call_events: usize,
+    /// Bytes per stream: everything one instance produces.
+    pub stream_bytes: usize,
+    /// Events per stream.
+    pub stream_events: usize,
+}
+
+impl Default for OutputLimits {
+    /// 1 MiB and 4,096 events per call, 16 MiB and 1,000,000 events per
+    /// stream: a long model answer is well under 1 MiB in some thousands of
+    /// events, a batch is at most 64 events in.
+    fn default() -> Self {
+        Self { call_bytes: 1 << 20, call_events: 4096, stream_bytes: 16 << 20, stream_events: 1_000_000 }
+    }
 }
 
 /// Which instance allocator the engine ended up with.
@@ -118,7 +146,7 @@ mod tests {
     /// must be interchangeable, whatever the limits.
     #[test]
     fn the_checking_engine_compiles_what_the_serving_engine_loads() {
-        let limits = Limits { call_timeout: Duration::from_secs(1), memory_bytes: 32 << 20, max_instances: 4 };
+        let limits = Limits { call_timeout: Duration::from_secs(1), memory_bytes: 32 << 20, max_instances: 4, output: OutputLimits::default() };
         let (serving, _) = build(&limits).unwrap();
         assert_eq!(cache::engine_hash(&serving), cache::engine_hash(&build_for_checks(None).unwrap()));
     }

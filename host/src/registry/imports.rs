@@ -92,11 +92,14 @@ impl wit::streamhost::plugin::model::HostModelStream for PluginState {
 }
 
 impl wit::streamhost::plugin::emit::Host for PluginState {
-    /// A slow client's backpressure is the host's time.
-    async fn emit(&mut self, event: Event) {
+    /// A slow client's backpressure is the host's time. An event over the
+    /// plugin's output limits traps the call instead of going on.
+    async fn emit(&mut self, event: Event) -> wasmtime::Result<()> {
+        self.count_emitted(&event)?;
         let waiting_since = Instant::now();
         self.turn().emit(event).await;
         self.exclude_wait(waiting_since);
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use tracing::warn;
 
 use super::output::PluginOutput;
+use super::quota::{OutputLimitExceeded, OutputMeter};
 use super::turn::TurnHost;
 use crate::engine::Limits;
 use crate::error_code::{Code, ErrorCode};
@@ -51,6 +52,14 @@ pub enum PluginError {
         /// The memory limit of one instance, in bytes.
         limit_bytes: usize,
     },
+    /// The plugin produced more output than a limit allows (`--plugin-*-output-*`).
+    #[error("plugin `{name}` produced {exceeded}")]
+    OutputLimit {
+        /// The plugin.
+        name: PluginName,
+        /// The limit it went over.
+        exceeded: OutputLimitExceeded,
+    },
     /// The plugin itself returned an error.
     #[error("plugin `{name}`: {}", error.message)]
     Refused {
@@ -74,6 +83,7 @@ impl PluginError {
             PluginError::Trapped { .. } => ErrorCode::PluginTrapped.into(),
             PluginError::Timeout { .. } => ErrorCode::PluginTimeout.into(),
             PluginError::OutOfMemory { .. } => ErrorCode::PluginOutOfMemory.into(),
+            PluginError::OutputLimit { .. } => ErrorCode::PluginOutputLimit.into(),
             PluginError::Refused { error, .. } => Code::Plugin(&error.code),
             PluginError::Overloaded { .. } => ErrorCode::Overloaded.into(),
         }
@@ -93,6 +103,10 @@ pub struct PluginState {
     deadline: Instant,
     /// Set when the deadline stopped a call, which wasmtime's error does not say.
     timed_out: bool,
+    /// What the instance has produced, against its output limits.
+    output: OutputMeter,
+    /// Set when an `emit` went over an output limit and the call was trapped.
+    output_exceeded: Option<OutputLimitExceeded>,
     /// When the running call went into the host, if it is there now.
     in_host_since: Option<Instant>,
     /// What a router's or an agent's imports reach; `None` for transforms.
@@ -103,7 +117,7 @@ impl PluginState {
     fn new(
         plugin: PluginName,
         settings: String,
-        memory_bytes: usize,
+        limits: &Limits,
         turn: Option<Box<dyn TurnHost>>,
         options: SandboxOptions,
     ) -> Self {
@@ -124,9 +138,11 @@ impl PluginState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            memory: MemoryCap { limit: memory_bytes, refused: false },
+            memory: MemoryCap { limit: limits.memory_bytes, refused: false },
             deadline: Instant::now(),
             timed_out: false,
+            output: OutputMeter::new(limits.output),
+            output_exceeded: None,
             in_host_since: None,
             turn,
         }
@@ -161,6 +177,17 @@ impl PluginState {
         if self.in_host_since.is_some() {
             self.in_host_since = Some(Instant::now());
         }
+    }
+
+    /// Counts an event an agent emits; over a limit, the error that traps
+    /// the call (`Sandbox::failure` names the limit). Each `emit` counts as
+    /// a call of its own: an agent's `handle` is its whole answer, which the
+    /// stream's limits bound.
+    pub(super) fn count_emitted(&mut self, event: &crate::wit::Event) -> wasmtime::Result<()> {
+        self.output.count(&[], std::slice::from_ref(event)).map_err(|exceeded| {
+            self.output_exceeded = Some(exceeded);
+            wasmtime::format_err!("{exceeded}")
+        })
     }
 
     /// Called at every epoch tick while the plugin runs.
@@ -255,7 +282,7 @@ impl Sandbox {
     ) -> Self {
         let waits_on_host = turn.is_some();
         let expose_output = options.expose_output;
-        let state = PluginState::new(name.clone(), settings, limits.memory_bytes, turn, options);
+        let state = PluginState::new(name.clone(), settings, &limits, turn, options);
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(|mut store| store.data_mut().on_epoch_tick());
@@ -267,8 +294,23 @@ impl Sandbox {
 
     /// Starts the deadline of the next call.
     pub fn arm(&mut self) {
-        self.store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+        let state = self.store.data_mut();
+        state.deadline = Instant::now() + self.limits.call_timeout;
         self.store.set_epoch_deadline(1);
+    }
+
+    /// The events a call given `input` returned, counted against the output
+    /// limits: over one, the plugin's error instead, so nothing of a flood
+    /// goes on.
+    pub fn counted(
+        &mut self,
+        input: &[crate::wit::Event],
+        output: Vec<crate::wit::Event>,
+    ) -> Result<Vec<crate::wit::Event>, PluginError> {
+        match self.store.data_mut().output.count(input, &output) {
+            Ok(()) => Ok(output),
+            Err(exceeded) => Err(PluginError::OutputLimit { name: self.name.clone(), exceeded }),
+        }
     }
 
     /// A call's result, its failure told apart as a [`PluginError`].
@@ -285,6 +327,9 @@ impl Sandbox {
         let name = self.name.clone();
         let limits = self.limits;
         let state = self.store.data_mut();
+        if let Some(exceeded) = state.output_exceeded {
+            return PluginError::OutputLimit { name, exceeded };
+        }
         if state.timed_out {
             return PluginError::Timeout { name, limit: limits.call_timeout };
         }

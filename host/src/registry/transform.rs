@@ -55,7 +55,8 @@ impl TransformInstance {
         self.sandbox.arm();
         let transform = self.bindings.streamhost_plugin_transformer().transform();
         let result = transform.call_push(&mut self.sandbox.store, self.handle, events).await;
-        self.sandbox.outcome(result)
+        let output = self.sandbox.outcome(result)?;
+        self.sandbox.counted(events, output)
     }
 
     /// Tells the plugin the stream has ended (`finish`) and returns the events it still held back.
@@ -63,6 +64,7 @@ impl TransformInstance {
         self.sandbox.arm();
         let transform = self.bindings.streamhost_plugin_transformer().transform();
         let result = transform.call_finish(&mut self.sandbox.store, self.handle).await;
-        self.sandbox.outcome(result)
+        let output = self.sandbox.outcome(result)?;
+        self.sandbox.counted(&[], output)
     }
 }
