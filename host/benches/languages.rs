@@ -35,8 +35,22 @@ struct Figures {
     per_event: Duration,
 }
 
+/// A bench pushes millions of events through one stream.
+const UNLIMITED_OUTPUT: OutputLimits = OutputLimits {
+    call_bytes: usize::MAX,
+    call_events: usize::MAX,
+    stream_bytes: usize::MAX,
+    stream_events: usize::MAX,
+};
+
 fn limits() -> Limits {
-    Limits { call_timeout: Duration::from_secs(30), memory_bytes: 256 << 20, max_instances: 8, output: OutputLimits::default() }
+    Limits {
+        call_fuel: 1_000_000_000,
+        call_timeout: Duration::from_secs(30),
+        memory_bytes: 256 << 20,
+        max_instances: 8,
+        output: UNLIMITED_OUTPUT,
+    }
 }
 
 fn measure(name: &str, wasm_path: PathBuf, runs: usize, pushes: u32) -> Figures {

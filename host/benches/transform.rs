@@ -27,8 +27,22 @@ const SMALL_DELTA: &str = " world";
 /// events its source has ready in one call.
 const BATCH: usize = 16;
 
+/// A bench pushes millions of events through one stream.
+const UNLIMITED_OUTPUT: OutputLimits = OutputLimits {
+    call_bytes: usize::MAX,
+    call_events: usize::MAX,
+    stream_bytes: usize::MAX,
+    stream_events: usize::MAX,
+};
+
 fn limits() -> Limits {
-    Limits { call_timeout: Duration::from_secs(10), memory_bytes: 64 << 20, max_instances: 16, output: OutputLimits::default() }
+    Limits {
+        call_fuel: 1_000_000_000,
+        call_timeout: Duration::from_secs(10),
+        memory_bytes: 64 << 20,
+        max_instances: 16,
+        output: UNLIMITED_OUTPUT,
+    }
 }
 
 fn context(plugin: &str) -> StreamContext {

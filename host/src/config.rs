@@ -131,8 +131,18 @@ pub struct HostSettings {
     #[arg(long, env = "STREAMHOST_FROZEN_WALL_CLOCK_MS", value_name = "MS", hide = true)]
     pub frozen_wall_clock_ms: Option<u64>,
 
-    /// The longest a single plugin call may run before it is stopped.
-    #[arg(long, env = "STREAMHOST_PLUGIN_TIMEOUT_MS", default_value_t = 1000, value_name = "MS")]
+    /// The wasm instructions one plugin call may execute (wasmtime's fuel,
+    /// about one per instruction; the default is about 0.9 s of a busy
+    /// loop's work on a 2 GHz x86-64 core, docs/benchmarks.md): the limit on
+    /// a plugin's own work, whatever else the host is doing. Past it,
+    /// `plugin_out_of_fuel`.
+    #[arg(long, env = "STREAMHOST_PLUGIN_FUEL", default_value_t = 10_000_000_000, value_name = "UNITS")]
+    pub plugin_fuel: u64,
+
+    /// The longest a single plugin call may run on the wall clock, not
+    /// counting its waits on the host: a backstop behind `--plugin-fuel`.
+    /// Past it, `plugin_timeout`.
+    #[arg(long, env = "STREAMHOST_PLUGIN_TIMEOUT_MS", default_value_t = 5000, value_name = "MS")]
     pub plugin_timeout_ms: u64,
 
     /// The most linear memory one plugin instance may use.
@@ -177,11 +187,12 @@ pub struct HostSettings {
 }
 
 impl HostSettings {
-    /// The limits on every plugin instance, from `--plugin-timeout-ms`,
+    /// The limits on every plugin instance, from `--plugin-fuel`, `--plugin-timeout-ms`,
     /// `--plugin-memory-mb`, `--max-instances` and the `--plugin-*-output-*`
     /// flags.
     pub fn limits(&self) -> Limits {
         Limits {
+            call_fuel: self.plugin_fuel,
             call_timeout: Duration::from_millis(self.plugin_timeout_ms),
             memory_bytes: self.plugin_memory_mb << 20,
             max_instances: self.max_instances,

@@ -117,7 +117,8 @@ error_codes! {
     PluginStoreError = "plugin_store_error", 500, Both, "the plugin folder could not be read";
     PluginStoreUnavailable = "plugin_store_unavailable", 503, Both, "S3 cannot be reached for a plugin not loaded yet, or the store cannot be listed (the playground's catalog)";
     PluginTrapped = "plugin_trapped", 500, Both, "a plugin trapped (a panic, an unreachable, a bad memory access)";
-    PluginTimeout = "plugin_timeout", 500, Both, "a plugin call ran past `--plugin-timeout-ms` of its own time";
+    PluginTimeout = "plugin_timeout", 500, Both, "a plugin call ran past `--plugin-timeout-ms` on the wall clock, not counting its waits on the host";
+    PluginOutOfFuel = "plugin_out_of_fuel", 500, Both, "a plugin call executed more wasm instructions than `--plugin-fuel`";
     PluginOutOfMemory = "plugin_out_of_memory", 500, Both, "a plugin needed more than `--plugin-memory-mb`";
     PluginOutputLimit = "plugin_output_limit", 500, Both, "a plugin returned or emitted more than `--plugin-call-output-bytes`/`-events` in one call or `--plugin-stream-output-bytes`/`-events` in its stream";
     InvalidFilterResult = "invalid_filter_result", 500, Response,
@@ -276,6 +277,7 @@ mod tests {
                 ("plugin_store_unavailable", 503),
                 ("plugin_trapped", 500),
                 ("plugin_timeout", 500),
+                ("plugin_out_of_fuel", 500),
                 ("plugin_out_of_memory", 500),
                 ("plugin_output_limit", 500),
                 ("invalid_filter_result", 500),

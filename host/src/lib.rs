@@ -7,7 +7,7 @@
 //! (HTTP, Lambda, CLI).
 //! `engine` configures wasmtime, `providers` are the model sources,
 //! `history` the conversations, `runs` the detached runs (store, sinks), `event` and `request` are the data that
-//! flows, `wit` the bindings of the contract.
+//! flows, `wit` the bindings of the contract, `telemetry` the metrics and traces.
 
 #![warn(missing_docs)]
 
@@ -29,6 +29,7 @@ pub mod registry;
 pub mod request;
 pub mod runs;
 pub mod store;
+pub mod telemetry;
 // `bindgen!` carries the WIT's docs onto what it generates (wit/ is where
 // the contract is documented); the namespace modules it adds have none.
 #[allow(missing_docs)]
@@ -66,8 +67,12 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
     info!(default = %providers.default_kind(), "model source");
     let history = HistoryStore::from_settings(&settings.history).await?;
     info!(%history, "conversations");
-    let services =
-        Services { registry: Arc::new(registry), providers: Arc::new(providers), history: Arc::new(history) };
+    let registry = Arc::new(registry);
+    let observed = Arc::downgrade(&registry);
+    telemetry::instruments::observe_instances(move || {
+        observed.upgrade().map_or(0, |registry| u64::from(registry.instances_in_use()))
+    });
+    let services = Services { registry, providers: Arc::new(providers), history: Arc::new(history) };
     let orchestrator = Orchestrator::new(services.clone(), settings.history.history_turns, settings.agents.clone());
     Ok(Pipeline::new(Manifests::new(store), services, orchestrator))
 }

@@ -11,6 +11,7 @@ use streamhost::frontends::http::HttpSettings;
 use streamhost::frontends::{cli, http, lambda};
 use streamhost::publish;
 use streamhost::store::{ObjectKind, PluginName, S3Location};
+use streamhost::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 
 /// A streaming host for WebAssembly transform plugins.
@@ -19,6 +20,22 @@ use tracing_subscriber::EnvFilter;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// How log lines are written (to stderr): `text`, one line per event for
+    /// people, or `json`, one JSON object per line with its fields and its
+    /// request's span (`{"timestamp","level","fields":{"message",…},
+    /// "target","span":{"id"},"spans"}`), for CloudWatch Logs Insights and
+    /// other collectors. Default: `json` on Lambda, `text` elsewhere. The
+    /// level is set by `STREAMHOST_LOG` (`info`; a tracing filter).
+    #[arg(long, global = true, env = "STREAMHOST_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// See `Cli::log_format`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -140,31 +157,55 @@ enum PluginsCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("STREAMHOST_LOG").unwrap_or_else(|_| EnvFilter::new(default_log())))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: not in files, nor in CloudWatch.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     // Lambda starts the bootstrap binary with no arguments.
     let cli = if streamhost::config::on_lambda() && std::env::args_os().len() == 1 {
         Cli::parse_from(["streamhost", "lambda"])
     } else {
         Cli::parse()
     };
+    let telemetry = init_observability(cli.log_format);
     let runtime = tokio::runtime::Runtime::new().expect("the tokio runtime starts");
-    match runtime.block_on(run(cli.command)) {
+    let code = match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    drop(runtime);
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
     }
+    code
 }
 
 /// What is logged without `STREAMHOST_LOG`: `info` for the host, `warn`
 /// for the author's one-shot commands (whose output is their report), and
 /// never the file watcher's own chatter about folders a build removed.
+/// Logs to stderr (`--log-format`), metrics and traces (`telemetry`): the
+/// exporters to flush at exit, unless they could not be set up (said on
+/// stderr; the host runs without them).
+fn init_observability(format: Option<LogFormat>) -> Option<Telemetry> {
+    use tracing_subscriber::prelude::*;
+    let format = format.unwrap_or(if streamhost::config::on_lambda() { LogFormat::Json } else { LogFormat::Text });
+    let (telemetry, traces) = match Telemetry::init() {
+        Ok((telemetry, traces)) => (Some(telemetry), traces),
+        Err(error) => {
+            eprintln!("metrics and traces are off: {error:#}");
+            (None, None)
+        }
+    };
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Json => logs.json().boxed(),
+        // Colours only on a terminal: not in files, nor in CloudWatch.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).boxed(),
+    };
+    let filter = EnvFilter::try_from_env("STREAMHOST_LOG").unwrap_or_else(|_| EnvFilter::new(default_log()));
+    tracing_subscriber::registry().with(filter).with(logs).with(traces).init();
+    telemetry
+}
+
 fn default_log() -> &'static str {
     match std::env::args().nth(1).as_deref() {
         Some("test" | "new") => "warn,notify=error",

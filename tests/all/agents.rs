@@ -209,7 +209,7 @@ async fn the_example_support_desk_routes_and_uses_tools_offline() {
 async fn a_router_waiting_for_its_model_at_a_real_pace_is_not_stopped() {
     // 200 ms a token: the classifier's answer takes about 2 s, twice the
     // plugin's 1 s limit; the waiting is the host's time, not the plugin's.
-    let host = Server::builder().echo_delay_ms(200).start();
+    let host = Server::builder().echo_delay_ms(200).arg("--plugin-timeout-ms", "1000").start();
     let asked = Instant::now();
     let classified =
         ndjson_lines(&host.post("/support-desk-llm", r#"{"prompt":"The app crashes at start"}"#).await.body);
@@ -220,6 +220,28 @@ async fn a_router_waiting_for_its_model_at_a_real_pace_is_not_stopped() {
     );
     assert_eq!(classified[0]["data"]["agent"], "tech", "{classified:?}");
     assert_eq!(classified.last().unwrap()["type"], "complete", "{classified:?}");
+}
+
+/// An agent that reads its model's answer event by event and emits each
+/// one: a model's pace (150 ms a token) makes its one `handle` call last
+/// twice its 1 s limit, nearly all of it waiting, and far less fuel than 10^8.
+#[tokio::test]
+async fn an_agent_reading_its_model_at_a_real_pace_is_not_stopped() {
+    let plugins = calculator_pipeline(json!({ "provider": "echo" }));
+    let host = Server::builder()
+        .plugins(plugins.path())
+        .echo_delay_ms(150)
+        .arg("--plugin-timeout-ms", "1000")
+        .arg("--plugin-fuel", "100000000")
+        .start();
+    let asked = Instant::now();
+    let prompt = "one two three four five six seven eight nine ten eleven twelve thirteen";
+    let answer = ndjson_lines(&host.post("/calc", &json!({ "prompt": prompt }).to_string()).await.body);
+    assert!(asked.elapsed() > Duration::from_secs(2), "the model took twice the limit: {:?}", asked.elapsed());
+    let text: String =
+        answer.iter().filter(|line| line["type"] == "chunk").map(|line| line["data"].as_str().unwrap()).collect();
+    assert_eq!(text, prompt, "{answer:?}");
+    assert_eq!(answer.last().unwrap()["type"], "complete", "{answer:?}");
 }
 
 #[tokio::test]

@@ -263,7 +263,7 @@ async fn slow_and_idle_clients_are_disconnected() {
     half_body.write_all(b"POST /ndjson HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"prompt\":").await.unwrap();
     let answered = read_until_closed(&mut half_body, guard).await;
     assert!(answered.starts_with("HTTP/1.1 408 Request Timeout"), "{answered}");
-    assert!(answered.contains(r#"{"error":{"code":"body_timeout","message":"the body did not arrive within 300 ms (--body-read-timeout-ms)"}}"#), "{answered}");
+    assert!(answered.contains(r#"{"error":{"code":"body_timeout","message":"the body did not arrive within 300 ms (--body-read-timeout-ms)","requestId":""#), "{answered}");
 }
 
 /// Past `--max-connections`, a new connection waits to be served until one

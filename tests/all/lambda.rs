@@ -41,7 +41,12 @@ async fn a_bad_request_is_answered_before_the_stream_with_its_status() {
     let missing = api.invoke("/missing", "", r#"{"prompt":"x"}"#).await;
     assert_eq!(missing.prelude["statusCode"], 404);
     assert_eq!(missing.prelude["headers"]["content-type"], "application/json");
-    assert_eq!(missing.body, r#"{"error":{"code":"unknown_plugin","message":"no plugin named `missing`"}}"#);
+    // Lambda's own request id names the call, in the error and its header.
+    assert_eq!(
+        missing.body,
+        r#"{"error":{"code":"unknown_plugin","message":"no plugin named `missing`","requestId":"request-1"}}"#
+    );
+    assert_eq!(missing.prelude["headers"]["x-request-id"], "request-1");
 
     let malformed = api.invoke("/ndjson", "", "{").await;
     assert_eq!(malformed.prelude["statusCode"], 400);

@@ -117,21 +117,54 @@ async fn when_the_formatter_itself_fails_the_host_writes_the_error_in_its_format
     );
 }
 
+/// A loop runs out of its fuel, the same on a busy host as on an idle one;
+/// the wall-clock deadline stands behind it.
 #[tokio::test]
-async fn a_plugin_that_loops_is_stopped_at_its_deadline() {
+async fn a_plugin_that_loops_is_stopped_when_its_fuel_or_its_time_runs_out() {
     let dir = plugin_dir(&[("spin", &fixture("spin")), ("ndjson", &example("ndjson"))]);
-    let server = Server::builder().plugins(dir.path()).arg("--plugin-timeout-ms", "300").start();
-    server.post("/spin", HELLO).await.assert_error(
+    let server = Server::builder().plugins(dir.path()).arg("--plugin-fuel", "50000000").start();
+    for _ in 0..2 {
+        server.post("/spin", HELLO).await.assert_error(
+            500,
+            "plugin_out_of_fuel",
+            "plugin `spin` used up its 50000000 units of fuel (wasm instructions) in one call",
+        );
+        assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
+    }
+
+    let backstop = Server::builder()
+        .plugins(dir.path())
+        .arg("--plugin-fuel", "1000000000000000")
+        .arg("--plugin-timeout-ms", "300")
+        .start();
+    backstop.post("/spin", HELLO).await.assert_error(
         500,
         "plugin_timeout",
         "plugin `spin` ran past its 300 ms time limit",
     );
-    assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
-    server.post("/spin", HELLO).await.assert_error(
-        500,
-        "plugin_timeout",
-        "plugin `spin` ran past its 300 ms time limit",
-    );
+    assert_eq!(backstop.post("/ndjson", HELLO).await.status, 200);
+}
+
+/// Sixteen at once on a couple of cores: each is stopped for what it did
+/// (its memory, its fuel), never for the time it waited for a core.
+#[tokio::test]
+async fn plugins_under_contention_are_stopped_for_what_they_did_not_for_waiting() {
+    let dir = plugin_dir(&[("spin", &fixture("spin")), ("hog", &fixture("hog"))]);
+    let server = Server::builder()
+        .plugins(dir.path())
+        .arg("--plugin-memory-mb", "16")
+        .arg("--plugin-fuel", "2000000000")
+        .start();
+    let calls = (0..16).map(|index| {
+        let plugin = if index % 2 == 0 { "/spin" } else { "/hog" };
+        let server = &server;
+        async move { (plugin, server.post(plugin, HELLO).await) }
+    });
+    for (plugin, reply) in futures::future::join_all(calls).await {
+        let code = if plugin == "/spin" { "plugin_out_of_fuel" } else { "plugin_out_of_memory" };
+        let error = support::error_without_request_id(&reply.body, &reply.request_id);
+        assert_eq!((reply.status, &error["error"]["code"]), (500, &serde_json::json!(code)), "{plugin}: {error}");
+    }
 }
 
 #[tokio::test]
@@ -172,11 +205,8 @@ async fn a_plugin_that_floods_its_output_is_stopped_and_blamed() {
 #[tokio::test]
 async fn a_plugin_over_its_stream_output_limit_ends_the_stream_with_an_error_event() {
     let dir = plugin_dir(&[("flood", &fixture("flood")), ("ndjson", &example("ndjson"))]);
-    let server = Server::builder()
-        .plugins(dir.path())
-        .echo_delay_ms(20)
-        .arg("--plugin-stream-output-bytes", "200000")
-        .start();
+    let server =
+        Server::builder().plugins(dir.path()).echo_delay_ms(20).arg("--plugin-stream-output-bytes", "200000").start();
     // 64 KiB a call, each within the call's limit; the fourth goes past 200,000 bytes.
     let body = r#"{"prompt":"one two three four five","config":{"flood":{"count":1,"size":65536}}}"#;
     let reply = server.post("/flood?then=ndjson", body).await;

@@ -209,7 +209,7 @@ async fn an_unreachable_bedrock_is_a_short_message_and_the_sdks_chain_stays_in_t
         "the model source is unavailable: Bedrock could not be reached (see the host's log) (3 attempts)",
     );
     assert!(host.logs().contains("Bedrock call failed"), "{}", host.logs());
-    assert!(host.logs().contains("request refused"), "the refusal is logged with its request id: {}", host.logs());
+    assert!(host.logs().contains("request failed"), "the failure is logged with its request id: {}", host.logs());
 }
 
 #[tokio::test]

@@ -84,11 +84,7 @@ async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_re
         .await
         .unwrap();
     let expected = json!({ "error": { "code": "invalid_last_event_id", "message": format!("run `{id}` has no event 999: resume from an id it sent") } });
-    assert_eq!(
-        (unsent.status().as_u16(), unsent.text().await.unwrap()),
-        (400, expected.to_string()),
-        "an id the run never sent"
-    );
+    assert_eq!(support::error_of(unsent).await, (400, expected), "an id the run never sent");
     let after = subscribe(&host.base, id, Some(before.last().unwrap().id), None).await;
     let resumed: Vec<RunEvent> = before.iter().chain(&after).cloned().collect();
     assert_whole(&resumed, "completed");
@@ -120,8 +116,13 @@ async fn a_dropped_subscriber_resumes_with_last_event_id_and_gets_exactly_the_re
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
-    assert_eq!(response.text().await.unwrap(), json!({ "error": { "code": "invalid_last_event_id", "message": "`x1` is not an event id of a run (a sequence number)" } }).to_string());
+    assert_eq!(
+        support::error_of(response).await,
+        (
+            400,
+            json!({ "error": { "code": "invalid_last_event_id", "message": "`x1` is not an event id of a run (a sequence number)" } })
+        )
+    );
 }
 
 #[tokio::test]
@@ -215,8 +216,13 @@ async fn past_its_bounds_a_run_is_refused_or_ended_never_cut_silently() {
         reqwest::Client::new().post(host.url("/runs/redact")).body(r#"{"prompt":"hi"}"#).send().await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "5", "no run has ended: a guess at when one will");
-    let body = response.text().await.unwrap();
-    assert_eq!(body, json!({ "error": { "code": "too_many_runs", "message": "this host already has 1 runs under way (--max-runs); try again in 5 s" } }).to_string());
+    assert_eq!(
+        support::error_of(response).await,
+        (
+            429,
+            json!({ "error": { "code": "too_many_runs", "message": "this host already has 1 runs under way (--max-runs); try again in 5 s" } })
+        )
+    );
 
     let host = Server::builder().echo_delay_ms(300).arg("--max-run-secs", "1").start();
     let (_, started, _) = start(&host.base, "redact", &json!({ "prompt": PROMPT }).to_string()).await;
@@ -257,16 +263,11 @@ async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
     let mine = call(reqwest::Method::GET, &format!("/runs/{id}"), &key).send().await.unwrap();
     assert_eq!(mine.status(), 200);
     let unknown =
-        json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } })
-            .to_string();
+        json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } });
     let basic = format!("Basic {}", base64_of("demo:demo-password"));
     for path in [format!("/runs/{id}"), format!("/runs/{id}/events")] {
         let other = call(reqwest::Method::GET, &path, &[("authorization", &basic)]).send().await.unwrap();
-        assert_eq!(
-            (other.status().as_u16(), other.text().await.unwrap()),
-            (404, unknown.clone()),
-            "another caller: {path}"
-        );
+        assert_eq!(support::error_of(other).await, (404, unknown.clone()), "another caller: {path}");
         let nobody = call(reqwest::Method::GET, &path, &[]).send().await.unwrap();
         assert_eq!(nobody.status(), 401, "no credential: the inbound plugin's own refusal");
         assert!(nobody.headers().contains_key("www-authenticate"));
@@ -282,8 +283,8 @@ async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
         [(format!("/runs/{never}"), never), ("/runs/..%2Fx".to_string(), "../x"), ("/runs/abc/events".into(), "abc")]
     {
         let response = client.get(host.url(&path)).send().await.unwrap();
-        let expected = json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{shown}` that you may read") } }).to_string();
-        assert_eq!((response.status().as_u16(), response.text().await.unwrap()), (404, expected), "{path}");
+        let expected = json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{shown}` that you may read") } });
+        assert_eq!(support::error_of(response).await, (404, expected), "{path}");
     }
     let response = client.put(host.url(&format!("/runs/{id}"))).send().await.unwrap();
     assert_eq!(response.status(), 405);

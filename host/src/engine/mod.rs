@@ -17,7 +17,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Limits on every plugin instance.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// The longest one call into a plugin may run.
+    /// The wasm instructions one call into a plugin may execute, in
+    /// wasmtime's fuel (about one unit per instruction): the limit on a
+    /// plugin's own work, the same on a busy host as on an idle one.
+    pub call_fuel: u64,
+    /// The longest one call into a plugin may run on the wall clock, less
+    /// its waits on the host: a backstop behind `call_fuel`, for work fuel
+    /// does not count (a bulk memory copy is one instruction).
     pub call_timeout: Duration,
     /// The most linear memory one instance may grow to.
     pub memory_bytes: usize,
@@ -102,6 +108,9 @@ fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
+    // Fuel counts a plugin's own work (docs/design/006-deadlines.md); it is
+    // on in every engine, so compiled code is the same for all of them.
+    config.consume_fuel(true);
     // Plugins use no component-model concurrency; turning its bookkeeping off
     // roughly halves the cost of a call.
     config.concurrency_support(false);
@@ -146,7 +155,13 @@ mod tests {
     /// must be interchangeable, whatever the limits.
     #[test]
     fn the_checking_engine_compiles_what_the_serving_engine_loads() {
-        let limits = Limits { call_timeout: Duration::from_secs(1), memory_bytes: 32 << 20, max_instances: 4, output: OutputLimits::default() };
+        let limits = Limits {
+            call_fuel: 1 << 30,
+            call_timeout: Duration::from_secs(1),
+            memory_bytes: 32 << 20,
+            max_instances: 4,
+            output: OutputLimits::default(),
+        };
         let (serving, _) = build(&limits).unwrap();
         assert_eq!(cache::engine_hash(&serving), cache::engine_hash(&build_for_checks(None).unwrap()));
     }

@@ -2,7 +2,7 @@
 //! default pipeline, `POST /{plugin}[?then=a,b]` unless only named
 //! pipelines are served) streams the pipeline's output with chunked transfer
 //! encoding; `/runs…` is the runs API (`super::runs`); `GET /healthz`
-//! reports on the host. Browsers may call it from
+//! reports on the host, `GET /metrics` gives its metrics (Prometheus). Browsers may call it from
 //! the origins `--cors-origins` names (tower-http's CORS layer answers their
 //! preflight requests).
 
@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
-use super::{ErrorReply, Inbound, RouteSettings};
+use super::{ErrorReply, InSpan, Inbound, RequestId, RouteSettings};
 use crate::error_code::ErrorCode;
 use crate::pipeline::Pipeline;
 use crate::runs::Runs;
@@ -179,6 +179,7 @@ async fn accept(listener: TcpListener, app: Router, connections: Connections) {
 fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
     let app = Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics).post(invoke))
         .route("/runs", any(runs_call))
         .route("/runs/", any(runs_call))
         .route("/runs/{*rest}", any(runs_call))
@@ -189,6 +190,7 @@ fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
         .route("/{target}/", post(invoke).fallback(method_not_allowed))
         .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(with_request_id))
         .with_state(app);
     Ok(match cors(cors_origins)? {
         Some(cors) => app.layer(cors),
@@ -220,24 +222,29 @@ fn cors(origins: &[String]) -> anyhow::Result<Option<CorsLayer>> {
     Ok(Some(layer))
 }
 
-/// Runs one call under its request id: in every log line of the call (its
-/// stream's too) and in the `x-request-id` response header, so an operator
-/// finds what a caller reports.
-async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let request_id = format!("{:032x}", fastrand::u128(..));
+/// Runs every call under a request id of its own: in every log line of the
+/// call (its stream's too, see `InSpan`), in the `x-request-id` response
+/// header and in an error body's `requestId`, so an operator finds what a
+/// caller reports.
+async fn with_request_id(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request_id = RequestId::new();
     let span = tracing::info_span!("request", id = %request_id);
-    let mut response = answer(app, method, uri, headers, body, span.clone()).instrument(span).await;
+    let mut response = request_id.clone().scope(next.run(request).instrument(span)).await;
     response.headers_mut().insert(
         HeaderName::from_static("x-request-id"),
-        HeaderValue::from_str(&request_id).expect("hex is a valid header"),
+        HeaderValue::from_str(request_id.as_str()).expect("hex is a valid header"),
     );
     response
+}
+
+async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    answer(app, method, uri, headers, body, tracing::Span::current()).await
 }
 
 async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Body, span: tracing::Span) -> Response {
     let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
         Ok(body) => body,
-        Err(reply) => return error_response(&reply),
+        Err(reply) => return refused_unread(&reply),
     };
     let (target, path) = Inbound::split_path(uri.path());
     let inbound = Inbound { method: method.to_string(), target, path, ..inbound_of(&uri, &headers, body) };
@@ -254,10 +261,7 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
             ];
             (headers, body).into_response()
         }
-        Err(reply) => {
-            warn!(status = reply.status, code = %reply.code, message = %reply.message, "request refused");
-            error_response(&reply)
-        }
+        Err(reply) => error_response(&reply),
     }
 }
 
@@ -266,7 +270,7 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
 async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
         Ok(body) => body,
-        Err(reply) => return error_response(&reply),
+        Err(reply) => return refused_unread(&reply),
     };
     let rest = uri.path().strip_prefix("/runs").unwrap_or_default();
     let inbound = Inbound {
@@ -278,9 +282,10 @@ async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: He
     match runs::handle(&app.pipeline, &app.runs, &app.routes, inbound).await {
         Ok(RunReply::Started { accepted, record, prepared }) => {
             let (pipeline, runs) = (app.pipeline.clone(), app.runs.clone());
-            tokio::spawn(
-                async move { runs.execute(&pipeline, *record, prepared.request, prepared.manifest, None).await },
-            );
+            // Its log lines name the run, and the request that started it.
+            let span = tracing::info_span!("run", id = %record.id);
+            let run = async move { runs.execute(&pipeline, *record, prepared.request, prepared.manifest, None).await };
+            tokio::spawn(run.instrument(span));
             run_response(*accepted)
         }
         Ok(reply) => run_response(reply),
@@ -310,27 +315,6 @@ fn run_response(reply: RunReply) -> Response {
         }
         RunReply::NoContent => StatusCode::NO_CONTENT.into_response(),
         RunReply::Started { accepted, .. } => run_response(*accepted),
-    }
-}
-
-/// A response body polled inside its request's span: what the pipeline
-/// logs while it streams carries the request id. (tracing's `Instrument`
-/// covers futures, not streams.)
-struct InSpan {
-    body: futures::stream::BoxStream<'static, bytes::Bytes>,
-    span: tracing::Span,
-}
-
-impl futures::Stream for InSpan {
-    type Item = bytes::Bytes;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        let span = self.span.clone();
-        let _entered = span.enter();
-        self.body.poll_next_unpin(cx)
     }
 }
 
@@ -374,6 +358,13 @@ async fn read_body(
     })
 }
 
+/// `GET /metrics`: the host's metrics in Prometheus' text format
+/// (`telemetry`). `POST /metrics` is still a plugin's.
+async fn metrics() -> Response {
+    let content_type = [(header::CONTENT_TYPE, crate::telemetry::PROMETHEUS_CONTENT_TYPE)];
+    (content_type, crate::telemetry::prometheus_text()).into_response()
+}
+
 async fn health(State(app): State<App>) -> Response {
     let stats = &app.pipeline.registry().stats;
     let body = json!({
@@ -415,18 +406,15 @@ async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body
     let checked = playground::check_upload(&app.pipeline, &app.playground, &name).await;
     let name = match checked {
         Ok(name) => name,
-        Err(reply) => return error_response(&reply),
+        Err(reply) => return refused_unread(&reply),
     };
     let wasm = match read_body(&headers, body, MAX_UPLOAD_BYTES, app.body_read_timeout).await {
         Ok(wasm) => wasm,
-        Err(reply) => return error_response(&reply),
+        Err(reply) => return refused_unread(&reply),
     };
     match playground::upload(&app.pipeline, name, wasm).await {
         Ok(uploaded) => json_response(StatusCode::CREATED, &uploaded),
-        Err(reply) => {
-            warn!(status = reply.status, code = %reply.code, message = %reply.message, "upload refused");
-            error_response(&reply)
-        }
+        Err(reply) => error_response(&reply),
     }
 }
 
@@ -443,9 +431,19 @@ async fn not_found() -> Response {
 }
 
 fn error_response(reply: &ErrorReply) -> Response {
+    reply.log();
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.to_json()).into_response();
     append_headers(&mut response, &reply.headers);
+    response
+}
+
+/// An answer given before the request's body was read whole. hyper will
+/// not reuse the connection, so the answer says so (`connection: close`):
+/// a client must not send its next request on it.
+fn refused_unread(reply: &ErrorReply) -> Response {
+    let mut response = error_response(reply);
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

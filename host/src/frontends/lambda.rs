@@ -38,7 +38,7 @@ use tracing::{info, warn};
 
 use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
-use super::{ErrorReply, Inbound, RouteSettings, prepare_mapped};
+use super::{ErrorReply, InSpan, Inbound, RequestId, RouteSettings, prepare_mapped};
 use crate::error_code::ErrorCode;
 use crate::pipeline::Pipeline;
 use crate::runs::{RunError, RunId, Runs};
@@ -112,9 +112,13 @@ impl Function {
         if payload.pointer("/requestContext/http").is_some() {
             let request: LambdaRequest = serde_json::from_value(payload)?;
             let request: lambda_http::Request = lambda_http::http::Request::from(request);
-            return Ok(FunctionResponse::StreamingResponse(
-                self.function_url(&request, &context.invoked_function_arn).await,
-            ));
+            let request_id = RequestId::from_given(&context.request_id);
+            let answer = self.function_url(&request, &context.invoked_function_arn);
+            let mut response = request_id.clone().scope(answer).await;
+            if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
+                response.metadata_prelude.headers.insert(HeaderName::from_static("x-request-id"), id);
+            }
+            return Ok(FunctionResponse::StreamingResponse(response));
         }
         Err("streamhost takes Function URL events, AppSync resolver events and its own run invocations; this event is none of them".into())
     }
@@ -151,7 +155,9 @@ impl Function {
                     (header::CONTENT_TYPE, content_type),
                     (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
                 ];
-                streamed(StatusCode::OK, headers.into_iter().collect(), response.body)
+                // The runtime's span names the request id; the stream is polled in it.
+                let body = InSpan { body: response.body, span: tracing::Span::current() }.boxed();
+                streamed(StatusCode::OK, headers.into_iter().collect(), body)
             }
             Err(reply) => error_response(&reply),
         }
@@ -355,6 +361,7 @@ fn json_response(status: u16, body: String) -> StreamResponse<Body> {
 }
 
 fn error_response(reply: &ErrorReply) -> StreamResponse<Body> {
+    reply.log();
     let mut response = json_response(reply.status, reply.to_json());
     response.metadata_prelude.headers.extend(joined(&reply.headers));
     response

@@ -315,11 +315,12 @@ fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
         code: refusal.error.code,
         message: refusal.error.message,
         headers: refusal.headers,
+        logged: false,
     }
 }
 
 /// An error answered before the response starts:
-/// `{"error":{"code":…,"message":…}}` with an HTTP status and, for a
+/// `{"error":{"code":…,"message":…,"requestId":…}}` with an HTTP status and, for a
 /// refusal, its headers (`www-authenticate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorReply {
@@ -333,6 +334,9 @@ pub struct ErrorReply {
     /// Headers to send with it: an inbound plugin's refusal's
     /// (`www-authenticate`), or `retry-after` when runs are full; else none.
     pub headers: Vec<(String, String)>,
+    /// Whether the failure behind it was logged where it happened (a
+    /// plugin's, in its sandbox); [`ErrorReply::log`] logs the others.
+    pub logged: bool,
 }
 
 impl ErrorReply {
@@ -344,7 +348,13 @@ impl ErrorReply {
 
     /// An error with a host's or a plugin's code ([`Code::status`]).
     pub fn coded(code: Code<'_>, message: impl Into<String>) -> Self {
-        Self { status: code.status(), code: code.as_str().to_string(), message: message.into(), headers: Vec::new() }
+        Self {
+            status: code.status(),
+            code: code.as_str().to_string(),
+            message: message.into(),
+            headers: Vec::new(),
+            logged: false,
+        }
     }
 
     /// The refusal of a body larger than `limit` bytes (`--max-body-bytes`).
@@ -352,9 +362,97 @@ impl ErrorReply {
         ErrorReply::new(ErrorCode::BodyTooLarge, format!("the body is larger than the {limit}-byte limit"))
     }
 
-    /// The response body: `{"error":{"code":…,"message":…}}`.
+    /// The response body: `{"error":{"code":…,"message":…,"requestId":…}}`,
+    /// the request id when the call has one ([`RequestId::scope`]).
     pub fn to_json(&self) -> String {
-        json!({ "error": { "code": self.code, "message": self.message } }).to_string()
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(id) = RequestId::current() {
+            error["requestId"] = json!(id.as_str());
+        }
+        json!({ "error": error }).to_string()
+    }
+
+    /// Logs the refusal once, unless its failure was logged already: a
+    /// server error at `warn`, a client's at `info`.
+    pub fn log(&self) {
+        if self.logged {
+            return;
+        }
+        let (status, code, message) = (self.status, self.code.as_str(), self.message.as_str());
+        match status {
+            500.. => tracing::warn!(status, code, message, "request failed"),
+            _ => tracing::info!(status, code, message, "request refused"),
+        }
+    }
+}
+
+/// The id of the call being answered: 128 random bits in hex on `serve`,
+/// Lambda's own request id on Lambda. It is in the call's log lines (its
+/// span), its `x-request-id` header and its error body.
+#[derive(Debug, Clone)]
+pub struct RequestId(Arc<str>);
+
+tokio::task_local! {
+    static REQUEST_ID: RequestId;
+}
+
+impl RequestId {
+    /// A new random id.
+    pub fn new() -> Self {
+        Self(format!("{:032x}", fastrand::u128(..)).into())
+    }
+
+    /// The id as given (Lambda's `aws_request_id`).
+    pub fn from_given(id: &str) -> Self {
+        Self(id.into())
+    }
+
+    /// The id, as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Runs `call` with this as its id: error bodies made within carry it.
+    pub async fn scope<F: std::future::Future>(self, call: F) -> F::Output {
+        REQUEST_ID.scope(self, call).await
+    }
+
+    /// The id of the call running this, if it has one.
+    pub fn current() -> Option<Self> {
+        REQUEST_ID.try_with(Clone::clone).ok()
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+/// A response body polled inside its request's span: what the pipeline
+/// logs while it streams carries the request id. (tracing's `Instrument`
+/// covers futures, not streams.)
+pub(super) struct InSpan {
+    pub(super) body: futures::stream::BoxStream<'static, bytes::Bytes>,
+    pub(super) span: tracing::Span,
+}
+
+impl futures::Stream for InSpan {
+    type Item = bytes::Bytes;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        futures::StreamExt::poll_next_unpin(&mut self.body, cx)
     }
 }
 
@@ -384,7 +482,8 @@ impl From<&ManifestError> for ErrorReply {
 
 impl From<&PipelineError> for ErrorReply {
     fn from(error: &PipelineError) -> Self {
-        ErrorReply::coded(error.code(), error.to_string())
+        let logged = matches!(error, PipelineError::Plugin(_));
+        ErrorReply { logged, ..ErrorReply::coded(error.code(), error.to_string()) }
     }
 }
 

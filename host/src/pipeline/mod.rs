@@ -230,6 +230,7 @@ impl Pipeline {
             done: false,
             failure: None,
             recording: None,
+            source_chunks: 0,
             _active: ActiveStream::new(&self.active_streams),
         };
         (content_type, pump)

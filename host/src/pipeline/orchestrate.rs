@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::Services;
 use super::turn::{Downstream, ModelAccess, TurnServices};
 use crate::conversation::{Message, Role};
-use crate::error_code::ErrorCode;
+use crate::error_code::{Code, ErrorCode};
 use crate::event::{Event, error_event};
 use crate::history::{ConversationKey, HistoryError, Turn};
 use crate::manifest::{AgentSpec, Manifest};
@@ -63,16 +63,28 @@ enum TurnError {
 }
 
 impl TurnError {
-    fn event(&self) -> Event {
-        let code = match self {
+    fn code(&self) -> Code<'_> {
+        match self {
             TurnError::UnknownAgent { .. } => ErrorCode::UnknownAgent.into(),
             TurnError::Role(error) => error.code(),
             TurnError::History(error) => error.code().into(),
             TurnError::Provider(error) => error.code().into(),
-            TurnError::Source(error) => return Event::Error(error.clone()),
+            TurnError::Source(error) => Code::Plugin(&error.code),
             TurnError::Timeout(_) => ErrorCode::TurnTimeout.into(),
-        };
-        error_event(code, self.to_string())
+        }
+    }
+
+    fn event(&self) -> Event {
+        match self {
+            TurnError::Source(error) => Event::Error(error.clone()),
+            _ => error_event(self.code(), self.to_string()),
+        }
+    }
+
+    /// Whether the failure was logged where it happened: a plugin's in its
+    /// sandbox, a model source's in the stream.
+    fn logged(&self) -> bool {
+        matches!(self, TurnError::Role(RoleError::Plugin(_)) | TurnError::Source(_))
     }
 }
 
@@ -138,7 +150,9 @@ impl TurnJob {
             Err(_) => Err(TurnError::Timeout(limit)),
         };
         if let Err(error) = outcome {
-            warn!(%error, "turn failed");
+            if !error.logged() {
+                warn!(code = error.code().as_str(), %error, "turn failed");
+            }
             // A failed send means the client left; nothing is waiting.
             let _ = sender.send(error.event()).await;
         }

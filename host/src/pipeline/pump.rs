@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::ReadyChunks;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::ActiveStream;
 use crate::event::{Encoding, Event, error_event};
 use crate::providers::EventStream;
 use crate::registry::{PluginError, TransformInstance};
+use crate::telemetry::instruments::instruments;
 
 /// A plugin failed; `stage` is its place in the chain.
 struct StageFailure {
@@ -36,6 +37,8 @@ pub(super) struct Pump {
     /// Where the source's batches are kept, as the first stage got them,
     /// when the stream is recorded (`invoke --record`).
     pub(super) recording: Option<Recording>,
+    /// Text chunks the source has sent: what a cancelled stream had cost.
+    pub(super) source_chunks: u64,
     pub(super) _active: ActiveStream,
 }
 
@@ -112,6 +115,7 @@ impl Pump {
                     if let Some(recording) = &self.recording {
                         recording.record(&batch);
                     }
+                    self.source_chunks += batch.iter().filter(|event| matches!(event, Event::Text(_))).count() as u64;
                     (batch, false, false)
                 }
                 Some(None) => (Vec::new(), true, false),
@@ -156,18 +160,16 @@ impl Pump {
     /// when the formatter is what failed, as it is (the host encodes it).
     async fn error_events(&mut self, failure: StageFailure) -> Vec<Event> {
         self.done = true;
+        // The plugin's failure was logged where it happened (the sandbox).
         let StageFailure { stage, error } = failure;
-        warn!(plugin = %self.stages[stage].name(), %error, "stream ended by a plugin failure");
         let event = error_event(error.code(), error.to_string());
         if let Event::Error(info) = &event {
             self.failure = Some(info.clone());
         }
         match self.run_stages(stage + 1, vec![event.clone()], true, false).await {
             Ok(events) => events,
-            Err(StageFailure { error: second, .. }) => {
-                warn!(error = %second, "a later plugin failed on the error event too");
-                vec![event]
-            }
+            // A later plugin failed on the error event too (and was logged).
+            Err(_) => vec![event],
         }
     }
 
@@ -185,7 +187,8 @@ impl Drop for Pump {
         if !self.done {
             // The body was dropped before its end: the client went away (or
             // a write to it failed). Dropping the source cancels the model call.
-            info!("stream cancelled before its end; the client went away");
+            info!(chunks = self.source_chunks, "stream cancelled before its end; the client went away");
+            instruments().stream_cancelled(self.source_chunks);
         }
     }
 }

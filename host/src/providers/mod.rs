@@ -31,6 +31,9 @@ use futures::{StreamExt, stream};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
+use tracing::{Instrument, warn};
+
+use crate::telemetry::instruments::ModelCallMeter;
 
 pub use call::{ModelCall, ReasoningBlocks};
 pub use echo::{EchoFrames, EchoProvider, EchoRule, EchoSettings, tokenize};
@@ -195,23 +198,43 @@ impl Providers {
     /// a source is picked by its kind.
     pub async fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
         let kind = call.options.provider.unwrap_or(self.default);
-        let model_id = call.options.id.clone().or_else(|| self.default_model.clone());
-        let model = model_id.as_deref();
-        let started = match kind {
-            ProviderKind::Echo => self.call(&self.echo, call, model).await?,
-            ProviderKind::Bedrock => self.call(self.bedrock().await, call, model).await?,
-            ProviderKind::BedrockRaw => self.call(&bedrock::Raw(self.bedrock().await), call, model).await?,
+        let model_id = call.options.id.as_deref().or(self.default_model.as_deref());
+        let model = reported_model(kind, model_id.map(str::to_string));
+        let mut meter = ModelCallMeter::start(&kind.to_string(), model.as_deref());
+        // A GenAI client span (OpenTelemetry's conventions) up to the first event.
+        let span = tracing::info_span!(
+            "chat",
+            otel.name = %format!("chat {}", model.as_deref().unwrap_or_default()).trim_end(),
+            otel.kind = "client",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = %kind,
+            gen_ai.request.model = model.as_deref(),
+        );
+        match self.open(kind, call, model_id).instrument(span).await {
+            Ok(started) => Ok(with_metadata(kind, model, started, meter)),
+            Err(error) => {
+                meter.fail(error.code().as_str());
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts `kind`'s call, up to its first event.
+    async fn open(&self, kind: ProviderKind, call: &ModelCall, model: Option<&str>) -> Result<Started, ProviderError> {
+        match kind {
+            ProviderKind::Echo => self.call(&self.echo, call, model).await,
+            ProviderKind::Bedrock => self.call(self.bedrock().await, call, model).await,
+            ProviderKind::BedrockRaw => self.call(&bedrock::Raw(self.bedrock().await), call, model).await,
             ProviderKind::Openai => {
                 let openai = self.openai.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --openai-base-url"))?;
-                self.call(openai, call, model).await?
+                self.call(openai, call, model).await
             }
             ProviderKind::Upstream => {
                 let upstream =
                     self.upstream.as_ref().ok_or(ProviderError::NotConfigured(kind, "set --upstream-url"))?;
-                self.call(upstream, call, model).await?
+                self.call(upstream, call, model).await
             }
-        };
-        Ok(with_metadata(kind, model_id, started))
+        }
     }
 
     /// Builds `source`'s request once, then sends it, under the retry policy
@@ -234,22 +257,41 @@ impl Providers {
     }
 }
 
-/// The stream's first event names its source: `{"provider":…,"model":…}`
-/// and what the source reported (an upstream's `sessionId`). An upstream
-/// has no model of ours to name, and its address is never part of it.
-fn with_metadata(kind: ProviderKind, model_id: Option<String>, started: Started) -> EventStream {
-    let mut metadata = Map::new();
-    metadata.insert("provider".into(), json!(kind.to_string()));
-    let model = match kind {
+/// The model a stream's metadata and metrics name: an upstream has no model
+/// of ours to name, the offline model is `echo`.
+fn reported_model(kind: ProviderKind, model_id: Option<String>) -> Option<String> {
+    match kind {
         ProviderKind::Echo => Some("echo".to_string()),
         ProviderKind::Upstream => None,
         _ => model_id,
-    };
+    }
+}
+
+/// The stream's first event names its source: `{"provider":…,"model":…}`
+/// and what the source reported (an upstream's `sessionId`). An upstream's
+/// address is never part of it. `meter` records the call's metrics as its
+/// events go by; a failure is logged here, once, whoever reads the stream.
+fn with_metadata(
+    kind: ProviderKind,
+    model: Option<String>,
+    started: Started,
+    mut meter: ModelCallMeter,
+) -> EventStream {
+    let mut metadata = Map::new();
+    metadata.insert("provider".into(), json!(kind.to_string()));
     if let Some(model) = model {
         metadata.insert("model".into(), json!(model));
     }
     metadata.extend(started.metadata);
-    stream::iter([Event::Metadata(Value::Object(metadata).to_string())]).chain(started.events).boxed()
+    let since = std::time::Instant::now();
+    let events = started.events.inspect(move |event| {
+        meter.observe(event);
+        if let Event::Error(error) = event {
+            let ran_ms = since.elapsed().as_millis() as u64;
+            warn!(provider = %kind, code = %error.code, ran_ms, message = %error.message, "the model source failed");
+        }
+    });
+    stream::iter([Event::Metadata(Value::Object(metadata).to_string())]).chain(events).boxed()
 }
 
 /// The HTTP client of the HTTP-speaking sources: a connect timeout so an

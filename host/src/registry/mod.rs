@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 
 use thiserror::Error;
 use tokio::sync::Semaphore;
-use tracing::error;
+use tracing::{error, warn};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
@@ -179,6 +179,11 @@ impl Registry {
         &self.store
     }
 
+    /// Plugin instances alive now, of `--max-instances`.
+    pub fn instances_in_use(&self) -> u32 {
+        self.limits.max_instances.saturating_sub(self.instances.available_permits() as u32)
+    }
+
     /// The wasmtime engine its plugins are compiled for and run on.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -262,11 +267,11 @@ impl Registry {
         settings: String,
         turn: Option<Box<dyn TurnHost>>,
     ) -> Result<Sandbox, PluginError> {
-        let permit = self
-            .instances
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| PluginError::Overloaded { limit: self.limits.max_instances })?;
-        Ok(Sandbox::new(&self.engine, &plugin.name, settings, self.limits, permit, turn, self.sandbox_options))
+        let Ok(permit) = self.instances.clone().try_acquire_owned() else {
+            let error = PluginError::Overloaded { limit: self.limits.max_instances };
+            warn!(plugin = %plugin.name, code = error.code().as_str(), %error, "request shed");
+            return Err(error);
+        };
+        Ok(Sandbox::new(&self.engine, plugin, settings, self.limits, permit, turn, self.sandbox_options))
     }
 }

@@ -59,16 +59,17 @@ impl OutputMeter {
         };
         let call_bytes = in_call(&mut self.added_bytes, bytes(output) - bytes(input));
         let call_events = in_call(&mut self.added_events, output.len() as i64 - input.len() as i64);
-        if call_bytes > limits.call_bytes as i64 {
+        let over = |count: i64, limit: usize| count > i64::try_from(limit).unwrap_or(i64::MAX);
+        if over(call_bytes, limits.call_bytes) {
             return Err(OutputLimitExceeded::CallBytes(limits.call_bytes));
         }
-        if call_events > limits.call_events as i64 {
+        if over(call_events, limits.call_events) {
             return Err(OutputLimitExceeded::CallEvents(limits.call_events));
         }
-        if self.added_bytes > limits.stream_bytes as i64 {
+        if over(self.added_bytes, limits.stream_bytes) {
             return Err(OutputLimitExceeded::StreamBytes(limits.stream_bytes));
         }
-        if self.added_events > limits.stream_events as i64 {
+        if over(self.added_events, limits.stream_events) {
             return Err(OutputLimitExceeded::StreamEvents(limits.stream_events));
         }
         Ok(())
@@ -125,6 +126,17 @@ mod tests {
 
     /// A formatter's output is about its input's size: only its overhead is
     /// its own.
+    #[test]
+    fn no_limit_is_a_limit_past_every_count() {
+        let unlimited = OutputLimits {
+            call_bytes: usize::MAX,
+            call_events: usize::MAX,
+            stream_bytes: usize::MAX,
+            stream_events: usize::MAX,
+        };
+        assert_eq!(OutputMeter::new(unlimited).count(&[], &[text(1 << 20)]), Ok(()));
+    }
+
     #[test]
     fn output_as_large_as_the_input_adds_nothing() {
         let mut meter = OutputMeter::new(limits());

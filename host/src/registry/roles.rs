@@ -15,12 +15,12 @@ pub(super) async fn select(
     pre: &RouterPre<super::PluginState>,
     request: &RouteRequest,
 ) -> Result<(Choice, Box<dyn TurnHost>), PluginError> {
-    sandbox.arm();
+    sandbox.arm("instantiate");
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,
         Err(error) => return Err(sandbox.failure(error)),
     };
-    sandbox.arm();
+    sandbox.arm("select");
     let result = bindings.streamhost_plugin_selector().call_select(&mut sandbox.store, request).await;
     let choice = sandbox.outcome(result)?;
     Ok((choice, take_turn(&mut sandbox)))
@@ -33,12 +33,12 @@ pub(super) async fn handle(
     pre: &AgentPre<super::PluginState>,
     request: &AgentRequest,
 ) -> Result<(String, Box<dyn TurnHost>), PluginError> {
-    sandbox.arm();
+    sandbox.arm("instantiate");
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,
         Err(error) => return Err(sandbox.failure(error)),
     };
-    sandbox.arm();
+    sandbox.arm("handle");
     let result = bindings.streamhost_plugin_handler().call_handle(&mut sandbox.store, request).await;
     let stop_reason = sandbox.outcome(result)?;
     Ok((stop_reason, take_turn(&mut sandbox)))
@@ -50,12 +50,12 @@ pub(super) async fn filter(
     pre: &RequestFilterPre<super::PluginState>,
     request: &IncomingRequest,
 ) -> Result<Result<PipelineRequest, Refusal>, PluginError> {
-    sandbox.arm();
+    sandbox.arm("instantiate");
     let bindings = match pre.instantiate_async(&mut sandbox.store).await {
         Ok(bindings) => bindings,
         Err(error) => return Err(sandbox.failure(error)),
     };
-    sandbox.arm();
+    sandbox.arm("filter");
     let result = bindings.streamhost_plugin_filter().call_filter(&mut sandbox.store, request).await;
     sandbox.outcome(result.map(Ok))
 }

@@ -4,6 +4,7 @@
 //! [`PluginError`]. The time a call spends waiting in the host (on a model, on
 //! a slow client) is not the plugin's and does not count.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -12,14 +13,16 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{CallHook, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::link::Plugin;
 use super::output::PluginOutput;
 use super::quota::{OutputLimitExceeded, OutputMeter};
 use super::turn::TurnHost;
 use crate::engine::Limits;
 use crate::error_code::{Code, ErrorCode};
 use crate::store::PluginName;
+use crate::telemetry::instruments::{instruments, plugin_attribute};
 use crate::wit::ErrorInfo;
 
 /// Why a call into a plugin instance failed, or no instance could be made for it.
@@ -35,14 +38,22 @@ pub enum PluginError {
         /// the host's log, where it is.
         message: String,
     },
-    /// A call ran past its deadline (the call timeout, counting its own time, not its waits on the host) and the
-    /// epoch callback stopped it.
+    /// A call ran past its wall-clock deadline (the call timeout, counting its own time, not its waits on the
+    /// host) and the epoch callback stopped it.
     #[error("plugin `{name}` ran past its {} ms time limit", limit.as_millis())]
     Timeout {
         /// The plugin.
         name: PluginName,
         /// The call timeout it ran past.
         limit: Duration,
+    },
+    /// A call executed more wasm instructions than its fuel (`--plugin-fuel`).
+    #[error("plugin `{name}` used up its {limit} units of fuel (wasm instructions) in one call")]
+    OutOfFuel {
+        /// The plugin.
+        name: PluginName,
+        /// The fuel of one call.
+        limit: u64,
     },
     /// The call failed after a growth of the instance's memory past its limit was refused.
     #[error("plugin `{name}` needed more than its {} MiB memory limit", limit_bytes >> 20)]
@@ -82,6 +93,7 @@ impl PluginError {
         match self {
             PluginError::Trapped { .. } => ErrorCode::PluginTrapped.into(),
             PluginError::Timeout { .. } => ErrorCode::PluginTimeout.into(),
+            PluginError::OutOfFuel { .. } => ErrorCode::PluginOutOfFuel.into(),
             PluginError::OutOfMemory { .. } => ErrorCode::PluginOutOfMemory.into(),
             PluginError::OutputLimit { .. } => ErrorCode::PluginOutputLimit.into(),
             PluginError::Refused { error, .. } => Code::Plugin(&error.code),
@@ -260,8 +272,15 @@ impl wasmtime_wasi::HostWallClock for FrozenClock {
 /// holds until it is dropped.
 pub struct Sandbox {
     pub name: PluginName,
+    /// The sha256 of the plugin's component, in hex: which version failed.
+    digest: Arc<str>,
     pub store: Store<PluginState>,
     limits: Limits,
+    /// The call under way (`push`, `handle`, ...) and when it started: what
+    /// a failure's log line names.
+    call: (&'static str, Instant),
+    /// The plugin's name as its calls' metrics attribute.
+    metric_name: opentelemetry::KeyValue,
     /// Whether a trap's message to the caller carries what the plugin
     /// printed (`--expose-plugin-output`, for development).
     expose_output: bool,
@@ -273,7 +292,7 @@ impl Sandbox {
     /// their deadline leaves that time out; a transform's calls never wait.
     pub fn new(
         engine: &Engine,
-        name: &PluginName,
+        plugin: &Plugin,
         settings: String,
         limits: Limits,
         slot: OwnedSemaphorePermit,
@@ -282,6 +301,7 @@ impl Sandbox {
     ) -> Self {
         let waits_on_host = turn.is_some();
         let expose_output = options.expose_output;
+        let name = &plugin.name;
         let state = PluginState::new(name.clone(), settings, &limits, turn, options);
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.memory);
@@ -289,13 +309,24 @@ impl Sandbox {
         if waits_on_host {
             store.call_hook(|mut store, hook| store.data_mut().on_call_hook(hook));
         }
-        Self { name: name.clone(), store, limits, expose_output, _slot: slot }
+        Self {
+            name: name.clone(),
+            digest: plugin.digest.clone(),
+            store,
+            limits,
+            call: ("instantiate", Instant::now()),
+            metric_name: plugin_attribute(name.as_str()),
+            expose_output,
+            _slot: slot,
+        }
     }
 
-    /// Starts the deadline of the next call.
-    pub fn arm(&mut self) {
-        let state = self.store.data_mut();
-        state.deadline = Instant::now() + self.limits.call_timeout;
+    /// Starts the deadline of the next call, `call` (the export's name, or
+    /// `instantiate`).
+    pub fn arm(&mut self, call: &'static str) {
+        self.call = (call, Instant::now());
+        self.store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+        self.store.set_fuel(self.limits.call_fuel).expect("fuel is on in every engine");
         self.store.set_epoch_deadline(1);
     }
 
@@ -309,47 +340,76 @@ impl Sandbox {
     ) -> Result<Vec<crate::wit::Event>, PluginError> {
         match self.store.data_mut().output.count(input, &output) {
             Ok(()) => Ok(output),
-            Err(exceeded) => Err(PluginError::OutputLimit { name: self.name.clone(), exceeded }),
+            Err(exceeded) => Err(self.logged(PluginError::OutputLimit { name: self.name.clone(), exceeded }, None)),
         }
     }
 
     /// A call's result, its failure told apart as a [`PluginError`].
     pub fn outcome<T>(&mut self, result: wasmtime::Result<Result<T, ErrorInfo>>) -> Result<T, PluginError> {
         match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(PluginError::Refused { name: self.name.clone(), error }),
+            Ok(Ok(value)) => {
+                self.measured(None);
+                Ok(value)
+            }
+            Ok(Err(error)) => Err(self.logged(PluginError::Refused { name: self.name.clone(), error }, None)),
             Err(error) => Err(self.failure(error)),
         }
     }
 
-    /// Turns a failed call into the reason a person can act on.
+    /// Turns a failed call into the reason a person can act on, logged.
     pub fn failure(&mut self, error: wasmtime::Error) -> PluginError {
         let name = self.name.clone();
         let limits = self.limits;
         let state = self.store.data_mut();
-        if let Some(exceeded) = state.output_exceeded {
-            return PluginError::OutputLimit { name, exceeded };
-        }
-        if state.timed_out {
-            return PluginError::Timeout { name, limit: limits.call_timeout };
-        }
-        if state.memory.refused {
-            return PluginError::OutOfMemory { name, limit_bytes: limits.memory_bytes };
-        }
-        let trap =
-            error.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{error:#}"));
-        // What the plugin printed (a panic message, with its source paths)
-        // is the operator's to read, not the caller's.
-        let message = match state.stderr_tail() {
-            Some(printed) => {
-                warn!(plugin = %name, %trap, %printed, "plugin trapped");
-                match self.expose_output {
-                    true => format!("{trap}; the plugin wrote: {printed}"),
-                    false => format!("{trap}; what it printed is in the host's log"),
-                }
-            }
-            None => trap,
+        let printed = state.stderr_tail();
+        let failure = if let Some(exceeded) = state.output_exceeded {
+            PluginError::OutputLimit { name, exceeded }
+        } else if state.timed_out {
+            PluginError::Timeout { name, limit: limits.call_timeout }
+        } else if state.memory.refused {
+            PluginError::OutOfMemory { name, limit_bytes: limits.memory_bytes }
+        } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+            PluginError::OutOfFuel { name, limit: limits.call_fuel }
+        } else {
+            let trap =
+                error.downcast_ref::<wasmtime::Trap>().map(ToString::to_string).unwrap_or_else(|| format!("{error:#}"));
+            // What the plugin printed (a panic message, with its source
+            // paths) is the operator's to read, not the caller's.
+            let message = match (&printed, self.expose_output) {
+                (Some(printed), true) => format!("{trap}; the plugin wrote: {printed}"),
+                (Some(_), false) => format!("{trap}; what it printed is in the host's log"),
+                (None, _) => trap,
+            };
+            PluginError::Trapped { name, message }
         };
-        PluginError::Trapped { name, message }
+        self.logged(failure, printed.as_deref())
+    }
+
+    /// Records the call's duration (`streamhost.plugin.call.duration`).
+    fn measured(&self, error: Option<&str>) {
+        let (call, started) = self.call;
+        instruments().plugin_call(&self.metric_name, call, started.elapsed(), error);
+    }
+
+    /// Logs `error` once, where every fact about it is at hand: the plugin
+    /// and its digest, the call, the code, how long the call ran, and what
+    /// the plugin last printed to stderr. (The request's span adds its id.)
+    /// A plugin's refusal is its answer, at `info`; the rest are faults.
+    fn logged(&self, error: PluginError, printed: Option<&str>) -> PluginError {
+        self.measured(Some(error.code().as_str()));
+        let (call, started) = self.call;
+        let ran_ms = started.elapsed().as_millis() as u64;
+        // What the call used; not known for one the epoch stopped, whose
+        // count wasmtime had not written back yet.
+        let used = self.limits.call_fuel.saturating_sub(self.store.get_fuel().unwrap_or_default());
+        let fuel = (!matches!(error, PluginError::Timeout { .. })).then_some(used);
+        let (plugin, digest, code) = (self.name.as_str(), &*self.digest, error.code());
+        match &error {
+            PluginError::Refused { .. } => {
+                info!(plugin, digest, call, code = code.as_str(), ran_ms, fuel, %error, "plugin refused")
+            }
+            _ => warn!(plugin, digest, call, code = code.as_str(), ran_ms, fuel, %error, printed, "plugin failed"),
+        }
+        error
     }
 }

@@ -22,16 +22,16 @@ impl TransformInstance {
         pre: &TransformPre<super::PluginState>,
         context: &StreamContext,
     ) -> Result<Self, PluginError> {
-        sandbox.arm();
+        sandbox.arm("instantiate");
         let bindings = match pre.instantiate_async(&mut sandbox.store).await {
             Ok(bindings) => bindings,
             Err(error) => return Err(sandbox.failure(error)),
         };
         let transform = bindings.streamhost_plugin_transformer().transform();
-        sandbox.arm();
+        sandbox.arm("open");
         let result = transform.call_open(&mut sandbox.store, context).await;
         let handle = sandbox.outcome(result)?;
-        sandbox.arm();
+        sandbox.arm("content-type");
         let content_type = match transform.call_content_type(&mut sandbox.store, handle).await {
             Ok(content_type) => content_type,
             Err(error) => return Err(sandbox.failure(error)),
@@ -52,7 +52,7 @@ impl TransformInstance {
     /// Passes the next batch of events to the plugin's `push` and returns the events to send downstream. An
     /// empty batch is a tick: the source has been silent for the manifest's `idleMs`.
     pub async fn push(&mut self, events: &[Event]) -> Result<Vec<Event>, PluginError> {
-        self.sandbox.arm();
+        self.sandbox.arm("push");
         let transform = self.bindings.streamhost_plugin_transformer().transform();
         let result = transform.call_push(&mut self.sandbox.store, self.handle, events).await;
         let output = self.sandbox.outcome(result)?;
@@ -61,7 +61,7 @@ impl TransformInstance {
 
     /// Tells the plugin the stream has ended (`finish`) and returns the events it still held back.
     pub async fn finish(&mut self) -> Result<Vec<Event>, PluginError> {
-        self.sandbox.arm();
+        self.sandbox.arm("finish");
         let transform = self.bindings.streamhost_plugin_transformer().transform();
         let result = transform.call_finish(&mut self.sandbox.store, self.handle).await;
         let output = self.sandbox.outcome(result)?;

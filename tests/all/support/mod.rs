@@ -201,26 +201,48 @@ impl Drop for Server {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// The `x-request-id` header.
+    pub request_id: String,
     pub body: String,
 }
 
 impl Reply {
     pub async fn read(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let content_type =
-            response.headers().get("content-type").map(|value| value.to_str().unwrap().to_string()).unwrap_or_default();
+        let header = |name| response.headers().get(name).map(|value| value.to_str().unwrap().to_string());
+        let content_type = header("content-type").unwrap_or_default();
+        let request_id = header("x-request-id").expect("every answer has an x-request-id");
         let body = response.text().await.unwrap();
-        Reply { status, content_type, body }
+        Reply { status, content_type, request_id, body }
     }
 
-    /// Asserts an error answered before the stream: status and exact body.
+    /// Asserts an error answered before the stream: status and exact body,
+    /// whose `requestId` is the `x-request-id` header's.
     pub fn assert_error(&self, status: u16, code: &str, message: &str) {
-        let expected = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+        let expected = serde_json::json!({ "error": { "code": code, "message": message } });
         assert_eq!(
-            (self.status, self.content_type.as_str(), self.body.as_str()),
-            (status, "application/json", expected.as_str())
+            (self.status, self.content_type.as_str(), error_without_request_id(&self.body, &self.request_id)),
+            (status, "application/json", expected),
+            "{}",
+            self.body
         );
     }
+}
+
+/// An error answer's status and body, the body without its `requestId`
+/// (which must be the `x-request-id` header's).
+pub async fn error_of(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let reply = Reply::read(response).await;
+    (reply.status, error_without_request_id(&reply.body, &reply.request_id))
+}
+
+/// An error body (`{"error":{…}}`) without its `requestId`, which must be
+/// `request_id`: what is left to compare.
+pub fn error_without_request_id(body: &str, request_id: &str) -> serde_json::Value {
+    let mut error: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    let id = error["error"].as_object_mut().and_then(|fields| fields.remove("requestId"));
+    assert_eq!(id, Some(serde_json::json!(request_id)), "{body}");
+    error
 }
 
 /// A body's chunks with the time each arrived, measured from `start`.
