@@ -187,8 +187,9 @@ fn main() -> ExitCode {
 /// stderr; the host runs without them).
 fn init_observability(format: Option<LogFormat>) -> Option<Telemetry> {
     use tracing_subscriber::prelude::*;
-    let format = format.unwrap_or(if streamhost::config::on_lambda() { LogFormat::Json } else { LogFormat::Text });
-    let (telemetry, traces) = match Telemetry::init() {
+    let on_lambda = streamhost::config::on_lambda();
+    let format = format.unwrap_or(if on_lambda { LogFormat::Json } else { LogFormat::Text });
+    let (telemetry, traces) = match Telemetry::init(on_lambda) {
         Ok((telemetry, traces)) => (Some(telemetry), traces),
         Err(error) => {
             eprintln!("metrics and traces are off: {error:#}");

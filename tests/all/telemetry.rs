@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::{Server, example, fixture, plugin_dir};
+use support::lambda::{Function, RuntimeApi};
+use support::{EXAMPLES, Server, example, fixture, plugin_dir};
 
 const CONSUMERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/telemetry");
 const HELLO: &str = r#"{"prompt":"Hi there"}"#;
@@ -208,4 +209,56 @@ async fn metrics_and_traces_reach_an_otlp_collector() {
     );
     let request_span = request_span.unwrap_or_else(|| panic!("no request span received: {:?}", receiver.received()));
     assert_eq!(attributes(&request_span["attributes"])["id"], json!({ "stringValue": reply.request_id }));
+}
+
+/// EMF documents in `lines` (stdout), checked against the format's
+/// specification by tests/telemetry/emf_check.py.
+fn emf_documents(lines: &str) -> Vec<Value> {
+    let mut checker = Command::new("python3")
+        .arg(format!("{CONSUMERS}/emf_check.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    checker.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+    let output = checker.wait_with_output().unwrap();
+    assert!(output.status.success(), "not EMF as specified: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn on_lambda_metrics_are_embedded_metric_format_lines_written_after_each_invocation() {
+    let api = RuntimeApi::start().await;
+    let function = Function::start(&api, EXAMPLES, 0);
+    let invocation = api.invoke("/ndjson", "", HELLO).await;
+    assert_eq!(invocation.prelude["statusCode"], 200);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !function.stdout().contains("gen_ai.client.operation.duration") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let documents = emf_documents(&function.stdout());
+    let named = |name: &str| documents.iter().find(|document| document.get(name).is_some()).cloned();
+    let operation = named("gen_ai.client.operation.duration").unwrap_or_else(|| panic!("{}", function.stdout()));
+    let directive = &operation["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "streamhost");
+    assert_eq!(
+        (
+            &operation["gen_ai.provider.name"],
+            &operation["gen_ai.request.model"],
+            &operation["gen_ai.client.operation.duration.count"]
+        ),
+        (&json!("echo"), &json!("echo"), &json!(1)),
+        "{operation}"
+    );
+    let dimensions = directive["Dimensions"][0].as_array().unwrap();
+    assert!(dimensions.contains(&json!("gen_ai.provider.name")), "{directive}");
+    let units: Vec<&Value> = directive["Metrics"].as_array().unwrap().iter().map(|metric| &metric["Unit"]).collect();
+    assert_eq!(units, [&json!("Seconds"), &json!("Seconds"), &json!("Count")]);
+    let plugin = documents
+        .iter()
+        .find(|document| document["streamhost.plugin.name"] == "ndjson" && document["streamhost.plugin.call"] == "push")
+        .unwrap_or_else(|| panic!("no plugin call: {documents:?}"));
+    assert!(plugin["streamhost.plugin.call.duration.count"].as_u64().unwrap() >= 1, "{plugin}");
 }

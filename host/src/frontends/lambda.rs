@@ -104,10 +104,14 @@ impl Function {
         let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
         if let Some(run) = payload.get("streamhostRun") {
             let run: RunInvocation = serde_json::from_value(run.clone())?;
-            return Ok(FunctionResponse::BufferedResponse(self.drive(run, deadline).await));
+            let answer = self.drive(run, deadline).await;
+            flush_metrics().await;
+            return Ok(FunctionResponse::BufferedResponse(answer));
         }
         if is_appsync_event(&payload) {
-            return Ok(FunctionResponse::BufferedResponse(self.appsync(payload, deadline).await?));
+            let answer = self.appsync(payload, deadline).await;
+            flush_metrics().await;
+            return Ok(FunctionResponse::BufferedResponse(answer?));
         }
         if payload.pointer("/requestContext/http").is_some() {
             let request: LambdaRequest = serde_json::from_value(payload)?;
@@ -118,6 +122,9 @@ impl Function {
             if let Ok(id) = HeaderValue::from_str(request_id.as_str()) {
                 response.metadata_prelude.headers.insert(HeaderName::from_static("x-request-id"), id);
             }
+            // The metrics once the body has gone, before Lambda may freeze the process.
+            let flushed = stream::once(flush_metrics()).filter_map(|()| async { None });
+            response.stream = response.stream.chain(flushed).boxed();
             return Ok(FunctionResponse::StreamingResponse(response));
         }
         Err("streamhost takes Function URL events, AppSync resolver events and its own run invocations; this event is none of them".into())
@@ -349,6 +356,11 @@ fn run_response(reply: RunReply) -> StreamResponse<Body> {
         RunReply::NoContent => streamed(StatusCode::NO_CONTENT, HeaderMap::new(), stream::empty().boxed()),
         RunReply::Started { accepted, .. } => run_response(*accepted),
     }
+}
+
+/// Writes the metrics (EMF lines, OTLP) now, off the async workers.
+async fn flush_metrics() {
+    let _ = tokio::task::spawn_blocking(crate::telemetry::flush).await;
 }
 
 fn json_response(status: u16, body: String) -> StreamResponse<Body> {

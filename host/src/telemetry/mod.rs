@@ -12,8 +12,15 @@
 //!   the ADOT Lambda layer on `localhost:4318`). Traces are the host's
 //!   tracing spans (`request`, `run`, `chat {model}`).
 //!
+//! - **CloudWatch EMF** on Lambda ([`emf`]): JSON lines on stdout, which
+//!   CloudWatch Logs turns into metrics in the namespace
+//!   `STREAMHOST_EMF_NAMESPACE` (`streamhost`), written after each
+//!   invocation ([`flush`]), since Lambda may freeze the process between
+//!   invocations, and every minute.
+//!
 //! The resource's `service.name` is `OTEL_SERVICE_NAME`, else `streamhost`.
 
+pub mod emf;
 pub mod instruments;
 
 use std::sync::OnceLock;
@@ -33,14 +40,17 @@ pub struct Telemetry {
 
 /// The Prometheus registry the meter provider writes to.
 static PROMETHEUS: OnceLock<Registry> = OnceLock::new();
+/// The meter provider, for [`flush`].
+static METERS: OnceLock<SdkMeterProvider> = OnceLock::new();
 
 impl Telemetry {
-    /// Sets the global meter provider (Prometheus, and OTLP when a
-    /// collector is named), and returns with it the layer that sends the
-    /// tracing spans to the collector, if one is named. Call once, before
-    /// any instrument records.
-    pub fn init<S>()
-    -> anyhow::Result<(Self, Option<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>>)>
+    /// Sets the global meter provider (Prometheus; OTLP when a collector is
+    /// named; EMF on stdout when `emf`, on Lambda), and returns with it the
+    /// layer that sends the tracing spans to the collector, if one is named.
+    /// Call once, before any instrument records.
+    pub fn init<S>(
+        emf: bool,
+    ) -> anyhow::Result<(Self, Option<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>>)>
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
@@ -52,9 +62,15 @@ impl Telemetry {
             let exporter = opentelemetry_otlp::MetricExporter::builder().with_http().build().context("OTLP metrics")?;
             meters = meters.with_reader(PeriodicReader::builder(exporter).build());
         }
+        if emf {
+            let namespace = std::env::var("STREAMHOST_EMF_NAMESPACE").unwrap_or_else(|_| "streamhost".into());
+            let exporter = emf::EmfExporter::new(namespace, Box::new(std::io::stdout()));
+            meters = meters.with_reader(PeriodicReader::builder(exporter).build());
+        }
         let meters = meters.build();
         opentelemetry::global::set_meter_provider(meters.clone());
         let _ = PROMETHEUS.set(registry);
+        let _ = METERS.set(meters.clone());
         let (tracers, layer) = if otlp_configured("TRACES") {
             let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build().context("OTLP traces")?;
             let tracers = SdkTracerProvider::builder().with_resource(resource).with_batch_exporter(exporter).build();
@@ -72,6 +88,14 @@ impl Telemetry {
         if let Some(tracers) = self.tracers {
             let _ = tracers.shutdown();
         }
+    }
+}
+
+/// Exports the metrics now, to every pushing exporter (EMF, OTLP); blocks
+/// until they are written. Lambda calls it after each invocation.
+pub fn flush() {
+    if let Some(meters) = METERS.get() {
+        let _ = meters.force_flush();
     }
 }
 

@@ -451,6 +451,7 @@ fn function_url_event(path: &str, query: &str, body: &str) -> Value {
 pub struct Function {
     child: Child,
     log: PathBuf,
+    stdout: PathBuf,
     _log_dir: tempfile::TempDir,
 }
 
@@ -471,6 +472,7 @@ impl Function {
     ) -> Function {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("stderr.log");
+        let stdout = log_dir.path().join("stdout.log");
         let child = Command::new(BIN)
             .envs(api.env())
             .env("STREAMHOST_PLUGINS", plugins)
@@ -479,14 +481,20 @@ impl Function {
             .env("STREAMHOST_LOG", "info")
             .envs(env)
             .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Function { child, log, _log_dir: log_dir }
+        Function { child, log, stdout, _log_dir: log_dir }
     }
 
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the function wrote to stdout: its EMF metrics.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 }
 
