@@ -132,11 +132,12 @@ pub struct HostSettings {
     pub frozen_wall_clock_ms: Option<u64>,
 
     /// The wasm instructions one plugin call may execute (wasmtime's fuel,
-    /// about one per instruction; the default is about 0.9 s of a busy
-    /// loop's work on a 2 GHz x86-64 core, docs/benchmarks.md): the limit on
+    /// about one per instruction; the default is about 90 ms of a busy
+    /// loop's work on a 2 GHz x86-64 core, and some 300 times what the
+    /// example plugins' heaviest call needs, docs/benchmarks.md): the limit on
     /// a plugin's own work, whatever else the host is doing. Past it,
     /// `plugin_out_of_fuel`.
-    #[arg(long, env = "STREAMHOST_PLUGIN_FUEL", default_value_t = 10_000_000_000, value_name = "UNITS")]
+    #[arg(long, env = "STREAMHOST_PLUGIN_FUEL", default_value_t = 1_000_000_000, value_name = "UNITS")]
     pub plugin_fuel: u64,
 
     /// The longest a single plugin call may run on the wall clock, not

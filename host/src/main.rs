@@ -14,6 +14,12 @@ use streamhost::store::{ObjectKind, PluginName, S3Location};
 use streamhost::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc, its background thread on: memory freed after a burst of
+/// streams goes back to the system within seconds, where glibc's allocator
+/// kept most of it (docs/benchmarks.md, "Soak").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A streaming host for WebAssembly transform plugins.
 #[derive(Parser)]
 #[command(name = "streamhost", version)]

@@ -74,7 +74,7 @@ async fn every_plugin_failure_before_the_first_byte_is_logged_once_with_what_an_
     }
     // The call that ran out of fuel used all of it; the log says so.
     let spin = server.post("/spin", hello).await;
-    assert_eq!(failure_line(&server, &spin)["fields"]["fuel"], 10_000_000_000u64);
+    assert_eq!(failure_line(&server, &spin)["fields"]["fuel"], 1_000_000_000u64);
 }
 
 #[tokio::test]
