@@ -20,7 +20,10 @@ pub mod engine;
 pub mod error_code;
 pub mod event;
 pub mod frontends;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod history;
+pub mod log_text;
 pub mod manifest;
 pub mod pipeline;
 pub mod providers;

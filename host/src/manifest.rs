@@ -159,7 +159,7 @@ impl ManifestError {
 }
 
 impl Manifest {
-    fn parse(name: &PluginName, bytes: &[u8]) -> Result<Self, ManifestError> {
+    pub(crate) fn parse(name: &PluginName, bytes: &[u8]) -> Result<Self, ManifestError> {
         let invalid = |message: String| ManifestError::Invalid { name: name.clone(), message };
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|error| invalid(error.to_string()))?;
         for (sink_name, sink) in &manifest.sinks {

@@ -104,6 +104,9 @@ impl Request {
     /// Parses a JSON body for the plugins in `chain`; `config` may set the
     /// chain's plugins and `others` (a pipeline's router and agents).
     pub fn from_json(chain: Vec<PluginName>, others: &[PluginName], body: &[u8]) -> Result<Self, RequestError> {
+        if chain.len() > MAX_CHAIN {
+            return Err(invalid(format!("a chain runs at most {MAX_CHAIN} plugins; this one names {}", chain.len())));
+        }
         let body: Body = serde_json::from_slice(body).map_err(|error| match error.classify() {
             serde_json::error::Category::Data => RequestError::Invalid(error.to_string()),
             _ => RequestError::MalformedJson(error.to_string()),
@@ -180,6 +183,10 @@ fn merge(settings: &mut Map<String, Value>, defaults: &Map<String, Value>) {
     }
 }
 
+/// The most plugins one chain may run: each holds an instance for the
+/// stream, so an unbounded chain could take every instance slot.
+pub const MAX_CHAIN: usize = 16;
+
 /// `plugin` followed by the comma-separated names in `then`.
 pub fn parse_chain(plugin: &str, then: Option<&str>) -> Result<Vec<PluginName>, InvalidName> {
     let rest = then.into_iter().flat_map(|then| then.split(','));
@@ -207,6 +214,18 @@ mod tests {
         assert_eq!(request.user_id.as_deref(), Some("u"));
         assert_eq!(request.settings_for(&request.chain[0]), r#"{"cards":false}"#);
         assert_eq!(request.settings_for(&request.chain[1]), "{}");
+    }
+
+    #[test]
+    fn a_chain_runs_at_most_sixteen_plugins() {
+        let long = parse_chain("redact", Some(&["ndjson"; MAX_CHAIN].join(","))).unwrap();
+        let refused = Request::from_json(long, &[], br#"{"prompt":"hi"}"#).unwrap_err();
+        assert_eq!(refused.to_string(), "a chain runs at most 16 plugins; this one names 17");
+        assert!(Request::from_json(long_chain(MAX_CHAIN), &[], br#"{"prompt":"hi"}"#).is_ok());
+    }
+
+    fn long_chain(plugins: usize) -> Vec<PluginName> {
+        vec!["ndjson".parse().unwrap(); plugins]
     }
 
     #[test]

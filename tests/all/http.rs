@@ -266,6 +266,42 @@ async fn slow_and_idle_clients_are_disconnected() {
     assert!(answered.contains(r#"{"error":{"code":"body_timeout","message":"the body did not arrive within 300 ms (--body-read-timeout-ms)","requestId":""#), "{answered}");
 }
 
+/// A client that stops reading a stream is disconnected after
+/// `--write-timeout-ms`: the stream is cancelled and its instances freed,
+/// though the client still holds its socket.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_and_its_stream_cancelled() {
+    use tokio::io::AsyncWriteExt;
+    let dir = support::plugin_dir(&[("flood", &support::fixture("flood")), ("ndjson", &support::example("ndjson"))]);
+    let host = Server::builder()
+        .plugins(dir.path())
+        .echo_delay_ms(20)
+        .arg("--write-timeout-ms", "500")
+        .arg("--plugin-stream-output-bytes", "100000000")
+        .start();
+    let address = host.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+    // About 1 MB a push, 50 MB in all: far more than the sockets' buffers take.
+    let body = r#"{"prompt":"one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five twenty-six twenty-seven twenty-eight twenty-nine thirty thirty-one thirty-two thirty-three thirty-four thirty-five thirty-six thirty-seven thirty-eight thirty-nine forty forty-one forty-two forty-three forty-four forty-five forty-six forty-seven forty-eight forty-nine fifty","config":{"flood":{"count":1,"size":1000000}}}"#;
+    let mut reader_that_never_reads = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request =
+        format!("POST /flood?then=ndjson HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    reader_that_never_reads.write_all(request.as_bytes()).await.unwrap();
+    let active = || async {
+        let health: serde_json::Value = reqwest::get(host.url("/healthz")).await.unwrap().json().await.unwrap();
+        health["activeStreams"].as_u64().unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while active().await == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    while active().await > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(active().await, 0, "the stream is cancelled while the client still holds its socket: {}", host.logs());
+    assert!(host.logs().contains("stream cancelled before its end"), "{}", host.logs());
+    drop(reader_that_never_reads);
+}
+
 /// Past `--max-connections`, a new connection waits to be served until one
 /// of the others closes.
 #[tokio::test]

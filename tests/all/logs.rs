@@ -105,7 +105,29 @@ async fn requests_refused_by_the_host_are_logged_once_too() {
     assert_eq!(reply.status, 400);
     let line = failure_line(&server, &reply);
     assert_eq!(
-        (&line["level"], &line["fields"]["code"], &line["fields"]["status"]),
-        (&json!("INFO"), &json!("malformed_json"), &json!(400))
+        (&line["level"], &line["fields"]["code"], &line["fields"]["status"], &line["fields"]["message"]),
+        (&json!("INFO"), &json!("malformed_json"), &json!(400), &json!("request refused"))
+    );
+    let error = support::error_without_request_id(&reply.body, &reply.request_id);
+    assert_eq!(line["fields"]["error"], error["error"]["message"]);
+}
+
+/// A routed turn runs in a task of its own; its lines are still the request's.
+#[tokio::test]
+async fn an_agents_failure_is_logged_once_in_the_span_of_its_request() {
+    let dir = plugin_dir(&[("trap-agent", &fixture("trap-agent")), ("ndjson", &example("ndjson"))]);
+    support::write_manifest(
+        dir.path(),
+        "flaky",
+        &json!({ "agents": [{ "name": "flaky", "description": "Breaks", "plugin": "trap-agent" }], "transforms": ["ndjson"] }),
+    );
+    let server = Server::builder().plugins(dir.path()).arg("--log-format", "json").start();
+    let reply = server.post("/flaky", r#"{"prompt":"go"}"#).await;
+    assert_eq!(reply.status, 200);
+    let line = failure_line(&server, &reply);
+    assert_eq!(
+        (&line["fields"]["plugin"], &line["fields"]["call"], &line["fields"]["code"]),
+        (&json!("trap-agent"), &json!("handle"), &json!("plugin_trapped")),
+        "{line}"
     );
 }

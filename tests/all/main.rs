@@ -12,6 +12,7 @@ mod agents;
 mod authoring;
 mod cli;
 mod corpus;
+mod fuzz_corpus;
 mod golden;
 mod http;
 mod lambda;

@@ -72,6 +72,12 @@ pub struct HttpSettings {
     /// file descriptors.
     #[arg(long, env = "STREAMHOST_MAX_CONNECTIONS", default_value_t = 4096, value_name = "N")]
     pub max_connections: usize,
+
+    /// How long one write to a client may wait, in ms: a client that stops
+    /// reading a stream for longer is disconnected, which cancels the
+    /// stream and frees its plugin instances and its connection slot.
+    #[arg(long, env = "STREAMHOST_WRITE_TIMEOUT_MS", default_value_t = 30_000, value_name = "MS")]
+    pub write_timeout_ms: u64,
 }
 
 #[derive(Clone)]
@@ -112,6 +118,7 @@ pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSetti
     }
     let connections = Connections {
         header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+        write_timeout: Duration::from_millis(settings.write_timeout_ms),
         slots: Arc::new(Semaphore::new(settings.max_connections)),
     };
     let app = App {
@@ -130,6 +137,8 @@ pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSetti
 /// What bounds the server's client connections.
 struct Connections {
     header_read_timeout: Duration,
+    /// `--write-timeout-ms`.
+    write_timeout: Duration,
     /// One permit per open connection (`--max-connections`).
     slots: Arc<Semaphore>,
 }
@@ -165,7 +174,11 @@ async fn accept(listener: TcpListener, app: Router, connections: Connections) {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(connections.header_read_timeout);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        // A write that waits longer than this fails, which closes the connection.
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(connections.write_timeout));
+        let stream = hyper_util::rt::TokioIo::new(Box::pin(stream));
+        let connection = graceful.watch(http.serve_connection(stream, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection closed");

@@ -378,10 +378,12 @@ impl ErrorReply {
         if self.logged {
             return;
         }
-        let (status, code, message) = (self.status, self.code.as_str(), self.message.as_str());
+        let (status, code) = (self.status, self.code.as_str());
+        let error = crate::log_text::escaped(&self.message);
+        let error = error.as_ref();
         match status {
-            500.. => tracing::warn!(status, code, message, "request failed"),
-            _ => tracing::info!(status, code, message, "request refused"),
+            500.. => tracing::warn!(status, code, error, "request failed"),
+            _ => tracing::info!(status, code, error, "request refused"),
         }
     }
 }

@@ -13,7 +13,7 @@ use futures::{StreamExt, stream};
 use serde_json::json;
 use thiserror::Error;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::Services;
 use super::turn::{Downstream, ModelAccess, TurnServices};
@@ -109,7 +109,8 @@ impl Orchestrator {
         let (sender, receiver) = mpsc::channel(CHANNEL_EVENTS);
         let key = ConversationKey::of(request.user_id.as_deref(), request.session_id.as_deref());
         let job = TurnJob { host: self.clone(), request, manifest, key };
-        let task = tokio::spawn(job.run(sender));
+        // In the request's span: the turn's log lines and spans name the request.
+        let task = tokio::spawn(job.run(sender).in_current_span());
         // Dropping the stream aborts the task, which drops the plugin.
         let abort = AbortOnDrop(task.abort_handle());
         stream::unfold((receiver, abort), |(mut receiver, abort)| async move {

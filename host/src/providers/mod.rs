@@ -23,7 +23,7 @@ mod openai;
 mod retry;
 mod settings;
 mod source;
-mod sse;
+pub(crate) mod sse;
 mod upstream;
 
 use futures::stream::BoxStream;
@@ -33,7 +33,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 use tracing::{Instrument, warn};
 
-use crate::telemetry::instruments::ModelCallMeter;
+use crate::log_text::escaped;
+use crate::telemetry::instruments::{ModelCallMeter, bounded_model};
 
 pub use call::{ModelCall, ReasoningBlocks};
 pub use echo::{EchoFrames, EchoProvider, EchoRule, EchoSettings, tokenize};
@@ -204,11 +205,11 @@ impl Providers {
         // A GenAI client span (OpenTelemetry's conventions) up to the first event.
         let span = tracing::info_span!(
             "chat",
-            otel.name = %format!("chat {}", model.as_deref().unwrap_or_default()).trim_end(),
+            otel.name = %format!("chat {}", model.as_deref().map(bounded_model).unwrap_or_default()).trim_end(),
             otel.kind = "client",
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = %kind,
-            gen_ai.request.model = model.as_deref(),
+            gen_ai.request.model = model.as_deref().map(bounded_model),
         );
         match self.open(kind, call, model_id).instrument(span).await {
             Ok(started) => Ok(with_metadata(kind, model, started, meter)),
@@ -288,7 +289,8 @@ fn with_metadata(
         meter.observe(event);
         if let Event::Error(error) = event {
             let ran_ms = since.elapsed().as_millis() as u64;
-            warn!(provider = %kind, code = %error.code, ran_ms, message = %error.message, "the model source failed");
+            let (code, message) = (escaped(&error.code), escaped(&error.message));
+            warn!(provider = %kind, %code, ran_ms, %message, "the model source failed");
         }
     });
     stream::iter([Event::Metadata(Value::Object(metadata).to_string())]).chain(events).boxed()

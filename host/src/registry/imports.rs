@@ -32,6 +32,7 @@ impl wit::streamhost::plugin::log::Host for PluginState {
             message.truncate(cut);
         }
         let plugin = self.plugin.as_str();
+        let message = crate::log_text::escaped(&message);
         match level {
             LogLevel::Trace => trace!(plugin, "{message}"),
             LogLevel::Debug => debug!(plugin, "{message}"),

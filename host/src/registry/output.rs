@@ -68,7 +68,7 @@ impl Lines {
         if line.is_empty() {
             return;
         }
-        info!(plugin = %self.plugin, stream = self.stream, "{line}");
+        info!(plugin = %self.plugin, stream = self.stream, "{}", crate::log_text::escaped(&line));
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }

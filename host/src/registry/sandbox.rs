@@ -21,6 +21,7 @@ use super::quota::{OutputLimitExceeded, OutputMeter};
 use super::turn::TurnHost;
 use crate::engine::Limits;
 use crate::error_code::{Code, ErrorCode};
+use crate::log_text::escaped;
 use crate::store::PluginName;
 use crate::telemetry::instruments::{instruments, plugin_attribute};
 use crate::wit::ErrorInfo;
@@ -325,7 +326,14 @@ impl Sandbox {
     /// `instantiate`).
     pub fn arm(&mut self, call: &'static str) {
         self.call = (call, Instant::now());
-        self.store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+        let state = self.store.data_mut();
+        state.deadline = Instant::now() + self.limits.call_timeout;
+        // What a failed call leaves behind says nothing of the next one: a
+        // guest that lived through a refused `memory.grow` and then traps
+        // is not out of memory.
+        state.timed_out = false;
+        state.memory.refused = false;
+        state.output_exceeded = None;
         self.store.set_fuel(self.limits.call_fuel).expect("fuel is on in every engine");
         self.store.set_epoch_deadline(1);
     }
@@ -403,12 +411,17 @@ impl Sandbox {
         // count wasmtime had not written back yet.
         let used = self.limits.call_fuel.saturating_sub(self.store.get_fuel().unwrap_or_default());
         let fuel = (!matches!(error, PluginError::Timeout { .. })).then_some(used);
-        let (plugin, digest, code) = (self.name.as_str(), &*self.digest, error.code());
+        let (plugin, digest) = (self.name.as_str(), &*self.digest);
+        // A refusal's code and message, and what the plugin printed, are the plugin's text.
+        let code = escaped(error.code().as_str()).into_owned();
+        let message = escaped(&error.to_string()).into_owned();
+        let printed = printed.map(escaped);
+        let printed = printed.as_deref();
         match &error {
             PluginError::Refused { .. } => {
-                info!(plugin, digest, call, code = code.as_str(), ran_ms, fuel, %error, "plugin refused")
+                info!(plugin, digest, call, %code, ran_ms, fuel, error = %message, "plugin refused")
             }
-            _ => warn!(plugin, digest, call, code = code.as_str(), ran_ms, fuel, %error, printed, "plugin failed"),
+            _ => warn!(plugin, digest, call, %code, ran_ms, fuel, error = %message, printed, "plugin failed"),
         }
         error
     }

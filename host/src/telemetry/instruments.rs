@@ -8,6 +8,9 @@
 //! | `gen_ai.client.operation.time_to_first_chunk` | histogram, s | as above, without `error.type` |
 //! | `gen_ai.client.token.usage` | histogram, {token} | as above, and `gen_ai.token.type` (`input`, `output`) |
 //! | `streamhost.plugin.call.duration` | histogram, s | `streamhost.plugin.name`, `streamhost.plugin.call` (`push`, `handle`, ...), `error.type` on failure |
+//!
+//! `error.type` is a host code (error_code.rs), `cancelled`, or `_OTHER` for
+//! a code a plugin or an upstream chose.
 //! | `streamhost.plugin.instances` | gauge, {instance} | none: instances alive now |
 //! | `streamhost.stream.cancelled` | counter, {stream} | none: streams whose client left before their end |
 //! | `streamhost.stream.cancelled.chunks` | histogram, {chunk} | none: text chunks the source had sent when a stream was cancelled |
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
 
+use crate::error_code::ErrorCode;
 use crate::event::Event;
 
 /// Every instrument the host records to.
@@ -90,7 +94,8 @@ impl Instruments {
         }
     }
 
-    /// A plugin call that took `elapsed`; `error` is its code if it failed.
+    /// A plugin call that took `elapsed`; `error` is its code if it failed
+    /// (bounded: see [`error_type`]).
     /// `plugin` is [`plugin_attribute`]'s, made once per instance.
     pub fn plugin_call(&self, plugin: &KeyValue, call: &'static str, elapsed: Duration, error: Option<&str>) {
         let call = KeyValue::new("streamhost.plugin.call", call);
@@ -99,7 +104,7 @@ impl Instruments {
             None => self.plugin_call_duration.record(seconds, &[plugin.clone(), call]),
             Some(code) => self
                 .plugin_call_duration
-                .record(seconds, &[plugin.clone(), call, KeyValue::new("error.type", code.to_string())]),
+                .record(seconds, &[plugin.clone(), call, KeyValue::new("error.type", error_type(code))]),
         }
     }
 
@@ -109,6 +114,40 @@ impl Instruments {
         self.cancelled_stream_chunks.record(chunks, &[]);
     }
 }
+
+/// `error.type` for `code`: one of the host's codes (error_code.rs),
+/// `cancelled`, or `_OTHER`, as the semantic conventions name a value
+/// outside a known set: a plugin's own codes and an upstream's are chosen
+/// by others, and as attribute values they could multiply the metrics'
+/// series without bound.
+fn error_type(code: &str) -> &'static str {
+    match ErrorCode::ALL.iter().find(|known| known.as_str() == code) {
+        Some(known) => known.as_str(),
+        None if code == CANCELLED => CANCELLED,
+        None => "_OTHER",
+    }
+}
+
+/// The most model ids the metrics name; later ones are `_OTHER`.
+const MAX_MODELS: usize = 64;
+/// The longest model id the metrics name (Bedrock's ARNs fit); longer are `_OTHER`.
+const MAX_MODEL_LENGTH: usize = 256;
+
+/// `gen_ai.request.model` for `model`: the first [`MAX_MODELS`] ids seen
+/// (of at most [`MAX_MODEL_LENGTH`] bytes), else `_OTHER`. A caller may
+/// name any model id, and each id would be series of its own.
+pub fn bounded_model(model: &str) -> String {
+    static SEEN: OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().expect("not poisoned");
+    if model.len() <= MAX_MODEL_LENGTH && (seen.contains(model) || seen.len() < MAX_MODELS) {
+        seen.insert(model.to_string());
+        return model.to_string();
+    }
+    "_OTHER".to_string()
+}
+
+/// `error.type` of a model call whose stream was dropped before its end.
+const CANCELLED: &str = "cancelled";
 
 /// The `streamhost.plugin.name` attribute of `plugin`'s calls: shared, so
 /// each call clones a pointer, not the name.
@@ -149,7 +188,7 @@ impl ModelCallMeter {
             KeyValue::new("gen_ai.provider.name", provider.to_string()),
         ];
         if let Some(model) = model {
-            attributes.push(KeyValue::new("gen_ai.request.model", model.to_string()));
+            attributes.push(KeyValue::new("gen_ai.request.model", bounded_model(model)));
         }
         Self { attributes, started: Instant::now(), first_chunk: false, ended: false }
     }
@@ -185,7 +224,7 @@ impl ModelCallMeter {
         }
         let mut attributes = self.attributes.clone();
         if let Some(code) = error {
-            attributes.push(KeyValue::new("error.type", code.to_string()));
+            attributes.push(KeyValue::new("error.type", error_type(code)));
         }
         instruments().operation_duration.record(self.started.elapsed().as_secs_f64(), &attributes);
     }
@@ -193,6 +232,26 @@ impl ModelCallMeter {
 
 impl Drop for ModelCallMeter {
     fn drop(&mut self) {
-        self.end(Some("cancelled"));
+        self.end(Some(CANCELLED));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_are_the_hosts_codes_cancelled_or_other() {
+        assert_eq!(error_type("plugin_trapped"), "plugin_trapped");
+        assert_eq!(error_type("cancelled"), "cancelled");
+        assert_eq!(error_type("a_code_a_plugin_made_up_7"), "_OTHER");
+    }
+
+    #[test]
+    fn model_ids_are_named_up_to_a_bound() {
+        assert_eq!(bounded_model(&"m".repeat(MAX_MODEL_LENGTH + 1)), "_OTHER");
+        let named = (0..2 * MAX_MODELS).filter(|index| bounded_model(&format!("model-{index}")) != "_OTHER").count();
+        assert!(named <= MAX_MODELS, "{named}");
+        assert_eq!(bounded_model("model-0"), "model-0", "an id seen stays named");
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::Args;
 use futures::StreamExt;
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 pub use appsync::{AppSyncAuth, AppSyncSink};
 pub use webhook::WebhookSink;
@@ -157,7 +157,7 @@ impl Sinks {
                     status: SinkStatus::new(config.kind()),
                     name,
                 };
-                tokio::spawn(delivery.run(config))
+                tokio::spawn(delivery.run(config).in_current_span())
             })
             .collect()
     }
