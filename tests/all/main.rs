@@ -11,6 +11,7 @@ mod support;
 mod agents;
 mod authoring;
 mod cli;
+mod contract;
 mod corpus;
 mod fuzz_corpus;
 mod golden;
