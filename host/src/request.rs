@@ -228,6 +228,16 @@ mod tests {
         vec!["ndjson".parse().unwrap(); plugins]
     }
 
+    /// Found by fuzz/request_json: a number a setting holds reads back as
+    /// the very number written (`invoke --record` writes requests out).
+    #[test]
+    fn a_request_reads_back_exactly_as_it_was_written() {
+        let body = br#"{"prompt":"x","config":{"redact":{"ratio":70.1904076845419972212e-32}}}"#;
+        let request = Request::from_json(chain(), &[], body).unwrap();
+        let written = request.to_json().to_string();
+        assert_eq!(Request::from_json(chain(), &[], written.as_bytes()).unwrap().to_json(), request.to_json());
+    }
+
     #[test]
     fn tells_malformed_json_from_a_wrong_shape() {
         assert!(matches!(Request::from_json(chain(), &[], b"{\"prompt\":"), Err(RequestError::MalformedJson(_))));
