@@ -7,23 +7,13 @@ use crate::support;
 
 use std::path::Path;
 
-use clap::Parser;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use streamhost::config::HostSettings;
 use streamhost::pipeline::Pipeline;
 use support::{example, plugin_dir, write_manifest};
 
-#[derive(Parser)]
-struct Settings {
-    #[command(flatten)]
-    host: HostSettings,
-}
-
 async fn pipeline(plugins: &Path, args: &[&str]) -> Pipeline {
-    let plugins = plugins.to_str().unwrap();
-    let argv = ["streamhost", "--plugins", plugins, "--no-disk-cache"].into_iter().chain(args.iter().copied());
-    streamhost::build_pipeline(&Settings::parse_from(argv).host).await.unwrap()
+    support::in_process_pipeline(plugins, args).await
 }
 
 /// `config.settings`: the request's keys over the manifest's, at the top

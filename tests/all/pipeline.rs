@@ -6,28 +6,18 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use clap::Parser;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
-use streamhost::config::HostSettings;
 use streamhost::error_code::ErrorCode;
 use streamhost::frontends::ErrorReply;
 use streamhost::pipeline::Pipeline;
 
 use crate::support::{example, plugin_dir, write_manifest};
 
-#[derive(Parser)]
-struct Settings {
-    #[command(flatten)]
-    host: HostSettings,
-}
-
 /// The host as `streamhost serve` builds it, over `plugins`, with `args`.
 async fn pipeline(plugins: &Path, args: &[&str]) -> Pipeline {
-    let plugins = plugins.to_str().unwrap();
-    let argv = ["streamhost", "--plugins", plugins, "--no-disk-cache"].into_iter().chain(args.iter().copied());
-    streamhost::build_pipeline(&Settings::parse_from(argv).host).await.unwrap()
+    crate::support::in_process_pipeline(plugins, args).await
 }
 
 /// Opens `target` (with `then`) for `body`, as every frontend does.

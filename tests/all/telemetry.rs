@@ -17,23 +17,25 @@ use support::{EXAMPLES, Server, example, fixture, plugin_dir};
 const CONSUMERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/telemetry");
 const HELLO: &str = r#"{"prompt":"Hi there"}"#;
 
-/// `text` as Prometheus' parser reads it: one JSON object per family.
-fn prometheus_families(text: &str) -> Vec<Value> {
-    let mut parser = Command::new("python3")
-        .arg(format!("{CONSUMERS}/prometheus_families.py"))
+/// Runs the consumer `script` (tests/telemetry/) on `input`: what it printed,
+/// as JSON. A consumer that refuses its input fails the test with its error.
+fn consume(script: &str, input: &str) -> Value {
+    let mut consumer = Command::new("python3")
+        .arg(format!("{CONSUMERS}/{script}"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 runs");
-    parser.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let output = parser.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "Prometheus' parser refused the text: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    consumer.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = consumer.wait_with_output().unwrap();
+    assert!(output.status.success(), "{script} refused it: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `text` as Prometheus' parser reads it: one JSON object per family.
+fn prometheus_families(text: &str) -> Vec<Value> {
+    serde_json::from_value(consume("prometheus_families.py", text)).unwrap()
 }
 
 /// The sum of the values of `sample` over the samples whose labels include
@@ -214,17 +216,7 @@ async fn metrics_and_traces_reach_an_otlp_collector() {
 /// EMF documents in `lines` (stdout), checked against the format's
 /// specification by tests/telemetry/emf_check.py.
 fn emf_documents(lines: &str) -> Vec<Value> {
-    let mut checker = Command::new("python3")
-        .arg(format!("{CONSUMERS}/emf_check.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    checker.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
-    let output = checker.wait_with_output().unwrap();
-    assert!(output.status.success(), "not EMF as specified: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    serde_json::from_value(consume("emf_check.py", lines)).unwrap()
 }
 
 #[tokio::test]

@@ -305,3 +305,16 @@ pub fn loopback_aws_env() -> Vec<(&'static str, String)> {
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
     ]
 }
+
+/// The host as `streamhost serve` builds it, over `plugins`, with `args`
+/// (flags of `serve`), in this process.
+pub async fn in_process_pipeline(plugins: &Path, args: &[&str]) -> streamhost::pipeline::Pipeline {
+    #[derive(clap::Parser)]
+    struct Settings {
+        #[command(flatten)]
+        host: streamhost::config::HostSettings,
+    }
+    let plugins = plugins.to_str().unwrap();
+    let argv = ["streamhost", "--plugins", plugins, "--no-disk-cache"].into_iter().chain(args.iter().copied());
+    streamhost::build_pipeline(&<Settings as clap::Parser>::parse_from(argv).host).await.unwrap()
+}
