@@ -53,12 +53,13 @@ fn sample_sum(families: &[Value], sample: &str, labels: &[(&str, &str)]) -> (f64
 
 #[tokio::test]
 async fn metrics_are_served_as_prometheus_text_that_prometheus_parses() {
-    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("trap", &fixture("trap"))]);
+    let dir = plugin_dir(&[("ndjson", &example("ndjson")), ("trap", &fixture("trap")), ("flood", &fixture("flood"))]);
     let server = Server::builder().plugins(dir.path()).echo_delay_ms(20).start();
     for _ in 0..2 {
         assert_eq!(server.post("/ndjson", HELLO).await.status, 200);
     }
     assert_eq!(server.post("/trap?then=ndjson", HELLO).await.status, 500);
+    assert_eq!(server.post("/flood?then=ndjson", HELLO).await.status, 500);
     // A client that leaves after the first bytes of a long answer.
     let long = json!({ "prompt": "one two three four five six seven eight nine ten ".repeat(5) }).to_string();
     let response = reqwest::Client::new().post(server.url("/ndjson")).body(long).send().await.unwrap();
@@ -73,10 +74,11 @@ async fn metrics_are_served_as_prometheus_text_that_prometheus_parses() {
         let labels: Vec<(&str, &str)> = echo.iter().chain(extra).copied().collect();
         sample_sum(&families, "gen_ai_client_operation_duration_seconds_count", &labels).0
     };
-    // Two answers ended; the trapped stream's model call and the one the client left were dropped.
-    assert_eq!(calls(&[]), 4.0);
-    assert_eq!(calls(&[("error_type", "cancelled")]), 2.0);
-    // The trapped stream's call had sent no text yet.
+    // Two answers ended; the trapped and the flooded streams' model calls
+    // and the one the client left were dropped.
+    assert_eq!(calls(&[]), 5.0);
+    assert_eq!(calls(&[("error_type", "cancelled")]), 3.0);
+    // The trapped and the flooded streams' calls had sent no text yet.
     assert_eq!(sample_sum(&families, "gen_ai_client_operation_time_to_first_chunk_seconds_count", &echo).0, 3.0);
     for token_type in ["input", "output"] {
         let labels: Vec<(&str, &str)> = echo.iter().chain(&[("gen_ai_token_type", token_type)]).copied().collect();
@@ -93,6 +95,10 @@ async fn metrics_are_served_as_prometheus_text_that_prometheus_parses() {
         ]),
         1.0
     );
+    // A call over its output limit is one call, a failed one.
+    let flood_push = [("streamhost_plugin_name", "flood"), ("streamhost_plugin_call", "push")];
+    assert_eq!(plugin_calls(&flood_push), 1.0);
+    assert_eq!(plugin_calls(&[flood_push[0], flood_push[1], ("error_type", "plugin_output_limit")]), 1.0);
     assert_eq!(sample_sum(&families, "streamhost_stream_cancelled_total", &[]).0, 1.0);
     let (chunks, _) = sample_sum(&families, "streamhost_stream_cancelled_chunks_sum", &[]);
     assert!((1.0..50.0).contains(&chunks), "the chunks sent before the client left: {chunks}");

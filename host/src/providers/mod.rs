@@ -34,7 +34,7 @@ use tokio::sync::OnceCell;
 use tracing::{Instrument, warn};
 
 use crate::log_text::escaped;
-use crate::telemetry::instruments::{ModelCallMeter, bounded_model};
+use crate::telemetry::instruments::ModelCallMeter;
 
 pub use call::{ModelCall, ReasoningBlocks};
 pub use echo::{EchoFrames, EchoProvider, EchoRule, EchoSettings, tokenize};
@@ -205,11 +205,11 @@ impl Providers {
         // A GenAI client span (OpenTelemetry's conventions) up to the first event.
         let span = tracing::info_span!(
             "chat",
-            otel.name = %format!("chat {}", model.as_deref().map(bounded_model).unwrap_or_default()).trim_end(),
+            otel.name = %format!("chat {}", meter.model().unwrap_or_default()).trim_end(),
             otel.kind = "client",
             gen_ai.operation.name = "chat",
             gen_ai.provider.name = %kind,
-            gen_ai.request.model = model.as_deref().map(bounded_model),
+            gen_ai.request.model = meter.model(),
         );
         match self.open(kind, call, model_id).instrument(span).await {
             Ok(started) => Ok(with_metadata(kind, model, started, meter)),
@@ -284,11 +284,10 @@ fn with_metadata(
         metadata.insert("model".into(), json!(model));
     }
     metadata.extend(started.metadata);
-    let since = std::time::Instant::now();
     let events = started.events.inspect(move |event| {
         meter.observe(event);
         if let Event::Error(error) = event {
-            let ran_ms = since.elapsed().as_millis() as u64;
+            let ran_ms = meter.elapsed().as_millis() as u64;
             let (code, message) = (escaped(&error.code), escaped(&error.message));
             warn!(provider = %kind, %code, ran_ms, %message, "the model source failed");
         }

@@ -325,9 +325,10 @@ impl Sandbox {
     /// Starts the deadline of the next call, `call` (the export's name, or
     /// `instantiate`).
     pub fn arm(&mut self, call: &'static str) {
-        self.call = (call, Instant::now());
+        let now = Instant::now();
+        self.call = (call, now);
         let state = self.store.data_mut();
-        state.deadline = Instant::now() + self.limits.call_timeout;
+        state.deadline = now + self.limits.call_timeout;
         // What a failed call leaves behind says nothing of the next one: a
         // guest that lived through a refused `memory.grow` and then traps
         // is not out of memory.
@@ -340,25 +341,35 @@ impl Sandbox {
 
     /// The events a call given `input` returned, counted against the output
     /// limits: over one, the plugin's error instead, so nothing of a flood
-    /// goes on.
-    pub fn counted(
+    /// goes on. Like [`Sandbox::outcome`], it measures and logs the call once.
+    pub fn output(
         &mut self,
         input: &[crate::wit::Event],
-        output: Vec<crate::wit::Event>,
+        result: wasmtime::Result<Result<Vec<crate::wit::Event>, ErrorInfo>>,
     ) -> Result<Vec<crate::wit::Event>, PluginError> {
+        let output = self.returned(result)?;
         match self.store.data_mut().output.count(input, &output) {
-            Ok(()) => Ok(output),
+            Ok(()) => {
+                self.measured(None);
+                Ok(output)
+            }
             Err(exceeded) => Err(self.logged(PluginError::OutputLimit { name: self.name.clone(), exceeded }, None)),
         }
     }
 
-    /// A call's result, its failure told apart as a [`PluginError`].
+    /// A call's result, its failure told apart as a [`PluginError`]; the
+    /// call measured, a failure logged.
     pub fn outcome<T>(&mut self, result: wasmtime::Result<Result<T, ErrorInfo>>) -> Result<T, PluginError> {
+        let value = self.returned(result)?;
+        self.measured(None);
+        Ok(value)
+    }
+
+    /// What a call returned, or its failure, logged; a success is left for
+    /// the caller to measure.
+    fn returned<T>(&mut self, result: wasmtime::Result<Result<T, ErrorInfo>>) -> Result<T, PluginError> {
         match result {
-            Ok(Ok(value)) => {
-                self.measured(None);
-                Ok(value)
-            }
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.logged(PluginError::Refused { name: self.name.clone(), error }, None)),
             Err(error) => Err(self.failure(error)),
         }

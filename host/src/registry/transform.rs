@@ -55,8 +55,7 @@ impl TransformInstance {
         self.sandbox.arm("push");
         let transform = self.bindings.streamhost_plugin_transformer().transform();
         let result = transform.call_push(&mut self.sandbox.store, self.handle, events).await;
-        let output = self.sandbox.outcome(result)?;
-        self.sandbox.counted(events, output)
+        self.sandbox.output(events, result)
     }
 
     /// Tells the plugin the stream has ended (`finish`) and returns the events it still held back.
@@ -64,7 +63,6 @@ impl TransformInstance {
         self.sandbox.arm("finish");
         let transform = self.bindings.streamhost_plugin_transformer().transform();
         let result = transform.call_finish(&mut self.sandbox.store, self.handle).await;
-        let output = self.sandbox.outcome(result)?;
-        self.sandbox.counted(&[], output)
+        self.sandbox.output(&[], result)
     }
 }

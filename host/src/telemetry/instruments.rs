@@ -175,6 +175,8 @@ pub fn observe_instances(instances_in_use: impl Fn() -> u64 + Send + Sync + 'sta
 /// went away: `error.type` `cancelled`).
 pub struct ModelCallMeter {
     attributes: Vec<KeyValue>,
+    /// `gen_ai.request.model`, bounded ([`bounded_model`]).
+    model: Option<String>,
     started: Instant,
     first_chunk: bool,
     ended: bool,
@@ -187,10 +189,21 @@ impl ModelCallMeter {
             KeyValue::new("gen_ai.operation.name", "chat"),
             KeyValue::new("gen_ai.provider.name", provider.to_string()),
         ];
-        if let Some(model) = model {
-            attributes.push(KeyValue::new("gen_ai.request.model", bounded_model(model)));
+        let model = model.map(bounded_model);
+        if let Some(model) = &model {
+            attributes.push(KeyValue::new("gen_ai.request.model", model.clone()));
         }
-        Self { attributes, started: Instant::now(), first_chunk: false, ended: false }
+        Self { attributes, model, started: Instant::now(), first_chunk: false, ended: false }
+    }
+
+    /// The model the metrics name (bounded), for the call's span too.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// How long since the call started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Records what `event`, the call's next, tells.
