@@ -12,6 +12,8 @@
 //! Run: `cargo bench -p streamhost --bench soak` (about 2 min). Under `cargo
 //! test --benches` it runs 20 streams for 3 s, to prove it works.
 
+mod common;
+
 #[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
 #[path = "../../tests/all/support/mod.rs"]
 mod support;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{PeakMemory, echo_prompt, rss_mib};
 use futures::StreamExt;
 use serde_json::json;
 use support::{Server, example, fixture, plugin_dir};
@@ -83,17 +86,6 @@ impl Kind {
     }
 }
 
-/// The resident set of process `pid`, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
 #[derive(Default)]
 struct Tally {
     by_kind: BTreeMap<Kind, u64>,
@@ -104,10 +96,7 @@ struct Tally {
 /// `streams` clients, each running streams back to back until `duration` has passed.
 async fn soak(server: &Server, streams: usize, duration: Duration) -> Tally {
     let client = reqwest::Client::builder().pool_max_idle_per_host(streams).build().unwrap();
-    // Words without digits: `redact` holds back digit runs that might be a card number.
-    let word =
-        |index: usize| format!("{}{}", char::from(b'a' + (index / 26) as u8), char::from(b'a' + (index % 26) as u8));
-    let prompt = (0..TOKENS).map(word).collect::<Vec<_>>().join(" ");
+    let prompt = echo_prompt(TOKENS);
     let next_index = Arc::new(AtomicU64::new(0));
     let until = Instant::now() + duration;
     let workers = (0..streams).map(|_| {
@@ -171,44 +160,25 @@ fn main() {
         ("flood", &fixture("flood")),
         ("hog", &fixture("hog")),
     ]);
-    let server = Server::builder()
-        .plugins(plugins.path())
-        .echo_delay_ms(PACE_MS)
-        // Three instances a stream: 1,000 streams need 3,000 (issue #15 is to make this the default).
-        .arg("--max-instances", "4096")
-        .arg("--plugin-memory-mb", "16")
-        .start();
+    let server =
+        Server::builder().plugins(plugins.path()).echo_delay_ms(PACE_MS).arg("--plugin-memory-mb", "16").start();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let pid = server.pid();
     // One stream of each kind first: every plugin compiled and cached, so
     // "before" is a host ready to serve.
     let warm = runtime.block_on(soak(&server, 1, Duration::from_millis(1)));
     let before = rss_mib(pid);
-    let peak = Arc::new(std::sync::Mutex::new(before));
-    let sampling = {
-        let peak = peak.clone();
-        runtime.spawn(async move {
-            loop {
-                let now = rss_mib(pid);
-                {
-                    let mut peak = peak.lock().unwrap();
-                    *peak = peak.max(now);
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let sampling = PeakMemory::start(pid);
     let started = Instant::now();
     let tally = runtime.block_on(soak(&server, streams, duration));
     let elapsed = started.elapsed();
-    sampling.abort();
+    let peak = sampling.stop().rss;
     std::thread::sleep(AFTER);
     let after = rss_mib(pid);
     let second = runtime.block_on(soak(&server, streams / 10, duration / 6));
     std::thread::sleep(AFTER);
     let after_second = rss_mib(pid);
 
-    let peak = *peak.lock().unwrap();
     println!(
         "soak: {streams} concurrent streams for {:.1} s, {TOKENS} tokens at {PACE_MS} ms, redact -> pass-through -> ndjson",
         elapsed.as_secs_f64()

@@ -151,7 +151,14 @@ pub struct HostSettings {
     pub plugin_memory_mb: usize,
 
     /// The most plugin instances alive at once (sizes the pooling allocator).
-    #[arg(long, env = "STREAMHOST_MAX_INSTANCES", default_value_t = 256)]
+    /// Every plugin of a stream's chain holds one for the stream's life, so
+    /// the default, 4096, serves 1,000 streams of a three-plugin chain with
+    /// room to spare. What it bounds is address space reserved up front
+    /// (about 32 TiB at 4096, none of it touched until used) and work in
+    /// flight, not memory. On Lambda, where an environment runs one
+    /// invocation at a time, the default is 256: a larger pool would only add
+    /// to the cold start (docs/benchmarks.md, "Defaults for 1,000 streams").
+    #[arg(long, env = "STREAMHOST_MAX_INSTANCES", default_value_t = default_max_instances())]
     pub max_instances: u32,
 
     /// The most bytes of event payload one plugin call may return or emit.
@@ -236,6 +243,10 @@ fn default_plugin_dir() -> PathBuf {
 #[cfg(not(feature = "examples"))]
 fn default_plugin_dir() -> PathBuf {
     PathBuf::from("plugins")
+}
+
+fn default_max_instances() -> u32 {
+    if on_lambda() { 256 } else { 4096 }
 }
 
 fn default_cache_dir() -> Option<PathBuf> {

@@ -318,6 +318,23 @@ async fn past_the_instance_limit_requests_are_shed_with_503() {
 }
 
 #[tokio::test]
+async fn the_default_pool_holds_hundreds_of_three_plugin_streams_at_once() {
+    // Every plugin of a chain holds an instance for the stream's life: 300
+    // streams of three plugins need 900, past the old default of 256.
+    const STREAMS: usize = 300;
+    let server = Server::builder().echo_delay_ms(50).start();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(STREAMS).build().unwrap();
+    let body = serde_json::json!({ "prompt": "word ".repeat(200) }).to_string();
+    let opened =
+        (0..STREAMS).map(|_| client.post(server.url("/redact?then=text-only,ndjson")).body(body.clone()).send());
+    let responses: Vec<_> = futures::future::join_all(opened).await.into_iter().map(Result::unwrap).collect();
+    let statuses: Vec<u16> = responses.iter().map(|response| response.status().as_u16()).collect();
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    // All of them open at once: none has ended (200 tokens take 10 s).
+    assert_eq!(server.health().await["activeStreams"], STREAMS);
+}
+
+#[tokio::test]
 async fn without_address_space_for_the_pool_the_host_allocates_on_demand() {
     // The pool reserves several GiB of address space per memory slot; 16 GiB
     // in all cannot hold it, but is plenty for the host itself.
