@@ -37,12 +37,7 @@ impl FolderStore {
             ErrorKind::NotFound => StoreError::NotFound(name.clone()),
             _ => StoreError::Io { name: name.clone(), source },
         };
-        // Every stream asks once per plugin, so this is on the request path.
-        // A stat of a local file takes microseconds; `tokio::fs` would send
-        // it to the blocking pool, a thread hop that costs more than the stat
-        // and, under load, queues behind others (docs/benchmarks.md,
-        // "Latency under load"). The read below is rare and stays there.
-        let metadata = std::fs::metadata(&path).map_err(io_error)?;
+        let metadata = tokio::fs::metadata(&path).await.map_err(io_error)?;
         if !metadata.is_file() {
             return Err(StoreError::NotFound(name.clone()));
         }
