@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds this bench once per wasmtime version, each with the toolchain that
 # version needs, and prints the per-call floor and instantiate + open of
-# each, run one after the other (alternated, best of 7 rounds each).
+# each: three rounds, the versions alternated, each figure the best of 7
+# runs within a round.
 #
 #   tools/bench/wasmtime-versions/run.sh PASSTHROUGH.wasm NDJSON.wasm [VERSION:TOOLCHAIN ...]
 #
@@ -9,6 +10,7 @@
 # Toolchains come from rustup; each build takes ~6 min on 2 cores, kept
 # under ${WASMTIME_VERSIONS_DIR:-~/.cache/streamhost}/wasmtime-VERSION.
 set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 PASSTHROUGH.wasm NDJSON.wasm [VERSION:TOOLCHAIN ...]" >&2; exit 2; }
 here="$(cd "$(dirname "$0")" && pwd)"
 passthrough="$(realpath "$1")" ndjson="$(realpath "$2")"
 shift 2
@@ -30,6 +32,7 @@ for pair in "${versions[@]}"; do
 done
 for round in 1 2 3; do
     for entry in "${binaries[@]}"; do
-        echo "round $round wasmtime ${entry%%:*}: $("${entry#*:}" "$passthrough" "$ndjson" | tr '\n' ' ')"
+        figures="$("${entry#*:}" "$passthrough" "$ndjson")" || { echo "wasmtime ${entry%%:*}: the bench failed" >&2; exit 1; }
+        echo "round $round wasmtime ${entry%%:*}: $(echo "$figures" | tr '\n' ' ')"
     done
 done
