@@ -19,14 +19,18 @@ versions=("$@")
 targets="${WASMTIME_VERSIONS_DIR:-$HOME/.cache/streamhost}"
 binaries=()
 for pair in "${versions[@]}"; do
+    [[ "$pair" == *:* ]] || { echo "run.sh: give VERSION:TOOLCHAIN, not $pair" >&2; exit 2; }
     version="${pair%%:*}" toolchain="${pair##*:}"
     rustup toolchain install "$toolchain" --profile minimal >/dev/null
     copy="$targets/wasmtime-$version/src-copy"
-    mkdir -p "$copy"
+    rm -rf "$copy" && mkdir -p "$copy"
     cp -r "$here/Cargo.toml" "$here/src" "$copy/"
-    # The bindings read the WIT from three levels up; the copy points at the repo's.
+    # The bindings read the WIT from three levels up; the copy points at the
+    # repo's (a path with `|` or `&` in it would break this sed).
     sed -i "s|\"../../../wit\"|\"$here/../../../wit\"|" "$copy/src/main.rs"
     sed -i "s|=48.0.8|=$version|g" "$copy/Cargo.toml"
+    grep -q "\"$here/../../../wit\"" "$copy/src/main.rs" && grep -q "=$version\"" "$copy/Cargo.toml" ||
+        { echo "run.sh: could not point the copy at the WIT or at wasmtime $version" >&2; exit 1; }
     cargo "+$toolchain" build --quiet --release --manifest-path "$copy/Cargo.toml" --target-dir "$targets/wasmtime-$version/target"
     binaries+=("$version:$targets/wasmtime-$version/target/release/wasmtime-versions")
 done

@@ -30,7 +30,9 @@ wasmtime::component::bindgen!({
 use exports::streamhost::plugin::transformer::Event;
 use streamhost::plugin::types::StreamContext;
 
-/// The host's defaults: `--plugin-fuel`, pool size.
+/// The host's defaults (`host/src/config.rs`: `--plugin-fuel`,
+/// `--max-instances`, `--plugin-memory-mb`), copied: this crate cannot
+/// depend on the host, which is built on another wasmtime.
 const CALL_FUEL: u64 = 1_000_000_000;
 const MAX_INSTANCES: u32 = 4096;
 const MEMORY_BYTES: usize = 64 << 20;
@@ -84,13 +86,18 @@ fn engine() -> Engine {
 fn tune(pooling: &mut PoolingAllocationConfig) {
     let tuning = std::env::var("POOL_TUNING").unwrap_or_default();
     for setting in tuning.split(',').filter(|setting| !setting.is_empty()) {
-        let (name, value) = setting.split_once('=').unwrap_or((setting, "0"));
-        let value: usize = value.parse().expect("a number");
+        if setting == "pagemap_scan" {
+            pooling.pagemap_scan(wasmtime::Enabled::Yes);
+            continue;
+        }
+        let Some((name, value)) = setting.split_once('=') else {
+            panic!("POOL_TUNING setting {setting} needs a value: {setting}=N");
+        };
+        let value: usize = value.parse().unwrap_or_else(|_| panic!("POOL_TUNING {name}: {value} is not a number"));
         match name {
             "keep_resident" => pooling.linear_memory_keep_resident(value).table_keep_resident(value),
             "stack_keep_resident" => pooling.async_stack_keep_resident(value),
             "decommit_batch" => pooling.decommit_batch_size(value),
-            "pagemap_scan" => pooling.pagemap_scan(wasmtime::Enabled::Yes),
             other => panic!("unknown POOL_TUNING setting {other}"),
         };
     }
@@ -125,8 +132,9 @@ async fn floor_ns(pre: &TransformPre<State>, engine: &Engine, iterations: u32, a
     arm(&mut store);
     let handle = transform.call_open(&mut store, &context()).await.unwrap().unwrap();
     let events = [Event::Text("Hello, wor".into())];
-    let start = Instant::now();
+    // Unarmed, one tank lasts the whole run.
     store.set_fuel(u64::MAX).expect("fuel is on");
+    let start = Instant::now();
     for _ in 0..iterations {
         if armed {
             arm(&mut store);
@@ -136,10 +144,10 @@ async fn floor_ns(pre: &TransformPre<State>, engine: &Engine, iterations: u32, a
     start.elapsed().as_nanos() as f64 / f64::from(iterations)
 }
 
-/// Instantiate + open, in µs each: [store and WASI context, instantiate,
-/// `open`, `content-type`, dropping the store (returning its slot)], and
-/// their sum, averaged over `iterations`.
-async fn open_us(pre: &TransformPre<State>, engine: &Engine, iterations: u32) -> [f64; 6] {
+/// A stream's start, instantiate + open, in µs each: [store and WASI
+/// context, instantiate, `open`, `content-type`, dropping the store
+/// (returning its slot)], and their sum, averaged over `iterations`.
+async fn stream_start_us(pre: &TransformPre<State>, engine: &Engine, iterations: u32) -> [f64; 6] {
     let mut phases = [Duration::ZERO; 5];
     let mut lap = |phase: usize, since: &mut Instant| {
         let now = Instant::now();
@@ -175,11 +183,15 @@ fn pre(engine: &Engine, path: &str) -> TransformPre<State> {
     TransformPre::new(linker.instantiate_pre(&component).unwrap()).unwrap()
 }
 
-/// The best of `rounds` runs of `measure`: the figure least disturbed by the machine.
-async fn best<F: Future<Output = f64>>(rounds: u32, mut measure: impl FnMut() -> F) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..rounds {
-        best = best.min(measure().await);
+/// The best of `rounds` runs of `measure`, the one with the least
+/// `total`: the figure least disturbed by the machine.
+async fn best<T, F: Future<Output = T>>(rounds: u32, mut measure: impl FnMut() -> F, total: impl Fn(&T) -> f64) -> T {
+    let mut best = measure().await;
+    for _ in 1..rounds {
+        let run = measure().await;
+        if total(&run) < total(&best) {
+            best = run;
+        }
     }
     best
 }
@@ -191,22 +203,16 @@ fn main() {
         std::process::exit(2);
     };
     let engine = engine();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let passthrough = pre(&engine, passthrough);
     let ndjson = pre(&engine, ndjson);
     runtime.block_on(async {
         // Warm up the pool's slots and the caches.
         floor_ns(&passthrough, &engine, 10_000, true).await;
-        open_us(&ndjson, &engine, 2_000).await;
-        let floor = best(7, || floor_ns(&passthrough, &engine, 200_000, true)).await;
-        let unarmed = best(7, || floor_ns(&passthrough, &engine, 200_000, false)).await;
-        let mut open = [f64::MAX; 6];
-        for _ in 0..7 {
-            let round = open_us(&ndjson, &engine, 5_000).await;
-            if round[5] < open[5] {
-                open = round;
-            }
-        }
+        stream_start_us(&ndjson, &engine, 2_000).await;
+        let floor = best(7, || floor_ns(&passthrough, &engine, 200_000, true), |&ns| ns).await;
+        let unarmed = best(7, || floor_ns(&passthrough, &engine, 200_000, false), |&ns| ns).await;
+        let open = best(7, || stream_start_us(&ndjson, &engine, 5_000), |phases| phases[5]).await;
         println!("floor_ns {floor:.0}");
         println!("floor_without_arming_ns {unarmed:.0}");
         println!("instantiate_open_us {:.1}", open[5]);
