@@ -10,6 +10,12 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+/// Whether this process was started by AWS Lambda (its Runtime API is
+/// named in `AWS_LAMBDA_RUNTIME_API`): several defaults differ there.
+pub fn on_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
 /// Loads the SDK configuration. Calls fail over quickly: a plugin store that
 /// cannot be reached falls back to what is cached rather than hold a stream.
 pub async fn load() -> SdkConfig {

@@ -15,12 +15,6 @@ use crate::providers::ProviderSettings;
 use crate::runs::RunSettings;
 use crate::store::{PluginName, S3Location};
 
-/// Whether this process was started by AWS Lambda (its Runtime API is
-/// named in `AWS_LAMBDA_RUNTIME_API`): several defaults differ there.
-pub fn on_lambda() -> bool {
-    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
-}
-
 /// Where plugins come from: a folder, or an S3 bucket and prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginSource {
@@ -246,11 +240,11 @@ fn default_plugin_dir() -> PathBuf {
 }
 
 fn default_max_instances() -> u32 {
-    if on_lambda() { 256 } else { 4096 }
+    if crate::aws::on_lambda() { 256 } else { 4096 }
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
-    if on_lambda() {
+    if crate::aws::on_lambda() {
         return Some(PathBuf::from("/tmp/streamhost"));
     }
     let base = std::env::var_os("XDG_CACHE_HOME")

@@ -1,13 +1,19 @@
 //! streamhost: a streaming host for WebAssembly plugins.
 //!
-//! The modules follow the data flow:
-//! `store` (where plugins come from) -> `registry` (compiled, linked plugins)
-//! and `manifest` (named pipelines) -> `pipeline` (source -> transforms ->
-//! encoder; a source is a model, or a router and an agent) -> `frontends`
-//! (HTTP, Lambda, CLI).
-//! `engine` configures wasmtime, `providers` are the model sources,
-//! `history` the conversations, `runs` the detached runs (store, sinks), `event` and `request` are the data that
-//! flows, `wit` the bindings of the contract, `telemetry` the metrics and traces.
+//! The modules follow the data flow, in layers (`layers.rs` lists them and
+//! a test holds each module to using only the layers below it):
+//! `store` (where plugins come from) -> `registry` (compiled, linked
+//! plugins) and `manifest` (named pipelines) -> `pipeline` (the inbound
+//! step, then source -> transforms -> encoder; a source is a model, or a
+//! router and an agent) -> `runs` (detached runs: store, sinks) ->
+//! `frontends` (HTTP, Lambda, CLI: they only carry).
+//! Beside them: `engine` configures wasmtime, `providers` are the model
+//! sources, `history` and `conversation` the conversations, `request` and
+//! `callers` what a caller asks and may set, `event` the data that flows,
+//! `wit` the bindings of the contract, `telemetry` the metrics and traces,
+//! `error_code` the one table of errors and the one place an error becomes
+//! an answer, `request_id` the id every answer and log line carries,
+//! `authoring` the plugin author's tools, `publish` uploads to a store.
 
 #![warn(missing_docs)]
 
@@ -23,6 +29,8 @@ pub mod frontends;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
+#[cfg(test)]
+mod layers;
 pub mod log_text;
 pub mod manifest;
 pub mod pipeline;
@@ -30,6 +38,7 @@ pub mod providers;
 pub mod publish;
 pub mod registry;
 pub mod request;
+pub mod request_id;
 pub mod runs;
 pub mod store;
 pub mod telemetry;

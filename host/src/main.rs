@@ -100,7 +100,7 @@ enum Command {
     /// Write a new plugin folder that builds and passes its golden test.
     New {
         /// The plugin's role.
-        role: scaffold::Role,
+        role: streamhost::registry::PluginRole,
         /// The plugin's name (`a-z`, `0-9`, `-`): the folder's and the URL's.
         name: PluginName,
         /// The language to write it in.
@@ -164,7 +164,7 @@ enum PluginsCommand {
 
 fn main() -> ExitCode {
     // Lambda starts the bootstrap binary with no arguments.
-    let cli = if streamhost::config::on_lambda() && std::env::args_os().len() == 1 {
+    let cli = if streamhost::aws::on_lambda() && std::env::args_os().len() == 1 {
         Cli::parse_from(["streamhost", "lambda"])
     } else {
         Cli::parse()
@@ -193,7 +193,7 @@ fn main() -> ExitCode {
 /// stderr; the host runs without them).
 fn init_observability(format: Option<LogFormat>) -> Option<Telemetry> {
     use tracing_subscriber::prelude::*;
-    let on_lambda = streamhost::config::on_lambda();
+    let on_lambda = streamhost::aws::on_lambda();
     let format = format.unwrap_or(if on_lambda { LogFormat::Json } else { LogFormat::Text });
     let (telemetry, traces) = match Telemetry::init(on_lambda) {
         Ok((telemetry, traces)) => (Some(telemetry), traces),

@@ -7,7 +7,6 @@ use thiserror::Error;
 
 use crate::conversation::{Message, ModelMessage, Role};
 use crate::error_code::ErrorCode;
-use crate::manifest::Manifest;
 use crate::providers::{ModelCall, ModelOptions};
 use crate::store::{InvalidName, PluginName};
 
@@ -142,11 +141,11 @@ impl Request {
     }
 
     /// Takes each plugin's settings that the request does not give, key by
-    /// key, from a pipeline manifest. (Model options are merged where the
-    /// model is called: an agent's own come between the request's and the
-    /// manifest's.)
-    pub fn with_defaults(mut self, manifest: &Manifest) -> Self {
-        for (plugin, defaults) in &manifest.config {
+    /// key, from a pipeline manifest's `config` (plugin name -> settings
+    /// object). (Model options are merged where the model is called: an
+    /// agent's own come between the request's and the manifest's.)
+    pub fn with_defaults(mut self, config: &Map<String, Value>) -> Self {
+        for (plugin, defaults) in config {
             if let Value::Object(defaults) = defaults {
                 self.merge_settings(plugin, defaults);
             }
@@ -195,6 +194,12 @@ pub fn parse_chain(plugin: &str, then: Option<&str>) -> Result<Vec<PluginName>, 
 
 fn invalid(message: impl Into<String>) -> RequestError {
     RequestError::Invalid(message.into())
+}
+
+impl crate::error_code::CodedError for RequestError {
+    fn error_code(&self) -> crate::error_code::Code<'_> {
+        self.code().into()
+    }
 }
 
 #[cfg(test)]

@@ -251,16 +251,19 @@ async fn slow_and_idle_clients_are_disconnected() {
     let guard = std::time::Duration::from_secs(10);
 
     let mut half_header = tokio::net::TcpStream::connect(&address).await.unwrap();
-    half_header.write_all(b"POST /ndjson HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    half_header.write_all(b"POST /ndjson HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
     assert_eq!(read_until_closed(&mut half_header, guard).await, "", "no response to half a request");
 
     let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
     let answered = read_until_closed(&mut idle, guard).await;
     assert!(answered.starts_with("HTTP/1.1 200 OK"), "answered, then closed when idle: {answered}");
 
     let mut half_body = tokio::net::TcpStream::connect(&address).await.unwrap();
-    half_body.write_all(b"POST /ndjson HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n{\"prompt\":").await.unwrap();
+    half_body
+        .write_all(b"POST /ndjson HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 20\r\n\r\n{\"prompt\":")
+        .await
+        .unwrap();
     let answered = read_until_closed(&mut half_body, guard).await;
     assert!(answered.starts_with("HTTP/1.1 408 Request Timeout"), "{answered}");
     assert!(answered.contains(r#"{"error":{"code":"body_timeout","message":"the body did not arrive within 300 ms (--body-read-timeout-ms)","requestId":""#), "{answered}");
@@ -284,7 +287,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_stream_cancelled() 
     let body = r#"{"prompt":"one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five twenty-six twenty-seven twenty-eight twenty-nine thirty thirty-one thirty-two thirty-three thirty-four thirty-five thirty-six thirty-seven thirty-eight thirty-nine forty forty-one forty-two forty-three forty-four forty-five forty-six forty-seven forty-eight forty-nine fifty","config":{"flood":{"count":1,"size":1000000}}}"#;
     let mut reader_that_never_reads = tokio::net::TcpStream::connect(&address).await.unwrap();
     let request =
-        format!("POST /flood?then=ndjson HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        format!("POST /flood?then=ndjson HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
     reader_that_never_reads.write_all(request.as_bytes()).await.unwrap();
     let active = || async {
         let health: serde_json::Value = reqwest::get(host.url("/healthz")).await.unwrap().json().await.unwrap();
@@ -316,13 +319,13 @@ async fn past_the_connection_limit_a_client_waits_for_a_free_slot() {
     // Both holders are served first: each gets an answer on its connection.
     let mut holders = holders;
     for holder in &mut holders {
-        holder.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        holder.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
         let mut head = [0u8; 15];
         holder.read_exact(&mut head).await.unwrap();
         assert_eq!(&head, b"HTTP/1.1 200 OK");
     }
     let mut third = tokio::net::TcpStream::connect(&address).await.unwrap();
-    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut first_byte = [0u8; 1];
     let waited = tokio::time::timeout(std::time::Duration::from_millis(500), third.read_exact(&mut first_byte)).await;
     assert!(waited.is_err(), "both slots are held: the third connection is not served yet");

@@ -15,6 +15,7 @@ mod contract;
 mod corpus;
 mod fuzz_corpus;
 mod golden;
+mod hardening;
 mod http;
 mod lambda;
 mod languages;

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use streamhost::error_code::ErrorCode;
-use streamhost::frontends::ErrorReply;
+use streamhost::error_code::ErrorReply;
 use streamhost::pipeline::Pipeline;
 
 use crate::support::{example, plugin_dir, write_manifest};

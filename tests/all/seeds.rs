@@ -340,16 +340,22 @@ async fn seed004_works(host: Host) {
     let (status, body) = invoke_tool(&host.url("/seed004/invoke")).await;
     assert_eq!(status, 200, "{body}");
     let run = read_tool_stream(&body);
+    // The seed's tool with the caller's arguments (`hello`, 3 steps), not the
+    // manifest's 4 configured steps.
     assert_eq!(
         run.statuses,
-        ["Starting (1/4)", "Step 1/3 complete... (2/4)", "Step 2/3 complete... (3/4)", "Step 3/3 complete... (4/4)"]
+        ["Starting: hello", "Step 1/3 complete...", "Step 2/3 complete...", "Step 3/3 complete..."]
     );
     let result = run.result.expect("one result line");
     assert_eq!(
         (&result["_schema"], &result["_schema_version"], &result["status"]),
         (&json!("ToolResult"), &json!("1.0"), &json!("success"))
     );
-    assert!(result["data"].is_object(), "{result}");
+    assert_eq!(
+        (&result["message"], &result["data"]),
+        (&json!("Processed 'hello' in 3 steps"), &Value::Null),
+        "{result}"
+    );
     let (status, _) = invoke_tool(&host.url("/seed004/elsewhere")).await;
     assert_eq!(status, 404);
 }
@@ -380,7 +386,7 @@ async fn a_silent_tool_gets_heartbeats_from_idle_ticks() {
     assert_eq!(status, 200, "{body}");
     let run = read_tool_stream(&body);
     assert!(run.heartbeats >= 2, "{body}");
-    assert_eq!(run.statuses.len(), 2);
+    assert_eq!(run.statuses.len(), 4, "`Starting` and the caller's 3 steps");
     assert!(run.result.is_some(), "{body}");
 }
 

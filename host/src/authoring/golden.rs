@@ -36,9 +36,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::error_code::ErrorReply;
 use crate::event::{ErrorInfo, Event, UsageJson};
-use crate::frontends::{self, ErrorReply, Inbound, RouteSettings};
 use crate::pipeline::Pipeline;
+use crate::pipeline::inbound::{self, Inbound, RouteSettings};
 use crate::registry::PluginRole;
 use crate::request::Request;
 use crate::store::PluginName;
@@ -227,7 +228,7 @@ pub async fn run(pipeline: &Pipeline, chain: &[PluginName], fixture: &Fixture) -
                 body: fixture.body().into(),
                 ..Inbound::default()
             };
-            frontends::open(pipeline, &RouteSettings::OPERATOR, inbound).await
+            inbound::open(pipeline, &RouteSettings::OPERATOR, inbound).await
         }
     };
     Ok(match outcome {
@@ -319,7 +320,7 @@ async fn filter(pipeline: &Pipeline, fixture: &Fixture) -> anyhow::Result<Vec<u8
         body: incoming.body.unwrap_or_default().into(),
         request_context: None,
     };
-    Ok(match frontends::prepare(pipeline, &RouteSettings::OPERATOR, inbound).await {
+    Ok(match inbound::prepare(pipeline, &RouteSettings::OPERATOR, inbound).await {
         Ok(prepared) => {
             let request: Value = serde_json::from_slice(&prepared.mapped.body).unwrap_or(Value::Null);
             let mapped = json!({ "request": request, "chain": prepared.mapped.chain });

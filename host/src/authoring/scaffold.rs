@@ -17,23 +17,11 @@ use anyhow::Context;
 use clap::ValueEnum;
 use include_dir::{Dir, DirEntry, include_dir};
 
+use crate::registry::PluginRole;
 use crate::store::PluginName;
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 static WIT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../wit");
-
-/// A plugin's role, as `streamhost new` names it: the WIT's world.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Role {
-    /// Filters, rewrites or formats a stream of events.
-    Transform,
-    /// Picks the agent of a pipeline that answers a request.
-    Router,
-    /// Answers a request, calling models through the host.
-    Agent,
-    /// Maps (or refuses) a caller's HTTP request before anything else runs.
-    RequestFilter,
-}
 
 /// A language a plugin can be written in, with its toolchain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -48,25 +36,6 @@ pub enum Lang {
     C,
 }
 
-impl Role {
-    /// The interface the role's world exports: what Python and JavaScript
-    /// name their module or export after.
-    pub fn interface(self) -> &'static str {
-        match self {
-            Role::Transform => "transformer",
-            Role::Router => "selector",
-            Role::Agent => "handler",
-            Role::RequestFilter => "filter",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.to_possible_value().expect("no skipped variants").get_name())
-    }
-}
-
 impl fmt::Display for Lang {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.to_possible_value().expect("no skipped variants").get_name())
@@ -75,7 +44,7 @@ impl fmt::Display for Lang {
 
 /// Writes the plugin folder `dir/name` and returns its path. Refuses a
 /// folder that exists, so nothing is overwritten.
-pub fn new(role: Role, name: &PluginName, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn new(role: PluginRole, name: &PluginName, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
     let root = dir.join(name.as_str());
     anyhow::ensure!(
         !root.exists() && root.symlink_metadata().is_err(),
@@ -163,7 +132,7 @@ mod tests {
     #[test]
     fn every_language_has_every_role_and_every_role_a_golden_test() {
         for lang in Lang::value_variants() {
-            for role in Role::value_variants() {
+            for role in PluginRole::value_variants() {
                 let folder = tempfile::tempdir().unwrap();
                 let name: PluginName = "my-plugin".parse().unwrap();
                 let root = new(*role, &name, *lang, folder.path()).unwrap();

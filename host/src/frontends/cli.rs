@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::runs::RunReply;
-use super::{ErrorReply, Inbound, RouteSettings};
+use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
+use crate::pipeline::inbound::{self, Inbound, RouteSettings};
 use crate::runs::{Runs, sse_frames};
 
 /// What `invoke` was asked for on the command line.
@@ -65,7 +66,7 @@ impl Invocation<'_> {
 /// Runs the invocation, writing the body to `out` chunk by chunk.
 pub async fn invoke(pipeline: &Pipeline, invocation: &Invocation<'_>, out: &mut impl Write) -> Result<(), ErrorReply> {
     let (target, path) = Inbound::split_path(invocation.plugin);
-    let response = super::open(pipeline, &RouteSettings::OPERATOR, invocation.inbound(target, path)).await?;
+    let response = inbound::open(pipeline, &RouteSettings::OPERATOR, invocation.inbound(target, path)).await?;
     write_all(response.body, out).await;
     Ok(())
 }
@@ -96,7 +97,7 @@ pub async fn record(
     out: &mut impl Write,
 ) -> Result<Recorded, ErrorReply> {
     let (target, path) = Inbound::split_path(invocation.plugin);
-    let prepared = super::prepare(pipeline, &RouteSettings::OPERATOR, invocation.inbound(target, path)).await?;
+    let prepared = inbound::prepare(pipeline, &RouteSettings::OPERATOR, invocation.inbound(target, path)).await?;
     let chain = prepared.request.chain.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(",");
     let body = prepared.request.to_json().to_string();
     let (response, recording) =

@@ -28,11 +28,15 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use tracing::{info, warn};
 
+use super::InSpan;
+use super::origin::OriginPolicy;
 use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
-use super::{ErrorReply, InSpan, Inbound, RequestId, RouteSettings};
 use crate::error_code::ErrorCode;
+use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
+use crate::pipeline::inbound::{self, Inbound, RouteSettings};
+use crate::request_id::RequestId;
 use crate::runs::Runs;
 
 /// The HTTP server's own settings.
@@ -47,6 +51,14 @@ pub struct HttpSettings {
     /// none, so browsers refuse cross-origin calls.
     #[arg(long, env = "STREAMHOST_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGINS")]
     pub cors_origins: Vec<String>,
+
+    /// Host names the server answers besides loopback ones, comma-separated
+    /// (`*` for any). Default: bound to a loopback address, it answers only
+    /// `localhost`, `*.localhost`, `127.0.0.1` and `[::1]`, so a web page
+    /// cannot reach it through DNS rebinding; bound to another address, any
+    /// name.
+    #[arg(long, env = "STREAMHOST_ALLOWED_HOSTS", value_delimiter = ',', value_name = "HOSTS")]
+    pub allowed_hosts: Vec<String>,
 
     /// How requests find their pipeline.
     #[command(flatten)]
@@ -128,7 +140,8 @@ pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSetti
         playground: Arc::new(settings.playground),
         body_read_timeout: Duration::from_millis(settings.body_read_timeout_ms),
     };
-    let app = router(app, &settings.cors_origins)?;
+    let origins = OriginPolicy::new(Some(address), &settings.allowed_hosts, &settings.cors_origins);
+    let app = router(app, origins, &settings.cors_origins)?;
     accept(listener, app, connections).await;
     info!("stopped");
     Ok(())
@@ -189,7 +202,7 @@ async fn accept(listener: TcpListener, app: Router, connections: Connections) {
     graceful.shutdown().await;
 }
 
-fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
+fn router(app: App, origins: OriginPolicy, cors_origins: &[String]) -> anyhow::Result<Router> {
     let app = Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics).post(invoke))
@@ -199,10 +212,15 @@ fn router(app: App, cors_origins: &[String]) -> anyhow::Result<Router> {
         .route("/_catalog", get(catalog).fallback(method_not_allowed))
         .route("/_plugins/{name}", put(upload).fallback(method_not_allowed))
         .route("/", post(invoke).get(page).fallback(method_not_allowed))
+        // Browsers ask for it on every page load; none is served.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/{target}", post(invoke).fallback(method_not_allowed))
         .route("/{target}/", post(invoke).fallback(method_not_allowed))
         .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
         .fallback(not_found)
+        // Innermost: a refused host or origin has no effect at all.
+        .layer(axum::middleware::from_fn_with_state(Arc::new(origins), check_origin))
+        .layer(axum::middleware::map_response(hardened))
         .layer(axum::middleware::from_fn(with_request_id))
         .with_state(app);
     Ok(match cors(cors_origins)? {
@@ -250,6 +268,26 @@ async fn with_request_id(request: axum::extract::Request, next: axum::middleware
     response
 }
 
+/// Refuses a request addressed to a name this server does not answer, or
+/// sent by a page of an origin that may not call it (`super::origin`),
+/// before anything else is done with it.
+async fn check_origin(
+    State(origins): State<Arc<OriginPolicy>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match origins.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(reply) => refused_unread(&reply),
+    }
+}
+
+/// Every answer's content is sandboxed in a browser (`super::harden`).
+async fn hardened(mut response: Response) -> Response {
+    super::harden(response.headers_mut());
+    response
+}
+
 async fn invoke(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     answer(app, method, uri, headers, body, tracing::Span::current()).await
 }
@@ -261,18 +299,10 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
     };
     let (target, path) = Inbound::split_path(uri.path());
     let inbound = Inbound { method: method.to_string(), target, path, ..inbound_of(&uri, &headers, body) };
-    match super::open(&app.pipeline, &app.routes, inbound).await {
+    match inbound::open(&app.pipeline, &app.routes, inbound).await {
         Ok(response) => {
-            let content_type = HeaderValue::from_str(&response.content_type)
-                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
             let body = Body::from_stream(InSpan { body: response.body, span }.map(Ok::<_, Infallible>));
-            let headers = [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                // Asks proxies such as nginx not to buffer the stream.
-                (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
-            ];
-            (headers, body).into_response()
+            (super::stream_headers(&response.content_type), body).into_response()
         }
         Err(reply) => error_response(&reply),
     }
@@ -319,12 +349,8 @@ fn run_response(reply: RunReply) -> Response {
             response
         }
         RunReply::Events(events) => {
-            let headers = [
-                (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
-            ];
-            (headers, Body::from_stream(events.map(Ok::<_, Infallible>))).into_response()
+            (super::stream_headers("text/event-stream"), Body::from_stream(events.map(Ok::<_, Infallible>)))
+                .into_response()
         }
         RunReply::NoContent => StatusCode::NO_CONTENT.into_response(),
         RunReply::Started { accepted, .. } => run_response(*accepted),
@@ -397,7 +423,11 @@ async fn page(State(app): State<App>) -> Response {
     if !app.playground.enabled() {
         return method_not_allowed().await;
     }
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], playground::PAGE).into_response()
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CONTENT_SECURITY_POLICY, playground::PAGE_POLICY.as_str()),
+    ];
+    (headers, playground::PAGE).into_response()
 }
 
 /// `GET /_catalog`: the playground's list of plugins and pipelines.
@@ -416,7 +446,8 @@ async fn catalog(State(app): State<App>) -> Response {
 async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let raw_name = uri.path().strip_prefix("/_plugins/").unwrap_or_default();
     let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
-    let checked = playground::check_upload(&app.pipeline, &app.playground, &name).await;
+    let checked =
+        playground::check_upload(&app.pipeline, &app.playground, app.routes.default_pipeline.as_ref(), &name).await;
     let name = match checked {
         Ok(name) => name,
         Err(reply) => return refused_unread(&reply),

@@ -36,11 +36,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use super::InSpan;
 use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
-use super::{ErrorReply, InSpan, Inbound, RequestId, RouteSettings, prepare_mapped};
 use crate::error_code::ErrorCode;
+use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
+use crate::pipeline::inbound::{Inbound, RouteSettings, prepare_mapped};
+use crate::request_id::RequestId;
 use crate::runs::{RunError, RunId, Runs};
 
 type Body = BoxStream<'static, Result<Bytes, Infallible>>;
@@ -141,9 +144,13 @@ impl Function {
         if self.settings.playground.enabled() && request.method() == lambda_http::http::Method::GET {
             match path {
                 "/" => {
-                    let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))];
+                    let mut headers = HeaderMap::new();
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+                    if let Ok(policy) = HeaderValue::from_str(&playground::PAGE_POLICY) {
+                        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+                    }
                     let page = stream::iter([Bytes::from_static(playground::PAGE.as_bytes())]).boxed();
-                    return streamed(StatusCode::OK, headers.into_iter().collect(), page);
+                    return streamed(StatusCode::OK, headers, page);
                 }
                 "/_catalog" => {
                     return match playground::catalog(&self.pipeline, &self.settings.playground).await {
@@ -154,17 +161,11 @@ impl Function {
                 _ => {}
             }
         }
-        match super::open(&self.pipeline, &self.settings.routes, inbound).await {
+        match crate::pipeline::inbound::open(&self.pipeline, &self.settings.routes, inbound).await {
             Ok(response) => {
-                let content_type = HeaderValue::from_str(&response.content_type)
-                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-                let headers = [
-                    (header::CONTENT_TYPE, content_type),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                ];
                 // The runtime's span names the request id; the stream is polled in it.
                 let body = InSpan { body: response.body, span: tracing::Span::current() }.boxed();
-                streamed(StatusCode::OK, headers.into_iter().collect(), body)
+                streamed(StatusCode::OK, super::stream_headers(&response.content_type), body)
             }
             Err(reply) => error_response(&reply),
         }
@@ -332,7 +333,10 @@ fn inbound(request: &lambda_http::Request) -> Inbound {
     }
 }
 
-fn streamed(status: StatusCode, headers: HeaderMap, body: BoxStream<'static, Bytes>) -> StreamResponse<Body> {
+/// Every answer of the function, with the headers every answer carries
+/// (`super::harden`).
+fn streamed(status: StatusCode, mut headers: HeaderMap, body: BoxStream<'static, Bytes>) -> StreamResponse<Body> {
+    super::harden(&mut headers);
     StreamResponse {
         metadata_prelude: MetadataPrelude { status_code: status, headers, cookies: Vec::new() },
         stream: body.map(Ok).boxed(),
@@ -346,13 +350,7 @@ fn run_response(reply: RunReply) -> StreamResponse<Body> {
             response.metadata_prelude.headers.extend(joined(&headers));
             response
         }
-        RunReply::Events(events) => {
-            let headers = [
-                (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
-                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            ];
-            streamed(StatusCode::OK, headers.into_iter().collect(), events)
-        }
+        RunReply::Events(events) => streamed(StatusCode::OK, super::stream_headers("text/event-stream"), events),
         RunReply::NoContent => streamed(StatusCode::NO_CONTENT, HeaderMap::new(), stream::empty().boxed()),
         RunReply::Started { accepted, .. } => run_response(*accepted),
     }

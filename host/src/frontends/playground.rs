@@ -18,8 +18,8 @@ use bytes::Bytes;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::ErrorReply;
 use crate::error_code::ErrorCode;
+use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
 use crate::registry::{self, PluginRole};
 use crate::store::{ObjectKind, PluginName, PluginStore};
@@ -27,6 +27,21 @@ use crate::wit::StreamContext;
 
 /// The page, as served.
 pub const PAGE: &str = include_str!("playground.html");
+
+/// The page's Content-Security-Policy: its own inline script (by its
+/// sha256, so no other script runs) and style, calls to its own origin
+/// only, and no framing.
+pub static PAGE_POLICY: LazyLock<String> = LazyLock::new(|| {
+    use base64::Engine;
+    use sha2::Digest;
+    let script =
+        PAGE.split_once("<script>").and_then(|(_, rest)| rest.split_once("</script>")).map(|(script, _)| script);
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.unwrap_or_default()));
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; connect-src 'self'; \
+         img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+});
 
 /// Each component's content type, by digest, as the catalog found it: a
 /// component is opened once for it, not on every catalog request (one that
@@ -63,7 +78,7 @@ impl PlaygroundSettings {
     /// Whether the page and the catalog are served: on unless turned off,
     /// except on Lambda, where only the setting turns them on.
     pub fn enabled(&self) -> bool {
-        self.playground.unwrap_or_else(|| !crate::config::on_lambda())
+        self.playground.unwrap_or_else(|| !crate::aws::on_lambda())
     }
 }
 
@@ -141,10 +156,12 @@ fn uploads_allowed(store: &PluginStore, settings: &PlaygroundSettings) -> bool {
 
 /// Whether an upload named `name` may be taken, checked before its body is
 /// read: uploads are on, the name is a plugin name that a request could
-/// call (not a pipeline's, not a route's), and no pin holds it.
+/// call (not a pipeline's, not a route's), no pin holds it, and nothing
+/// the operator composed runs it (a named pipeline, `default_pipeline`).
 pub async fn check_upload(
     pipeline: &Pipeline,
     settings: &PlaygroundSettings,
+    default_pipeline: Option<&PluginName>,
     name: &str,
 ) -> Result<PluginName, ErrorReply> {
     let store = pipeline.registry().store();
@@ -167,7 +184,41 @@ pub async fn check_upload(
     if let Some(pinned) = pipeline.registry().pinned(&name) {
         return refuse(format!("`{name}` is pinned (`--pin`) to sha256 {pinned}; the host would refuse any other"));
     }
+    if default_pipeline == Some(&name) {
+        return refuse(format!("`{name}` is this host's default pipeline (`POST /`); choose another name"));
+    }
+    if let Some(composed) = pipeline_running(pipeline, &name).await? {
+        return refuse(format!(
+            "pipeline `{composed}` runs `{name}`: an upload may not change what the operator composed; choose another name"
+        ));
+    }
     Ok(name)
+}
+
+/// The first named pipeline that runs `name` in any role (its inbound
+/// plugin, a transform of any chain, its router, an agent), so that an
+/// upload can never swap a guard (`seed001-auth`, `redact`) under a
+/// pipeline. A manifest that cannot be read refuses the upload too: what
+/// it runs cannot be known.
+async fn pipeline_running(pipeline: &Pipeline, name: &PluginName) -> Result<Option<PluginName>, ErrorReply> {
+    let objects = pipeline
+        .registry()
+        .store()
+        .list()
+        .await
+        .map_err(|error| ErrorReply::new(ErrorCode::PluginStoreUnavailable, error.to_string()))?;
+    for (pipeline_name, _) in objects.into_iter().filter(|(_, kind)| matches!(kind, ObjectKind::Manifest)) {
+        let manifest = pipeline.manifest(&pipeline_name).await.map_err(|error| {
+            let message = format!(
+                "pipeline `{pipeline_name}` cannot be read, so an upload cannot be checked against it: {error}"
+            );
+            ErrorReply::new(ErrorCode::UploadNotAllowed, message)
+        })?;
+        if manifest.is_some_and(|manifest| manifest.plugins().any(|runs| runs == name)) {
+            return Ok(Some(pipeline_name));
+        }
+    }
+    Ok(None)
 }
 
 /// Takes an upload [`check_upload`] let through: checks `wasm` exactly as

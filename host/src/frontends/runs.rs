@@ -27,9 +27,10 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use serde_json::json;
 
-use super::{ErrorReply, Inbound, Prepared, RouteSettings, identify, prepare};
 use crate::error_code::ErrorCode;
+use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
+use crate::pipeline::inbound::{Inbound, Prepared, RouteSettings, identify, prepare};
 use crate::runs::{RunId, RunRecord, Runs, RunsError, sse_frames};
 use crate::store::PluginName;
 
@@ -139,11 +140,7 @@ async fn start(
         .iter()
         .chain(prepared.manifest.iter().flat_map(|manifest| manifest.orchestration_plugins()))
     {
-        pipeline
-            .registry()
-            .load(plugin)
-            .await
-            .map_err(|error| ErrorReply::from(&crate::pipeline::PipelineError::from(error)))?;
+        pipeline.registry().load(plugin).await.map_err(|error| ErrorReply::from(&error))?;
     }
     let record = runs
         .create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone())

@@ -9,6 +9,7 @@
 //! the first byte, a failure ends the stream with an error event in the
 //! stream's own format.
 
+pub mod inbound;
 mod orchestrate;
 mod pump;
 mod resolve;
@@ -45,13 +46,10 @@ const MAX_BATCH: usize = 64;
 #[derive(Debug, Error)]
 pub enum PipelineError {
     /// A plugin of the chain could not be loaded (not in the store, not a
-    /// streamhost component).
+    /// streamhost component), failed (trapped, timed out, ran out of memory,
+    /// refused) or had no instance slot.
     #[error(transparent)]
-    Load(#[from] LoadError),
-    /// A plugin failed (trapped, timed out, ran out of memory, refused) or
-    /// had no instance slot.
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
+    Role(#[from] RoleError),
     /// The model source could not start the stream.
     #[error(transparent)]
     Provider(#[from] ProviderError),
@@ -62,8 +60,7 @@ impl PipelineError {
     /// plugin's own when it refused.
     pub fn code(&self) -> Code<'_> {
         match self {
-            PipelineError::Load(load) => load.code().into(),
-            PipelineError::Plugin(plugin) => plugin.code(),
+            PipelineError::Role(role) => role.code(),
             PipelineError::Provider(provider) => provider.code().into(),
         }
     }
@@ -87,12 +84,15 @@ pub struct Response {
     pub body: BoxStream<'static, Bytes>,
 }
 
-impl From<RoleError> for PipelineError {
-    fn from(error: RoleError) -> Self {
-        match error {
-            RoleError::Load(error) => PipelineError::Load(error),
-            RoleError::Plugin(error) => PipelineError::Plugin(error),
-        }
+impl From<LoadError> for PipelineError {
+    fn from(error: LoadError) -> Self {
+        PipelineError::Role(error.into())
+    }
+}
+
+impl From<PluginError> for PipelineError {
+    fn from(error: PluginError) -> Self {
+        PipelineError::Role(error.into())
     }
 }
 
@@ -272,5 +272,18 @@ impl ActiveStream {
 impl Drop for ActiveStream {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl crate::error_code::CodedError for PipelineError {
+    fn error_code(&self) -> crate::error_code::Code<'_> {
+        self.code().into()
+    }
+
+    fn logged(&self) -> bool {
+        match self {
+            PipelineError::Role(role) => crate::error_code::CodedError::logged(role),
+            PipelineError::Provider(_) => false,
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! From a call's target to what runs: the named pipeline's manifest or the
 //! plugin with its `then` chain, the chain the manifest picks, and the
 //! request built for it and held to what the pipeline lets callers set.
-//! Frontends decide which targets they serve (`frontends::prepare`); this
+//! The inbound step decides which targets are served (`inbound::prepare`); this
 //! decides what a target means.
 
 use std::sync::Arc;
@@ -81,7 +81,7 @@ impl Target {
         let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
         let request = Request::from_json(chain, &others, body)?;
         manifest.callers.check(&request, &own_model(&manifest))?;
-        Ok(request.with_defaults(&manifest))
+        Ok(request.with_defaults(&manifest.config))
     }
 }
 
@@ -99,4 +99,10 @@ fn own_model(manifest: &Manifest) -> ModelOptions {
         own.id = None;
     }
     own
+}
+
+impl crate::error_code::CodedError for ResolveError {
+    fn error_code(&self) -> crate::error_code::Code<'_> {
+        self.code().into()
+    }
 }

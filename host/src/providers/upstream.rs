@@ -183,9 +183,26 @@ fn broken(error: reqwest::Error) -> Event {
     StreamErrorCode::Disconnected.event("the connection to the upstream broke before its stream ended")
 }
 
-/// A whole JSON answer: Converse-shaped events, or an answer's text under
-/// one of the keys runtimes use (`{"result":"…"}`, `{"result":{"content":
-/// [{"text":"…"}]}}`), else an explicit error.
+/// The upstream's own bytes as one SSE event (`data:` per line), so that
+/// a body that is not SSE reaches the plugins that read frames
+/// (`sse-passthrough`) as the answer it is: every body the host reads is
+/// carried as frames whatever its content type, so a frames-only
+/// formatter never turns an answer into an empty success.
+fn as_frame(data: &str) -> Event {
+    let mut frame = String::with_capacity(data.len() + 8);
+    for line in data.trim_end_matches(['\r', '\n']).split('\n') {
+        frame.push_str("data: ");
+        frame.push_str(line.trim_end_matches('\r'));
+        frame.push('\n');
+    }
+    frame.push('\n');
+    Event::Frame(frame.into_bytes())
+}
+
+/// A whole JSON answer, as one frame ([`as_frame`]) and decoded:
+/// Converse-shaped events, or an answer's text under one of the keys
+/// runtimes use (`{"result":"…"}`, `{"result":{"content": [{"text":"…"}]}}`),
+/// else an explicit error.
 async fn json_answer(response: reqwest::Response) -> Vec<Event> {
     let bytes = match body::whole(response, SOURCE).await {
         Ok(bytes) => bytes,
@@ -194,12 +211,13 @@ async fn json_answer(response: reqwest::Response) -> Vec<Event> {
     let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
         return vec![body::unexpected(SOURCE, "a body that is not JSON", &bytes)];
     };
+    let frame = as_frame(&value.to_string());
     let events = decode_value(&value);
     if !events.is_empty() {
-        return events;
+        return std::iter::once(frame).chain(events).collect();
     }
     match answer_text(&value, 0) {
-        Some(text) => vec![Event::Text(text)],
+        Some(text) => vec![frame, Event::Text(text)],
         None => vec![body::unexpected(SOURCE, "JSON", &bytes)],
     }
 }
@@ -234,7 +252,12 @@ fn json_lines(response: reqwest::Response) -> EventStream {
         loop {
             if let Some(at) = buffer[searched..].iter().position(|byte| *byte == b'\n').map(|at| searched + at) {
                 let line: Vec<u8> = buffer.drain(..=at).collect();
-                return Some((decode(&String::from_utf8_lossy(&line)), (body, buffer, 0, ended)));
+                let line = String::from_utf8_lossy(&line);
+                let events = match line.trim() {
+                    "" => Vec::new(),
+                    data => std::iter::once(as_frame(data)).chain(decode(data)).collect(),
+                };
+                return Some((events, (body, buffer, 0, ended)));
             }
             searched = buffer.len();
             if ended {
@@ -261,7 +284,10 @@ fn json_lines(response: reqwest::Response) -> EventStream {
 
 /// Plain text, sent on as it comes, never splitting a character.
 fn text_answer(response: reqwest::Response) -> EventStream {
-    let text = |bytes: Vec<u8>| vec![Event::Text(String::from_utf8_lossy(&bytes).into_owned())];
+    let text = |bytes: Vec<u8>| {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        vec![as_frame(&text), Event::Text(text)]
+    };
     stream::unfold((Some(response.bytes_stream()), Vec::new()), move |(mut body, mut pending)| async move {
         loop {
             let chunks = body.as_mut()?;

@@ -17,7 +17,10 @@ use crate::wit::{
 };
 
 /// A plugin's role: the world it was built for, known by what it exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The one list of roles: linking, calling, the catalog, golden tests and
+/// `streamhost new --role` all take it (`docs/design/010-plugin-roles.md`
+/// lists what a new role touches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PluginRole {
     /// Exports `transformer` (the `transform` world): filters, rewrites or formats a stream of events.
     Transform,
@@ -27,6 +30,20 @@ pub enum PluginRole {
     Agent,
     /// Exports `filter` (the `request-filter` world): maps the caller's request to the host's, or refuses it.
     RequestFilter,
+}
+
+impl PluginRole {
+    /// The interface the role's world exports, without its package
+    /// (`transformer`): what Python and JavaScript name their module or
+    /// export after.
+    pub fn interface(self) -> &'static str {
+        match self {
+            PluginRole::Transform => "transformer",
+            PluginRole::Router => "selector",
+            PluginRole::Agent => "handler",
+            PluginRole::RequestFilter => "filter",
+        }
+    }
 }
 
 impl std::fmt::Display for PluginRole {

@@ -249,3 +249,9 @@ fn check_header(name: &PluginName, wasm: &[u8]) -> Result<(), LoadError> {
         _ => Err(LoadError::NotWasm(name.clone())),
     }
 }
+
+impl crate::error_code::CodedError for LoadError {
+    fn error_code(&self) -> crate::error_code::Code<'_> {
+        self.code().into()
+    }
+}

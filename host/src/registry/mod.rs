@@ -67,6 +67,17 @@ impl RoleError {
     }
 }
 
+impl crate::error_code::CodedError for RoleError {
+    fn error_code(&self) -> Code<'_> {
+        self.code()
+    }
+
+    /// A plugin's failure was logged in its sandbox, where it happened.
+    fn logged(&self) -> bool {
+        matches!(self, RoleError::Plugin(_))
+    }
+}
+
 /// Counters for operators and tests.
 #[derive(Debug, Default)]
 pub struct Stats {

@@ -459,10 +459,10 @@ impl Runs {
         let sink_configs = manifest.as_ref().map(|manifest| manifest.sinks.clone()).unwrap_or_default();
         let id = record.id.clone();
         let delivering = self.sinks.start(self, &record, sink_configs);
-        let events = pipeline.open_events(request, manifest).await.map_err(|error| {
-            let reply = crate::frontends::ErrorReply::from(&error);
-            RunError { code: reply.code, message: reply.message }
-        });
+        let events = pipeline
+            .open_events(request, manifest)
+            .await
+            .map_err(|error| RunError { code: error.code().as_str().to_string(), message: error.to_string() });
         let deadline = driver::deadline(record.deadline_ms, deadline);
         driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(events).await;
         // On Lambda the invocation ends at its deadline: sinks still behind

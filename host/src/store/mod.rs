@@ -249,6 +249,12 @@ impl fmt::Display for PluginStore {
     }
 }
 
+impl crate::error_code::CodedError for StoreError {
+    fn error_code(&self) -> crate::error_code::Code<'_> {
+        self.code().into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,11 @@
 //! `AWS_IAM` auth refuses an unsigned or wrongly signed request, and puts
 //! the caller in the request context (`authorizer.iam.userArn`).
 //!
-//! The mapping: the prompt is `args.message` when it is a string, else the
-//! whole `args` object as compact JSON text (keys in the caller's order);
+//! The mapping: the prompt is `args.message` when that string is all of
+//! `args`, else the whole `args` object as compact JSON text (keys in the
+//! caller's order), so that no argument is lost: `{"message": "hello",
+//! "steps": 5}` reaches the tool with its 5 steps (`slow-process` reads
+//! them);
 //! the user id is `context.user_id`, else the IAM caller's `userArn`; the
 //! session id is `context.session_id`. `tool_config` is the executor's
 //! configuration of the tool, not the pipeline's: it is ignored, and no
@@ -65,7 +68,7 @@ fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     };
     let prompt = match args.get("message") {
         Some(Value::String(message)) if message.trim().is_empty() => return Err(invalid("`args.message` is empty")),
-        Some(Value::String(message)) => message.clone(),
+        Some(Value::String(message)) if args.len() == 1 => message.clone(),
         _ => Value::Object(args.clone()).to_string(),
     };
     let (user_id, session_id) = match fields.get("context") {
@@ -116,12 +119,27 @@ mod tests {
 
     #[test]
     fn maps_the_executor_payload() {
-        let body = r#"{"args":{"message":"hello","steps":5},"tool_config":{"x":1},"context":{"session_id":"s-1","user_id":"u-1"}}"#;
+        let body =
+            r#"{"args":{"message":"hello"},"tool_config":{"x":1},"context":{"session_id":"s-1","user_id":"u-1"}}"#;
         let mapped = map(&request("/invoke", body, Some(IAM_CONTEXT))).unwrap();
         assert_eq!(mapped.messages[0].content, "hello");
         assert_eq!(mapped.user_id.as_deref(), Some("u-1"));
         assert_eq!(mapped.session_id.as_deref(), Some("s-1"));
         assert!(mapped.config.is_none() && mapped.chain.is_none() && mapped.model.is_none() && mapped.system.is_none());
+    }
+
+    #[test]
+    fn every_argument_reaches_the_tool() {
+        let body = r#"{"args":{"message":"hello","steps":5}}"#;
+        assert_eq!(
+            map(&request("/invoke", body, None)).unwrap().messages[0].content,
+            r#"{"message":"hello","steps":5}"#
+        );
+        let body = r#"{"args":{"steps":2,"message":"hi","verbose":true}}"#;
+        assert_eq!(
+            map(&request("/invoke", body, None)).unwrap().messages[0].content,
+            r#"{"steps":2,"message":"hi","verbose":true}"#
+        );
     }
 
     #[test]

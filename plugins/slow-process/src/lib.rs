@@ -7,6 +7,13 @@
 //! Settings: `{"steps": ["Fetching data", "Analysing", "Writing the report"],
 //! "stepMs": 400}`. The work here is simulated (a pause per step); the shape
 //! is that of any tool with progress to report.
+//!
+//! Called as seed 004's `slow_process(message, steps)` tool, with its
+//! arguments as the prompt (`{"message": "hello", "steps": 5}`, as
+//! `seed004-tool` maps them), it does what that tool does: `Starting:
+//! hello`, then `Step 1/5 complete...` to `Step 5/5 complete...`, and the
+//! sentence `Processed 'hello' in 5 steps` as its result. The caller's
+//! `steps` (1 to 100) wins over the configured ones.
 
 use std::time::Duration;
 
@@ -45,6 +52,9 @@ impl Agent for SlowProcess {
             .find(|message| message.role == Role::User)
             .map(|message| message.content.clone())
             .unwrap_or_default();
+        if let Some(call) = ToolCall::of(&task) {
+            return call.run(settings.step_ms);
+        }
         let total = settings.steps.len();
         for (index, step) in settings.steps.iter().enumerate() {
             emit_status(format!("{step} ({}/{total})", index + 1));
@@ -53,6 +63,38 @@ impl Agent for SlowProcess {
             std::thread::sleep(Duration::from_millis(settings.step_ms));
         }
         emit_text(&result(&task, &settings.steps));
+        Ok("end_turn".into())
+    }
+}
+
+/// Seed 004's tool call: its arguments, from a prompt that is their JSON.
+#[derive(Debug, PartialEq, Deserialize)]
+struct ToolCall {
+    message: String,
+    steps: u32,
+}
+
+/// The most steps a caller may ask for: each is a pause of `stepMs`.
+const MAX_STEPS: u32 = 100;
+
+impl ToolCall {
+    /// The call `prompt` makes, where it is `{"message": …, "steps": …}`
+    /// (other arguments aside).
+    fn of(prompt: &str) -> Option<Self> {
+        let call: Self = serde_json::from_str::<serde_json::Value>(prompt).ok().and_then(|args| {
+            serde_json::from_value(json!({ "message": args.get("message")?, "steps": args.get("steps")? })).ok()
+        })?;
+        (1..=MAX_STEPS).contains(&call.steps).then_some(call)
+    }
+
+    /// Reports each step as the seed's tool does, and answers its sentence.
+    fn run(&self, step_ms: u64) -> Result<String, ErrorInfo> {
+        emit_status(format!("Starting: {}", self.message));
+        for step in 1..=self.steps {
+            std::thread::sleep(Duration::from_millis(step_ms));
+            emit_status(format!("Step {step}/{} complete...", self.steps));
+        }
+        emit_text(&format!("Processed '{}' in {} steps", self.message, self.steps));
         Ok("end_turn".into())
     }
 }
@@ -66,6 +108,26 @@ streamhost_guest::export_agent!(SlowProcess);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tool_call_takes_the_callers_arguments() {
+        let call = |prompt: &str| ToolCall::of(prompt);
+        assert_eq!(call(r#"{"message":"hello","steps":5}"#), Some(ToolCall { message: "hello".into(), steps: 5 }));
+        assert_eq!(
+            call(r#"{"steps":2,"message":"hi","verbose":true}"#),
+            Some(ToolCall { message: "hi".into(), steps: 2 })
+        );
+        for not_a_call in [
+            "hello",
+            r#"{"message":"hi"}"#,
+            r#"{"message":"hi","steps":0}"#,
+            r#"{"message":"hi","steps":101}"#,
+            r#"{"message":1,"steps":2}"#,
+            r#"{"message":"hi","steps":"2"}"#,
+        ] {
+            assert_eq!(call(not_a_call), None, "{not_a_call}");
+        }
+    }
 
     #[test]
     fn the_result_is_a_json_object() {

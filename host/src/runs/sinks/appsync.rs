@@ -13,51 +13,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Failure, Sinks};
+use super::{AppSyncAuth, AppSyncSink, Failure, Sinks};
 use crate::aws::Signer;
 use crate::runs::{RunRecord, StoredEvent};
 
 /// Seed 003's chunk mutation. Subscribers receive the fields it selects.
 pub const SEND_CHUNK: &str = "mutation SendChunk($conversationId: ID!, $chunk: String!) { sendChunk(conversationId: $conversationId, chunk: $chunk) { conversationId chunk } }";
-
-/// How an AppSync sink authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum AppSyncAuth {
-    /// `x-api-key`: the sink's `apiKey`, else `--appsync-api-key`.
-    ApiKey,
-    /// SigV4 with the host's AWS credentials (on Lambda, its role, which
-    /// needs `appsync:GraphQL` on the mutation's field).
-    Iam,
-}
-
-/// An `appsync` sink in a manifest.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AppSyncSink {
-    /// The API's GraphQL URL; default `--appsync-url`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Default: `apiKey` where a key is given (here or `--appsync-api-key`),
-    /// else `iam`.
-    #[serde(default)]
-    pub auth: Option<AppSyncAuth>,
-    /// The API key sent as `x-api-key` with `"auth": "apiKey"`; default
-    /// `--appsync-api-key`.
-    #[serde(default)]
-    pub api_key: Option<String>,
-    /// The region to sign for; default: the one in an AppSync URL
-    /// (`….appsync-api.<region>.amazonaws.com`), else the SDK's.
-    #[serde(default)]
-    pub region: Option<String>,
-    /// The mutation per event type; default: `text` and `raw` events as
-    /// [`SEND_CHUNK`]. Other events are not sent.
-    #[serde(default)]
-    pub mutations: Option<BTreeMap<String, String>>,
-}
 
 /// A sink ready to send: its URL, its credentials and mutations resolved.
 pub(in crate::runs) struct Ready {

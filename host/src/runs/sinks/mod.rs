@@ -22,11 +22,9 @@ use std::time::Duration;
 
 use clap::Args;
 use futures::StreamExt;
-use serde::Deserialize;
 use tracing::{Instrument, warn};
 
-pub use appsync::{AppSyncAuth, AppSyncSink};
-pub use webhook::WebhookSink;
+pub use crate::manifest::sinks::{AppSyncAuth, AppSyncSink, SinkConfig, WebhookSink};
 
 use super::{RunRecord, Runs, SinkStatus, StoredEvent};
 
@@ -56,48 +54,6 @@ pub struct SinkSettings {
     /// The longest one delivery may take, in milliseconds.
     #[arg(long, env = "STREAMHOST_SINK_TIMEOUT_MS", default_value_t = 10_000, value_name = "MS")]
     pub sink_timeout_ms: u64,
-}
-
-/// A sink as a manifest names it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SinkConfig {
-    /// `"type": "appsync"`: an AppSync GraphQL mutation per event it sends.
-    Appsync(AppSyncSink),
-    /// `"type": "webhook"`: a signed POST per batch of events (Standard
-    /// Webhooks).
-    Webhook(WebhookSink),
-}
-
-/// The event types a run logs, which a sink may choose among.
-const EVENT_TYPES: [&str; 9] = ["metadata", "text", "status", "usage", "end", "error", "frame", "raw", "done"];
-
-impl SinkConfig {
-    /// What is wrong with it that the manifest can say at once: an event
-    /// type that no run logs, a webhook secret that is not base64.
-    pub fn check(&self) -> Result<(), String> {
-        let events: Vec<&String> = match self {
-            SinkConfig::Appsync(sink) => sink.mutations.iter().flat_map(|mutations| mutations.keys()).collect(),
-            SinkConfig::Webhook(sink) => {
-                if let Some(secret) = &sink.secret {
-                    webhook::signing_key(secret)?;
-                }
-                sink.events.iter().flatten().collect()
-            }
-        };
-        match events.into_iter().find(|kind| !EVENT_TYPES.contains(&kind.as_str())) {
-            Some(kind) => Err(format!("`{kind}` is not an event type of a run (one of {})", EVENT_TYPES.join(", "))),
-            None => Ok(()),
-        }
-    }
-
-    /// The sink's `type`: `appsync` or `webhook`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SinkConfig::Appsync(_) => "appsync",
-            SinkConfig::Webhook(_) => "webhook",
-        }
-    }
 }
 
 /// What every sink shares: the HTTP client, the host's settings and, for

@@ -13,27 +13,12 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Failure, SinkSettings};
+use super::{Failure, SinkSettings, WebhookSink};
+use crate::manifest::sinks::signing_key;
 use crate::runs::{RunRecord, StoredEvent};
-
-/// A `webhook` sink in a manifest.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct WebhookSink {
-    /// The URL each batch of events is POSTed to.
-    pub url: String,
-    /// The signing secret, base64 (`whsec_…` as Standard Webhooks
-    /// libraries make them); default `--webhook-secret`.
-    #[serde(default)]
-    pub secret: Option<String>,
-    /// The event types it takes; default: all, `done` last.
-    #[serde(default)]
-    pub events: Option<Vec<String>>,
-}
 
 pub(in crate::runs) struct Ready {
     url: String,
@@ -48,13 +33,6 @@ impl WebhookSink {
             secret.ok_or("a webhook sink needs a `secret`, or the host's --webhook-secret: deliveries are signed")?;
         Ok(Ready { url: self.url.clone(), key: signing_key(&secret)?, events: self.events.clone() })
     }
-}
-
-pub(super) fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    STANDARD
-        .decode(encoded)
-        .map_err(|error| format!("the webhook secret is not base64 (after an optional `whsec_`): {error}"))
 }
 
 /// The `webhook-signature` header's value for a delivery.

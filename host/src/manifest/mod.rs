@@ -48,6 +48,8 @@
 //!
 //! A name is looked up as a manifest first, then as a component.
 
+pub mod sinks;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -104,9 +106,9 @@ pub struct Manifest {
     #[serde(default)]
     pub config: Map<String, Value>,
     /// Where the events of this pipeline's detached runs go as they
-    /// happen, by name (`runs::sinks`).
+    /// happen, by name ([`sinks`]).
     #[serde(default)]
-    pub sinks: std::collections::BTreeMap<String, crate::runs::sinks::SinkConfig>,
+    pub sinks: std::collections::BTreeMap<String, sinks::SinkConfig>,
 }
 
 /// One agent of a multi-agent pipeline.
@@ -226,6 +228,13 @@ impl Manifest {
         }
     }
 
+    /// Every plugin the pipeline runs, in any role: its inbound plugin, the
+    /// transforms of every chain, its router and its agents.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginName> {
+        let chains = self.transforms.iter().chain(self.chains.values().flatten());
+        self.inbound.iter().chain(chains).chain(self.orchestration_plugins())
+    }
+
     /// Every plugin the pipeline runs besides its transforms (and besides
     /// its inbound plugin, whose settings are the operator's alone).
     pub fn orchestration_plugins(&self) -> impl Iterator<Item = &PluginName> {
@@ -269,6 +278,12 @@ impl Manifests {
             }
             Err(error) => Err(ManifestError::Store(error)),
         }
+    }
+}
+
+impl crate::error_code::CodedError for ManifestError {
+    fn error_code(&self) -> crate::error_code::Code<'_> {
+        self.code().into()
     }
 }
 

@@ -6,7 +6,11 @@
 //! status from here. The README's error table is [`markdown_table`], checked
 //! by a test.
 
+mod reply;
+
 use std::fmt;
+
+pub use reply::{CodedError, ErrorReply};
 
 /// Where a caller meets a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +96,10 @@ error_codes! {
     InvalidLastEventId = "invalid_last_event_id", 400, Run,
         "a `Last-Event-ID` that is not the number of an event the run sent";
     NotAllowed = "not_allowed", 403, Response, "the caller set what the pipeline's `callers` does not allow";
+    HostNotAllowed = "host_not_allowed", 403, Response,
+        "a server bound to loopback was addressed by another name than a loopback one or one `--allowed-hosts` names";
+    OriginNotAllowed = "origin_not_allowed", 403, Response,
+        "a page of an origin that is not the host's own and that `--cors-origins` does not name called the host";
     UnknownPlugin = "unknown_plugin", 404, Both, "no such plugin in the store";
     UnknownPipeline = "unknown_pipeline", 404, Response,
         "only named pipelines are served (`--named-pipelines-only`) and this is none";
@@ -103,7 +111,8 @@ error_codes! {
     BodyTimeout = "body_timeout", 408, Response, "the body did not arrive within `--body-read-timeout-ms` (30 s)";
     BodyTooLarge = "body_too_large", 413, Response, "the body is over `--max-body-bytes` (1 MiB)";
     UploadNotAllowed = "upload_not_allowed", 403, Response,
-        "a playground upload on a host without `--playground-upload`, or whose plugins come from S3";
+        "a playground upload on a host without `--playground-upload` or whose plugins come from S3, or of a plugin \
+         that a named pipeline or the default pipeline runs";
     InvalidUpload = "invalid_upload", 422, Response,
         "an uploaded file is not a plugin the host can load (not wasm, a core module, another world)";
     TooManyRuns = "too_many_runs", 429, Run,

@@ -1,0 +1,131 @@
+//! The host's modules in layers: each depends only on the modules listed
+//! before it, so the graph has no cycles and a change finds its room by the
+//! data flow. The test below reads the sources and holds every module to
+//! this order; a new module takes its place here.
+//!
+//! The one exception is `wit`: `bindgen!` maps the contract's resources to
+//! the registry's types (`with:`), so the generated bindings and the
+//! registry name each other.
+
+/// Bottom to top. A module may use the modules before it, never those
+/// after it.
+const LAYERS: &[&str] = &[
+    // Leaves: ids, the error table, log escaping, AWS clients, wasmtime's
+    // configuration, where plugins come from.
+    "request_id",
+    "error_code",
+    "log_text",
+    "aws",
+    "engine",
+    "store",
+    // The contract and the data that flows through it.
+    "wit",
+    "event",
+    "telemetry",
+    // Compiled, linked plugins; conversations; model sources; history.
+    "registry",
+    "conversation",
+    "providers",
+    "history",
+    // A caller's request, what callers may set, named pipelines.
+    "request",
+    "callers",
+    "manifest",
+    // The pipeline (inbound step, route, source, transforms), detached runs.
+    "pipeline",
+    "runs",
+    // Settings of the whole host, and what is built on all of the above.
+    "config",
+    "publish",
+    "fuzzing",
+    "frontends",
+    "authoring",
+];
+
+/// The modules whose generated code names modules after them.
+const GENERATED: &[&str] = &["wit"];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::{GENERATED, LAYERS};
+
+    /// The top-level modules `source` names as `crate::name`, outside
+    /// comments and its `#[cfg(test)]` module.
+    fn uses(source: &str) -> Vec<String> {
+        let code = source.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        let mut found = Vec::new();
+        for line in code.lines() {
+            let line = line.split("//").next().unwrap_or_default();
+            for (at, _) in line.match_indices("crate::") {
+                let name: String = line[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|char| char.is_ascii_alphanumeric() || *char == '_')
+                    .collect();
+                found.push(name);
+            }
+        }
+        found
+    }
+
+    /// Every `.rs` file of `src/`, by the top-level module it belongs to.
+    fn sources() -> BTreeMap<String, Vec<(String, String)>> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut modules: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                    continue;
+                }
+                let relative = path.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+                let top = relative.split('/').next().unwrap().trim_end_matches(".rs").to_string();
+                if path.extension().is_some_and(|extension| extension == "rs") {
+                    modules.entry(top).or_default().push((relative, std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        modules
+    }
+
+    #[test]
+    fn every_module_uses_only_the_layers_below_it() {
+        let layer = |name: &str| LAYERS.iter().position(|listed| *listed == name);
+        let mut wrong = Vec::new();
+        for (module, files) in sources() {
+            if ["lib", "main", "layers"].contains(&module.as_str()) {
+                continue;
+            }
+            let Some(own) = layer(&module) else {
+                wrong.push(format!("`{module}` is not in layers.rs's LAYERS: give it its place"));
+                continue;
+            };
+            for (file, source) in files {
+                for used in uses(&source) {
+                    let allowed = used == module
+                        || GENERATED.contains(&module.as_str())
+                        || layer(&used).is_some_and(|below| below < own);
+                    if !allowed {
+                        wrong.push(format!("{file} uses `crate::{used}`, which is not below `{module}`"));
+                    }
+                }
+            }
+        }
+        wrong.sort();
+        wrong.dedup();
+        assert!(wrong.is_empty(), "the module layers are broken:\n{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn a_use_of_a_higher_layer_is_found() {
+        assert_eq!(
+            uses("use crate::pipeline::Pipeline; // crate::runs\nfn f() { crate::aws::load() }"),
+            ["pipeline", "aws"]
+        );
+        assert!(uses("fn f() {}\n#[cfg(test)]\nmod tests { use crate::runs; }").is_empty());
+    }
+}
