@@ -433,17 +433,17 @@ async fn openai_stream_that_finished_then_closed_is_complete_without_done() {
 }
 
 #[tokio::test]
-async fn an_empty_answer_is_a_complete_stream() {
+async fn an_answer_of_only_done_is_an_error_not_an_empty_success() {
     let server = Upstream::start(vec![Script::new(200, SSE).chunk(NOW, sse("[DONE]"))]).await;
     let host = openai_host(&server);
     let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!(
-        ndjson_lines(&reply.body),
-        [
-            json!({ "type": "metadata", "data": { "provider": "openai", "model": "llama3.2" } }),
-            json!({ "type": "complete", "data": { "stopReason": "end_turn" } }),
-        ]
+    reply.assert_error(
+        502,
+        "upstream_failed",
+        "the model source failed: upstream_unexpected_content: the OpenAI-compatible server ended its answer with no \
+         content and no finish reason (1 attempt)",
     );
+    assert_eq!(server.received().len(), 1, "a source that may have done work is not asked again");
 }
 
 #[tokio::test]
@@ -593,6 +593,120 @@ async fn a_client_that_goes_away_closes_the_upstream_connection() {
     assert!(
         runtime.wait_cut_short(Duration::from_secs(3)).await,
         "the host kept reading from the upstream after its caller left"
+    );
+}
+
+// ---- What a source says in an error is scrubbed, whichever source ----
+
+/// An AWS refusal as a source passes it on: a role's ARN and the account id.
+const DENIED: &str = "User: arn:aws:sts::123456789012:assumed-role/R/x is not authorized";
+const DENIED_SCRUBBED: &str = "User: [arn] is not authorized";
+
+/// `text` names neither the account nor an ARN.
+fn assert_scrubbed(text: &str) {
+    assert!(!text.contains("123456789012") && !text.contains("arn:aws"), "{text}");
+}
+
+#[tokio::test]
+async fn an_agent_runtimes_in_band_error_reaches_the_caller_scrubbed() {
+    let text = sse(r#"{"event":{"contentBlockDelta":{"delta":{"text":"Looking"},"contentBlockIndex":0}}}"#);
+    let error = sse(&json!({ "error": DENIED }).to_string());
+    let runtime = Upstream::start(vec![Script::new(200, SSE).chunks(NOW, [text.clone(), error])]).await;
+    let host = agent_host(&runtime, &[]);
+
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    assert_scrubbed(&reply.body);
+    assert_eq!(
+        ndjson_lines(&reply.body)[1..],
+        [
+            json!({ "type": "chunk", "data": "Looking" }),
+            json!({ "type": "error", "data": { "code": "upstream_error", "message": DENIED_SCRUBBED } }),
+        ]
+    );
+    // The frame `sse-passthrough` forwards is the error's too: scrubbed the same way, still JSON.
+    let reply = host.post("/sse-passthrough", r#"{"prompt":"Hi"}"#).await;
+    assert_scrubbed(&reply.body);
+    let forwarded = format!("{}data: {}\n\n", String::from_utf8(text).unwrap(), json!({ "error": DENIED_SCRUBBED }));
+    assert!(reply.body.starts_with(&forwarded), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn an_agent_runtimes_errors_before_a_stream_are_scrubbed() {
+    let whole = Script::new(200, "application/json").chunk(NOW, json!({ "error": DENIED }).to_string());
+    let status = Script::new(403, "application/json").chunk(NOW, json!({ "message": DENIED }).to_string());
+    let runtime = Upstream::start(vec![whole, status]).await;
+    let host = agent_host(&runtime, &[]);
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    reply.assert_error(
+        502,
+        "upstream_failed",
+        &format!("the model source failed: upstream_error: {DENIED_SCRUBBED} (1 attempt)"),
+    );
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    reply.assert_error(
+        502,
+        "upstream_rejected",
+        "the model source refused the request: HTTP 403 from the upstream (1 attempt)",
+    );
+}
+
+#[tokio::test]
+async fn an_openai_servers_error_objects_and_statuses_are_scrubbed() {
+    let first = Script::new(200, SSE).chunk(
+        NOW,
+        sse(&json!({ "error": { "message": DENIED, "type": "invalid_request_error", "code": null } }).to_string()),
+    );
+    let mid_stream = Script::new(200, SSE)
+        .chunk(NOW, openai_chunk(Some("Hel"), None))
+        .chunk(NOW, sse(&json!({ "error": DENIED }).to_string()));
+    let status = Script::new(403, "application/json").chunk(NOW, json!({ "error": { "message": DENIED } }).to_string());
+    let server = Upstream::start(vec![first, mid_stream, status]).await;
+    let host = openai_host(&server);
+
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    reply.assert_error(
+        502,
+        "upstream_failed",
+        &format!("the model source failed: upstream_error: {DENIED_SCRUBBED} (1 attempt)"),
+    );
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    assert_eq!(
+        ndjson_lines(&reply.body)[1..],
+        [
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "error", "data": { "code": "upstream_error", "message": DENIED_SCRUBBED } }),
+        ]
+    );
+    let reply = host.post("/ndjson", r#"{"prompt":"Hi"}"#).await;
+    reply.assert_error(
+        502,
+        "upstream_rejected",
+        "the model source refused the request: HTTP 403 from the OpenAI-compatible server (1 attempt)",
+    );
+}
+
+#[tokio::test]
+async fn bedrock_exceptions_are_scrubbed_first_and_mid_stream() {
+    let mut events = converse_answer(&["Hel"]);
+    events.truncate(2);
+    events.push(exception("modelStreamErrorException", DENIED));
+    let first = Script::new(200, EVENT_STREAM).chunk(NOW, exception("validationException", DENIED));
+    let bedrock = Upstream::start(vec![first, Script::new(200, EVENT_STREAM).chunks(NOW, events)]).await;
+    let host = bedrock_host(&bedrock);
+
+    let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
+    reply.assert_error(
+        502,
+        "upstream_rejected",
+        &format!("the model source refused the request: validation_error: {DENIED_SCRUBBED} (1 attempt)"),
+    );
+    let reply = host.post("/ndjson", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(
+        ndjson_lines(&reply.body)[1..],
+        [
+            json!({ "type": "chunk", "data": "Hel" }),
+            json!({ "type": "error", "data": { "code": "model_stream_error", "message": DENIED_SCRUBBED } }),
+        ]
     );
 }
 

@@ -2,7 +2,8 @@
 //! rule every source follows with it: a body in a content type the source
 //! does not stream is decoded whole where it can be, or answered with an
 //! explicit `upstream_unexpected_content` error event; never an empty
-//! success.
+//! success. The same holds for a body in the right type that ends having
+//! said nothing ([`no_answer`]).
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -81,6 +82,15 @@ pub fn unexpected(source: &str, what: &str, body: &[u8]) -> Event {
     tracing::warn!(body = %String::from_utf8_lossy(&body[..body.len().min(2000)]), "{source} answered {what}");
     StreamErrorCode::UnexpectedContent
         .event(format!("{source} answered {what}, which holds no answer the host can read"))
+}
+
+/// The error event for an answer that ended with nothing said: no content
+/// and no reason for stopping (`missing` says which, in the source's terms).
+/// An empty answer is not one the host can tell from a broken source, so it
+/// is never passed on as a success. The first event, it is answered as
+/// `upstream_failed`.
+pub fn no_answer(source: &str, missing: &str) -> Event {
+    StreamErrorCode::UnexpectedContent.event(format!("{source} ended its answer with {missing}"))
 }
 
 /// A token count as sources send it, leniently: an integer, or a float

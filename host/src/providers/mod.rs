@@ -7,6 +7,14 @@
 //! caller; what fails after it is an error event in the stream. Dropping the
 //! stream drops the connection to the source.
 //!
+//! What a source says in an error (an in-band error event, an OpenAI error
+//! object, a Bedrock exception) reaches the caller only through
+//! `error::scrub`, which `start` applies to every error on its way out of
+//! this module, whichever source made it: ARNs and account ids never leave
+//! it. (The agent runtime also scrubs the bytes of an error's SSE event, which
+//! `sse-passthrough` forwards as they are; an HTTP error's body goes to the
+//! log only.) The host's log keeps the source's words as they were.
+//!
 //! Every source implements [`ModelSource`] (`source`): it builds its own
 //! request from the [`ModelCall`] once, and sends it, per attempt. They are
 //! HTTP upstreams reached with the host's own credentials: Bedrock
@@ -196,7 +204,8 @@ impl Providers {
     }
 
     /// Starts a model stream; see the module documentation. The one place
-    /// a source is picked by its kind.
+    /// a source is picked by its kind, and the one way out of this module,
+    /// where every error's source text is scrubbed.
     pub async fn start(&self, call: &ModelCall) -> Result<EventStream, ProviderError> {
         let kind = call.options.provider.unwrap_or(self.default);
         let model_id = call.options.id.as_deref().or(self.default_model.as_deref());
@@ -212,10 +221,10 @@ impl Providers {
             gen_ai.request.model = meter.model(),
         );
         match self.open(kind, call, model_id).instrument(span).await {
-            Ok(started) => Ok(with_metadata(kind, model, started, meter)),
+            Ok(started) => Ok(with_metadata(kind, model, started, meter).map(error::scrubbed_event).boxed()),
             Err(error) => {
                 meter.fail(error.code().as_str());
-                Err(error)
+                Err(error.scrubbed())
             }
         }
     }
@@ -312,7 +321,8 @@ fn send_failure(error: reqwest::Error) -> UpstreamFailure {
 }
 
 /// A response that is not a success, as a failure. Its body goes to the
-/// host's log, not to the caller: it can name the source's internals.
+/// host's log, not to the caller: it can name the source's internals beyond
+/// what `error::scrub` knows to remove (hosts, paths, stack traces).
 async fn response_failure(response: reqwest::Response, source: &str) -> Result<reqwest::Response, UpstreamFailure> {
     let status = response.status();
     if status.is_success() {

@@ -6,16 +6,25 @@
 //!
 //! What servers in the field send, and the rules that hold for all of it
 //! (each case is a file in `tests/corpus/openai/`):
-//! - **null is absent**: every field is an `Option`, which serde reads `null`
-//!   into as `None`;
+//! - **null and `""` are absent**: every field is an `Option`, which serde
+//!   reads `null` into as `None`, and every optional string field that is a
+//!   signal or a name (`finish_reason`, a tool call's `id` and `name`,
+//!   reasoning, `error`) is read by [`non_empty`], so a server that fills
+//!   every field of every chunk with `""` finishes nothing early;
 //! - **tool calls are assembled by id, then by index, and never glued**
 //!   ([`ToolCalls`]); each goes on as one `toolUse` metadata event when the
-//!   choice finishes;
+//!   choice finishes, or when the answer ends with it still open; a call
+//!   that is not whole (no name, arguments that are not a JSON object) ends
+//!   the stream with an error instead, and is never dropped;
 //! - **usage is merged field by field** ([`UsageSoFar`]) and sent once, when
 //!   the answer is complete;
 //! - **complete means the server said it finished** (`[DONE]`, or a finish
 //!   reason) **and the body ended cleanly**; otherwise the stream ends with
 //!   `upstream_disconnected`;
+//! - **an answer says something**: one that ends with no content (text,
+//!   reasoning, a tool call) and no finish reason (`data: [DONE]` alone,
+//!   choices that are empty) is an `upstream_unexpected_content` error, never
+//!   an empty success;
 //! - reasoning deltas (`reasoning_content`: vLLM, DeepSeek, SGLang;
 //!   `reasoning`: Ollama, llama.cpp) go on as `{"reasoning":{"text":…}}`
 //!   metadata, never as text;
@@ -30,7 +39,7 @@ use tracing::warn;
 
 use super::body::{self, BodyKind};
 use super::call::tool_use_event;
-use super::error::StreamErrorCode;
+use super::error::{StreamErrorCode, end_at_error};
 use super::source::{ModelSource, required_model};
 use super::sse::{self, FrameError, SseFrame};
 use super::{
@@ -159,9 +168,11 @@ struct Chunk {
 }
 
 impl Chunk {
-    /// The error the chunk reports; `null` and `false` report none.
+    /// The error the chunk reports; `null`, `false` and `""` report none.
     fn reported_error(&self) -> Option<&Value> {
-        self.error.as_ref().filter(|error| !matches!(error, Value::Null | Value::Bool(false)))
+        self.error
+            .as_ref()
+            .filter(|error| !matches!(error, Value::Null | Value::Bool(false)) && error.as_str() != Some(""))
     }
 }
 
@@ -170,14 +181,20 @@ struct Choice {
     index: Option<u32>,
     delta: Option<MessagePart>,
     message: Option<MessagePart>,
+    /// Only a real reason finishes the choice: `""` on every chunk (seen in
+    /// the field) is no reason.
+    #[serde(default, deserialize_with = "non_empty")]
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct MessagePart {
-    /// Text, or (Mistral and a few others) a list of parts with `text`.
+    /// Text, or (Mistral and a few others) a list of parts with `text`;
+    /// empty text is sent on as nothing.
     content: Option<Value>,
+    #[serde(default, deserialize_with = "non_empty")]
     reasoning_content: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
     reasoning: Option<String>,
     tool_calls: Option<Vec<ToolCallPiece>>,
 }
@@ -187,15 +204,23 @@ struct MessagePart {
 #[derive(Deserialize)]
 struct ToolCallPiece {
     index: Option<usize>,
+    #[serde(default, deserialize_with = "non_empty")]
     id: Option<String>,
     function: Option<FunctionPiece>,
 }
 
 #[derive(Deserialize)]
 struct FunctionPiece {
+    #[serde(default, deserialize_with = "non_empty")]
     name: Option<String>,
     /// JSON text; a few servers send the object itself.
     arguments: Option<Value>,
+}
+
+/// An optional string field: `null` and `""` are both absent. Servers fill
+/// fields they have nothing for with either.
+fn non_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(deserializer)?.filter(|text| !text.is_empty()))
 }
 
 /// Counts are read leniently (`body::token_count`): a float, a negative or
@@ -242,10 +267,14 @@ struct PendingToolCall {
 
 impl ToolCalls {
     fn add(&mut self, piece: ToolCallPiece) {
-        let id = piece.id.filter(|id| !id.is_empty());
-        let (name, arguments) = piece
-            .function
-            .map_or((None, None), |function| (function.name.filter(|name| !name.is_empty()), function.arguments));
+        let id = piece.id;
+        let (name, arguments) = piece.function.map_or((None, None), |function| (function.name, function.arguments));
+        // A piece that carries nothing (a server's placeholder) starts no call.
+        let no_arguments =
+            arguments.as_ref().is_none_or(|arguments| arguments.is_null() || arguments.as_str() == Some(""));
+        if id.is_none() && name.is_none() && no_arguments {
+            return;
+        }
         let call = self.call_for(piece.index, id.as_deref(), name.as_deref());
         if let Some(id) = id {
             call.id = id;
@@ -279,9 +308,10 @@ impl ToolCalls {
         &mut self.0[position]
     }
 
-    /// Each whole call as its event, in the order they began.
-    fn finish(&mut self) -> impl Iterator<Item = Event> + use<> {
-        std::mem::take(&mut self.0).into_iter().map(finished_tool_call)
+    /// Each call as its event (or its error: see [`finished_tool_call`]),
+    /// in the order they began.
+    fn finish(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.0).into_iter().map(finished_tool_call).collect()
     }
 }
 
@@ -335,11 +365,11 @@ struct Reader {
     over: bool,
     tool_calls: ToolCalls,
     usage: UsageSoFar,
-    /// Chunks that held nothing the host could read (an unknown shape), and
-    /// whether any chunk held something: a stream of only the first kind is
-    /// not an empty answer but one the host could not read.
+    /// Some content has come: text, reasoning or a piece of a tool call.
+    answered: bool,
+    /// Chunks that held nothing the host could read (an unknown shape): what
+    /// an answer without content says of itself.
     unreadable_chunks: usize,
-    read_something: bool,
 }
 
 impl Reader {
@@ -350,8 +380,8 @@ impl Reader {
             over: false,
             tool_calls: ToolCalls::default(),
             usage: UsageSoFar::default(),
+            answered: false,
             unreadable_chunks: 0,
-            read_something: false,
         }
     }
 
@@ -417,9 +447,7 @@ impl Reader {
                     .is_some_and(|choices| choices.iter().any(|choice| choice.index.unwrap_or(0) == 0))
                     || chunk.usage.is_some()
                     || chunk.reported_error().is_some();
-                if readable {
-                    self.read_something = true;
-                } else {
+                if !readable {
                     self.unreadable_chunks += 1;
                 }
                 self.chunk(chunk)
@@ -449,6 +477,10 @@ impl Reader {
             if let Some(reason) = choice.finish_reason.filter(|_| !self.finished) {
                 self.finished = true;
                 events.extend(self.tool_calls.finish());
+                if end_at_error(&mut events) {
+                    self.over = true;
+                    return events;
+                }
                 events.push(Event::End(stop_reason(&reason)));
             }
         }
@@ -468,22 +500,29 @@ impl Reader {
         for piece in part.tool_calls.unwrap_or_default() {
             self.tool_calls.add(piece);
         }
+        self.answered |= !events.is_empty() || !self.tool_calls.0.is_empty();
         events
     }
 
-    /// The answer is complete: what is still held back, then nothing more;
-    /// or, when every chunk was one the host could not read, an error.
+    /// The answer is complete: the tool calls still open, then its usage; or
+    /// an error, when a call is not whole, or when the answer said nothing
+    /// (no content, no finish reason).
     fn complete(&mut self) -> Vec<Event> {
         self.over = true;
-        if self.unreadable_chunks > 0 && !self.read_something {
-            let message = format!(
-                "the model server sent {} chunks, none of them a completion the host can read",
-                self.unreadable_chunks
-            );
-            return vec![StreamErrorCode::UnexpectedContent.event(message)];
+        if !self.answered && !self.finished {
+            let mut missing = String::from("no content and no finish reason");
+            if self.unreadable_chunks > 0 {
+                missing.push_str(&format!(
+                    " ({} of its chunks were not completions the host can read)",
+                    self.unreadable_chunks
+                ));
+            }
+            return vec![body::no_answer(SOURCE, &missing)];
         }
-        let mut events: Vec<Event> = self.tool_calls.finish().collect();
-        events.extend(self.usage.event(self.started_at));
+        let mut events = self.tool_calls.finish();
+        if !end_at_error(&mut events) {
+            events.extend(self.usage.event(self.started_at));
+        }
         events
     }
 
@@ -525,9 +564,14 @@ fn in_band_error(error: &Value) -> Event {
     code.event(message)
 }
 
-/// A whole tool call as its event, or an error event if its arguments are
-/// not a JSON object.
+/// A whole tool call as its event, or an error event if it names no tool
+/// (pieces the host could not put with any call) or its arguments are not
+/// a JSON object.
 fn finished_tool_call(call: PendingToolCall) -> Event {
+    if call.name.is_empty() {
+        return StreamErrorCode::UnexpectedContent
+            .event(format!("the model server sent tool call arguments that name no tool: {:?}", call.arguments));
+    }
     let input =
         if call.arguments.trim().is_empty() { Ok(json!({})) } else { serde_json::from_str::<Value>(&call.arguments) };
     match input {
@@ -611,6 +655,55 @@ mod tests {
         let Some(Event::Usage(usage)) = usage.event(Instant::now()) else { panic!("no usage") };
         assert_eq!((usage.input_tokens, usage.output_tokens, usage.total_tokens), (11, 2, 13));
         assert!(UsageSoFar::default().event(Instant::now()).is_none(), "no usage reported, none sent");
+    }
+
+    #[test]
+    fn a_piece_that_carries_nothing_starts_no_call_and_a_nameless_call_is_an_error() {
+        assert!(assembled(vec![piece(Some(0), None, None, "")]).is_empty());
+        let nameless = PendingToolCall { index: Some(0), arguments: "{}".into(), ..PendingToolCall::default() };
+        assert!(
+            matches!(finished_tool_call(nameless), Event::Error(error) if error.code == "upstream_unexpected_content")
+        );
+    }
+
+    /// The events `chunks` (each an SSE event's data) make.
+    fn read(chunks: &[&str]) -> Vec<Event> {
+        let mut reader = Reader::new(Instant::now());
+        chunks
+            .iter()
+            .flat_map(|data| reader.frame(&SseFrame { data: Some(data.to_string()), ..SseFrame::default() }))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_finish_reason_finishes_nothing() {
+        let events = read(&[
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":""}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"","function":{"name":"","arguments":"1}"}}]},"finish_reason":""}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        let call = ToolCall { id: "c1".into(), name: "f".into(), input: json!({ "a": 1 }) };
+        assert_eq!(events, [tool_use_event(&call), Event::End("tool_use".into())]);
+    }
+
+    #[test]
+    fn an_answer_that_says_nothing_is_an_error() {
+        let empty: [&[&str]; 4] = [
+            &["[DONE]"],
+            &[r#"{"choices":[]}"#, r#"{"choices":[],"usage":{"prompt_tokens":3}}"#, "[DONE]"],
+            &[r#"{"choices":[{"index":0,"delta":{"content":"","reasoning":""},"finish_reason":""}]}"#, "[DONE]"],
+            &[r#"{"choices":[{"index":0,"delta":{"content":null},"finish_reason":null}],"error":""}"#, "[DONE]"],
+        ];
+        for chunks in empty {
+            let events = read(chunks);
+            assert!(
+                matches!(&events[..], [Event::Error(error)] if error.code == "upstream_unexpected_content"),
+                "{chunks:?}: {events:?}"
+            );
+        }
+        let stopped = read(&[r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#, "[DONE]"]);
+        assert_eq!(stopped, [Event::End("end_turn".into())], "a real finish reason is an answer, if an empty one");
     }
 
     #[test]

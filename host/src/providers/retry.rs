@@ -68,12 +68,9 @@ async fn until_first_event(
             started.events = stream::iter([first]).chain(started.events).boxed();
             Ok(started)
         }
-        // Over before it began: an empty answer. (The spent stream must
-        // not be polled again.)
-        None => {
-            started.events = stream::empty().boxed();
-            Ok(started)
-        }
+        // Over before it began: an empty answer is never a success, from
+        // whichever source (each also says why in its own terms).
+        None => Err(UpstreamFailure::Failed("the model source ended its answer without sending anything".into())),
     }
 }
 

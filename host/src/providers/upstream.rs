@@ -14,14 +14,21 @@
 //! lines one by one, plain text as it comes; any other content type is an
 //! `upstream_unexpected_content` error event. A runtime's stream has no
 //! terminator of its own, so a clean end of the body completes it; a broken
-//! one ends it with `upstream_disconnected`. Null is absent in every field.
+//! one ends it with `upstream_disconnected`; one that said nothing (no
+//! event with data, no line or text that decodes to anything) ends with
+//! `upstream_unexpected_content` ([`body::no_answer`]), never as an empty
+//! success. Null is absent in every field, and so is an empty `stopReason`.
+//!
+//! An SSE event that decodes to an error goes on as a frame with its text
+//! scrubbed as the error's message is (`error::scrub`): `sse-passthrough`
+//! forwards frames to the caller as they are.
 
 use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use super::body::{self, BodyKind};
-use super::error::StreamErrorCode;
+use super::error::{StreamErrorCode, scrub};
 use super::settings::{ProviderSettings, UpstreamAuth};
 use super::source::ModelSource;
 use super::sse::{self, FrameError, SseFrame};
@@ -156,39 +163,50 @@ impl ModelSource for Upstream {
 
 /// Every event goes on as a frame, whether or not it decodes to anything:
 /// an SSE stream of the runtime's own shape is still content, for the
-/// plugins that read frames (`sse-passthrough`, `sse-reframe-c`).
+/// plugins that read frames (`sse-passthrough`, `sse-reframe-c`). Comments
+/// and events without data are not: a stream of only those said nothing.
 fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, FrameError<reqwest::Error>>>) -> EventStream {
-    stream::unfold(Some(frames), |frames| async move {
-        let mut frames = frames?;
+    // (the frames, whether an event with data has come)
+    stream::unfold(Some((frames, false)), |state| async move {
+        let (mut frames, said) = state?;
         match frames.next().await {
             Some(Ok(frame)) => {
-                let mut events = vec![Event::Frame(frame.raw.to_vec())];
-                events.extend(frame.data.as_deref().map(decode).unwrap_or_default());
-                Some((events, Some(frames)))
+                let decoded = frame.data.as_deref().map(decode).unwrap_or_default();
+                let said = said || frame.data.as_deref().is_some_and(|data| !data.trim().is_empty());
+                let mut events = vec![Event::Frame(frame_bytes(&frame.raw, &decoded))];
+                events.extend(decoded);
+                Some((events, Some((frames, said))))
             }
             Some(Err(FrameError::Body(error))) => Some((vec![broken(error)], None)),
             Some(Err(FrameError::TooLarge)) => {
                 let message = format!("the upstream sent an event larger than {} bytes", sse::MAX_EVENT_BYTES);
                 Some((vec![StreamErrorCode::UnexpectedContent.event(message)], None))
             }
-            None => None,
+            None if said => None,
+            None => Some((vec![body::no_answer(SOURCE, "no event that carries data")], None)),
         }
     })
     .flat_map(stream::iter)
     .boxed()
 }
 
-fn broken(error: reqwest::Error) -> Event {
-    warn!(error = %error.without_url(), "the upstream's stream broke");
-    StreamErrorCode::Disconnected.event("the connection to the upstream broke before its stream ended")
+/// An SSE event's bytes as they go on: as they came, but for an error's,
+/// which are scrubbed as its message will be.
+fn frame_bytes(raw: &[u8], decoded: &[Event]) -> Vec<u8> {
+    if decoded.iter().any(|event| matches!(event, Event::Error(_))) {
+        scrub(&String::from_utf8_lossy(raw)).into_bytes()
+    } else {
+        raw.to_vec()
+    }
 }
 
-/// The upstream's own bytes as one SSE event (`data:` per line), so that
-/// a body that is not SSE reaches the plugins that read frames
+/// A body that is not SSE as one SSE event of the upstream's own bytes
+/// (`data:` per line), so that it reaches the plugins that read frames
 /// (`sse-passthrough`) as the answer it is: every body the host reads is
-/// carried as frames whatever its content type, so a frames-only
-/// formatter never turns an answer into an empty success.
-fn as_frame(data: &str) -> Event {
+/// carried as frames whatever its content type, and a frames-only
+/// formatter never turns an answer into an empty success. An error's are
+/// scrubbed, as an SSE event's are ([`frame_bytes`]).
+fn as_frame(data: &str, decoded: &[Event]) -> Event {
     let mut frame = String::with_capacity(data.len() + 8);
     for line in data.trim_end_matches(['\r', '\n']).split('\n') {
         frame.push_str("data: ");
@@ -196,7 +214,22 @@ fn as_frame(data: &str) -> Event {
         frame.push('\n');
     }
     frame.push('\n');
-    Event::Frame(frame.into_bytes())
+    Event::Frame(frame_bytes(frame.as_bytes(), decoded))
+}
+
+/// Whether an event is part of an answer: content, a stop or an error, not
+/// usage or empty text.
+fn says_something(event: &Event) -> bool {
+    match event {
+        Event::Text(text) => !text.is_empty(),
+        Event::Usage(_) | Event::Status(_) => false,
+        _ => true,
+    }
+}
+
+fn broken(error: reqwest::Error) -> Event {
+    warn!(error = %error.without_url(), "the upstream's stream broke");
+    StreamErrorCode::Disconnected.event("the connection to the upstream broke before its stream ended")
 }
 
 /// A whole JSON answer, as one frame ([`as_frame`]) and decoded:
@@ -211,12 +244,12 @@ async fn json_answer(response: reqwest::Response) -> Vec<Event> {
     let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
         return vec![body::unexpected(SOURCE, "a body that is not JSON", &bytes)];
     };
-    let frame = as_frame(&value.to_string());
     let events = decode_value(&value);
-    if !events.is_empty() {
+    let frame = as_frame(&value.to_string(), &events);
+    if events.iter().any(says_something) {
         return std::iter::once(frame).chain(events).collect();
     }
-    match answer_text(&value, 0) {
+    match answer_text(&value, 0).filter(|text| !text.is_empty()) {
         Some(text) => vec![frame, Event::Text(text)],
         None => vec![body::unexpected(SOURCE, "JSON", &bytes)],
     }
@@ -244,32 +277,40 @@ fn answer_text(value: &Value, depth: usize) -> Option<String> {
 }
 
 /// JSON lines, each decoded as an SSE event's data would be; a line longer
-/// than an SSE event may be is an error.
+/// than an SSE event may be is an error, and so is a body none of whose
+/// lines says anything.
 fn json_lines(response: reqwest::Response) -> EventStream {
-    // (body, buffer, bytes of the buffer already searched for a newline, ended)
-    let state = (response.bytes_stream(), Vec::new(), 0, false);
-    let lines = stream::unfold(state, |(mut body, mut buffer, mut searched, mut ended)| async move {
+    // (body, buffer, bytes of the buffer already searched for a newline,
+    // ended, whether a line has said something or an error was sent)
+    let state = (response.bytes_stream(), Vec::new(), 0, false, false);
+    let lines = stream::unfold(state, |(mut body, mut buffer, mut searched, mut ended, said)| async move {
         loop {
             if let Some(at) = buffer[searched..].iter().position(|byte| *byte == b'\n').map(|at| searched + at) {
                 let line: Vec<u8> = buffer.drain(..=at).collect();
                 let line = String::from_utf8_lossy(&line);
+                let decoded = decode(&line);
+                let said = said || decoded.iter().any(says_something);
                 let events = match line.trim() {
-                    "" => Vec::new(),
-                    data => std::iter::once(as_frame(data)).chain(decode(data)).collect(),
+                    "" => decoded,
+                    data => std::iter::once(as_frame(data, &decoded)).chain(decoded).collect(),
                 };
-                return Some((events, (body, buffer, 0, ended)));
+                return Some((events, (body, buffer, 0, ended, said)));
             }
             searched = buffer.len();
             if ended {
-                return None;
+                let nothing = vec![body::no_answer(SOURCE, "no line that holds an answer")];
+                return (!said).then_some((nothing, (body, buffer, 0, true, true)));
             }
             if buffer.len() > sse::MAX_EVENT_BYTES {
                 let message = format!("the upstream sent a JSON line longer than {} bytes", sse::MAX_EVENT_BYTES);
-                return Some((vec![StreamErrorCode::UnexpectedContent.event(message)], (body, Vec::new(), 0, true)));
+                return Some((
+                    vec![StreamErrorCode::UnexpectedContent.event(message)],
+                    (body, Vec::new(), 0, true, true),
+                ));
             }
             match body.next().await {
                 Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                Some(Err(error)) => return Some((vec![broken(error)], (body, Vec::new(), 0, true))),
+                Some(Err(error)) => return Some((vec![broken(error)], (body, Vec::new(), 0, true, true))),
                 None => {
                     ended = true;
                     if !buffer.is_empty() {
@@ -282,13 +323,17 @@ fn json_lines(response: reqwest::Response) -> EventStream {
     lines.flat_map(stream::iter).boxed()
 }
 
-/// Plain text, sent on as it comes, never splitting a character.
+/// Plain text, sent on as it comes, never splitting a character; an empty
+/// body is an error.
 fn text_answer(response: reqwest::Response) -> EventStream {
     let text = |bytes: Vec<u8>| {
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        vec![as_frame(&text), Event::Text(text)]
+        vec![as_frame(&text, &[]), Event::Text(text)]
     };
-    stream::unfold((Some(response.bytes_stream()), Vec::new()), move |(mut body, mut pending)| async move {
+    // (the body until it ends, bytes of a character cut between reads,
+    // whether any text was sent)
+    let state = (Some(response.bytes_stream()), Vec::new(), false);
+    stream::unfold(state, move |(mut body, mut pending, said)| async move {
         loop {
             let chunks = body.as_mut()?;
             match chunks.next().await {
@@ -301,12 +346,15 @@ fn text_answer(response: reqwest::Response) -> EventStream {
                     };
                     if whole > 0 {
                         let ready = pending.drain(..whole).collect();
-                        return Some((text(ready), (body, pending)));
+                        return Some((text(ready), (body, pending, true)));
                     }
                 }
-                Some(Err(error)) => return Some((vec![broken(error)], (None, Vec::new()))),
-                None if pending.is_empty() => return None,
-                None => return Some((text(std::mem::take(&mut pending)), (None, Vec::new()))),
+                Some(Err(error)) => return Some((vec![broken(error)], (None, Vec::new(), true))),
+                None if !pending.is_empty() => {
+                    return Some((text(std::mem::take(&mut pending)), (None, Vec::new(), true)));
+                }
+                None if said => return None,
+                None => return Some((vec![body::no_answer(SOURCE, "an empty body")], (None, Vec::new(), true))),
             }
         }
     })
@@ -333,7 +381,10 @@ fn decode_value(value: &Value) -> Vec<Event> {
     for (key, body) in object.iter().filter(|(_, body)| !body.is_null()) {
         match key.as_str() {
             "contentBlockDelta" => events.extend(content_delta(body)),
-            "messageStop" => events.push(Event::End(string_at(body, "/stopReason").unwrap_or("end_turn").to_string())),
+            "messageStop" => {
+                let reason = string_at(body, "/stopReason").filter(|reason| !reason.is_empty());
+                events.push(Event::End(reason.unwrap_or("end_turn").to_string()))
+            }
             "metadata" => events.extend(usage(body).map(Event::Usage)),
             "error" => events.push(StreamErrorCode::Other.event(message_of(body))),
             exception if exception.ends_with("Exception") => {
@@ -407,5 +458,21 @@ mod tests {
             matches!(&throttled[..], [Event::Error(error)] if error.code == "throttled" && error.message == "slow down")
         );
         assert!(decode("not json").is_empty());
+    }
+
+    #[test]
+    fn an_error_events_bytes_are_scrubbed_and_an_answers_are_not() {
+        let error = r#"{"error":"arn:aws:iam::123456789012:role/x denied"}"#;
+        let raw = format!("data: {error}\n\n");
+        assert_eq!(frame_bytes(raw.as_bytes(), &decode(error)), b"data: {\"error\":\"[arn] denied\"}\n\n");
+        let answer = r#""call 123456789012""#;
+        let raw = format!("data: {answer}\n\n");
+        assert_eq!(frame_bytes(raw.as_bytes(), &decode(answer)), raw.as_bytes(), "an answer's bytes are its own");
+    }
+
+    #[test]
+    fn an_empty_stop_reason_is_absent() {
+        assert_eq!(decode(r#"{"messageStop":{"stopReason":""}}"#), [Event::End("end_turn".into())]);
+        assert_eq!(decode(r#"{"messageStop":{"stopReason":null}}"#), [Event::End("end_turn".into())]);
     }
 }

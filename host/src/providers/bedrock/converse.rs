@@ -2,8 +2,9 @@
 //! Text deltas are `text`; reasoning deltas are `metadata`
 //! (`{"reasoning":{"index":…,"text":…}}`, then its `signature`, or
 //! `redactedContent` in base64: what a tool loop under extended thinking must
-//! send back, see `call::ReasoningBlocks`); a tool call, once its input is
-//! complete, is metadata `{"toolUse":{…}}` (`call::tool_use_event`); the stop
+//! send back, see `call::ReasoningBlocks`); a tool call, once its block has
+//! closed (or the message stopped with it open: see [`Decoder`]), is metadata
+//! `{"toolUse":{…}}` (`call::tool_use_event`); the stop
 //! is `end` (`guardrail_intervened` when a guardrail stopped it); the closing
 //! metadata is `usage`, cache reads and writes included.
 //!
@@ -25,7 +26,7 @@ use aws_smithy_types::{Document, Number};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Bedrock, Decoded, Exception, call_failure, receive};
+use super::{Bedrock, Decode, Decoded, Exception, call_failure, receive};
 use crate::conversation::{Content, ModelMessage, Role, ToolCall, ToolSpec};
 use crate::event::{Event, Usage};
 use crate::providers::call::{ModelCall, tool_use_event};
@@ -118,8 +119,7 @@ impl ModelSource for Bedrock {
             .send()
             .await
             .map_err(call_failure)?;
-        let mut decoder = Decoder::default();
-        Ok(Started::new(receive(output.stream, move |event| decoder.decode(event))))
+        Ok(Started::new(receive(output.stream, Decoder::default())))
     }
 }
 
@@ -195,80 +195,129 @@ fn inference(call: &ModelCall) -> InferenceConfiguration {
 
 /// Turns stream events into ours, putting each tool call's input together
 /// from its deltas.
+///
+/// The rule for a tool call's block: it is delivered when it closes, at its
+/// `contentBlockStop` or, from a server that never sends one, when another
+/// block starts at its index or its message ends (`messageStop`, or the
+/// stream's end after it). Delivered is as its call if its input is whole
+/// JSON, else as an error that ends the stream: a block is never dropped.
+/// Tool input for a block that never started is an error too.
 #[derive(Default)]
 struct Decoder {
-    /// The tool call under way: its content block index, and the call with
-    /// its input's JSON text so far.
-    tool_use: Option<(i32, ToolCall, String)>,
+    /// The tool calls whose blocks are open, in the order they started.
+    open: Vec<OpenToolUse>,
+}
+
+/// A tool call whose block has not closed.
+struct OpenToolUse {
+    /// Its content block index.
+    index: i32,
+    call: ToolCall,
+    /// Its input's JSON text so far.
+    input: String,
+}
+
+impl OpenToolUse {
+    /// The whole call as its event, or an error if its input is not a JSON
+    /// object.
+    fn close(mut self) -> Event {
+        match parse_input(&self.input) {
+            Some(input) => {
+                self.call.input = input;
+                tool_use_event(&self.call)
+            }
+            None => StreamErrorCode::ModelStreamError
+                .event(format!("the model's input for tool `{}` is not a JSON object", self.call.name)),
+        }
+    }
+}
+
+impl Decode<StreamEvent> for Decoder {
+    fn decode(&mut self, event: StreamEvent) -> Decoded {
+        let complete = matches!(event, StreamEvent::MessageStop(_));
+        let events = match event {
+            StreamEvent::ContentBlockDelta(delta) => {
+                let index = delta.content_block_index();
+                delta.delta.and_then(|delta| self.delta(index, delta)).into_iter().collect()
+            }
+            StreamEvent::ContentBlockStart(start) => {
+                // A block started where one is open closes that one first.
+                let events: Vec<Event> = self.close(start.content_block_index).into_iter().collect();
+                if let Some(ContentBlockStart::ToolUse(tool_use)) = start.start {
+                    let call = ToolCall { id: tool_use.tool_use_id, name: tool_use.name, input: Value::Null };
+                    self.open.push(OpenToolUse { index: start.content_block_index, call, input: String::new() });
+                }
+                events
+            }
+            StreamEvent::ContentBlockStop(stop) => self.close(stop.content_block_index).into_iter().collect(),
+            StreamEvent::MessageStop(stop) => {
+                let mut events = self.end();
+                events.push(Event::End(stop.stop_reason.as_str().to_string()));
+                events
+            }
+            StreamEvent::Metadata(metadata) => metadata
+                .usage
+                .map(|usage| {
+                    let count = |tokens: i32| tokens.max(0) as u32;
+                    Event::Usage(Usage {
+                        input_tokens: count(usage.input_tokens),
+                        output_tokens: count(usage.output_tokens),
+                        total_tokens: count(usage.total_tokens),
+                        latency_ms: metadata
+                            .metrics
+                            .map_or(0, |metrics| metrics.latency_ms.clamp(0, u32::MAX.into()) as u32),
+                        cache_read_input_tokens: usage.cache_read_input_tokens.map_or(0, count),
+                        cache_write_input_tokens: usage.cache_write_input_tokens.map_or(0, count),
+                    })
+                })
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        };
+        Decoded { events, complete }
+    }
+
+    /// Every block still open, closed in the order they started.
+    fn end(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.open).into_iter().map(OpenToolUse::close).collect()
+    }
 }
 
 impl Decoder {
-    fn decode(&mut self, event: StreamEvent) -> Decoded {
-        let complete = matches!(event, StreamEvent::MessageStop(_));
-        let event = match event {
-            StreamEvent::ContentBlockDelta(delta) => {
-                let index = delta.content_block_index();
-                match delta.delta {
-                    Some(ContentBlockDelta::Text(text)) => Some(Event::Text(text)),
-                    Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Text(text))) => {
-                        Some(metadata(json!({ "reasoning": { "index": index, "text": text } })))
-                    }
-                    Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Signature(signature))) => {
-                        Some(metadata(json!({ "reasoning": { "index": index, "signature": signature } })))
-                    }
-                    Some(ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::RedactedContent(bytes))) => {
-                        let redacted = base64::engine::general_purpose::STANDARD.encode(bytes.as_ref());
-                        Some(metadata(json!({ "reasoning": { "index": index, "redactedContent": redacted } })))
-                    }
-                    Some(ContentBlockDelta::ToolUse(tool_use)) => {
-                        if let Some((_, _, input)) = self.tool_use.as_mut().filter(|(at, _, _)| *at == index) {
-                            input.push_str(&tool_use.input);
-                        }
+    /// One delta of the block at `index`: text and reasoning as they come,
+    /// tool input kept until its block closes.
+    fn delta(&mut self, index: i32, delta: ContentBlockDelta) -> Option<Event> {
+        match delta {
+            ContentBlockDelta::Text(text) => Some(Event::Text(text)),
+            ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Text(text)) => {
+                Some(metadata(json!({ "reasoning": { "index": index, "text": text } })))
+            }
+            ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::Signature(signature)) => {
+                Some(metadata(json!({ "reasoning": { "index": index, "signature": signature } })))
+            }
+            ContentBlockDelta::ReasoningContent(ReasoningContentBlockDelta::RedactedContent(bytes)) => {
+                let redacted = base64::engine::general_purpose::STANDARD.encode(bytes.as_ref());
+                Some(metadata(json!({ "reasoning": { "index": index, "redactedContent": redacted } })))
+            }
+            ContentBlockDelta::ToolUse(tool_use) => {
+                match self.open.iter_mut().find(|open| open.index == index) {
+                    Some(open) => {
+                        open.input.push_str(&tool_use.input);
                         None
                     }
-                    _ => None,
+                    None => Some(StreamErrorCode::ModelStreamError.event(format!(
+                        "the model sent tool input for content block {index}, where no tool call started"
+                    ))),
                 }
             }
-            StreamEvent::ContentBlockStart(start) => {
-                if let Some(ContentBlockStart::ToolUse(tool_use)) = start.start {
-                    let call = ToolCall { id: tool_use.tool_use_id, name: tool_use.name, input: Value::Null };
-                    self.tool_use = Some((start.content_block_index, call, String::new()));
-                }
-                None
-            }
-            StreamEvent::ContentBlockStop(stop) => match self.tool_use.take() {
-                Some((index, mut call, input)) if index == stop.content_block_index => {
-                    Some(match parse_input(&input) {
-                        Some(parsed) => {
-                            call.input = parsed;
-                            tool_use_event(&call)
-                        }
-                        None => StreamErrorCode::ModelStreamError
-                            .event(format!("the model's input for tool `{}` is not a JSON object", call.name)),
-                    })
-                }
-                other => {
-                    self.tool_use = other;
-                    None
-                }
-            },
-            StreamEvent::MessageStop(stop) => Some(Event::End(stop.stop_reason.as_str().to_string())),
-            StreamEvent::Metadata(metadata) => metadata.usage.map(|usage| {
-                let count = |tokens: i32| tokens.max(0) as u32;
-                Event::Usage(Usage {
-                    input_tokens: count(usage.input_tokens),
-                    output_tokens: count(usage.output_tokens),
-                    total_tokens: count(usage.total_tokens),
-                    latency_ms: metadata
-                        .metrics
-                        .map_or(0, |metrics| metrics.latency_ms.clamp(0, u32::MAX.into()) as u32),
-                    cache_read_input_tokens: usage.cache_read_input_tokens.map_or(0, count),
-                    cache_write_input_tokens: usage.cache_write_input_tokens.map_or(0, count),
-                })
-            }),
             _ => None,
-        };
-        Decoded { event, complete }
+        }
+    }
+
+    /// The block at `index` closed: its call, if it is a tool call.
+    fn close(&mut self, index: i32) -> Option<Event> {
+        let at = self.open.iter().position(|open| open.index == index)?;
+        Some(self.open.remove(at).close())
     }
 }
 

@@ -18,7 +18,7 @@ use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
 use futures::{StreamExt, stream};
 use tracing::warn;
 
-use super::error::{StreamErrorCode, scrub};
+use super::error::{StreamErrorCode, end_at_error};
 use super::{EventStream, UpstreamFailure};
 use crate::event::Event;
 
@@ -51,40 +51,62 @@ trait Exception: ProvideErrorMetadata + std::error::Error + Send + Sync + 'stati
 /// What one item of an SDK event stream becomes, and whether it is the
 /// sign that the source finished its answer.
 struct Decoded {
-    event: Option<Event>,
+    events: Vec<Event>,
     complete: bool,
 }
 
+/// How the items of one SDK event stream become events.
+trait Decode<T>: Send + 'static {
+    /// What `item` becomes.
+    fn decode(&mut self, item: T) -> Decoded;
+
+    /// What is still held when the stream ends, after the item that marked
+    /// it complete (a block never closed): closed now, never dropped.
+    fn end(&mut self) -> Vec<Event> {
+        Vec::new()
+    }
+}
+
 /// An SDK event stream as events. The stream ends with an error event if
-/// the SDK reports one, or if the body ends before the item that marks a
-/// complete answer (a connection dropped between two frames).
-fn receive<T, E>(receiver: EventReceiver<T, E>, decode: impl FnMut(T) -> Decoded + Send + 'static) -> EventStream
+/// the SDK reports one, if the body ends before the item that marks a
+/// complete answer (a connection dropped between two frames), or at the
+/// first error the decoder makes. A source that must send that item
+/// (ConverseStream's `messageStop`, which is an `end` event; raw mode's
+/// invocation metrics, inside a frame) cannot end with nothing said.
+fn receive<T, E, D>(receiver: EventReceiver<T, E>, decoder: D) -> EventStream
 where
     T: Send + 'static,
     E: Exception,
+    D: Decode<T>,
 {
-    stream::unfold(Some((receiver, decode, false)), |state| async move {
-        let (mut receiver, mut decode, mut complete) = state?;
+    stream::unfold(Some((receiver, decoder, false)), |state| async move {
+        let (mut receiver, mut decoder, mut complete) = state?;
         loop {
             match receiver.recv().await {
                 Ok(Some(item)) => {
-                    let decoded = decode(item);
-                    complete |= decoded.complete;
-                    if let Some(event) = decoded.event {
-                        return Some((event, Some((receiver, decode, complete))));
+                    let Decoded { mut events, complete: marks_complete } = decoder.decode(item);
+                    complete |= marks_complete;
+                    if end_at_error(&mut events) {
+                        return Some((events, None));
+                    }
+                    if !events.is_empty() {
+                        return Some((events, Some((receiver, decoder, complete))));
                     }
                 }
-                Ok(None) if complete => return None,
-                Ok(None) => {
-                    return Some((
-                        StreamErrorCode::Disconnected.event("Bedrock's stream ended before the model finished"),
-                        None,
-                    ));
+                Ok(None) if complete => {
+                    let mut events = decoder.end();
+                    end_at_error(&mut events);
+                    return (!events.is_empty()).then_some((events, None));
                 }
-                Err(error) => return Some((stream_error(&error), None)),
+                Ok(None) => {
+                    let message = "Bedrock's stream ended before the model finished";
+                    return Some((vec![StreamErrorCode::Disconnected.event(message)], None));
+                }
+                Err(error) => return Some((vec![stream_error(&error)], None)),
             }
         }
     })
+    .flat_map(stream::iter)
     .boxed()
 }
 
@@ -95,7 +117,7 @@ fn stream_error<E: Exception, R: std::fmt::Debug>(error: &SdkError<E, R>) -> Eve
         SdkError::ServiceError(context) => {
             let exception = context.err();
             warn!(code = exception.code(), message = exception.message(), "exception in Bedrock's stream");
-            exception.kind().event(scrub(exception.message().unwrap_or("Bedrock reported an error")))
+            exception.kind().event(exception.message().unwrap_or("Bedrock reported an error"))
         }
         other => {
             warn!(error = %DisplayErrorContext(other), "Bedrock's stream broke");
@@ -105,9 +127,10 @@ fn stream_error<E: Exception, R: std::fmt::Debug>(error: &SdkError<E, R>) -> Eve
 }
 
 /// A call that failed before its stream started, as a failure to retry or
-/// answer. The caller gets the service's code and message (scrubbed of
-/// account ids), or one short sentence; the SDK's whole chain (credential
-/// providers, connectors, internal endpoints) goes to the log only.
+/// answer. The caller gets the service's code and message (scrubbed of ARNs
+/// and account ids on their way out, in `Providers::start`), or one short
+/// sentence; the SDK's whole chain (credential providers, connectors,
+/// internal endpoints) goes to the log only.
 fn call_failure<E>(error: SdkError<E, HttpResponse>) -> UpstreamFailure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -117,7 +140,7 @@ where
         SdkError::ServiceError(context) => {
             let exception = context.err();
             let code = exception.code().unwrap_or("error");
-            let message = format!("Bedrock: {code}: {}", scrub(exception.message().unwrap_or("")));
+            let message = format!("Bedrock: {code}: {}", exception.message().unwrap_or(""));
             UpstreamFailure::by_status(context.raw().status().as_u16(), message)
         }
         // Most often: no credentials or no region on this host.

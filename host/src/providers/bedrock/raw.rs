@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
 use aws_sdk_bedrockruntime::types::error::ResponseStreamError as StreamException;
 
-use super::{Bedrock, Decoded, Exception, call_failure, receive};
+use super::{Bedrock, Decode, Decoded, Exception, call_failure, receive};
 use crate::conversation::{Message, Role};
 use crate::event::Event;
 use crate::providers::error::StreamErrorCode;
@@ -51,18 +51,24 @@ impl ModelSource for Raw<'_> {
             .send()
             .await
             .map_err(call_failure)?;
-        Ok(Started::new(receive(output.body, decode)))
+        Ok(Started::new(receive(output.body, Chunks)))
     }
 }
 
-fn decode(item: ResponseStream) -> Decoded {
-    let bytes = match item {
-        ResponseStream::Chunk(part) => part.bytes.map(Blob::into_inner),
-        _ => None,
-    };
-    let complete =
-        bytes.as_ref().is_some_and(|bytes| bytes.windows(METRICS_KEY.len()).any(|window| window == METRICS_KEY));
-    Decoded { event: bytes.map(Event::Frame), complete }
+/// Each chunk as a frame, undecoded; the one with the invocation metrics
+/// marks the answer complete. A chunk holds no block the host keeps open.
+struct Chunks;
+
+impl Decode<ResponseStream> for Chunks {
+    fn decode(&mut self, item: ResponseStream) -> Decoded {
+        let bytes = match item {
+            ResponseStream::Chunk(part) => part.bytes.map(Blob::into_inner),
+            _ => None,
+        };
+        let complete =
+            bytes.as_ref().is_some_and(|bytes| bytes.windows(METRICS_KEY.len()).any(|window| window == METRICS_KEY));
+        Decoded { events: bytes.map(Event::Frame).into_iter().collect(), complete }
+    }
 }
 
 impl Exception for StreamException {
