@@ -290,6 +290,98 @@ async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
     assert_eq!(response.status(), 405);
 }
 
+/// A run started by an identified caller is theirs alone, whatever
+/// happens to its pipeline after: a read the pipeline cannot identify now
+/// (its inbound plugin gone, one that gives no user id, the manifest
+/// deleted) is refused as another caller's is, never let through.
+#[tokio::test]
+async fn a_run_with_an_owner_is_refused_to_a_reader_the_pipeline_cannot_identify_now() {
+    let plugins = plugin_dir(&[
+        ("seed001-auth", &example("seed001-auth")),
+        ("sse-passthrough", &example("sse-passthrough")),
+        ("text-only", &example("text-only")),
+        ("seed004-tool", &example("seed004-tool")),
+    ]);
+    let seed001: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{EXAMPLES}/seed001.json")).unwrap()).unwrap();
+    write_manifest(plugins.path(), "guarded", &seed001);
+    let host = Server::builder().plugins(plugins.path()).echo_delay_ms(20).start();
+    let client = reqwest::Client::new();
+    let key = ("x-api-key", "demo-key");
+    let started: Value = client
+        .post(host.url("/runs/guarded"))
+        .header(key.0, key.1)
+        .body(r#"{"prompt":"hi there"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap();
+    let read = |method: reqwest::Method, path: &str, credential: Option<(&str, &str)>| {
+        let request = client.request(method, host.url(path));
+        match credential {
+            Some((name, value)) => request.header(name, value),
+            None => request,
+        }
+    };
+    assert_eq!(read(reqwest::Method::GET, &format!("/runs/{id}"), Some(key)).send().await.unwrap().status(), 200);
+
+    let unknown =
+        json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } });
+    // Each edit as an operator would make it, the plugin's settings with it.
+    let mut no_inbound = seed001.clone();
+    no_inbound.as_object_mut().unwrap().remove("inbound");
+    no_inbound["config"].as_object_mut().unwrap().remove("seed001-auth");
+    let mut no_user_id = no_inbound.clone();
+    no_user_id["inbound"] = json!("seed004-tool");
+    for (edit, manifest) in
+        [("no inbound plugin", Some(no_inbound)), ("one that gives no user id", Some(no_user_id)), ("deleted", None)]
+    {
+        match manifest {
+            Some(manifest) => write_manifest(plugins.path(), "guarded", &manifest),
+            None => std::fs::remove_file(plugins.path().join("guarded.json")).unwrap(),
+        }
+        for credential in [Some(key), None] {
+            for (method, path) in [
+                (reqwest::Method::GET, format!("/runs/{id}")),
+                (reqwest::Method::GET, format!("/runs/{id}/events")),
+                (reqwest::Method::DELETE, format!("/runs/{id}")),
+            ] {
+                let response = read(method.clone(), &path, credential).send().await.unwrap();
+                assert_eq!(
+                    support::error_of(response).await,
+                    (404, unknown.clone()),
+                    "manifest {edit}: {method} {path} with {credential:?}"
+                );
+            }
+        }
+    }
+
+    // A manifest that does not parse is refused as it is, never a pass.
+    std::fs::write(plugins.path().join("guarded.json"), "{").unwrap();
+    let broken = read(reqwest::Method::GET, &format!("/runs/{id}"), Some(key)).send().await.unwrap();
+    assert_eq!(support::error_of(broken).await.1["error"]["code"], "invalid_manifest");
+
+    // The pipeline as it was: the owner reads it again, and it was never
+    // cancelled; another identified caller still gets 404.
+    write_manifest(plugins.path(), "guarded", &seed001);
+    let record: Value =
+        read(reqwest::Method::GET, &format!("/runs/{id}"), Some(key)).send().await.unwrap().json().await.unwrap();
+    assert_ne!(record["status"], "cancelled", "{record}");
+    let basic = format!("Basic {}", base64_of("demo:demo-password"));
+    let other = read(reqwest::Method::GET, &format!("/runs/{id}"), Some(("authorization", basic.as_str())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(support::error_of(other).await, (404, unknown));
+
+    // A run started with no owner stays readable by its id alone.
+    let (_, open, _) = start(&host.base, "redact", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(ended(&host.base, open["id"].as_str().unwrap(), LONG).await["status"], "completed");
+}
+
 async fn subscribe_with(url: &str, headers: &[(&str, &str)]) -> Vec<RunEvent> {
     let request =
         headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));

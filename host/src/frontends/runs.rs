@@ -13,11 +13,14 @@
 //!   once it has ended (`200`), or while still ending (`202`).
 //!
 //! A run started through an inbound plugin that identified its caller is
-//! that caller's: a read runs the same plugin on the read (`GET` or
-//! `DELETE`, path `/runs/{id}…`, no body), and a caller it identifies as
-//! someone else gets `404`, as for a run that does not exist. A plugin that
-//! gives no user id for a read leaves the run id (128 random bits) as the
-//! only key.
+//! that caller's, and only theirs: a read runs the pipeline's inbound
+//! plugin as it is now on the read (`GET` or `DELETE`, path `/runs/{id}…`,
+//! no body), and only a caller it identifies as the owner passes. Anyone
+//! else gets `404`, as for a run that does not exist, and so does a caller
+//! it cannot identify now: the manifest gone, or edited to name no inbound
+//! plugin or one that gives no user id. A run started with no owner (no
+//! inbound plugin, or one that gave no user id) has the run id (128 random
+//! bits) as its only key.
 //!
 //! `runs` is therefore not a name a pipeline can be served under.
 
@@ -165,7 +168,10 @@ async fn start(
     Ok(RunReply::Started { accepted: Box::new(accepted), record: Box::new(record), prepared: Box::new(prepared) })
 }
 
-/// The run `id`, if the caller may read it.
+/// The run `id`, if the caller may read it: a run with an owner only if
+/// the pipeline's inbound plugin, as it is now, identifies the caller as
+/// that owner. A caller it does not identify is refused as another caller
+/// is, with `404`: nothing tells them the run exists.
 async fn read(pipeline: &Pipeline, runs: &Runs, id: &str, inbound: Inbound) -> Result<RunRecord, ErrorReply> {
     let id: RunId = id.parse().map_err(|_| unknown_run(id))?;
     let record = runs.get(&id).await.map_err(|error| store_error(&error))?.ok_or_else(|| unknown_run(id.as_str()))?;
@@ -178,8 +184,11 @@ async fn read(pipeline: &Pipeline, runs: &Runs, id: &str, inbound: Inbound) -> R
         ..inbound
     };
     match identify(pipeline, &name, reader).await? {
-        Some(caller) if &caller != owner => Err(unknown_run(id.as_str())),
-        _ => Ok(record),
+        Some(caller) if &caller == owner => Ok(record),
+        // Another caller, or none the pipeline can name now (its manifest
+        // gone, or edited to name no inbound plugin or one that gives no
+        // user id): never a pass on an owned run.
+        _ => Err(unknown_run(id.as_str())),
     }
 }
 
