@@ -107,7 +107,7 @@ error_codes! {
     InvalidUpload = "invalid_upload", 422, Response,
         "an uploaded file is not a plugin the host can load (not wasm, a core module, another world)";
     TooManyRuns = "too_many_runs", 429, Run,
-        "`--max-runs` runs are kept in memory and all are still going (with `Retry-After`)";
+        "`--max-runs` runs are kept in memory and all are still going, or the caller has `--max-runs-per-caller` under way (with `Retry-After`)";
     // Plugins and their store.
     InvalidPlugin = "invalid_plugin", 500, Both,
         "the file is not wasm, is a core module, is not a streamhost component, imports what the host does not \

@@ -382,6 +382,76 @@ async fn a_run_with_an_owner_is_refused_to_a_reader_the_pipeline_cannot_identify
     assert_eq!(ended(&host.base, open["id"].as_str().unwrap(), LONG).await["status"], "completed");
 }
 
+/// The issue's flood: one caller's 100 cheap runs at once get its share
+/// of `--max-runs` (a tenth), the rest `429` naming the per-caller limit,
+/// and another caller still starts runs.
+#[tokio::test]
+async fn one_caller_gets_its_share_of_the_runs_and_not_the_whole() {
+    let host = Server::builder().echo_delay_ms(200).start();
+    let long = json!({ "prompt": PROMPT.repeat(20) }).to_string();
+    let flood = support::runs::client_from([127, 0, 0, 1]);
+    let mut answers = Vec::new();
+    for _ in 0..100 {
+        let (code, body, headers) = support::runs::start_from(&flood, &host.base, "ndjson", &long).await;
+        answers.push((code, body, headers.get("retry-after").map(|value| value.to_str().unwrap().to_string())));
+    }
+    let started = answers.iter().filter(|(code, ..)| *code == 202).count();
+    assert_eq!(started, 10, "a tenth of --max-runs (100)");
+    let (code, refusal, retry_after) = &answers[10];
+    assert_eq!((*code, retry_after.as_deref()), (429, Some("5")));
+    assert_eq!(
+        (refusal["error"]["code"].as_str(), refusal["error"]["message"].as_str()),
+        (
+            Some("too_many_runs"),
+            Some(
+                "you already have 10 runs under way, the most one caller may have on this host (--max-runs-per-caller); try again in 5 s"
+            )
+        )
+    );
+    assert!(answers[10..].iter().all(|(code, ..)| *code == 429));
+
+    for other in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        let (code, body, _) =
+            support::runs::start_from(&support::runs::client_from(other), &host.base, "ndjson", &long).await;
+        assert_eq!(code, 202, "another caller starts a run: {body}");
+    }
+
+    // Set lower, it is that; the message names it.
+    let host = Server::builder().echo_delay_ms(200).arg("--max-runs-per-caller", "2").start();
+    for _ in 0..2 {
+        assert_eq!(support::runs::start_from(&flood, &host.base, "ndjson", &long).await.0, 202);
+    }
+    let (code, refusal, _) = support::runs::start_from(&flood, &host.base, "ndjson", &long).await;
+    assert_eq!(code, 429);
+    assert!(refusal["error"]["message"].as_str().unwrap().starts_with("you already have 2 runs under way"));
+}
+
+/// The issue's second half: a caller who starts runs as fast as they end
+/// fills the store with its ended runs; room for its next comes from its
+/// own, and another caller's result waits to be read.
+#[tokio::test]
+async fn a_flooding_callers_ended_runs_make_room_and_anothers_result_is_kept() {
+    let host = Server::builder().arg("--max-runs", "4").arg("--max-runs-per-caller", "2").start();
+    let (flood, other) = (support::runs::client_from([127, 0, 0, 1]), support::runs::client_from([127, 0, 0, 2]));
+    let (_, result, _) = support::runs::start_from(&other, &host.base, "redact", r#"{"prompt":"keep me"}"#).await;
+    let result = result["id"].as_str().unwrap().to_string();
+    assert_eq!(ended(&host.base, &result, LONG).await["status"], "completed");
+    let mut flooded = Vec::new();
+    for n in 0..12 {
+        let (code, body, _) = support::runs::start_from(&flood, &host.base, "redact", r#"{"prompt":"again"}"#).await;
+        assert_eq!(code, 202, "run {n}: its own ended runs make room: {body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        ended(&host.base, &id, LONG).await;
+        flooded.push(id);
+    }
+    let events = subscribe(&host.base, &result, None, None).await;
+    assert_whole(&events, "completed");
+    assert_eq!(text(&events), "keep me", "the other caller's result, read after the flood");
+    let gone = reqwest::get(host.url(&format!("/runs/{}", flooded[0]))).await.unwrap();
+    assert_eq!(gone.status(), 404, "the flood's oldest made room");
+    assert_eq!(reqwest::get(host.url(&format!("/runs/{}", flooded[11]))).await.unwrap().status(), 200);
+}
+
 async fn subscribe_with(url: &str, headers: &[(&str, &str)]) -> Vec<RunEvent> {
     let request =
         headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));
