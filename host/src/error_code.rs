@@ -161,7 +161,7 @@ error_codes! {
     // Runs.
     RunStoreUnavailable = "run_store_unavailable", 503, Run, "the runs' DynamoDB table cannot be reached";
     RunNotStarted = "run_not_started", 502, Run, "on Lambda, the asynchronous invocation that drives a run could not be made";
-    RunTooLarge = "run_too_large", 500, Run, "a run's events passed `--max-run-bytes`, or one event 256 KiB";
+    RunTooLarge = "run_too_large", 500, Run, "a run's record and events passed `--max-run-bytes`, or one event 256 KiB";
     RunTimeLimit = "run_time_limit", 504, Run, "a run went on past `--max-run-secs`";
     RunLost = "run_lost", 500, Run, "the host driving the run stopped before it ended";
 }

@@ -452,6 +452,60 @@ async fn a_flooding_callers_ended_runs_make_room_and_anothers_result_is_kept() {
     assert_eq!(reqwest::get(host.url(&format!("/runs/{}", flooded[11]))).await.unwrap().status(), 200);
 }
 
+// ---- What callers leave in memory is bounded in bytes ----
+
+/// The input, scaled to a small bound: one-turn conversations of
+/// 1 MB each on `/support-desk` keep the latest that fit in
+/// `--history-max-bytes`, the least recently used forgotten whole; a turn
+/// larger than the bound is kept without its oldest messages, so the
+/// conversation still goes on. And a run's record counts against its bytes.
+#[tokio::test]
+async fn conversations_and_runs_in_memory_are_bounded_in_bytes() {
+    let host = Server::builder().arg("--history-max-bytes", &(4 << 20).to_string()).start();
+    let megabyte = format!("Where is my order? {}", "x".repeat(1_000_000));
+    let turn =
+        |session: &str, prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": session }).to_string();
+    for session in 0..6 {
+        let lines =
+            support::ndjson_lines(&host.post("/support-desk", &turn(&format!("s{session}"), &megabyte)).await.body);
+        assert_eq!(
+            (lines[0]["data"]["agent"].as_str(), lines.last().unwrap()["type"].as_str()),
+            (Some("orders"), Some("complete"))
+        );
+    }
+    let follow_up = |session: &str| {
+        let host = &host;
+        let body = turn(session, "Thanks!");
+        async move { support::ndjson_lines(&host.post("/support-desk", &body).await.body)[0]["data"]["reason"].clone() }
+    };
+    assert_eq!(follow_up("s5").await, "no keyword; the conversation continues with orders", "the latest is kept");
+    assert_eq!(follow_up("s4").await, "no keyword; the conversation continues with orders");
+    assert_eq!(follow_up("s0").await, "no keyword matched; the fallback agent", "the least recently used is forgotten");
+
+    // Larger than the bound: the user's megabyte goes, the answer and the
+    // agent stay.
+    let host = Server::builder().arg("--history-max-bytes", &(256 << 10).to_string()).start();
+    let lines = support::ndjson_lines(&host.post("/support-desk", &turn("big", &megabyte)).await.body);
+    assert_eq!(lines.last().unwrap()["type"], "complete", "{:?}", lines.last());
+    let reason =
+        support::ndjson_lines(&host.post("/support-desk", &turn("big", "Thanks!")).await.body)[0]["data"]["reason"]
+            .clone();
+    assert_eq!(reason, "no keyword; the conversation continues with orders");
+
+    // A run's record is its text too: a session id as long as a body
+    // allows counts against --max-run-bytes.
+    let host = Server::builder().arg("--max-run-bytes", "65536").start();
+    let body = json!({ "prompt": "hi", "sessionId": "s".repeat(100_000) }).to_string();
+    let (_, started, _) = start(&host.base, "redact", &body).await;
+    let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
+    assert_whole(&events, "failed");
+    let error = &events[events.len() - 2];
+    assert_eq!(error.data["code"], "run_too_large", "{events:?}");
+    assert!(
+        error.data["message"].as_str().unwrap().contains("65536-byte limit (--max-run-bytes: its record and events)")
+    );
+}
+
 async fn subscribe_with(url: &str, headers: &[(&str, &str)]) -> Vec<RunEvent> {
     let request =
         headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));

@@ -69,10 +69,11 @@ pub struct RunSettings {
     #[arg(long, env = "STREAMHOST_MAX_RUNS_PER_CALLER", value_name = "N")]
     pub max_runs_per_caller: Option<usize>,
 
-    /// The most bytes of events one run may log, each event counted with
-    /// what keeping it costs (its text and 400 bytes); past it the run ends
-    /// `failed` with a `run_too_large` error event. In memory, at most
-    /// `--max-runs` times this is kept.
+    /// The most bytes one run may hold: its record's text (its conversation
+    /// id is the caller's `sessionId`) with what keeping the record costs,
+    /// and its events, each counted with what keeping it costs (its text
+    /// and 400 bytes); past it the run ends `failed` with a `run_too_large`
+    /// error event. In memory, at most `--max-runs` times this is kept.
     #[arg(long, env = "STREAMHOST_MAX_RUN_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_run_bytes: u64,
 
@@ -318,7 +319,8 @@ pub struct RunRecord {
     pub deadline_ms: u64,
     /// The sequence number of its last event.
     pub events: u64,
-    /// What its events count against `--max-run-bytes`.
+    /// What it counts against `--max-run-bytes`: its record (see
+    /// [`RunRecord::size`]) and its events.
     pub bytes: u64,
     /// Token counts over its usage events; none before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -337,6 +339,11 @@ pub struct RunRecord {
 /// How long past its deadline a run that has not ended is taken for lost.
 const LOST_AFTER: Duration = Duration::from_secs(30);
 
+/// What keeping a run's record costs in memory besides its text: the
+/// record, its store entry and the host's handle on a run under way (two
+/// watch channels). An estimate, rounded up, as the events' overhead is.
+const RECORD_OVERHEAD: u64 = 1024;
+
 impl RunRecord {
     /// A new run of `pipeline`, `started` at `created_ms`, with a new id and
     /// no event yet; it must end by `deadline_ms`.
@@ -348,7 +355,7 @@ impl RunRecord {
         deadline_ms: u64,
     ) -> Self {
         let id = RunId::random();
-        RunRecord {
+        let mut record = RunRecord {
             conversation: conversation.unwrap_or_else(|| id.to_string()),
             id,
             pipeline: pipeline.to_string(),
@@ -364,7 +371,18 @@ impl RunRecord {
             error: None,
             sinks: BTreeMap::new(),
             cancel_requested: false,
-        }
+        };
+        record.bytes = record.size();
+        record
+    }
+
+    /// What the record counts against `--max-run-bytes`, in bytes: the text
+    /// callers gave it (the conversation id is their `sessionId`, as long as
+    /// a body allows) and what keeping it costs. Counted once, when the run
+    /// is recorded.
+    pub fn size(&self) -> u64 {
+        let text = self.pipeline.len() + self.conversation.len() + self.owner.as_ref().map_or(0, String::len);
+        text as u64 + RECORD_OVERHEAD
     }
 
     /// The record as `GET /runs/{id}` answers it: without the owner.

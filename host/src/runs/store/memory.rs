@@ -5,6 +5,10 @@
 //! counting it: a caller who floods the store makes room from its own ended
 //! runs, not from another caller's results. A run that has not ended is
 //! never dropped: when every kept run is still going, a new run is refused.
+//!
+//! In bytes, each run holds at most `--max-run-bytes` (its record and its
+//! events; the driver stops a run there), so the store holds at most
+//! `--max-runs` times that.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;

@@ -1,5 +1,6 @@
 //! Where runs are kept: their records and their logs of events, in order.
-//! In memory for `serve` (bounded by count, per caller and by time); a DynamoDB table
+//! In memory for `serve` (bounded by count, per caller and by time; in
+//! bytes, by count times `--max-run-bytes`); a DynamoDB table
 //! on Lambda, so that any execution environment can serve a run's
 //! subscribers and a run outlives the host that started it.
 
