@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
-use streamhost::runs::{RunRecord, RunSettings, RunStatus, RunStore, StoredEvent};
+use streamhost::runs::{Caller, RunRecord, RunSettings, RunStatus, RunStore, StoredEvent};
 use support::Server;
 
 const ROUNDS: usize = 21;
@@ -117,7 +117,7 @@ async fn store_rate(store: &RunStore, events: usize) -> f64 {
         status: RunStatus::Running,
         ..RunRecord::started("bench", None, None, streamhost::runs::now_ms(), u64::MAX / 2)
     };
-    store.create(&record, usize::MAX).await.unwrap();
+    store.create(&record, &Caller::Unknown).await.unwrap();
     let started = Instant::now();
     for first in (0..events).step_by(BATCH) {
         let batch: Vec<StoredEvent> = (first..(first + BATCH).min(events))

@@ -290,6 +290,222 @@ async fn only_the_caller_who_started_a_run_reads_or_cancels_it() {
     assert_eq!(response.status(), 405);
 }
 
+/// A run started by an identified caller is theirs alone, whatever
+/// happens to its pipeline after: a read the pipeline cannot identify now
+/// (its inbound plugin gone, one that gives no user id, the manifest
+/// deleted) is refused as another caller's is, never let through.
+#[tokio::test]
+async fn a_run_with_an_owner_is_refused_to_a_reader_the_pipeline_cannot_identify_now() {
+    let plugins = plugin_dir(&[
+        ("seed001-auth", &example("seed001-auth")),
+        ("sse-passthrough", &example("sse-passthrough")),
+        ("text-only", &example("text-only")),
+        ("seed004-tool", &example("seed004-tool")),
+    ]);
+    let seed001: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{EXAMPLES}/seed001.json")).unwrap()).unwrap();
+    write_manifest(plugins.path(), "guarded", &seed001);
+    let host = Server::builder().plugins(plugins.path()).echo_delay_ms(20).start();
+    let client = reqwest::Client::new();
+    let key = ("x-api-key", "demo-key");
+    let started: Value = client
+        .post(host.url("/runs/guarded"))
+        .header(key.0, key.1)
+        .body(r#"{"prompt":"hi there"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap();
+    let read = |method: reqwest::Method, path: &str, credential: Option<(&str, &str)>| {
+        let request = client.request(method, host.url(path));
+        match credential {
+            Some((name, value)) => request.header(name, value),
+            None => request,
+        }
+    };
+    assert_eq!(read(reqwest::Method::GET, &format!("/runs/{id}"), Some(key)).send().await.unwrap().status(), 200);
+
+    let unknown =
+        json!({ "error": { "code": "unknown_run", "message": format!("there is no run `{id}` that you may read") } });
+    // Each edit as an operator would make it, the plugin's settings with it.
+    let mut no_inbound = seed001.clone();
+    no_inbound.as_object_mut().unwrap().remove("inbound");
+    no_inbound["config"].as_object_mut().unwrap().remove("seed001-auth");
+    let mut no_user_id = no_inbound.clone();
+    no_user_id["inbound"] = json!("seed004-tool");
+    for (edit, manifest) in
+        [("no inbound plugin", Some(no_inbound)), ("one that gives no user id", Some(no_user_id)), ("deleted", None)]
+    {
+        match manifest {
+            Some(manifest) => write_manifest(plugins.path(), "guarded", &manifest),
+            None => std::fs::remove_file(plugins.path().join("guarded.json")).unwrap(),
+        }
+        for credential in [Some(key), None] {
+            for (method, path) in [
+                (reqwest::Method::GET, format!("/runs/{id}")),
+                (reqwest::Method::GET, format!("/runs/{id}/events")),
+                (reqwest::Method::DELETE, format!("/runs/{id}")),
+            ] {
+                let response = read(method.clone(), &path, credential).send().await.unwrap();
+                assert_eq!(
+                    support::error_of(response).await,
+                    (404, unknown.clone()),
+                    "manifest {edit}: {method} {path} with {credential:?}"
+                );
+            }
+        }
+    }
+
+    // A manifest that does not parse is refused as it is, never a pass.
+    std::fs::write(plugins.path().join("guarded.json"), "{").unwrap();
+    let broken = read(reqwest::Method::GET, &format!("/runs/{id}"), Some(key)).send().await.unwrap();
+    assert_eq!(support::error_of(broken).await.1["error"]["code"], "invalid_manifest");
+
+    // The pipeline as it was: the owner reads it again, and it was never
+    // cancelled; another identified caller still gets 404.
+    write_manifest(plugins.path(), "guarded", &seed001);
+    let record: Value =
+        read(reqwest::Method::GET, &format!("/runs/{id}"), Some(key)).send().await.unwrap().json().await.unwrap();
+    assert_ne!(record["status"], "cancelled", "{record}");
+    let basic = format!("Basic {}", base64_of("demo:demo-password"));
+    let other = read(reqwest::Method::GET, &format!("/runs/{id}"), Some(("authorization", basic.as_str())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(support::error_of(other).await, (404, unknown));
+
+    // A run started with no owner stays readable by its id alone.
+    let (_, open, _) = start(&host.base, "redact", r#"{"prompt":"hi"}"#).await;
+    assert_eq!(ended(&host.base, open["id"].as_str().unwrap(), LONG).await["status"], "completed");
+}
+
+/// The issue's flood: one caller's 100 cheap runs at once get its share
+/// of `--max-runs` (a tenth), the rest `429` naming the per-caller limit,
+/// and another caller still starts runs.
+#[tokio::test]
+async fn one_caller_gets_its_share_of_the_runs_and_not_the_whole() {
+    let host = Server::builder().echo_delay_ms(200).start();
+    let long = json!({ "prompt": PROMPT.repeat(20) }).to_string();
+    let flood = support::runs::client_from([127, 0, 0, 1]);
+    let mut answers = Vec::new();
+    for _ in 0..100 {
+        let (code, body, headers) = support::runs::start_from(&flood, &host.base, "ndjson", &long).await;
+        answers.push((code, body, headers.get("retry-after").map(|value| value.to_str().unwrap().to_string())));
+    }
+    let started = answers.iter().filter(|(code, ..)| *code == 202).count();
+    assert_eq!(started, 10, "a tenth of --max-runs (100)");
+    let (code, refusal, retry_after) = &answers[10];
+    assert_eq!((*code, retry_after.as_deref()), (429, Some("5")));
+    assert_eq!(
+        (refusal["error"]["code"].as_str(), refusal["error"]["message"].as_str()),
+        (
+            Some("too_many_runs"),
+            Some(
+                "you already have 10 runs under way, the most one caller may have on this host (--max-runs-per-caller); try again in 5 s"
+            )
+        )
+    );
+    assert!(answers[10..].iter().all(|(code, ..)| *code == 429));
+
+    for other in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        let (code, body, _) =
+            support::runs::start_from(&support::runs::client_from(other), &host.base, "ndjson", &long).await;
+        assert_eq!(code, 202, "another caller starts a run: {body}");
+    }
+
+    // Set lower, it is that; the message names it.
+    let host = Server::builder().echo_delay_ms(200).arg("--max-runs-per-caller", "2").start();
+    for _ in 0..2 {
+        assert_eq!(support::runs::start_from(&flood, &host.base, "ndjson", &long).await.0, 202);
+    }
+    let (code, refusal, _) = support::runs::start_from(&flood, &host.base, "ndjson", &long).await;
+    assert_eq!(code, 429);
+    assert!(refusal["error"]["message"].as_str().unwrap().starts_with("you already have 2 runs under way"));
+}
+
+/// The issue's second half: a caller who starts runs as fast as they end
+/// fills the store with its ended runs; room for its next comes from its
+/// own, and another caller's result waits to be read.
+#[tokio::test]
+async fn a_flooding_callers_ended_runs_make_room_and_anothers_result_is_kept() {
+    let host = Server::builder().arg("--max-runs", "4").arg("--max-runs-per-caller", "2").start();
+    let (flood, other) = (support::runs::client_from([127, 0, 0, 1]), support::runs::client_from([127, 0, 0, 2]));
+    let (_, result, _) = support::runs::start_from(&other, &host.base, "redact", r#"{"prompt":"keep me"}"#).await;
+    let result = result["id"].as_str().unwrap().to_string();
+    assert_eq!(ended(&host.base, &result, LONG).await["status"], "completed");
+    let mut flooded = Vec::new();
+    for n in 0..12 {
+        let (code, body, _) = support::runs::start_from(&flood, &host.base, "redact", r#"{"prompt":"again"}"#).await;
+        assert_eq!(code, 202, "run {n}: its own ended runs make room: {body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        ended(&host.base, &id, LONG).await;
+        flooded.push(id);
+    }
+    let events = subscribe(&host.base, &result, None, None).await;
+    assert_whole(&events, "completed");
+    assert_eq!(text(&events), "keep me", "the other caller's result, read after the flood");
+    let gone = reqwest::get(host.url(&format!("/runs/{}", flooded[0]))).await.unwrap();
+    assert_eq!(gone.status(), 404, "the flood's oldest made room");
+    assert_eq!(reqwest::get(host.url(&format!("/runs/{}", flooded[11]))).await.unwrap().status(), 200);
+}
+
+// ---- What callers leave in memory is bounded in bytes ----
+
+/// The issue's input, scaled to a small bound: one-turn conversations of
+/// 1 MB each on `/support-desk` keep the latest that fit in
+/// `--history-max-bytes`, the least recently used forgotten whole; a turn
+/// larger than the bound is kept without its oldest messages, so the
+/// conversation still goes on. And a run's record counts against its bytes.
+#[tokio::test]
+async fn conversations_and_runs_in_memory_are_bounded_in_bytes() {
+    let host = Server::builder().arg("--history-max-bytes", &(4 << 20).to_string()).start();
+    let megabyte = format!("Where is my order? {}", "x".repeat(1_000_000));
+    let turn =
+        |session: &str, prompt: &str| json!({ "prompt": prompt, "userId": "ana", "sessionId": session }).to_string();
+    for session in 0..6 {
+        let lines =
+            support::ndjson_lines(&host.post("/support-desk", &turn(&format!("s{session}"), &megabyte)).await.body);
+        assert_eq!(
+            (lines[0]["data"]["agent"].as_str(), lines.last().unwrap()["type"].as_str()),
+            (Some("orders"), Some("complete"))
+        );
+    }
+    let follow_up = |session: &str| {
+        let host = &host;
+        let body = turn(session, "Thanks!");
+        async move { support::ndjson_lines(&host.post("/support-desk", &body).await.body)[0]["data"]["reason"].clone() }
+    };
+    assert_eq!(follow_up("s5").await, "no keyword; the conversation continues with orders", "the latest is kept");
+    assert_eq!(follow_up("s4").await, "no keyword; the conversation continues with orders");
+    assert_eq!(follow_up("s0").await, "no keyword matched; the fallback agent", "the least recently used is forgotten");
+
+    // Larger than the bound: the user's megabyte goes, the answer and the
+    // agent stay.
+    let host = Server::builder().arg("--history-max-bytes", &(256 << 10).to_string()).start();
+    let lines = support::ndjson_lines(&host.post("/support-desk", &turn("big", &megabyte)).await.body);
+    assert_eq!(lines.last().unwrap()["type"], "complete", "{:?}", lines.last());
+    let reason =
+        support::ndjson_lines(&host.post("/support-desk", &turn("big", "Thanks!")).await.body)[0]["data"]["reason"]
+            .clone();
+    assert_eq!(reason, "no keyword; the conversation continues with orders");
+
+    // A run's record is its text too: a session id as long as a body
+    // allows counts against --max-run-bytes.
+    let host = Server::builder().arg("--max-run-bytes", "65536").start();
+    let body = json!({ "prompt": "hi", "sessionId": "s".repeat(100_000) }).to_string();
+    let (_, started, _) = start(&host.base, "redact", &body).await;
+    let events = subscribe(&host.base, started["id"].as_str().unwrap(), None, None).await;
+    assert_whole(&events, "failed");
+    let error = &events[events.len() - 2];
+    assert_eq!(error.data["code"], "run_too_large", "{events:?}");
+    assert!(
+        error.data["message"].as_str().unwrap().contains("65536-byte limit (--max-run-bytes: its record and events)")
+    );
+}
+
 async fn subscribe_with(url: &str, headers: &[(&str, &str)]) -> Vec<RunEvent> {
     let request =
         headers.iter().fold(reqwest::Client::new().get(url), |request, (name, value)| request.header(*name, *value));

@@ -116,7 +116,7 @@ error_codes! {
     InvalidUpload = "invalid_upload", 422, Response,
         "an uploaded file is not a plugin the host can load (not wasm, a core module, another world)";
     TooManyRuns = "too_many_runs", 429, Run,
-        "`--max-runs` runs are kept in memory and all are still going (with `Retry-After`)";
+        "`--max-runs` runs are kept in memory and all are still going, or the caller has `--max-runs-per-caller` under way (with `Retry-After`)";
     // Plugins and their store.
     InvalidPlugin = "invalid_plugin", 500, Both,
         "the file is not wasm, is a core module, is not a streamhost component, imports what the host does not \
@@ -170,7 +170,7 @@ error_codes! {
     // Runs.
     RunStoreUnavailable = "run_store_unavailable", 503, Run, "the runs' DynamoDB table cannot be reached";
     RunNotStarted = "run_not_started", 502, Run, "on Lambda, the asynchronous invocation that drives a run could not be made";
-    RunTooLarge = "run_too_large", 500, Run, "a run's events passed `--max-run-bytes`, or one event 256 KiB";
+    RunTooLarge = "run_too_large", 500, Run, "a run's record and events passed `--max-run-bytes`, or one event 256 KiB";
     RunTimeLimit = "run_time_limit", 504, Run, "a run went on past `--max-run-secs`";
     RunLost = "run_lost", 500, Run, "the host driving the run stopped before it ended";
 }

@@ -126,7 +126,7 @@ pub async fn run(
 ) -> Result<(), ErrorReply> {
     let inbound = invocation.inbound(None, format!("/{}", invocation.plugin));
     let RunReply::Started { accepted, record, prepared } =
-        super::runs::handle(pipeline, runs, &RouteSettings::OPERATOR, inbound).await?
+        super::runs::handle(pipeline, runs, &RouteSettings::OPERATOR, inbound, None).await?
     else {
         unreachable!("a POST to the runs API starts a run or is refused");
     };

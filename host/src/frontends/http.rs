@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -186,7 +186,13 @@ async fn accept(listener: TcpListener, app: Router, connections: Connections) {
         }
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(connections.header_read_timeout);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let router = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Each request carries its connection's peer, which the runs API
+        // counts a caller's share by (`runs_call`).
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            hyper::service::Service::call(&router, request)
+        });
         // A write that waits longer than this fails, which closes the connection.
         let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
         stream.set_write_timeout(Some(connections.write_timeout));
@@ -308,9 +314,17 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
     }
 }
 
-/// `/runs…`: the runs API (`super::runs`). A new run is executed on this
-/// host, in a task of its own that outlives the request.
-async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+/// `/runs…`: the runs API (`super::runs`), for the caller at `peer`. A new
+/// run is executed on this host, in a task of its own that outlives the
+/// request.
+async fn runs_call(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
         Ok(body) => body,
         Err(reply) => return refused_unread(&reply),
@@ -322,7 +336,7 @@ async fn runs_call(State(app): State<App>, method: Method, uri: Uri, headers: He
         path: if rest.is_empty() { "/".into() } else { rest.to_string() },
         ..inbound_of(&uri, &headers, body)
     };
-    match runs::handle(&app.pipeline, &app.runs, &app.routes, inbound).await {
+    match runs::handle(&app.pipeline, &app.runs, &app.routes, inbound, Some(peer.ip())).await {
         Ok(RunReply::Started { accepted, record, prepared }) => {
             let (pipeline, runs) = (app.pipeline.clone(), app.runs.clone());
             // Its log lines name the run, and the request that started it.

@@ -174,8 +174,9 @@ impl Function {
     /// The runs API; a new run goes to an asynchronous invocation.
     async fn runs_call(&self, inbound: Inbound, function_arn: &str) -> StreamResponse<Body> {
         let query = inbound.query.clone();
+        let client = source_ip(&inbound);
         let inbound = Inbound { target: None, ..inbound };
-        let reply = match runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound).await {
+        let reply = match runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound, client).await {
             Ok(reply) => reply,
             Err(reply) => return error_response(&reply),
         };
@@ -289,7 +290,10 @@ impl Function {
             ),
             ..Inbound::default()
         };
-        let reply = runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound)
+        // The resolver's caller's address, where AppSync gives one (IAM and
+        // Cognito identities).
+        let client = event.pointer("/identity/sourceIp/0").and_then(Value::as_str).and_then(|ip| ip.parse().ok());
+        let reply = runs::handle(&self.pipeline, &self.runs, &self.settings.routes, inbound, client)
             .await
             .map_err(|reply| reply.to_json())?;
         let RunReply::Started { record, prepared, .. } = reply else {
@@ -331,6 +335,13 @@ fn inbound(request: &lambda_http::Request) -> Inbound {
         body: Bytes::copy_from_slice(request.body().as_ref()),
         request_context: serde_json::to_string(&request.request_context()).ok(),
     }
+}
+
+/// The address a Function URL call came from: its request context's
+/// `http.sourceIp`.
+fn source_ip(inbound: &Inbound) -> Option<std::net::IpAddr> {
+    let context: Value = serde_json::from_str(inbound.request_context.as_deref()?).ok()?;
+    context.pointer("/http/sourceIp")?.as_str()?.parse().ok()
 }
 
 /// Every answer of the function, with the headers every answer carries

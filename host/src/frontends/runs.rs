@@ -13,14 +13,22 @@
 //!   once it has ended (`200`), or while still ending (`202`).
 //!
 //! A run started through an inbound plugin that identified its caller is
-//! that caller's: a read runs the same plugin on the read (`GET` or
-//! `DELETE`, path `/runs/{id}…`, no body), and a caller it identifies as
-//! someone else gets `404`, as for a run that does not exist. A plugin that
-//! gives no user id for a read leaves the run id (128 random bits) as the
-//! only key.
+//! that caller's, and only theirs: a read runs the pipeline's inbound
+//! plugin as it is now on the read (`GET` or `DELETE`, path `/runs/{id}…`,
+//! no body), and only a caller it identifies as the owner passes. Anyone
+//! else gets `404`, as for a run that does not exist, and so does a caller
+//! it cannot identify now: the manifest gone, or edited to name no inbound
+//! plugin or one that gives no user id. A run started with no owner (no
+//! inbound plugin, or one that gave no user id) has the run id (128 random
+//! bits) as its only key.
+//!
+//! Each caller may have `--max-runs-per-caller` runs under way (in
+//! memory): the caller is the owner, else the address the frontend saw the
+//! call come from ([`Caller`]).
 //!
 //! `runs` is therefore not a name a pipeline can be served under.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +39,7 @@ use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{Inbound, Prepared, RouteSettings, identify, prepare};
-use crate::runs::{RunId, RunRecord, Runs, RunsError, sse_frames};
+use crate::runs::{Caller, RunId, RunRecord, Runs, RunsError, sse_frames};
 use crate::store::PluginName;
 
 /// The first path segment of the runs API.
@@ -67,12 +75,16 @@ pub enum RunReply {
 }
 
 /// Answers a call whose path starts with `/runs`: `inbound.path` is the
-/// rest, from `/`.
+/// rest, from `/`. `client` is the address the call came from, as the
+/// frontend saw it (`serve`: the TCP peer; Lambda: the Function URL's
+/// source IP; none from the command line): whose share a new run counts
+/// against when no inbound plugin identifies its caller.
 pub async fn handle(
     pipeline: &Pipeline,
     runs: &std::sync::Arc<Runs>,
     routes: &RouteSettings,
     inbound: Inbound,
+    client: Option<IpAddr>,
 ) -> Result<RunReply, ErrorReply> {
     let rest = inbound.path.trim_matches('/').to_string();
     let (first, below) = rest.split_once('/').map_or((rest.as_str(), ""), |(first, below)| (first, below));
@@ -80,7 +92,7 @@ pub async fn handle(
         ("GET" | "DELETE", _) if first.is_empty() => {
             Err(ErrorReply::new(ErrorCode::NotFound, "a run answers at /runs/{id} and /runs/{id}/events"))
         }
-        ("POST", _) => start(pipeline, runs, routes, first, below, inbound).await,
+        ("POST", _) => start(pipeline, runs, routes, first, below, inbound, client).await,
         ("GET", "") => Ok(json_reply(200, read(pipeline, runs, first, inbound).await?.view().to_string())),
         ("GET", "events") => {
             let after = last_event_id(&inbound)?;
@@ -114,7 +126,7 @@ pub async fn handle(
 }
 
 /// `POST /runs/{pipeline}[/below]`: the request mapped and checked as a
-/// stream's would be, and the run recorded.
+/// stream's would be, and the run recorded against its caller's share.
 async fn start(
     pipeline: &Pipeline,
     runs: &Runs,
@@ -122,6 +134,7 @@ async fn start(
     target: &str,
     below: &str,
     inbound: Inbound,
+    client: Option<IpAddr>,
 ) -> Result<RunReply, ErrorReply> {
     let target =
         (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
@@ -142,17 +155,11 @@ async fn start(
     {
         pipeline.registry().load(plugin).await.map_err(|error| ErrorReply::from(&error))?;
     }
+    let caller = Caller::of(prepared.caller.clone(), client);
     let record = runs
-        .create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone())
+        .create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone(), &caller)
         .await
-        .map_err(|error| match error {
-            RunsError::Full { retry_after_secs, .. } => {
-                let mut reply = ErrorReply::new(error.code(), error.to_string());
-                reply.headers.push(("retry-after".into(), retry_after_secs.to_string()));
-                reply
-            }
-            RunsError::Store(error) => store_error(&error),
-        })?;
+        .map_err(|error| runs_error(&error))?;
     let body = json!({ "id": record.id, "status": record.status, "conversationId": record.conversation, "events": format!("/runs/{}/events", record.id) });
     let accepted = RunReply::Json {
         status: 202,
@@ -162,7 +169,10 @@ async fn start(
     Ok(RunReply::Started { accepted: Box::new(accepted), record: Box::new(record), prepared: Box::new(prepared) })
 }
 
-/// The run `id`, if the caller may read it.
+/// The run `id`, if the caller may read it: a run with an owner only if
+/// the pipeline's inbound plugin, as it is now, identifies the caller as
+/// that owner. A caller it does not identify is refused as another caller
+/// is, with `404`: nothing tells them the run exists.
 async fn read(pipeline: &Pipeline, runs: &Runs, id: &str, inbound: Inbound) -> Result<RunRecord, ErrorReply> {
     let id: RunId = id.parse().map_err(|_| unknown_run(id))?;
     let record = runs.get(&id).await.map_err(|error| store_error(&error))?.ok_or_else(|| unknown_run(id.as_str()))?;
@@ -175,8 +185,11 @@ async fn read(pipeline: &Pipeline, runs: &Runs, id: &str, inbound: Inbound) -> R
         ..inbound
     };
     match identify(pipeline, &name, reader).await? {
-        Some(caller) if &caller != owner => Err(unknown_run(id.as_str())),
-        _ => Ok(record),
+        Some(caller) if &caller == owner => Ok(record),
+        // Another caller, or none the pipeline can name now (its manifest
+        // gone, or edited to name no inbound plugin or one that gives no
+        // user id): never a pass on an owned run.
+        _ => Err(unknown_run(id.as_str())),
     }
 }
 
@@ -201,6 +214,19 @@ fn last_event_id(inbound: &Inbound) -> Result<u64, ErrorReply> {
 fn unknown_run(id: &str) -> ErrorReply {
     let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
     ErrorReply::new(ErrorCode::UnknownRun, format!("there is no run `{id}` that you may read"))
+}
+
+/// A run that could not be started: a refusal for now (the host's runs,
+/// or this caller's share, are all under way) with its `Retry-After`.
+fn runs_error(error: &RunsError) -> ErrorReply {
+    let mut reply = match error {
+        RunsError::Full { .. } | RunsError::CallerFull { .. } => ErrorReply::new(error.code(), error.to_string()),
+        RunsError::Store(error) => store_error(error),
+    };
+    if let Some(secs) = error.retry_after_secs() {
+        reply.headers.push(("retry-after".into(), secs.to_string()));
+    }
+    reply
 }
 
 fn store_error(error: &crate::runs::RunStoreError) -> ErrorReply {

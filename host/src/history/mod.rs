@@ -1,8 +1,9 @@
 //! Conversation memory: the turns of each user and session, for routers
 //! and agents to see. A turn (the user's messages, what the agent added, the
 //! answer's text) is recorded once its answer completes, never after a
-//! failure. Backends: in memory, optionally kept in a local file (`memory`),
-//! and a DynamoDB table for Lambda (`dynamo`).
+//! failure. Backends: in memory, bounded in count and in bytes, optionally
+//! kept in a local file (`memory`), and a DynamoDB table for Lambda
+//! (`dynamo`).
 
 mod dynamo;
 mod memory;
@@ -33,7 +34,19 @@ pub struct HistorySettings {
     #[arg(long, env = "STREAMHOST_HISTORY_MAX_CONVERSATIONS", default_value_t = 10_000, value_name = "N")]
     pub history_max_conversations: usize,
 
-    /// Keep the in-memory conversations in this JSON file across restarts.
+    /// The most bytes the conversations kept in memory may hold, each
+    /// message counted as its text and 64 bytes (each turn and conversation
+    /// as a little more, its key's text included); past it the least
+    /// recently used conversations are dropped, whole. A turn larger than
+    /// this is kept without its oldest messages, down to the latest that
+    /// fit; one whose last message (the answer) alone does not fit is not
+    /// kept.
+    #[arg(long, env = "STREAMHOST_HISTORY_MAX_BYTES", default_value_t = 64 << 20, value_name = "BYTES")]
+    pub history_max_bytes: u64,
+
+    /// Keep the in-memory conversations in this file across restarts: a
+    /// journal of JSON lines, appended to at each turn and rewritten now and
+    /// then.
     #[arg(long, env = "STREAMHOST_HISTORY_FILE", value_name = "FILE", conflicts_with = "history_table")]
     pub history_file: Option<PathBuf>,
 
@@ -126,6 +139,7 @@ impl HistoryStore {
             None => HistoryStore::Memory(MemoryHistory::new(
                 settings.history_turns,
                 settings.history_max_conversations,
+                settings.history_max_bytes,
                 settings.history_file.clone(),
             )?),
         })

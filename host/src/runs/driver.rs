@@ -114,7 +114,8 @@ impl Driver {
     }
 
     /// Logs a batch of the pipeline's events, unless it would take the run
-    /// past its byte bound or one event is larger than a store keeps.
+    /// (its record and events) past its byte bound or one event is larger
+    /// than a store keeps.
     async fn log(&mut self, batch: Vec<Event>) -> Result<(), End> {
         let stored: Vec<StoredEvent> = batch
             .iter()
@@ -138,7 +139,7 @@ impl Driver {
         let limit = self.runs.settings.max_run_bytes;
         if self.record.bytes + bytes > limit {
             return too_large(format!(
-                "the run's events passed its {limit}-byte limit (--max-run-bytes); the events from {} on were not kept",
+                "the run passed its {limit}-byte limit (--max-run-bytes: its record and events); the events from {} on were not kept",
                 self.record.events + 1
             ));
         }

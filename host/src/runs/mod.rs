@@ -19,6 +19,7 @@ mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -53,16 +54,26 @@ pub struct RunSettings {
     #[arg(long, env = "STREAMHOST_RUNS_TTL_SECS", default_value_t = 24 * 3600, value_name = "SECS")]
     pub runs_ttl_secs: u64,
 
-    /// The most runs kept in memory at once: when full, the oldest ended
-    /// run is dropped to make room; when every kept run is still going,
-    /// `POST /runs/…` is answered `429` with `Retry-After`.
+    /// The most runs kept in memory at once: when full, an ended run is
+    /// dropped to make room (the oldest of the caller who keeps the most);
+    /// when every kept run is still going, `POST /runs/…` is answered `429`
+    /// with `Retry-After`.
     #[arg(long, env = "STREAMHOST_MAX_RUNS", default_value_t = 100, value_name = "N")]
     pub max_runs: usize,
 
-    /// The most bytes of events one run may log, each event counted with
-    /// what keeping it costs (its text and 400 bytes); past it the run ends
-    /// `failed` with a `run_too_large` error event. In memory, at most
-    /// `--max-runs` times this is kept.
+    /// The most runs one caller may have under way at once in memory, so
+    /// that no caller takes the whole of `--max-runs`; past it that
+    /// caller's `POST /runs/…` is answered `429` with `Retry-After`. A
+    /// caller is the user id the pipeline's inbound plugin gives, else the
+    /// address it calls from. Default: a tenth of `--max-runs`, at least 1.
+    #[arg(long, env = "STREAMHOST_MAX_RUNS_PER_CALLER", value_name = "N")]
+    pub max_runs_per_caller: Option<usize>,
+
+    /// The most bytes one run may hold: its record's text (its conversation
+    /// id is the caller's `sessionId`) with what keeping the record costs,
+    /// and its events, each counted with what keeping it costs (its text
+    /// and 400 bytes); past it the run ends `failed` with a `run_too_large`
+    /// error event. In memory, at most `--max-runs` times this is kept.
     #[arg(long, env = "STREAMHOST_MAX_RUN_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_run_bytes: u64,
 
@@ -86,6 +97,56 @@ pub struct RunSettings {
 impl RunSettings {
     fn ttl(&self) -> Duration {
         Duration::from_secs(self.runs_ttl_secs)
+    }
+
+    /// The most runs one caller may have under way: `--max-runs-per-caller`,
+    /// else a tenth of `--max-runs`; at least 1.
+    pub fn per_caller_limit(&self) -> usize {
+        self.max_runs_per_caller.unwrap_or(self.max_runs / 10).max(1)
+    }
+}
+
+/// Whose share of the host's runs a new run counts against
+/// (`--max-runs-per-caller`): the caller as the pipeline's inbound plugin
+/// identified them, else the address the frontend saw the call come from.
+/// One person under two of these is two callers; callers behind one proxy
+/// (one address) and with no inbound plugin to tell them apart are one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    /// The user id the pipeline's inbound plugin gave.
+    User(String),
+    /// The address the call came from (`serve`: the TCP peer; Lambda: the
+    /// Function URL's `requestContext.http.sourceIp`); an IPv6 address by
+    /// its /64, which one machine is commonly given whole.
+    Address(IpAddr),
+    /// Neither is known (the command line): all such runs share one share.
+    Unknown,
+}
+
+impl Caller {
+    /// The caller of a run: `user`, the inbound plugin's user id, if it gave
+    /// one; else the `address` the call came from; else unknown. A user id
+    /// the caller set itself (no inbound plugin) is not one: anyone may
+    /// claim any.
+    pub fn of(user: Option<String>, address: Option<IpAddr>) -> Self {
+        match (user, address) {
+            (Some(user), _) => Caller::User(user),
+            (None, Some(address)) => Caller::Address(network_of(address)),
+            (None, None) => Caller::Unknown,
+        }
+    }
+}
+
+/// The part of an address one caller holds: an IPv4 address whole (an
+/// IPv4-mapped IPv6 address as the IPv4 address it is), an IPv6 address's
+/// first 64 bits.
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -258,7 +319,8 @@ pub struct RunRecord {
     pub deadline_ms: u64,
     /// The sequence number of its last event.
     pub events: u64,
-    /// What its events count against `--max-run-bytes`.
+    /// What it counts against `--max-run-bytes`: its record (see
+    /// [`RunRecord::size`]) and its events.
     pub bytes: u64,
     /// Token counts over its usage events; none before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -277,6 +339,11 @@ pub struct RunRecord {
 /// How long past its deadline a run that has not ended is taken for lost.
 const LOST_AFTER: Duration = Duration::from_secs(30);
 
+/// What keeping a run's record costs in memory besides its text: the
+/// record, its store entry and the host's handle on a run under way (two
+/// watch channels). An estimate, rounded up, as the events' overhead is.
+const RECORD_OVERHEAD: u64 = 1024;
+
 impl RunRecord {
     /// A new run of `pipeline`, `started` at `created_ms`, with a new id and
     /// no event yet; it must end by `deadline_ms`.
@@ -288,7 +355,7 @@ impl RunRecord {
         deadline_ms: u64,
     ) -> Self {
         let id = RunId::random();
-        RunRecord {
+        let mut record = RunRecord {
             conversation: conversation.unwrap_or_else(|| id.to_string()),
             id,
             pipeline: pipeline.to_string(),
@@ -304,7 +371,18 @@ impl RunRecord {
             error: None,
             sinks: BTreeMap::new(),
             cancel_requested: false,
-        }
+        };
+        record.bytes = record.size();
+        record
+    }
+
+    /// What the record counts against `--max-run-bytes`, in bytes: the text
+    /// callers gave it (the conversation id is their `sessionId`, as long as
+    /// a body allows) and what keeping it costs. Counted once, when the run
+    /// is recorded.
+    pub fn size(&self) -> u64 {
+        let text = self.pipeline.len() + self.conversation.len() + self.owner.as_ref().map_or(0, String::len);
+        text as u64 + RECORD_OVERHEAD
     }
 
     /// The record as `GET /runs/{id}` answers it: without the owner.
@@ -345,6 +423,17 @@ pub enum RunsError {
         /// About when one of them may end, in seconds.
         retry_after_secs: u64,
     },
+    /// The caller already has the most runs under way one caller may
+    /// (`--max-runs-per-caller`): answered `429` with `Retry-After`.
+    #[error(
+        "you already have {max} runs under way, the most one caller may have on this host (--max-runs-per-caller); try again in {retry_after_secs} s"
+    )]
+    CallerFull {
+        /// The most runs one caller may have under way.
+        max: usize,
+        /// About when one of them may end, in seconds.
+        retry_after_secs: u64,
+    },
     /// The run store failed.
     #[error(transparent)]
     Store(#[from] RunStoreError),
@@ -354,8 +443,19 @@ impl RunsError {
     /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
-            RunsError::Full { .. } => ErrorCode::TooManyRuns,
+            RunsError::Full { .. } | RunsError::CallerFull { .. } => ErrorCode::TooManyRuns,
             RunsError::Store(store) => store.code(),
+        }
+    }
+
+    /// When to try again, in seconds, for a refusal that is only for now
+    /// (its `Retry-After`).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            RunsError::Full { retry_after_secs, .. } | RunsError::CallerFull { retry_after_secs, .. } => {
+                Some(*retry_after_secs)
+            }
+            RunsError::Store(_) => None,
         }
     }
 }
@@ -391,13 +491,14 @@ impl Runs {
     }
 
     /// Records a new run of `pipeline` for `request`, `started`, with no
-    /// event yet; the caller then has it executed.
+    /// event yet, against `caller`'s share; the caller then has it executed.
     pub async fn create(
         &self,
         pipeline: &str,
         request: &Request,
         manifest: Option<&Manifest>,
         owner: Option<String>,
+        caller: &Caller,
     ) -> Result<RunRecord, RunsError> {
         let now = now_ms();
         let mut record = RunRecord::started(
@@ -409,7 +510,7 @@ impl Runs {
         );
         let sinks = manifest.map(|manifest| &manifest.sinks).into_iter().flatten();
         record.sinks = sinks.map(|(name, sink)| (name.clone(), SinkStatus::new(sink.kind()))).collect();
-        match self.store.create(&record, self.settings.max_runs).await {
+        match self.store.create(&record, caller).await {
             Ok(()) => {
                 // Registered now, so that a cancel before the run is driven
                 // is not lost; a run driven elsewhere is `release`d.
@@ -420,6 +521,9 @@ impl Runs {
             }
             Err(RunStoreError::Full { retry_after_secs }) => {
                 Err(RunsError::Full { max: self.settings.max_runs, retry_after_secs })
+            }
+            Err(RunStoreError::CallerFull { retry_after_secs }) => {
+                Err(RunsError::CallerFull { max: self.settings.per_caller_limit(), retry_after_secs })
             }
             Err(error) => Err(error.into()),
         }

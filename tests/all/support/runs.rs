@@ -19,10 +19,26 @@ pub struct RunEvent {
 
 /// Starts a run: the status and the JSON answer.
 pub async fn start(base: &str, path: &str, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
-    let response =
-        reqwest::Client::new().post(format!("{base}/runs/{path}")).body(body.to_string()).send().await.unwrap();
+    start_from(&reqwest::Client::new(), base, path, body).await
+}
+
+/// Starts a run with `client` (one bound to another loopback address is
+/// another caller): the status and the JSON answer.
+pub async fn start_from(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Value, reqwest::header::HeaderMap) {
+    let response = client.post(format!("{base}/runs/{path}")).body(body.to_string()).send().await.unwrap();
     let (status, headers) = (response.status().as_u16(), response.headers().clone());
     (status, serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null), headers)
+}
+
+/// A client whose calls come from `address` (any of 127.0.0.0/8 reaches a
+/// server on 127.0.0.1): to the host, a caller of its own.
+pub fn client_from(address: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from(address)).build().unwrap()
 }
 
 /// `GET /runs/{id}` as JSON.

@@ -1,5 +1,6 @@
 //! Where runs are kept: their records and their logs of events, in order.
-//! In memory for `serve` (bounded by count and by time); a DynamoDB table
+//! In memory for `serve` (bounded by count, per caller and by time; in
+//! bytes, by count times `--max-run-bytes`); a DynamoDB table
 //! on Lambda, so that any execution environment can serve a run's
 //! subscribers and a run outlives the host that started it.
 
@@ -13,7 +14,7 @@ use thiserror::Error;
 
 use crate::error_code::ErrorCode;
 
-use super::{RunId, RunRecord, RunSettings, SinkStatus};
+use super::{Caller, RunId, RunRecord, RunSettings, SinkStatus};
 pub use dynamo::DynamoRuns;
 pub use memory::MemoryRuns;
 
@@ -51,6 +52,14 @@ pub enum RunStoreError {
         /// About when one of them may end, in seconds (a guess).
         retry_after_secs: u64,
     },
+    /// The memory store holds the most runs under way one caller may
+    /// have, all of them this caller's; one may end within about
+    /// `retry_after_secs`.
+    #[error("the caller's share of the run store is full; try again in {retry_after_secs} s")]
+    CallerFull {
+        /// About when one of them may end, in seconds (a guess).
+        retry_after_secs: u64,
+    },
     /// The store failed, or no longer keeps the run; the text says which.
     #[error("the run store is unavailable: {0}")]
     Unavailable(String),
@@ -60,7 +69,7 @@ impl RunStoreError {
     /// The code of this error in the host's table (error_code.rs).
     pub fn code(&self) -> ErrorCode {
         match self {
-            RunStoreError::Full { .. } => ErrorCode::TooManyRuns,
+            RunStoreError::Full { .. } | RunStoreError::CallerFull { .. } => ErrorCode::TooManyRuns,
             RunStoreError::Unavailable(_) => ErrorCode::RunStoreUnavailable,
         }
     }
@@ -68,7 +77,8 @@ impl RunStoreError {
 
 /// Where runs are kept: memory, or a DynamoDB table (`--runs-table`).
 pub enum RunStore {
-    /// In this process's memory, bounded by `--max-runs` and `--runs-ttl-secs`.
+    /// In this process's memory, bounded by `--max-runs`,
+    /// `--max-runs-per-caller` and `--runs-ttl-secs`.
     Memory(MemoryRuns),
     /// A DynamoDB table, shared by every host that names it.
     Dynamo(DynamoRuns),
@@ -85,15 +95,15 @@ impl RunStore {
                 let keep = settings.ttl() + std::time::Duration::from_secs(settings.max_run_secs);
                 RunStore::Dynamo(DynamoRuns::new(client, table.clone(), keep))
             }
-            None => RunStore::Memory(MemoryRuns::new(settings.ttl())),
+            None => RunStore::Memory(MemoryRuns::new(settings.ttl(), settings.max_runs, settings.per_caller_limit())),
         }
     }
 
-    /// Adds a new run; in memory at most `max_runs` (a table has no count
-    /// to keep).
-    pub async fn create(&self, record: &RunRecord, max_runs: usize) -> Result<(), RunStoreError> {
+    /// Adds a new run of `caller`'s; in memory within `--max-runs` and
+    /// `caller`'s share (a table has no count to keep, and no share).
+    pub async fn create(&self, record: &RunRecord, caller: &Caller) -> Result<(), RunStoreError> {
         match self {
-            RunStore::Memory(memory) => memory.create(record, max_runs),
+            RunStore::Memory(memory) => memory.create(record, caller),
             RunStore::Dynamo(dynamo) => dynamo.create(record).await,
         }
     }
