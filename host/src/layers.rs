@@ -120,6 +120,31 @@ mod tests {
         assert!(wrong.is_empty(), "the module layers are broken:\n{}", wrong.join("\n"));
     }
 
+    /// The README's Layout block lists every module of `src/` (in the order
+    /// of the layers) and every top-level folder of the repository.
+    #[test]
+    fn the_readmes_layout_is_the_tree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let layout = readme.split("## Layout\n\n```\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+        let listed: Vec<&str> = layout
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("src/"))
+            .filter_map(|entry| entry.split([' ', '/', '.']).next())
+            .collect();
+        let in_layers: Vec<&str> = LAYERS.to_vec();
+        assert_eq!(listed, in_layers, "README's Layout must list host/src's modules in the order of layers.rs");
+        let mut missing = Vec::new();
+        for entry in std::fs::read_dir(&root).unwrap().map(|entry| entry.unwrap().path()) {
+            let name = entry.file_name().unwrap().to_string_lossy().into_owned();
+            let ignored = name.starts_with('.') || name == "target";
+            if entry.is_dir() && !ignored && !layout.lines().any(|line| line.starts_with(&format!("{name}/"))) {
+                missing.push(name);
+            }
+        }
+        assert!(missing.is_empty(), "README's Layout leaves out {missing:?}");
+    }
+
     #[test]
     fn a_use_of_a_higher_layer_is_found() {
         assert_eq!(

@@ -44,7 +44,7 @@ use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{Inbound, RouteSettings, prepare_mapped};
 use crate::request_id::RequestId;
-use crate::runs::{RunError, RunId, Runs};
+use crate::runs::{RunFailure, RunId, Runs};
 
 type Body = BoxStream<'static, Result<Bytes, Infallible>>;
 type Answer = FunctionResponse<Value, Body>;
@@ -197,7 +197,7 @@ impl Function {
                     Ok(()) => run_response(*accepted),
                     Err(message) => {
                         warn!(run = %record.id, %message, "the run's invocation could not be started");
-                        let error = RunError::new(ErrorCode::RunNotStarted, message.clone());
+                        let error = RunFailure::new(ErrorCode::RunNotStarted, message.clone());
                         self.runs.abandon(*record, error).await;
                         error_response(&ErrorReply::new(
                             ErrorCode::RunNotStarted,
@@ -254,9 +254,9 @@ impl Function {
             Ok(_) => {
                 let message =
                     "the run's request maps to another pipeline or caller than the one that started it".to_string();
-                self.runs.abandon(record, RunError::new(ErrorCode::RunNotStarted, message)).await
+                self.runs.abandon(record, RunFailure::new(ErrorCode::RunNotStarted, message)).await
             }
-            Err(reply) => self.runs.abandon(record, RunError { code: reply.code, message: reply.message }).await,
+            Err(reply) => self.runs.abandon(record, RunFailure { code: reply.code, message: reply.message }).await,
         }
         let status = self.runs.get(&id).await.ok().flatten().map(|record| record.status);
         json!({ "id": id, "status": status })

@@ -9,7 +9,7 @@ use tracing::{debug, error, info, trace, warn};
 use wasmtime::component::Resource;
 
 use super::sandbox::PluginState;
-use super::turn::{ModelStreamState, TurnHost};
+use super::turn_host::{ModelStreamState, TurnHost};
 use crate::error_code::ErrorCode;
 use crate::wit::model_api::{ModelEvent, ModelRequest};
 use crate::wit::{self, ErrorInfo, Event, LogLevel, Message};

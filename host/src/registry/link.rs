@@ -18,7 +18,7 @@ use crate::wit::{
 
 /// A plugin's role: the world it was built for, known by what it exports.
 /// The one list of roles: linking, calling, the catalog, golden tests and
-/// `streamhost new --role` all take it (`docs/design/010-plugin-roles.md`
+/// `streamhost new --role` all take it (`docs/design/010-layers-and-roles.md`
 /// lists what a new role touches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PluginRole {

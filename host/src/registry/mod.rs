@@ -10,7 +10,7 @@
 //! component), `link` (its role, linked for it), `sandbox` (the store and
 //! limits of one instance), then one module per role's calls (`transform`,
 //! `roles`), and the imports the host provides (`imports`, with a router's or
-//! an agent's behind `turn`).
+//! an agent's behind `turn_host`).
 
 mod imports;
 mod link;
@@ -20,7 +20,7 @@ mod quota;
 mod roles;
 mod sandbox;
 mod transform;
-mod turn;
+mod turn_host;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -39,7 +39,7 @@ pub use quota::OutputLimitExceeded;
 pub use sandbox::PluginError;
 use sandbox::{PluginState, Sandbox, SandboxOptions};
 pub use transform::TransformInstance;
-pub use turn::{ModelStream, ModelStreamState, TurnHost};
+pub use turn_host::{ModelStream, ModelStreamState, TurnHost};
 
 use crate::engine::{CompileCache, Limits};
 use crate::error_code::Code;
@@ -237,7 +237,7 @@ impl Registry {
         let Linked::Router(pre) = &plugin.linked else { return Err(plugin.wrong_role(PluginRole::Router).into()) };
         let sandbox = self.sandbox(&plugin, settings, Some(Box::new(turn)))?;
         let (choice, turn) = roles::select(sandbox, pre, request).await?;
-        Ok((choice, turn::take_back(turn)))
+        Ok((choice, turn_host::take_back(turn)))
     }
 
     /// Runs the agent plugin `name` for one turn; gives the turn back after.
@@ -252,7 +252,7 @@ impl Registry {
         let Linked::Agent(pre) = &plugin.linked else { return Err(plugin.wrong_role(PluginRole::Agent).into()) };
         let sandbox = self.sandbox(&plugin, settings, Some(Box::new(turn)))?;
         let (stop_reason, turn) = roles::handle(sandbox, pre, request).await?;
-        Ok((stop_reason, turn::take_back(turn)))
+        Ok((stop_reason, turn_host::take_back(turn)))
     }
 
     /// Asks the request-filter plugin `name` to map the caller's request.

@@ -3,7 +3,7 @@
 //! downstream) behind their imports.
 
 use super::sandbox::{PluginError, Sandbox};
-use super::turn::TurnHost;
+use super::turn_host::TurnHost;
 use crate::wit::router::RouterPre;
 use crate::wit::{
     AgentPre, AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal, RequestFilterPre, RouteRequest,

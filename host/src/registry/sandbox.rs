@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::link::Plugin;
 use super::output::PluginOutput;
 use super::quota::{OutputLimitExceeded, OutputMeter};
-use super::turn::TurnHost;
+use super::turn_host::TurnHost;
 use crate::engine::Limits;
 use crate::error_code::{Code, ErrorCode};
 use crate::log_text::escaped;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{RunError, RunRecord, RunStatus, RunUsage, Runs, StoredEvent, now_ms};
+use super::{RunFailure, RunRecord, RunStatus, RunUsage, Runs, StoredEvent, now_ms};
 use crate::error_code::ErrorCode;
 use crate::event::{Event, type_and_data};
 use crate::pipeline::Batch;
@@ -49,7 +49,7 @@ pub(super) fn deadline(deadline_ms: u64, lambda: Option<SystemTime>) -> Instant 
 struct End {
     status: RunStatus,
     /// An error event to log before `done` (a bound reached).
-    error: Option<RunError>,
+    error: Option<RunFailure>,
 }
 
 pub(super) struct Driver {
@@ -62,7 +62,7 @@ pub(super) struct Driver {
 impl Driver {
     /// Runs the pipeline's `events` (or logs why it could not start) to the
     /// run's end.
-    pub(super) async fn run(mut self, events: Result<BoxStream<'static, Batch>, RunError>) {
+    pub(super) async fn run(mut self, events: Result<BoxStream<'static, Batch>, RunFailure>) {
         let end = match events {
             Ok(events) => self.pump(events).await,
             Err(error) => End { status: RunStatus::Failed, error: Some(error) },
@@ -83,7 +83,7 @@ impl Driver {
                             return end;
                         }
                         if let Some(failure) = failure {
-                            self.record.error = Some(RunError { code: failure.code, message: failure.message });
+                            self.record.error = Some(RunFailure { code: failure.code, message: failure.message });
                         }
                         if last_saved.elapsed() >= SAVE_EVERY {
                             self.save().await;
@@ -102,7 +102,7 @@ impl Driver {
                 } => return cancelled_end(),
                 _ = tokio::time::sleep_until(self.deadline) => {
                     let message = "the run went on past its time limit (--max-run-secs, or the Lambda invocation's deadline)";
-                    return End { status: RunStatus::Failed, error: Some(RunError::new(ErrorCode::RunTimeLimit, message)) };
+                    return End { status: RunStatus::Failed, error: Some(RunFailure::new(ErrorCode::RunTimeLimit, message)) };
                 }
                 _ = cancel_check.tick(), if shared_store => {
                     if self.runs.store.get(&self.record.id).await.ok().flatten().is_some_and(|record| record.cancel_requested) {
@@ -126,7 +126,7 @@ impl Driver {
             })
             .collect();
         let too_large = |message: String| {
-            Err(End { status: RunStatus::Failed, error: Some(RunError::new(ErrorCode::RunTooLarge, message)) })
+            Err(End { status: RunStatus::Failed, error: Some(RunFailure::new(ErrorCode::RunTooLarge, message)) })
         };
         if let Some(event) = stored.iter().find(|event| event.data.len() > MAX_EVENT_BYTES) {
             return too_large(format!(
@@ -159,7 +159,7 @@ impl Driver {
             warn!(run = %self.record.id, %error, "a run's events could not be stored; the run ends");
             End {
                 status: RunStatus::Failed,
-                error: Some(RunError::new(ErrorCode::RunStoreUnavailable, error.to_string())),
+                error: Some(RunFailure::new(ErrorCode::RunStoreUnavailable, error.to_string())),
             }
         })
     }

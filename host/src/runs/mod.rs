@@ -254,14 +254,14 @@ pub struct RunUsage {
 /// Why a run failed or was cancelled: the code and message of its last
 /// error event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunError {
+pub struct RunFailure {
     /// The error's code: the host's (error_code.rs) or a plugin's.
     pub code: String,
     /// What went wrong, in words.
     pub message: String,
 }
 
-impl RunError {
+impl RunFailure {
     /// An error of the host's own.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self { code: code.to_string(), message: message.into() }
@@ -327,7 +327,7 @@ pub struct RunRecord {
     pub usage: Option<RunUsage>,
     /// Why it failed: its last error; none without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<RunError>,
+    pub error: Option<RunFailure>,
     /// Each sink's delivery, by the sink's name in the manifest.
     #[serde(default)]
     pub sinks: BTreeMap<String, SinkStatus>,
@@ -399,7 +399,7 @@ impl RunRecord {
     fn settle_lost(mut self, now: u64) -> Self {
         if !self.status.is_end() && now > self.deadline_ms + LOST_AFTER.as_millis() as u64 {
             self.status = RunStatus::Failed;
-            self.error = Some(RunError::new(ErrorCode::RunLost, "the host driving this run stopped before it ended"));
+            self.error = Some(RunFailure::new(ErrorCode::RunLost, "the host driving this run stopped before it ended"));
             self.ended_ms = Some(self.deadline_ms);
         }
         self
@@ -566,7 +566,7 @@ impl Runs {
         let events = pipeline
             .open_events(request, manifest)
             .await
-            .map_err(|error| RunError { code: error.code().as_str().to_string(), message: error.to_string() });
+            .map_err(|error| RunFailure { code: error.code().as_str().to_string(), message: error.to_string() });
         let deadline = driver::deadline(record.deadline_ms, deadline);
         driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(events).await;
         // On Lambda the invocation ends at its deadline: sinks still behind
@@ -585,7 +585,7 @@ impl Runs {
 
     /// Ends a recorded run that could not be executed: `error`, then
     /// `done`, status failed.
-    pub async fn abandon(self: &Arc<Self>, record: RunRecord, error: RunError) {
+    pub async fn abandon(self: &Arc<Self>, record: RunRecord, error: RunFailure) {
         let (_, cancelled) = watch::channel(false);
         let (id, deadline) = (record.id.clone(), driver::deadline(record.deadline_ms, None));
         driver::Driver { runs: self.clone(), record, cancelled, deadline }.run(Err(error)).await;
