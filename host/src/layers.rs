@@ -120,20 +120,20 @@ mod tests {
         assert!(wrong.is_empty(), "the module layers are broken:\n{}", wrong.join("\n"));
     }
 
-    /// The README's Layout block lists every module of `src/` (in the order
-    /// of the layers) and every top-level folder of the repository.
+    /// The Layout block of `docs/layout.md` lists every module of `src/` (in
+    /// the order of the layers) and every top-level folder of the repository.
     #[test]
-    fn the_readmes_layout_is_the_tree() {
+    fn the_layout_doc_is_the_tree() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-        let layout = readme.split("## Layout\n\n```\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
+        let doc = std::fs::read_to_string(root.join("docs/layout.md")).unwrap();
+        let layout = doc.split("## Layout\n\n```\n").nth(1).and_then(|rest| rest.split("```").next()).unwrap();
         let listed: Vec<&str> = layout
             .lines()
             .filter_map(|line| line.trim_start().strip_prefix("src/"))
             .filter_map(|entry| entry.split([' ', '/', '.']).next())
             .collect();
         let in_layers: Vec<&str> = LAYERS.to_vec();
-        assert_eq!(listed, in_layers, "README's Layout must list host/src's modules in the order of layers.rs");
+        assert_eq!(listed, in_layers, "docs/layout.md must list host/src's modules in the order of layers.rs");
         let mut missing = Vec::new();
         for entry in std::fs::read_dir(&root).unwrap().map(|entry| entry.unwrap().path()) {
             let name = entry.file_name().unwrap().to_string_lossy().into_owned();
@@ -142,7 +142,34 @@ mod tests {
                 missing.push(name);
             }
         }
-        assert!(missing.is_empty(), "README's Layout leaves out {missing:?}");
+        assert!(missing.is_empty(), "docs/layout.md's Layout leaves out {missing:?}");
+    }
+
+    /// The README's plugin table names exactly the plugins the build bundles:
+    /// the `plugins/*` folders that are members of the workspace (the build
+    /// script compiles those; the others are built by their own `build.sh`).
+    #[test]
+    fn plugin_table_is_what_ships() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let table = readme.split("| plugin | what it does |\n").nth(1).expect("the README has its plugin table");
+        let mut listed: Vec<String> = Vec::new();
+        for row in table.lines().skip(1).take_while(|line| line.starts_with('|')) {
+            let first_cell = row.split('|').nth(1).unwrap_or_default();
+            for piece in first_cell.split("[`").skip(1) {
+                listed.push(piece.split("`]").next().unwrap_or_default().to_string());
+            }
+        }
+        listed.sort();
+        let cargo = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let mut members: Vec<String> = cargo
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("\"plugins/"))
+            .map(|rest| rest.trim_end_matches(',').trim_end_matches('"').to_string())
+            .collect();
+        members.sort();
+        assert!(!members.is_empty(), "no `plugins/*` members found in the root Cargo.toml");
+        assert_eq!(listed, members, "README.md's plugin table must list the plugins/* members of the workspace");
     }
 
     #[test]

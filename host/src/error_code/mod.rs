@@ -3,8 +3,8 @@
 //! when. Every error type's `code()` returns an [`ErrorCode`] (or, for a
 //! plugin's own refusal, the plugin's code: see [`Code`]); every frontend's
 //! error response and every error event the host writes takes its code and
-//! status from here. The README's error table is [`markdown_table`], checked
-//! by a test.
+//! status from here. The error table in `docs/http-api.md` is
+//! [`markdown_table`], checked by a test.
 
 mod reply;
 
@@ -52,7 +52,7 @@ macro_rules! error_codes {
         }
 
         impl ErrorCode {
-            /// Every code, in the README's order.
+            /// Every code, in the order of `docs/http-api.md`'s table.
             pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
 
             /// The code as clients see it: `snake_case`.
@@ -70,7 +70,7 @@ macro_rules! error_codes {
                 match self { $(ErrorCode::$variant => Seen::$seen,)* }
             }
 
-            /// When the host answers with it, in a sentence for the README.
+            /// When the host answers with it, in a sentence for `docs/http-api.md`.
             pub const fn when(self) -> &'static str {
                 match self { $(ErrorCode::$variant => $when,)* }
             }
@@ -225,7 +225,8 @@ impl From<ErrorCode> for Code<'_> {
     }
 }
 
-/// The README's table of error codes, rows in [`ErrorCode::ALL`]'s order.
+/// The table of error codes in `docs/http-api.md`, rows in
+/// [`ErrorCode::ALL`]'s order.
 pub fn markdown_table() -> String {
     let mut table = String::from("| status | code | seen in | when |\n|---|---|---|---|\n");
     for code in ErrorCode::ALL {
@@ -329,15 +330,15 @@ mod tests {
         assert_eq!(Code::from(ErrorCode::Overloaded).status(), 503);
     }
 
-    /// The README's table is this table: regenerate it with
+    /// The table in `docs/http-api.md` is this table: regenerate it with
     /// `STREAMHOST_WRITE_README=1 cargo test -p streamhost readme_table`.
     #[test]
     fn the_readme_table_is_this_table() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/http-api.md");
         let readme = std::fs::read_to_string(path).unwrap();
         let (begin, end) = ("<!-- error-codes:begin -->\n", "<!-- error-codes:end -->");
-        let start = readme.find(begin).expect("the README marks its error table") + begin.len();
-        let stop = readme[start..].find(end).expect("the README ends its error table") + start;
+        let start = readme.find(begin).expect("docs/http-api.md marks its error table") + begin.len();
+        let stop = readme[start..].find(end).expect("docs/http-api.md ends its error table") + start;
         let table = markdown_table();
         if std::env::var_os("STREAMHOST_WRITE_README").is_some() {
             std::fs::write(path, format!("{}{}{}", &readme[..start], table, &readme[stop..])).unwrap();
@@ -345,7 +346,7 @@ mod tests {
             assert_eq!(
                 readme[start..stop],
                 table,
-                "run `STREAMHOST_WRITE_README=1 cargo test -p streamhost readme_table`"
+                "update docs/http-api.md: `STREAMHOST_WRITE_README=1 cargo test -p streamhost readme_table`"
             );
         }
     }

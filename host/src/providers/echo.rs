@@ -45,7 +45,7 @@ pub struct EchoSettings {
     #[arg(long = "echo-text", env = "STREAMHOST_ECHO_TEXT", value_name = "TEXT")]
     pub text: Option<String>,
 
-    /// A JSON file of echo script rules (see the README), for calls whose
+    /// A JSON file of echo script rules (see docs/pipelines.md), for calls whose
     /// `model` gives no `script`.
     #[arg(long = "echo-script", env = "STREAMHOST_ECHO_SCRIPT", value_name = "FILE")]
     pub script: Option<PathBuf>,
