@@ -10,11 +10,11 @@
 /// Bottom to top. A module may use the modules before it, never those
 /// after it.
 const LAYERS: &[&str] = &[
-    // Leaves: ids, the error table, log escaping, AWS clients, wasmtime's
+    // Leaves: ids, log escaping, the error table, AWS clients, wasmtime's
     // configuration, where plugins come from.
     "request_id",
-    "error_code",
     "log_text",
+    "error_code",
     "aws",
     "engine",
     "store",

@@ -269,6 +269,8 @@ mod tests {
                 ("chain_not_allowed", 400),
                 ("invalid_last_event_id", 400),
                 ("not_allowed", 403),
+                ("host_not_allowed", 403),
+                ("origin_not_allowed", 403),
                 ("unknown_plugin", 404),
                 ("unknown_pipeline", 404),
                 ("no_default_pipeline", 404),
