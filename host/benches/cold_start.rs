@@ -18,9 +18,7 @@
 
 mod common;
 
-#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
-#[path = "../../tests/all/support/mod.rs"]
-mod support;
+use streamhost_test_support as support;
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -47,7 +45,7 @@ struct Emulator {
     _running: Box<dyn std::any::Any>,
 }
 
-/// The tests' emulator (`tests/all/support/lambda.rs`).
+/// The tests' emulator (`tests/support/src/lambda.rs`).
 async fn tests_emulator() -> Emulator {
     let api = Arc::new(RuntimeApi::start().await);
     let function_url = api.function_url(None).await;

@@ -11,9 +11,7 @@
 mod common;
 
 // The builder of the non-Rust examples that the tests use.
-#[allow(dead_code)] // Each bench uses a part of the tests' support.
-#[path = "../../tests/all/support/polyglot.rs"]
-mod polyglot;
+use streamhost_test_support::polyglot;
 
 use std::path::PathBuf;
 use std::sync::Arc;

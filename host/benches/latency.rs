@@ -23,9 +23,7 @@
 
 mod common;
 
-#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
-#[path = "../../tests/all/support/mod.rs"]
-mod support;
+use streamhost_test_support as support;
 
 use std::convert::Infallible;
 use std::process::Command;

@@ -12,9 +12,7 @@
 
 mod common;
 
-#[allow(dead_code)] // Each bench uses a part of the tests' support.
-#[path = "../../tests/all/support/mod.rs"]
-mod support;
+use streamhost_test_support as support;
 
 use std::time::{Duration, Instant};
 

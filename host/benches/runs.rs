@@ -14,9 +14,7 @@
 //!
 //! Run: `cargo bench -p streamhost --bench runs`.
 
-#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
-#[path = "../../tests/all/support/mod.rs"]
-mod support;
+use streamhost_test_support as support;
 
 use std::time::{Duration, Instant};
 

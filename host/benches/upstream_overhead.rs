@@ -15,9 +15,7 @@
 mod common;
 
 // The loopback servers and host launcher the tests use.
-#[allow(dead_code, unused_imports)] // Each bench uses a part of the tests' support.
-#[path = "../../tests/all/support/mod.rs"]
-mod support;
+use streamhost_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::support::{BIN, EXAMPLES, Server, polyglot, shared_cache};
+use crate::support::{EXAMPLES, Server, bin, polyglot, shared_cache};
 
 const ROLES: [&str; 4] = ["transform", "router", "agent", "request-filter"];
 
 fn streamhost(args: &[&str], dir: &Path) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(args)
         .current_dir(dir)
         .env("STREAMHOST_LOG", "warn")

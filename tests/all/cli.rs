@@ -4,10 +4,10 @@ use crate::support;
 
 use std::process::Command;
 
-use support::{BIN, EXAMPLES, example, fixture, shared_cache};
+use support::{EXAMPLES, bin, example, fixture, shared_cache};
 
 fn invoke(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
+    Command::new(bin())
         .arg("invoke")
         .args(args)
         .arg("--plugins")
@@ -61,7 +61,7 @@ fn invoke_reports_errors_as_json_with_an_exit_code() {
 #[test]
 fn plugins_inspect_describes_a_component() {
     let file = example("ndjson");
-    let output = Command::new(BIN).args(["plugins", "inspect"]).arg(&file).output().unwrap();
+    let output = Command::new(bin()).args(["plugins", "inspect"]).arg(&file).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let wasm = std::fs::read(&file).unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -81,7 +81,7 @@ fn plugins_inspect_describes_a_component() {
 
 #[test]
 fn plugins_inspect_refuses_what_the_host_would_refuse() {
-    let output = Command::new(BIN).args(["plugins", "inspect"]).arg(fixture("other-world")).output().unwrap();
+    let output = Command::new(bin()).args(["plugins", "inspect"]).arg(fixture("other-world")).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     assert_eq!(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{BIN, EXAMPLES, polyglot, shared_cache};
+use crate::support::{EXAMPLES, bin, polyglot, shared_cache};
 
 /// The example plugins that `build.sh` builds in their own language; the
 /// others are built for the tests by `artifacts/`.
@@ -28,7 +28,7 @@ fn every_example_plugin_has_golden_fixtures_and_passes_them() {
             true => polyglot::component(&name).display().to_string(),
             false => name.clone(),
         };
-        let output = Command::new(BIN)
+        let output = Command::new(bin())
             .args(["test", &plugin, "--fixture"])
             .arg(&fixtures)
             .args(["--plugins", EXAMPLES])

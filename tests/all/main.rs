@@ -1,12 +1,15 @@
-//! The integration tests: one binary, as wasmtime keeps its `tests/all`,
-//! so the shared support code compiles once. Each module is one area and
-//! starts the real host (`streamhost serve`, the Lambda emulator, the CLI)
-//! with real plugins and real wire protocols on 127.0.0.1.
+//! The integration tests: one binary, as wasmtime keeps its `tests/all`.
+//! Each module is one area and starts the real host (`streamhost serve`,
+//! the Lambda emulator, the CLI) with real plugins and real wire protocols
+//! on 127.0.0.1, or builds it in process (`pipeline`, `in_process`). What
+//! they share is the workspace crate `streamhost-test-support`
+//! (`tests/support/`), which the benches use too; it is `crate::support`
+//! here.
 //!
 //! Run one area with its module's name as a filter:
 //! `cargo test -p streamhost --test all runs::`.
 
-mod support;
+use streamhost_test_support as support;
 
 mod agents;
 mod authoring;
@@ -17,6 +20,7 @@ mod fuzz_corpus;
 mod golden;
 mod hardening;
 mod http;
+mod in_process;
 mod lambda;
 mod languages;
 mod logs;

@@ -21,7 +21,7 @@ async fn pipeline(plugins: &Path, args: &[&str]) -> Pipeline {
 }
 
 /// Opens `target` (with `then`) for `body`, as every frontend does.
-async fn open(
+pub(crate) async fn open(
     pipeline: &Pipeline,
     target: &str,
     then: Option<&str>,
@@ -34,7 +34,8 @@ async fn open(
     Ok((response.content_type, response.body))
 }
 
-async fn lines(body: BoxStream<'static, Bytes>) -> Vec<Value> {
+/// A body's NDJSON lines, each parsed.
+pub(crate) async fn lines(body: BoxStream<'static, Bytes>) -> Vec<Value> {
     let bytes: Vec<u8> = body.flat_map(|chunk| futures::stream::iter(chunk.to_vec())).collect().await;
     String::from_utf8(bytes).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::moto::{BUCKET, Moto};
-use support::{BIN, Server, example, fixture};
+use support::{Server, bin, example, fixture};
 
 const HELLO: &str = r#"{"prompt":"Hi there"}"#;
 const SOURCE: &str = "s3://streamhost-plugins/plugins/";
@@ -112,7 +112,7 @@ fn publish(moto: &Moto, file: &std::path::Path, name: &str) -> std::process::Out
 }
 
 fn publish_with(moto: &Moto, file: &std::path::Path, name: &str, flags: &[&str]) -> std::process::Output {
-    Command::new(BIN)
+    Command::new(bin())
         .arg("publish")
         .arg(file)
         .args(["--name", name, "--to", SOURCE])

@@ -18,7 +18,7 @@ use aws_sigv4::sign::v4;
 use serde_json::{Value, json};
 use support::lambda::{FunctionUrl, RuntimeApi};
 use support::upstream::{SSE, Script, Upstream, sse};
-use support::{BIN, EXAMPLES, Server, fixture, ndjson_lines, plugin_dir, shared_cache, write_manifest};
+use support::{EXAMPLES, Server, bin, fixture, ndjson_lines, plugin_dir, shared_cache, write_manifest};
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients");
 
@@ -38,7 +38,7 @@ impl Host {
     /// URL; `iam_caller` is the signer Lambda names under `AWS_IAM`.
     async fn lambda(pipeline: &str, echo_delay_ms: u64, iam_caller: Option<&str>) -> Host {
         let api = Arc::new(RuntimeApi::start().await);
-        let function = Command::new(BIN)
+        let function = Command::new(bin())
             .envs(api.env())
             .env("STREAMHOST_PLUGINS", EXAMPLES)
             .env("STREAMHOST_CACHE_DIR", shared_cache())

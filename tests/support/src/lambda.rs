@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BIN, shared_cache};
+use super::{bin, shared_cache};
 
 /// The 8 NUL bytes that end the streaming response's JSON prelude.
 const PRELUDE_END: [u8; 8] = [0; 8];
@@ -41,7 +41,6 @@ pub struct Invocation {
     /// the function took the event.
     pub chunks: Vec<(Duration, Vec<u8>)>,
     /// When the first byte of the body (after the prelude) arrived.
-    #[allow(dead_code)] // Read by the cold-start bench, which shares this file.
     pub first_body_byte_at: Instant,
 }
 
@@ -473,7 +472,7 @@ impl Function {
         let log_dir = tempfile::tempdir().unwrap();
         let log = log_dir.path().join("stderr.log");
         let stdout = log_dir.path().join("stdout.log");
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .envs(api.env())
             .env("STREAMHOST_PLUGINS", plugins)
             .env("STREAMHOST_CACHE_DIR", shared_cache())

@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients/appsync");
+/// Seed 003's client and the simulator: `tests/clients/appsync/` (this crate
+/// is `tests/support/`).
+const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/appsync");
 
 /// Serialises `npm ci` between the tests of one binary.
 static INSTALL: Mutex<()> = Mutex::new(());

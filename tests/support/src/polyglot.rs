@@ -13,9 +13,9 @@ static BUILDING: Mutex<()> = Mutex::new(());
 
 /// The component of `plugins/<name>`, built if missing or stale.
 pub fn component(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(super::REPOSITORY);
     let source = root.join("plugins").join(name);
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("polyglot").join(format!("{name}.wasm"));
+    let out = super::tmp_dir().join("polyglot").join(format!("{name}.wasm"));
     let _one_at_a_time = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if newest(&source).max(newest(&root.join("wit"))) <= modified(&out) {
         return out;
@@ -56,10 +56,11 @@ pub fn one_at_a_time<T>(build: impl FnOnce() -> T) -> T {
     build()
 }
 
-/// `tools/wit-c`, built for the C plugins' `build.sh` (their `WIT_C`).
+/// `tools/wit-c`, built for the C plugins' `build.sh` (their `WIT_C`), in
+/// the tests' own target directory (the parent of [`super::profile_dir`]).
 pub fn wit_c() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(super::REPOSITORY);
+    let target = super::profile_dir().parent().expect("a profile folder is in the target directory").to_path_buf();
     one_at_a_time(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--release", "-p", "wit-c", "--manifest-path"])

@@ -1,5 +1,16 @@
-//! Starts the real `streamhost serve` process on 127.0.0.1 and stops it when
-//! the test ends.
+//! What streamhost's integration tests (`tests/all/`) and benches
+//! (`host/benches/`) share, compiled once: the real `streamhost serve`
+//! process started on 127.0.0.1 and stopped when the test ends ([`Server`]),
+//! the host built in this process ([`in_process_pipeline`],
+//! [`in_process_host`]), and the servers around it: a Lambda Runtime API
+//! emulator (`lambda`), moto (`moto`), Amplify's AppSync simulator
+//! (`appsync`), loopback model sources (`upstream`), the runs API's client
+//! (`runs`) and the builds of the non-Rust examples (`polyglot`).
+//!
+//! A library gets none of the variables Cargo gives an integration test
+//! (`CARGO_BIN_EXE_streamhost`, `CARGO_TARGET_TMPDIR`): the binary and the
+//! shared scratch folder are found from the running test's own path
+//! ([`bin`], [`tmp_dir`]).
 
 pub mod appsync;
 pub mod lambda;
@@ -11,23 +22,71 @@ pub mod upstream;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tempfile::TempDir;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_streamhost");
 pub const EXAMPLES: &str = streamhost_artifacts::EXAMPLES_DIR;
 pub const FIXTURES: &str = streamhost_artifacts::FIXTURES_DIR;
+
+/// The repository's root (this crate is `tests/support/`).
+pub const REPOSITORY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// How long a server may take to start (it may compile on first use).
 const STARTUP: Duration = Duration::from_secs(60);
 
+/// The folder of the running test's or bench's profile: `target/debug` (or
+/// `target/release`, `target/<triple>/debug`, ...). Cargo puts a test or
+/// bench executable in the profile's `deps/` folder and the package's
+/// binaries beside `deps/`; this is found as assert_cmd's `cargo_bin` finds
+/// it, from the running executable's path.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running test's path is known");
+    let mut dir = exe.parent().expect("an executable is in a folder").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The `streamhost` binary: `streamhost` (with the platform's executable
+/// suffix) in [`profile_dir`], beside the `deps/` folder of the running
+/// test or bench. `cargo test -p streamhost` and `cargo bench -p
+/// streamhost` build it before they run the host's integration tests and
+/// benches. Panics, saying how to build it, when it is not there.
+pub fn bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = profile_dir().join(format!("streamhost{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.is_file(),
+            "no streamhost binary at {}, beside the running test's deps/ folder: build it with \
+             `cargo build -p streamhost` (in the tests' profile and target), or run the tests with \
+             `cargo test -p streamhost`, which builds it first",
+            bin.display()
+        );
+        bin
+    })
+}
+
+/// Scratch space the tests and benches share, kept between runs:
+/// `<target>/tmp/streamhost-tests`, where `<target>` is the parent of
+/// [`profile_dir`]. It is to this crate what `CARGO_TARGET_TMPDIR`
+/// (`<target>/tmp`) is to an integration test, which a library does not get.
+pub fn tmp_dir() -> PathBuf {
+    let profile = profile_dir();
+    let target = profile.parent().expect("a profile folder is in the target directory");
+    let dir = target.join("tmp").join("streamhost-tests");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|error| panic!("creating {}: {error}", dir.display()));
+    dir
+}
+
 /// A compile cache shared by the tests that do not test the cache, so each
 /// plugin is compiled once per `cargo test`, not once per server.
 pub fn shared_cache() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compile-cache")
+    tmp_dir().join("compile-cache")
 }
 
 pub struct Server {
@@ -93,10 +152,10 @@ impl ServerBuilder {
             // `exec` keeps the pid, so stopping the server stops streamhost.
             Some(kb) => {
                 let mut shell = Command::new("sh");
-                shell.arg("-c").arg(format!("ulimit -v {kb} && exec \"$0\" \"$@\"")).arg(BIN);
+                shell.arg("-c").arg(format!("ulimit -v {kb} && exec \"$0\" \"$@\"")).arg(bin());
                 shell
             }
-            None => Command::new(BIN),
+            None => Command::new(bin()),
         };
         let mut child = command
             .arg("serve")
@@ -306,9 +365,9 @@ pub fn loopback_aws_env() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The host as `streamhost serve` builds it, over `plugins`, with `args`
-/// (flags of `serve`), in this process.
-pub async fn in_process_pipeline(plugins: &Path, args: &[&str]) -> streamhost::pipeline::Pipeline {
+/// The host's settings as `streamhost serve` reads them: over `plugins`,
+/// with `args` (flags of `serve`), and no disk cache.
+pub fn in_process_settings(plugins: &Path, args: &[&str]) -> streamhost::config::HostSettings {
     #[derive(clap::Parser)]
     struct Settings {
         #[command(flatten)]
@@ -316,5 +375,23 @@ pub async fn in_process_pipeline(plugins: &Path, args: &[&str]) -> streamhost::p
     }
     let plugins = plugins.to_str().unwrap();
     let argv = ["streamhost", "--plugins", plugins, "--no-disk-cache"].into_iter().chain(args.iter().copied());
-    streamhost::build_pipeline(&<Settings as clap::Parser>::parse_from(argv).host).await.unwrap()
+    <Settings as clap::Parser>::parse_from(argv).host
+}
+
+/// The host as `streamhost serve` builds it, over `plugins`, with `args`
+/// (flags of `serve`), in this process.
+pub async fn in_process_pipeline(plugins: &Path, args: &[&str]) -> streamhost::pipeline::Pipeline {
+    streamhost::build_pipeline(&in_process_settings(plugins, args)).await.unwrap()
+}
+
+/// One host's pipeline and detached runs (in memory, unless `args` name a
+/// table), as `streamhost serve` builds them, in this process.
+pub async fn in_process_host(
+    plugins: &Path,
+    args: &[&str],
+) -> (streamhost::pipeline::Pipeline, Arc<streamhost::runs::Runs>) {
+    let settings = in_process_settings(plugins, args);
+    let pipeline = streamhost::build_pipeline(&settings).await.unwrap();
+    let runs = streamhost::build_runs(&settings).await.unwrap();
+    (pipeline, runs)
 }
