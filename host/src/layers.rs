@@ -36,6 +36,7 @@ const LAYERS: &[&str] = &[
     "runs",
     // Settings of the whole host, and what is built on all of the above.
     "config",
+    "assemble",
     "publish",
     "fuzzing",
     "frontends",

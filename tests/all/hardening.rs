@@ -187,7 +187,7 @@ async fn an_upload_cannot_replace_what_an_operator_composed() {
         ("text-only", "seed001"),
         ("keyword-router", "desk"),
         ("tool-agent", "desk"),
-        ("slow-process", "seed004"),
+        ("slow-process", "progress"),
     ] {
         let digest_before = std::fs::read(plugins.path().join(format!("{name}.wasm"))).unwrap();
         assert_eq!(send(put(name)).await, (403, composed(pipeline, name)), "{name}");
@@ -283,5 +283,5 @@ async fn an_answer_that_is_one_json_document_reaches_a_frames_only_formatter() {
     let lines = host.post("/sse-passthrough", r#"{"prompt":"Hi"}"#).await;
     assert_eq!(lines.body, "data: \"one \"\n\ndata: \"two\"\n\n");
     let plain = host.post("/sse-passthrough", r#"{"prompt":"Hi"}"#).await;
-    assert_eq!(plain.body, "data: plain\ndata: answer\n\n");
+    assert_eq!(plain.body, "data: plain\n\ndata: answer\n\n", "a frame per line, once the line is whole");
 }

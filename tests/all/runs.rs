@@ -301,6 +301,7 @@ async fn a_run_with_an_owner_is_refused_to_a_reader_the_pipeline_cannot_identify
         ("sse-passthrough", &example("sse-passthrough")),
         ("text-only", &example("text-only")),
         ("seed004-tool", &example("seed004-tool")),
+        ("redact", &example("redact")),
     ]);
     let seed001: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{EXAMPLES}/seed001.json")).unwrap()).unwrap();

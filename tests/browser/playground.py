@@ -41,7 +41,7 @@ with sync_playwright() as playwright:
     page.wait_for_selector("#events tr[data-type=chunk]")
     assert status(page) == "streaming", f"the first text came when the status was {status(page)!r}"
     shown_while_streaming = page.locator("#events tr[data-type=chunk]").count()
-    page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30000)
+    expect(page.locator("#status")).to_have_text("done", timeout=30000)
     chunks = page.locator("#events tr[data-type=chunk] td:nth-child(3)").all_text_contents()
     assert "".join(chunks) == prompt, chunks
     assert shown_while_streaming < len(chunks), (shown_while_streaming, len(chunks))
@@ -57,7 +57,7 @@ with sync_playwright() as playwright:
     page.click("#send")
     page.wait_for_selector("#events tr[data-type=error]", timeout=30000)
     expect(page.locator("#error")).to_contain_text("plugin_trapped")
-    page.wait_for_function("document.getElementById('status').textContent === 'ended with an error'")
+    expect(page.locator("#status")).to_have_text("ended with an error", timeout=30000)
 
     # 3. An upload is checked, listed, selected and served at once.
     page.fill("#upload-name", "uploaded")
@@ -69,7 +69,7 @@ with sync_playwright() as playwright:
     page.check("input[name=mode][value=prompt]")
     page.fill("#prompt", "served at once")
     page.click("#send")
-    page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30000)
+    expect(page.locator("#status")).to_have_text("done", timeout=30000)
     expect(page.locator("#response-head")).to_contain_text("200 text/event-stream")
     texts = page.locator("#events tr[data-type=text] td:nth-child(3)").all_text_contents()
     assert "".join(json.loads(text)["text"] for text in texts) == "served at once", texts
@@ -79,7 +79,7 @@ with sync_playwright() as playwright:
     page.fill("#target", "ndjson")
     page.fill("#prompt", "Tell me about streams.")
     page.click("#send")
-    page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30000)
+    expect(page.locator("#status")).to_have_text("done", timeout=30000)
     page.screenshot(path=screenshot, full_page=True)
     browser.close()
 print("playground: live text, the error event and the upload all shown")

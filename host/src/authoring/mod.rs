@@ -44,7 +44,7 @@ pub async fn test(host: &HostSettings, chain: &str, fixtures: &[PathBuf], update
     settings.plugins = Some(PluginSource::Folder(folder.path().to_path_buf()));
     settings.providers.echo.delay_ms = 0;
     settings.frozen_wall_clock_ms = Some(GOLDEN_WALL_CLOCK_MS);
-    let pipeline = crate::build_pipeline(&settings).await?;
+    let pipeline = crate::assemble::build_pipeline(&settings).await?;
     // A component not in the compile cache takes seconds to compile (a
     // componentize-py one, tens): say so before the wait.
     eprintln!("streamhost test: loading {chain}");

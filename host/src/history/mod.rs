@@ -121,8 +121,9 @@ impl HistoryError {
 
 /// Where conversations are kept, as `--history-table` and `--history-file` say.
 pub enum HistoryStore {
-    /// In memory, optionally saved to a local file.
-    Memory(MemoryHistory),
+    /// In memory, optionally saved to a local file (boxed: it holds the
+    /// file's journal state, and a DynamoDB store is a client).
+    Memory(Box<MemoryHistory>),
     /// In a DynamoDB table.
     Dynamo(DynamoHistory),
 }
@@ -136,12 +137,12 @@ impl HistoryStore {
                 let client = aws_sdk_dynamodb::Client::new(&crate::aws::load().await);
                 HistoryStore::Dynamo(DynamoHistory::new(client, table.clone(), settings.history_ttl_days))
             }
-            None => HistoryStore::Memory(MemoryHistory::new(
+            None => HistoryStore::Memory(Box::new(MemoryHistory::new(
                 settings.history_turns,
                 settings.history_max_conversations,
                 settings.history_max_bytes,
                 settings.history_file.clone(),
-            )?),
+            )?)),
         })
     }
 

@@ -181,10 +181,10 @@ async fn prepare_from(
         (Some((manifest, filter)), None) => filtered(pipeline, manifest, filter, inbound).await?,
         (None, None) => (inbound.body, None),
     };
-    let plugins_only = Target { chain, manifest: None };
+    let as_found = Target { chain, manifest: manifest.clone() };
     let request = match found.request(chain_name.as_deref(), &body) {
         Ok(request) => request,
-        Err(error) => return Err(missing_target(pipeline, routes, &plugins_only, ErrorReply::from(&error)).await),
+        Err(error) => return Err(missing_target(pipeline, routes, &as_found, ErrorReply::from(&error)).await),
     };
     let caller = filter.and(request.user_id.clone());
     Ok(Prepared { request, manifest, caller, mapped: Mapped { body, chain: chain_name } })

@@ -277,7 +277,7 @@ impl Drop for ActiveStream {
 
 impl crate::error_code::CodedError for PipelineError {
     fn error_code(&self) -> crate::error_code::Code<'_> {
-        self.code().into()
+        self.code()
     }
 
     fn logged(&self) -> bool {

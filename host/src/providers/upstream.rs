@@ -245,7 +245,12 @@ async fn json_answer(response: reqwest::Response) -> Vec<Event> {
         return vec![body::unexpected(SOURCE, "a body that is not JSON", &bytes)];
     };
     let events = decode_value(&value);
-    let frame = as_frame(&value.to_string(), &events);
+    // An error document is the source's refusal, answered before the
+    // stream starts: nothing of an answer to carry.
+    if events.iter().any(|event| matches!(event, Event::Error(_))) {
+        return events;
+    }
+    let frame = as_frame(&String::from_utf8_lossy(&bytes), &events);
     if events.iter().any(says_something) {
         return std::iter::once(frame).chain(events).collect();
     }
@@ -323,43 +328,81 @@ fn json_lines(response: reqwest::Response) -> EventStream {
     lines.flat_map(stream::iter).boxed()
 }
 
-/// Plain text, sent on as it comes, never splitting a character; an empty
-/// body is an error.
+/// Plain text, sent on as it comes, never splitting a character, and as a
+/// frame ([`as_frame`]) per line once the line is whole, so that the frames
+/// are the same however the body was cut; an empty body is an error.
 fn text_answer(response: reqwest::Response) -> EventStream {
-    let text = |bytes: Vec<u8>| {
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        vec![as_frame(&text, &[]), Event::Text(text)]
-    };
-    // (the body until it ends, bytes of a character cut between reads,
-    // whether any text was sent)
-    let state = (Some(response.bytes_stream()), Vec::new(), false);
-    stream::unfold(state, move |(mut body, mut pending, said)| async move {
+    let body =
+        TextBody { body: Some(response.bytes_stream().boxed()), pending: Vec::new(), line: String::new(), said: false };
+    stream::unfold(body, |mut body| async move { Some((body.next().await?, body)) }).flat_map(stream::iter).boxed()
+}
+
+/// A plain-text body being read.
+struct TextBody {
+    /// The body, until it ends or breaks.
+    body: Option<futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>>,
+    /// Bytes of a character cut between reads.
+    pending: Vec<u8>,
+    /// The line not yet whole, for its frame.
+    line: String,
+    /// Whether any text was sent.
+    said: bool,
+}
+
+impl TextBody {
+    /// The events of the next read, or none once the body has ended.
+    async fn next(&mut self) -> Option<Vec<Event>> {
         loop {
-            let chunks = body.as_mut()?;
-            match chunks.next().await {
+            match self.body.as_mut()?.next().await {
                 Some(Ok(chunk)) => {
-                    pending.extend_from_slice(&chunk);
-                    let whole = match std::str::from_utf8(&pending) {
+                    self.pending.extend_from_slice(&chunk);
+                    let whole = match std::str::from_utf8(&self.pending) {
                         // A character cut at the end waits for its other bytes.
                         Err(error) if error.error_len().is_none() => error.valid_up_to(),
-                        _ => pending.len(),
+                        _ => self.pending.len(),
                     };
                     if whole > 0 {
-                        let ready = pending.drain(..whole).collect();
-                        return Some((text(ready), (body, pending, true)));
+                        let ready: Vec<u8> = self.pending.drain(..whole).collect();
+                        return Some(self.text(String::from_utf8_lossy(&ready).into_owned()));
                     }
                 }
-                Some(Err(error)) => return Some((vec![broken(error)], (None, Vec::new(), true))),
-                None if !pending.is_empty() => {
-                    return Some((text(std::mem::take(&mut pending)), (None, Vec::new(), true)));
+                Some(Err(error)) => {
+                    self.body = None;
+                    return Some(vec![broken(error)]);
                 }
-                None if said => return None,
-                None => return Some((vec![body::no_answer(SOURCE, "an empty body")], (None, Vec::new(), true))),
+                None => {
+                    self.body = None;
+                    return Some(self.end()).filter(|events| !events.is_empty());
+                }
             }
         }
-    })
-    .flat_map(stream::iter)
-    .boxed()
+    }
+
+    /// `text` as a text event, and a frame for each line it completes.
+    fn text(&mut self, text: String) -> Vec<Event> {
+        self.said = true;
+        self.line.push_str(&text);
+        let mut events = vec![Event::Text(text)];
+        while let Some(end) = self.line.find('\n') {
+            let line: String = self.line.drain(..=end).collect();
+            events.push(as_frame(&line, &[]));
+        }
+        events
+    }
+
+    /// What is left at the end: the last bytes, the last line's frame, or
+    /// the error of a body that said nothing.
+    fn end(&mut self) -> Vec<Event> {
+        let rest = String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
+        let mut events = if rest.is_empty() { Vec::new() } else { self.text(rest) };
+        if !self.line.is_empty() {
+            events.push(as_frame(&std::mem::take(&mut self.line), &[]));
+        }
+        if !self.said {
+            events.push(body::no_answer(SOURCE, "an empty body"));
+        }
+        events
+    }
 }
 
 /// One event's data: ConverseStream-shaped JSON, bare or inside `"event"`,
