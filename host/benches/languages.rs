@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use streamhost::engine::{self, CompileCache, Limits, OutputLimits};
+use streamhost::plugin_store::{FolderStore, PluginStore};
 use streamhost::registry::Registry;
-use streamhost::store::{FolderStore, PluginStore};
 use streamhost::wit::{Event, StreamContext};
 
 use common::median;

@@ -128,7 +128,14 @@ async fn main() {
         openai().await;
         bedrock().await;
     } else {
-        let upstream = Upstream::start(vec![Script::new(200, SSE).chunk(Duration::ZERO, sse("[DONE]"))]).await;
+        // The smallest whole answer: a text, a stop, `[DONE]` (a bare
+        // `[DONE]` is no answer, and an error).
+        let answer = [
+            sse(r#"{"choices":[{"index":0,"delta":{"content":"x"}}]}"#),
+            sse(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#),
+            sse("[DONE]"),
+        ];
+        let upstream = Upstream::start(vec![Script::new(200, SSE).chunks(Duration::ZERO, answer)]).await;
         let host = Server::builder().arg("--openai-base-url", &upstream.base).arg("--model", "m").start();
         let (first_byte, _) = timed(&reqwest::Client::new(), &host.url("/ndjson"), r#"{"prompt":"x"}"#).await;
         println!("upstream_overhead: one call through the host, first byte after {first_byte:?}");

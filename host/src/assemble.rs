@@ -11,9 +11,9 @@ use crate::engine::CompileCache;
 use crate::history::HistoryStore;
 use crate::manifest::Manifests;
 use crate::pipeline::{Orchestrator, Pipeline, Services};
+use crate::plugin_store::{FolderStore, PluginStore, S3Store};
 use crate::providers::Providers;
 use crate::registry::Registry;
-use crate::store::{FolderStore, PluginStore, S3Store};
 
 /// Assembles engine, store, registry and provider into a pipeline, and
 /// loads the plugins named for preloading.

@@ -11,9 +11,9 @@ use clap::Args;
 use crate::engine::{Limits, OutputLimits};
 use crate::history::HistorySettings;
 use crate::pipeline::AgentSettings;
+use crate::plugin_store::{PluginName, S3Location};
 use crate::providers::ProviderSettings;
 use crate::runs::RunSettings;
-use crate::store::{PluginName, S3Location};
 
 /// Where plugins come from: a folder, or an S3 bucket and prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,10 +16,10 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 
 use crate::engine::{self, CompileCache, Limits, OutputLimits};
+use crate::plugin_store::{FolderStore, PluginName, PluginStore};
 use crate::providers::sse;
 use crate::registry::{PluginError, PluginRole, Registry, RoleError, TransformInstance};
 use crate::request::Request;
-use crate::store::{FolderStore, PluginName, PluginStore};
 use crate::wit::{ErrorInfo, Event, StreamContext, Usage};
 
 /// A request body: parsing never panics, and a request that parses writes

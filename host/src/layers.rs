@@ -17,7 +17,7 @@ const LAYERS: &[&str] = &[
     "error_code",
     "aws",
     "engine",
-    "store",
+    "plugin_store",
     // The contract and the data that flows through it.
     "wit",
     "event",

@@ -2,7 +2,7 @@
 //!
 //! The modules follow the data flow, in layers (`layers.rs` lists them and
 //! a test holds each module to using only the layers below it):
-//! `store` (where plugins come from) -> `registry` (compiled, linked
+//! `plugin_store` (where plugins come from) -> `registry` (compiled, linked
 //! plugins) and `manifest` (named pipelines) -> `pipeline` (the inbound
 //! step, then source -> transforms -> encoder; a source is a model, or a
 //! router and an agent) -> `runs` (detached runs: store, sinks) ->
@@ -13,7 +13,8 @@
 //! `wit` the bindings of the contract, `telemetry` the metrics and traces,
 //! `error_code` the one table of errors and the one place an error becomes
 //! an answer, `request_id` the id every answer and log line carries,
-//! `authoring` the plugin author's tools, `publish` uploads to a store.
+//! `assemble` puts them together from the settings (`config`), `authoring`
+//! is the plugin author's tools, `publish` uploads to a plugin store.
 
 #![warn(missing_docs)]
 
@@ -35,13 +36,13 @@ mod layers;
 pub mod log_text;
 pub mod manifest;
 pub mod pipeline;
+pub mod plugin_store;
 pub mod providers;
 pub mod publish;
 pub mod registry;
 pub mod request;
 pub mod request_id;
 pub mod runs;
-pub mod store;
 pub mod telemetry;
 // `bindgen!` carries the WIT's docs onto what it generates (wit/ is where
 // the contract is documented); the namespace modules it adds have none.

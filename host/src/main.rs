@@ -9,8 +9,8 @@ use streamhost::authoring::watch::WatchedPlugin;
 use streamhost::config::{HostSettings, PluginSource};
 use streamhost::frontends::http::HttpSettings;
 use streamhost::frontends::{cli, http, lambda};
+use streamhost::plugin_store::{ObjectKind, PluginName, S3Location};
 use streamhost::publish;
-use streamhost::store::{ObjectKind, PluginName, S3Location};
 use streamhost::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 

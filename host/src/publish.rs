@@ -16,8 +16,8 @@ use http_body::{Frame, SizeHint};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{self, CompileCache};
+use crate::plugin_store::{ObjectKind, PluginName, S3Location};
 use crate::registry::{self, ComponentReport};
-use crate::store::{ObjectKind, PluginName, S3Location};
 
 /// How much of the component the progress bar moves by at a time.
 const PIECE_BYTES: usize = 256 << 10;

@@ -7,8 +7,8 @@ use thiserror::Error;
 
 use crate::conversation::{Message, ModelMessage, Role};
 use crate::error_code::ErrorCode;
+use crate::plugin_store::{InvalidName, PluginName};
 use crate::providers::{ModelCall, ModelOptions};
-use crate::store::{InvalidName, PluginName};
 
 /// The body as sent. Unknown fields are refused, so a misspelt `promt`
 /// is an error rather than silently ignored.

@@ -285,3 +285,124 @@ async fn an_answer_that_is_one_json_document_reaches_a_frames_only_formatter() {
     let plain = host.post("/sse-passthrough", r#"{"prompt":"Hi"}"#).await;
     assert_eq!(plain.body, "data: plain\n\ndata: answer\n\n", "a frame per line, once the line is whole");
 }
+
+#[tokio::test]
+async fn a_preflight_is_checked_like_the_call_it_asks_for() {
+    let host = Server::builder().arg("--cors-origins", "https://app.example.com").start();
+    let client = reqwest::Client::new();
+    let preflight = |host_header: &str, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, host.url("/ndjson"))
+            .header("host", host_header)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+    };
+    let port = host.base.rsplit(':').next().unwrap().trim_end_matches('/').to_string();
+    let local = format!("127.0.0.1:{port}");
+    let (status, body) = send(preflight("evil.example", "https://app.example.com")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("host_not_allowed")), "{body}");
+    let (status, body) = send(preflight(&local, "https://evil.example")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("origin_not_allowed")), "{body}");
+    let allowed = preflight(&local, "https://app.example.com").send().await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(allowed.headers()["x-content-type-options"], "nosniff", "a preflight's answer is hardened too");
+    // The host's own origin is `http://` and its own name and port, nothing else.
+    for origin in [format!("https://{local}"), format!("ws://{local}")] {
+        let call = client.post(host.url("/ndjson")).header("origin", &origin).body(r#"{"prompt":"hi"}"#);
+        assert_eq!(send(call).await.0, 403, "{origin}");
+    }
+}
+
+#[tokio::test]
+async fn an_upload_is_checked_again_once_its_body_has_arrived() {
+    let plugins = examples();
+    let host = Server::builder().plugins(plugins.path()).arg("--playground-upload", "true").start();
+    let wasm = std::fs::read(example("sse")).unwrap();
+    let (half, rest) = wasm.split_at(wasm.len() / 2);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    sender.send(Ok(half.to_vec())).await.unwrap();
+    let body = reqwest::Body::wrap_stream(tokio_stream_of(receiver));
+    let upload = tokio::spawn(reqwest::Client::new().put(host.url("/_plugins/late-guard")).body(body).send());
+    // A pipeline that runs the name appears while the body is on its way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write_manifest(plugins.path(), "late", &json!({ "transforms": ["late-guard"] }));
+    sender.send(Ok(rest.to_vec())).await.unwrap();
+    drop(sender);
+    let (status, body) = error_of(upload.await.unwrap().unwrap()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("upload_not_allowed")), "{body}");
+    assert!(!plugins.path().join("late-guard.wasm").exists(), "nothing was written");
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |context| receiver.poll_recv(context))
+}
+
+/// A user id that an inbound plugin passes on from the body is a claim,
+/// not an identity: it owns no run and has no share of its own.
+#[tokio::test]
+async fn a_claimed_user_id_is_no_owner_and_no_share_of_its_own() {
+    let host = Server::builder().arg("--max-runs", "20").echo_delay_ms(200).start();
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut first = None;
+    for user in 0..5 {
+        let body = json!({ "query": "refund please, and a long answer to keep the run going", "userId": format!("u{user}"), "sessionId": "s" });
+        let response = client.post(host.url("/runs/seed000")).body(body.to_string()).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+        let answer: Value = response.json().await.unwrap();
+        first = first.or(answer["id"].as_str().map(str::to_string));
+    }
+    assert_eq!(statuses, [202, 202, 429, 429, 429], "one address, a tenth of --max-runs, whatever ids it claims");
+    let id = first.unwrap();
+    let read = client.get(host.url(&format!("/runs/{id}"))).send().await.unwrap();
+    assert_eq!(read.status(), 200, "a run with no owner is read by its id");
+}
+
+#[tokio::test]
+async fn an_error_from_an_agent_runtime_reaches_the_caller_as_an_error_event_scrubbed() {
+    let arn = "User: arn:aws:sts::123456789012:assumed-role/MyRole/sess1 is not authorized";
+    let scripts = [
+        format!("data: \"Hello\"\n\nevent: error\ndata: {arn}\n\n"),
+        format!(
+            "data: \"Hello\"\n\ndata: {}\n\n",
+            json!({ "errorMessage": arn, "errorType": "AccessDeniedException" })
+        ),
+        format!(
+            "data: \"Hello\"\n\nevent: error\ndata: {}\n\ndata: \"after\"\n\n",
+            json!({ "message": arn.replace('/', "\\/") })
+        ),
+    ];
+    let runtime = Upstream::start(
+        scripts
+            .iter()
+            .map(|body| Script::new(200, "text/event-stream").chunk(Duration::ZERO, body.clone().into_bytes()))
+            .collect(),
+    )
+    .await;
+    let host = Server::builder().arg("--upstream-url", &format!("{}/invocations", runtime.base)).start();
+    for script in &scripts {
+        let reply = host.post("/sse-passthrough", r#"{"prompt":"Hi"}"#).await;
+        assert!(!reply.body.contains("123456789012") && !reply.body.contains("MyRole"), "{script}\n{}", reply.body);
+        assert!(reply.body.starts_with("data: \"Hello\"\n\nevent: error\ndata: {\"code\":"), "{}", reply.body);
+        assert!(!reply.body.contains("after"), "the stream ends at its error: {}", reply.body);
+    }
+}
+
+/// A chain that writes nothing of an answer the source made is refused
+/// before its first byte, never a `200` with an empty body: here a
+/// formatter that forwards only an agent runtime's frames, on the echo
+/// model, which sends none.
+#[tokio::test]
+async fn an_answer_the_chain_drops_whole_is_refused_not_an_empty_success() {
+    let host = Server::start();
+    host.post("/sse-passthrough", r#"{"prompt":"hello"}"#).await.assert_error(
+        500,
+        "answer_dropped",
+        "the model source answered (2 text chunks) but the chain wrote nothing of it: its formatter reads only what \
+         this source does not send (`sse-passthrough` forwards an agent runtime's own frames)",
+    );
+    assert!(host.logs().contains("answer_dropped"), "logged once, where it was refused");
+}

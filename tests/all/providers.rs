@@ -623,11 +623,13 @@ async fn an_agent_runtimes_in_band_error_reaches_the_caller_scrubbed() {
             json!({ "type": "error", "data": { "code": "upstream_error", "message": DENIED_SCRUBBED } }),
         ]
     );
-    // The frame `sse-passthrough` forwards is the error's too: scrubbed the same way, still JSON.
+    // `sse-passthrough` forwards the error as its own error event, scrubbed,
+    // never the upstream's bytes, and the stream ends there.
     let reply = host.post("/sse-passthrough", r#"{"prompt":"Hi"}"#).await;
     assert_scrubbed(&reply.body);
-    let forwarded = format!("{}data: {}\n\n", String::from_utf8(text).unwrap(), json!({ "error": DENIED_SCRUBBED }));
-    assert!(reply.body.starts_with(&forwarded), "{}", reply.body);
+    let error = json!({ "code": "upstream_error", "message": DENIED_SCRUBBED });
+    let forwarded = format!("{}event: error\ndata: {error}\n\n", String::from_utf8(text).unwrap());
+    assert_eq!(reply.body, forwarded);
 }
 
 #[tokio::test]

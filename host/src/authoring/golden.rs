@@ -40,9 +40,9 @@ use crate::error_code::ErrorReply;
 use crate::event::{ErrorInfo, Event, UsageJson};
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{self, Inbound, RouteSettings};
+use crate::plugin_store::PluginName;
 use crate::registry::PluginRole;
 use crate::request::Request;
-use crate::store::PluginName;
 
 /// The name of the pipeline a test composes around a router, an agent or a
 /// request filter.

@@ -16,7 +16,7 @@ use anyhow::Context;
 use crate::config::{HostSettings, PluginSource};
 use crate::event::Event;
 use crate::pipeline::Pipeline;
-use crate::store::PluginName;
+use crate::plugin_store::PluginName;
 use golden::{Fixture, FixtureEvent};
 
 /// The wall-clock time plugins read under `streamhost test`:

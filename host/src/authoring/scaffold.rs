@@ -17,8 +17,8 @@ use anyhow::Context;
 use clap::ValueEnum;
 use include_dir::{Dir, DirEntry, include_dir};
 
+use crate::plugin_store::PluginName;
 use crate::registry::PluginRole;
-use crate::store::PluginName;
 
 static TEMPLATES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 static WIT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../wit");

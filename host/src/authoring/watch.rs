@@ -18,7 +18,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::store::PluginName;
+use crate::plugin_store::PluginName;
 
 /// How long a folder must be quiet after a change before it is built.
 const SETTLE: Duration = Duration::from_millis(300);

@@ -133,6 +133,8 @@ error_codes! {
     InvalidFilterResult = "invalid_filter_result", 500, Response,
         "an inbound plugin returned a request that is not well formed";
     InvalidRefusal = "invalid_refusal", 500, Response, "an inbound plugin refused with a status that is not 4xx";
+    AnswerDropped = "answer_dropped", 500, Response,
+        "the model source answered and the chain wrote nothing of it (a formatter that reads only frames, on a source that sends none)";
     Overloaded = "overloaded", 503, Both, "every plugin instance slot (`--max-instances`) is in use";
     // Routers and agents.
     UnknownAgent = "unknown_agent", 500, Stream, "a router chose an agent the pipeline does not name";
@@ -294,6 +296,7 @@ mod tests {
                 ("plugin_output_limit", 500),
                 ("invalid_filter_result", 500),
                 ("invalid_refusal", 500),
+                ("answer_dropped", 500),
                 ("overloaded", 503),
                 ("unknown_agent", 500),
                 ("history_unavailable", 503),

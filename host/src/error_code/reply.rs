@@ -102,9 +102,9 @@ mod tests {
 
     use super::*;
     use crate::pipeline::{PipelineError, ResolveError};
+    use crate::plugin_store::{PluginName, StoreError};
     use crate::providers::{ProviderError, UpstreamFailure};
     use crate::registry::{LoadError, PluginError};
-    use crate::store::{PluginName, StoreError};
     use crate::wit::ErrorInfo;
 
     fn name() -> PluginName {

@@ -28,10 +28,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument;
 use tracing::{info, warn};
 
-use super::InSpan;
 use super::origin::OriginPolicy;
 use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
+use super::{InSpan, JsonAnswer};
 use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
@@ -116,6 +116,13 @@ pub async fn serve(pipeline: Arc<Pipeline>, runs: Arc<Runs>, settings: HttpSetti
     let listen = settings.listen;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let address = listener.local_addr()?;
+    if !address.ip().is_loopback() && settings.allowed_hosts.is_empty() {
+        warn!(
+            %address,
+            "not bound to loopback and no --allowed-hosts: any Host is answered, so a web page can reach this server \
+             through DNS rebinding; name the host names it serves with --allowed-hosts"
+        );
+    }
     if !settings.routes.named_only() {
         warn!(
             "serving plugins by name and ?then= chains too: any caller can run any plugin on this host's model sources, \
@@ -208,7 +215,7 @@ async fn accept(listener: TcpListener, app: Router, connections: Connections) {
     graceful.shutdown().await;
 }
 
-fn router(app: App, origins: OriginPolicy, cors_origins: &[String]) -> anyhow::Result<Router> {
+fn router(app_state: App, origins: OriginPolicy, cors_origins: &[String]) -> anyhow::Result<Router> {
     let app = Router::new()
         .route("/healthz", get(health))
         .route("/metrics", get(metrics).post(invoke))
@@ -223,16 +230,18 @@ fn router(app: App, origins: OriginPolicy, cors_origins: &[String]) -> anyhow::R
         .route("/{target}", post(invoke).fallback(method_not_allowed))
         .route("/{target}/", post(invoke).fallback(method_not_allowed))
         .route("/{target}/{*rest}", post(invoke).fallback(method_not_allowed))
-        .fallback(not_found)
-        // Innermost: a refused host or origin has no effect at all.
+        .fallback(not_found);
+    // CORS inside the host and origin check: a preflight from a name or a
+    // page that may not call is refused too, not answered.
+    let app = match cors(cors_origins)? {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    Ok(app
         .layer(axum::middleware::from_fn_with_state(Arc::new(origins), check_origin))
         .layer(axum::middleware::map_response(hardened))
         .layer(axum::middleware::from_fn(with_request_id))
-        .with_state(app);
-    Ok(match cors(cors_origins)? {
-        Some(cors) => app.layer(cors),
-        None => app,
-    })
+        .with_state(app_state))
 }
 
 /// What browsers on `origins` may do: call a pipeline with `POST` and any
@@ -282,7 +291,7 @@ async fn check_origin(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match origins.check(request.headers()) {
+    match origins.check(request.uri().authority().map(|authority| authority.as_str()), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(reply) => refused_unread(&reply),
     }
@@ -352,16 +361,7 @@ async fn runs_call(
 
 fn run_response(reply: RunReply) -> Response {
     match reply {
-        RunReply::Json { status, body, headers } => {
-            let mut response = (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response();
-            append_headers(&mut response, &headers);
-            response
-        }
+        RunReply::Json { status, body, headers } => json_answer(JsonAnswer::new(status, body, &headers)),
         RunReply::Events(events) => {
             (super::stream_headers("text/event-stream"), Body::from_stream(events.map(Ok::<_, Infallible>)))
                 .into_response()
@@ -460,8 +460,8 @@ async fn catalog(State(app): State<App>) -> Response {
 async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let raw_name = uri.path().strip_prefix("/_plugins/").unwrap_or_default();
     let name = percent_encoding::percent_decode_str(raw_name).decode_utf8_lossy();
-    let checked =
-        playground::check_upload(&app.pipeline, &app.playground, app.routes.default_pipeline.as_ref(), &name).await;
+    let default_pipeline = app.routes.default_pipeline.as_ref();
+    let checked = playground::check_upload(&app.pipeline, &app.playground, default_pipeline, &name).await;
     let name = match checked {
         Ok(name) => name,
         Err(reply) => return refused_unread(&reply),
@@ -470,6 +470,12 @@ async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body
         Ok(wasm) => wasm,
         Err(reply) => return refused_unread(&reply),
     };
+    // Again, now that the body is here: a manifest written while it
+    // arrived may run this name by now.
+    let name = match playground::check_upload(&app.pipeline, &app.playground, default_pipeline, name.as_str()).await {
+        Ok(name) => name,
+        Err(reply) => return error_response(&reply),
+    };
     match playground::upload(&app.pipeline, name, wasm).await {
         Ok(uploaded) => json_response(StatusCode::CREATED, &uploaded),
         Err(reply) => error_response(&reply),
@@ -477,7 +483,11 @@ async fn upload(State(app): State<App>, uri: Uri, headers: HeaderMap, body: Body
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    json_answer(JsonAnswer::new(status.as_u16(), body.to_string(), &[]))
+}
+
+fn json_answer(JsonAnswer { status, headers, body }: JsonAnswer) -> Response {
+    (status, headers, body).into_response()
 }
 
 async fn method_not_allowed() -> Response {
@@ -489,11 +499,7 @@ async fn not_found() -> Response {
 }
 
 fn error_response(reply: &ErrorReply) -> Response {
-    reply.log();
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], reply.to_json()).into_response();
-    append_headers(&mut response, &reply.headers);
-    response
+    json_answer(JsonAnswer::error(reply))
 }
 
 /// An answer given before the request's body was read whole. hyper will
@@ -503,17 +509,6 @@ fn refused_unread(reply: &ErrorReply) -> Response {
     let mut response = error_response(reply);
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
-}
-
-fn append_headers(response: &mut Response, headers: &[(String, String)]) {
-    for (name, value) in headers {
-        match (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
-            (Ok(name), Ok(value)) => {
-                response.headers_mut().append(name, value);
-            }
-            _ => warn!(header = %name, "a refusal's header is not a valid HTTP header; left out"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

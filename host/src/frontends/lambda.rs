@@ -36,9 +36,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::InSpan;
 use super::playground::{self, PlaygroundSettings};
 use super::runs::{self, RunReply};
+use super::{InSpan, JsonAnswer};
 use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
@@ -55,7 +55,7 @@ pub struct LambdaSettings {
     /// The pipeline an AppSync resolver's event starts a run of (default:
     /// --default-pipeline).
     #[arg(long, env = "STREAMHOST_APPSYNC_PIPELINE", value_name = "NAME")]
-    pub appsync_pipeline: Option<crate::store::PluginName>,
+    pub appsync_pipeline: Option<crate::plugin_store::PluginName>,
 
     /// How requests find their pipeline.
     #[command(flatten)]
@@ -248,7 +248,12 @@ impl Function {
             inbound.target.clone().or_else(|| self.settings.routes.default_pipeline.as_ref().map(ToString::to_string));
         let same_pipeline = target.as_deref() == Some(record.pipeline.as_str());
         match prepare_mapped(&self.pipeline, &self.settings.routes, inbound, run.chain).await {
-            Ok(prepared) if same_pipeline && prepared.caller == record.owner => {
+            // An owner is the caller the inbound plugin identified when the
+            // run started; the request it mapped then names the same user.
+            Ok(prepared)
+                if same_pipeline
+                    && record.owner.as_ref().is_none_or(|owner| prepared.caller.as_ref() == Some(owner)) =>
+            {
                 self.runs.execute(&self.pipeline, record, prepared.request, prepared.manifest, Some(deadline)).await
             }
             Ok(_) => {
@@ -356,11 +361,7 @@ fn streamed(status: StatusCode, mut headers: HeaderMap, body: BoxStream<'static,
 
 fn run_response(reply: RunReply) -> StreamResponse<Body> {
     match reply {
-        RunReply::Json { status, body, headers } => {
-            let mut response = json_response(status, body);
-            response.metadata_prelude.headers.extend(joined(&headers));
-            response
-        }
+        RunReply::Json { status, body, headers } => json_answer(JsonAnswer::new(status, body, &headers)),
         RunReply::Events(events) => streamed(StatusCode::OK, super::stream_headers("text/event-stream"), events),
         RunReply::NoContent => streamed(StatusCode::NO_CONTENT, HeaderMap::new(), stream::empty().boxed()),
         RunReply::Started { accepted, .. } => run_response(*accepted),
@@ -373,41 +374,27 @@ async fn flush_metrics() {
 }
 
 fn json_response(status: u16, body: String) -> StreamResponse<Body> {
-    let headers = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))].into_iter().collect();
-    streamed(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        headers,
-        stream::iter([Bytes::from(body)]).boxed(),
-    )
+    json_answer(JsonAnswer::new(status, body, &[]))
 }
 
 fn error_response(reply: &ErrorReply) -> StreamResponse<Body> {
-    reply.log();
-    let mut response = json_response(reply.status, reply.to_json());
-    response.metadata_prelude.headers.extend(joined(&reply.headers));
-    response
+    json_answer(JsonAnswer::error(reply))
+}
+
+fn json_answer(JsonAnswer { status, headers, body }: JsonAnswer) -> StreamResponse<Body> {
+    streamed(status, joined(&headers), stream::iter([Bytes::from(body)]).boxed())
 }
 
 /// The streaming prelude carries one string per header, so the values of a
 /// repeated header (two `www-authenticate` challenges) go as one
-/// comma-separated value, as RFC 9110 allows. Headers that are not valid
-/// HTTP are left out.
-fn joined(headers: &[(String, String)]) -> HeaderMap {
-    let mut values: Vec<(&str, String)> = Vec::new();
-    for (name, value) in headers {
-        match values.iter_mut().find(|(seen, _)| seen.eq_ignore_ascii_case(name)) {
-            Some((_, values)) => *values = format!("{values}, {value}"),
-            None => values.push((name, value.clone())),
+/// comma-separated value, as RFC 9110 allows.
+fn joined(headers: &HeaderMap) -> HeaderMap {
+    let mut joined = HeaderMap::new();
+    for name in headers.keys() {
+        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|value| value.to_str().ok()).collect();
+        if let Ok(value) = HeaderValue::from_str(&values.join(", ")) {
+            joined.insert(name.clone(), value);
         }
     }
-    values
-        .into_iter()
-        .filter_map(|(name, value)| match (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
-            (Ok(name), Ok(value)) => Some((name, value)),
-            _ => {
-                warn!(header = %name, "a header is not valid HTTP; left out");
-                None
-            }
-        })
-        .collect()
+    joined
 }

@@ -12,7 +12,9 @@ pub mod origin;
 pub mod playground;
 pub mod runs;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+
+use crate::error_code::ErrorReply;
 
 /// A response body polled inside its request's span: what the pipeline
 /// logs while it streams carries the request id. (tracing's `Instrument`
@@ -63,4 +65,43 @@ pub const SANDBOX_POLICY: &str = "sandbox; default-src 'none'; frame-ancestors '
 pub(crate) fn harden(headers: &mut HeaderMap) {
     headers.entry(HeaderName::from_static("x-content-type-options")).or_insert(HeaderValue::from_static("nosniff"));
     headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(SANDBOX_POLICY));
+}
+
+/// An answer that is not a stream, the same on every transport: its
+/// status, its headers (`content-type: application/json` and the answer's
+/// own, each value once) and its JSON body. `http.rs` and `lambda.rs` each
+/// turn it into their transport's response.
+pub(crate) struct JsonAnswer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// `content-type` and the answer's own headers; those that are not
+    /// valid HTTP are left out (logged).
+    pub headers: HeaderMap,
+    /// The JSON body.
+    pub body: String,
+}
+
+impl JsonAnswer {
+    /// `body` with `status` and the `extra` headers (a refusal's
+    /// `www-authenticate`, a run's `location`).
+    pub(crate) fn new(status: u16, body: String, extra: &[(String, String)]) -> Self {
+        let mut headers = HeaderMap::from_iter([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))]);
+        for (name, value) in extra {
+            match (HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                _ => tracing::warn!(header = %crate::log_text::escaped(name), "a header is not valid HTTP; left out"),
+            }
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self { status, headers, body }
+    }
+
+    /// An error answered before the stream: logged once, as
+    /// `{"error":{"code","message","requestId"}}` with its status and headers.
+    pub(crate) fn error(reply: &ErrorReply) -> Self {
+        reply.log();
+        Self::new(reply.status, reply.to_json(), &reply.headers)
+    }
 }

@@ -75,19 +75,13 @@ impl OriginPolicy {
         }
     }
 
-    /// Whether a request with `headers` may go on; the refusal otherwise.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), ErrorReply> {
-        let host = header(headers, "host");
-        if let (Some(hosts), Some(host)) = (&self.hosts, host) {
-            let name = host_name(host);
-            if !hosts.iter().any(|allowed| host_matches(allowed, &name)) {
-                let message = format!(
-                    "this server answers only requests addressed to {}; `Host: {host}` is none of them \
-                     (start it with --allowed-hosts to add names)",
-                    hosts.join(", ")
-                );
-                return Err(ErrorReply::new(ErrorCode::HostNotAllowed, message));
-            }
+    /// Whether a request with `headers`, and the authority of its target
+    /// where it was sent in absolute form (`POST http://name/…`, which wins
+    /// over `Host`, RFC 9112 §3.2.2), may go on; the refusal otherwise.
+    pub fn check(&self, target_authority: Option<&str>, headers: &HeaderMap) -> Result<(), ErrorReply> {
+        let host = target_authority.or_else(|| header(headers, "host"));
+        if let Some(hosts) = &self.hosts {
+            self.check_host(hosts, host, headers)?;
         }
         match header(headers, "origin") {
             Some(origin) if !self.origin_allowed(origin, host) => Err(ErrorReply::new(
@@ -106,14 +100,33 @@ impl OriginPolicy {
         }
     }
 
-    /// Whether a page on `origin` may call: the host's own origin (same
-    /// `host:port` as `Host`), or one `--cors-origins` names.
+    /// Refuses a request whose host is not one of `hosts`: also one with no
+    /// host, two `Host` headers, or one that is not a host name and port.
+    fn check_host(&self, hosts: &[String], host: Option<&str>, headers: &HeaderMap) -> Result<(), ErrorReply> {
+        let one_header = headers.get_all("host").iter().count() <= 1;
+        let name = host.filter(|_| one_header).and_then(host_name);
+        if name.is_some_and(|name| hosts.iter().any(|allowed| host_matches(allowed, &name))) {
+            return Ok(());
+        }
+        let given = match (host, one_header) {
+            (_, false) => "two `Host` headers".to_string(),
+            (Some(host), true) => format!("`Host: {}`", crate::log_text::escaped(host)),
+            (None, true) => "a request without a `Host`".to_string(),
+        };
+        let message = format!(
+            "this server answers only requests addressed to {}; {given} is none of them \
+             (start it with --allowed-hosts to add names)",
+            hosts.join(", ")
+        );
+        Err(ErrorReply::new(ErrorCode::HostNotAllowed, message))
+    }
+
+    /// Whether a page on `origin` may call: the host's own origin (`http://`
+    /// and the same `host:port` as the request's; `serve` speaks plain
+    /// HTTP), or one `--cors-origins` names.
     fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-        let own = host.is_some_and(|host| {
-            let authority = origin.split_once("://").map(|(_, authority)| authority);
-            authority == Some(host.to_ascii_lowercase().as_str())
-        });
+        let own = host.is_some_and(|host| origin == format!("http://{}", host.to_ascii_lowercase()));
         own || self.any_origin || self.origins.contains(&origin)
     }
 }
@@ -131,14 +144,25 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-/// `Host` without its port, lower case: `[::1]:9000` -> `[::1]`.
-fn host_name(host: &str) -> String {
+/// `Host` without its port, lower case (`[::1]:9000` -> `[::1]`); none
+/// where it is not a host and an optional port of digits
+/// (`[::1].evil.example`, `localhost:evil.example`, `a@b`).
+fn host_name(host: &str) -> Option<String> {
     let host = host.trim().to_ascii_lowercase();
-    let name = match host.rfind(']') {
-        Some(end) => &host[..=end],
-        None => host.rsplit_once(':').map_or(host.as_str(), |(name, _)| name),
+    let (name, port) = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let (address, rest) = bracketed.split_once(']')?;
+            (format!("[{address}]"), rest.strip_prefix(':').or(Some(rest).filter(|rest| rest.is_empty()))?)
+        }
+        None => match host.rsplit_once(':') {
+            Some((name, port)) => (name.to_string(), port),
+            None => (host.clone(), ""),
+        },
     };
-    name.to_string()
+    let port_ok = port.chars().all(|char| char.is_ascii_digit());
+    let name_ok = !name.is_empty()
+        && (name.starts_with('[') || name.chars().all(|char| char.is_ascii_alphanumeric() || "-._".contains(char)));
+    (port_ok && name_ok).then_some(name)
 }
 
 #[cfg(test)]
@@ -162,7 +186,7 @@ mod tests {
     fn a_loopback_server_answers_loopback_names_only() {
         let policy = loopback(&[]);
         for host in ["localhost:9000", "127.0.0.1:9000", "[::1]:9000", "LOCALHOST", "app.localhost:9000", "127.0.0.1"] {
-            assert_eq!(code(policy.check(&headers(&[("host", host)]))), None, "{host}");
+            assert_eq!(code(policy.check(None, &headers(&[("host", host)]))), None, "{host}");
         }
         for host in [
             "evil.example:9000",
@@ -171,43 +195,85 @@ mod tests {
             "localhost.evil.example:9000",
             "10.0.0.1:9000",
         ] {
-            assert_eq!(code(policy.check(&headers(&[("host", host)]))), Some("403 host_not_allowed".into()), "{host}");
+            assert_eq!(
+                code(policy.check(None, &headers(&[("host", host)]))),
+                Some("403 host_not_allowed".into()),
+                "{host}"
+            );
         }
+    }
+
+    #[test]
+    fn a_host_that_is_not_a_name_and_a_port_is_refused() {
+        let policy = loopback(&[]);
+        for host in [
+            "[::1].evil.example",
+            "[::1]@evil.example",
+            "localhost:evil.example",
+            "localhost@evil.example",
+            "[::1]x",
+            "",
+        ] {
+            assert_eq!(
+                code(policy.check(None, &headers(&[("host", host)]))),
+                Some("403 host_not_allowed".into()),
+                "{host}"
+            );
+        }
+        assert_eq!(code(policy.check(None, &HeaderMap::new())), Some("403 host_not_allowed".into()), "no Host");
+        let mut two = headers(&[("host", "localhost:9000")]);
+        two.append("host", "evil.example".parse().unwrap());
+        assert_eq!(code(policy.check(None, &two)), Some("403 host_not_allowed".into()), "two Host headers");
+        // The absolute form's authority wins over `Host`.
+        let local = headers(&[("host", "localhost:9000")]);
+        assert_eq!(code(policy.check(Some("evil.example"), &local)), Some("403 host_not_allowed".into()));
+        assert_eq!(code(policy.check(Some("127.0.0.1:9000"), &local)), None);
     }
 
     #[test]
     fn allowed_hosts_and_other_addresses_are_told_apart() {
         let named = OriginPolicy::new(Some("127.0.0.1:9000".parse().unwrap()), &["dev.example".into()], &[]);
-        assert_eq!(code(named.check(&headers(&[("host", "dev.example:9000")]))), None);
-        assert!(named.check(&headers(&[("host", "localhost:9000")])).is_err());
+        assert_eq!(code(named.check(None, &headers(&[("host", "dev.example:9000")]))), None);
+        assert!(named.check(None, &headers(&[("host", "localhost:9000")])).is_err());
         let wildcard = OriginPolicy::new(None, &["*.dev.example".into()], &[]);
-        assert_eq!(code(wildcard.check(&headers(&[("host", "a.dev.example")]))), None);
-        assert!(wildcard.check(&headers(&[("host", "dev.example")])).is_err());
-        assert!(wildcard.check(&headers(&[("host", "evil-dev.example")])).is_err());
+        assert_eq!(code(wildcard.check(None, &headers(&[("host", "a.dev.example")]))), None);
+        assert!(wildcard.check(None, &headers(&[("host", "dev.example")])).is_err());
+        assert!(wildcard.check(None, &headers(&[("host", "evil-dev.example")])).is_err());
         let any = OriginPolicy::new(Some("127.0.0.1:9000".parse().unwrap()), &["*".into()], &[]);
-        assert_eq!(code(any.check(&headers(&[("host", "evil.example")]))), None);
+        assert_eq!(code(any.check(None, &headers(&[("host", "evil.example")]))), None);
         let network = OriginPolicy::new(Some("0.0.0.0:9000".parse().unwrap()), &[], &[]);
-        assert_eq!(code(network.check(&headers(&[("host", "api.example.com")]))), None);
+        assert_eq!(code(network.check(None, &headers(&[("host", "api.example.com")]))), None);
         let ipv6 = OriginPolicy::new(Some("[::1]:9000".parse().unwrap()), &[], &[]);
-        assert_eq!(code(ipv6.check(&headers(&[("host", "[::1]:9000")]))), None);
+        assert_eq!(code(ipv6.check(None, &headers(&[("host", "[::1]:9000")]))), None);
     }
 
     #[test]
     fn a_cross_origin_call_is_refused_unless_cors_names_its_origin() {
         let policy = loopback(&["https://app.example.com/"]);
-        let call = |origin: &str| code(policy.check(&headers(&[("host", "127.0.0.1:9000"), ("origin", origin)])));
+        let call = |origin: &str| code(policy.check(None, &headers(&[("host", "127.0.0.1:9000"), ("origin", origin)])));
         assert_eq!(call("http://127.0.0.1:9000"), None, "the host's own page");
         assert_eq!(call("https://app.example.com"), None);
         assert_eq!(call("https://APP.example.com"), None);
-        for origin in ["https://evil.example", "null", "http://127.0.0.1:9001", "http://localhost:9000"] {
+        for origin in [
+            "https://evil.example",
+            "null",
+            "http://127.0.0.1:9001",
+            "http://localhost:9000",
+            "https://127.0.0.1:9000",
+            "ws://127.0.0.1:9000",
+            "evil://127.0.0.1:9000",
+        ] {
             assert_eq!(call(origin), Some("403 origin_not_allowed".into()), "{origin}");
         }
         let cross_site = headers(&[("host", "127.0.0.1:9000"), ("sec-fetch-site", "cross-site")]);
-        assert_eq!(code(policy.check(&cross_site)), Some("403 origin_not_allowed".into()));
+        assert_eq!(code(policy.check(None, &cross_site)), Some("403 origin_not_allowed".into()));
         let same_origin = headers(&[("host", "127.0.0.1:9000"), ("sec-fetch-site", "same-origin")]);
-        assert_eq!(code(policy.check(&same_origin)), None);
-        assert_eq!(code(policy.check(&headers(&[("host", "127.0.0.1:9000")]))), None, "curl sends neither");
+        assert_eq!(code(policy.check(None, &same_origin)), None);
+        assert_eq!(code(policy.check(None, &headers(&[("host", "127.0.0.1:9000")]))), None, "curl sends neither");
         let anyone = loopback(&["*"]);
-        assert_eq!(code(anyone.check(&headers(&[("host", "127.0.0.1:9000"), ("origin", "https://x.example")]))), None);
+        assert_eq!(
+            code(anyone.check(None, &headers(&[("host", "127.0.0.1:9000"), ("origin", "https://x.example")]))),
+            None
+        );
     }
 }

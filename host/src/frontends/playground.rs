@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
+use crate::plugin_store::{ObjectKind, PluginName, PluginStore};
 use crate::registry::{self, PluginRole};
-use crate::store::{ObjectKind, PluginName, PluginStore};
 use crate::wit::StreamContext;
 
 /// The page, as served.

@@ -39,8 +39,8 @@ use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{Inbound, Prepared, RouteSettings, identify, prepare};
+use crate::plugin_store::PluginName;
 use crate::runs::{Caller, RunId, RunRecord, Runs, RunsError, sse_frames};
-use crate::store::PluginName;
 
 /// The first path segment of the runs API.
 pub const PREFIX: &str = "runs";
@@ -139,6 +139,7 @@ async fn start(
     let target =
         (!target.is_empty()).then(|| percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned());
     let inbound = Inbound { target, path: format!("/{below}"), ..inbound };
+    let credentials = inbound.headers.clone();
     let name = inbound
         .target
         .clone()
@@ -155,9 +156,10 @@ async fn start(
     {
         pipeline.registry().load(plugin).await.map_err(|error| ErrorReply::from(&error))?;
     }
-    let caller = Caller::of(prepared.caller.clone(), client);
+    let owner = owner(pipeline, &name, prepared.caller.clone(), credentials).await;
+    let caller = Caller::of(owner.clone(), client);
     let record = runs
-        .create(&name, &prepared.request, prepared.manifest.as_deref(), prepared.caller.clone(), &caller)
+        .create(&name, &prepared.request, prepared.manifest.as_deref(), owner, &caller)
         .await
         .map_err(|error| runs_error(&error))?;
     let body = json!({ "id": record.id, "status": record.status, "conversationId": record.conversation, "events": format!("/runs/{}/events", record.id) });
@@ -167,6 +169,32 @@ async fn start(
         headers: vec![("location".into(), format!("/runs/{}", record.id))],
     };
     Ok(RunReply::Started { accepted: Box::new(accepted), record: Box::new(record), prepared: Box::new(prepared) })
+}
+
+/// Who owns a run its pipeline's inbound plugin mapped for `user`: the
+/// caller as the plugin identifies them on a run read with the same
+/// `credentials` (headers), the way every later read is judged. A user id
+/// the plugin passes on from the body (seed 000's `userId`, a claim) is
+/// then no owner, and no share of its own; a plugin that refuses the read
+/// keeps `user` as the owner.
+async fn owner(
+    pipeline: &Pipeline,
+    name: &str,
+    user: Option<String>,
+    credentials: Vec<(String, String)>,
+) -> Option<String> {
+    let (Some(user), Ok(pipeline_name)) = (user, name.parse::<PluginName>()) else { return None };
+    let reader = Inbound {
+        method: "GET".into(),
+        target: Some(name.to_string()),
+        path: format!("/{PREFIX}/"),
+        headers: credentials,
+        ..Inbound::default()
+    };
+    match identify(pipeline, &pipeline_name, reader).await {
+        Ok(identified) => identified,
+        Err(_) => Some(user),
+    }
 }
 
 /// The run `id`, if the caller may read it: a run with an owner only if

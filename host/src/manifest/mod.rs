@@ -60,8 +60,8 @@ use tracing::{info, warn};
 
 use crate::callers::CallerPolicy;
 use crate::error_code::ErrorCode;
+use crate::plugin_store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 use crate::providers::ModelOptions;
-use crate::store::{Fetched, ObjectKind, PluginName, PluginStore, Revision, StoreError};
 
 /// A pipeline manifest, `<name>.json` in the plugin store (see the module).
 #[derive(Debug, Deserialize)]

@@ -15,9 +15,9 @@ use super::{Pipeline, Response, Target};
 use crate::conversation::Message;
 use crate::error_code::{ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
+use crate::plugin_store::{PluginName, StoreError};
 use crate::registry::LoadError;
 use crate::request::Request;
-use crate::store::{PluginName, StoreError};
 use crate::wit::{IncomingRequest, PipelineRequest, Refusal};
 
 /// How requests find their pipeline: settings of every frontend.
@@ -333,9 +333,27 @@ fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
         status: refusal.status,
         code: refusal.error.code,
         message: refusal.error.message,
-        headers: refusal.headers,
+        headers: refusal_headers(filter, refusal.headers),
         logged: false,
     }
+}
+
+/// The headers a refusal may carry: what tells a client how to
+/// authenticate or when to come back (`www-authenticate`, `retry-after`,
+/// rate limits). Any other (`content-type`, `set-cookie`, a CSP, CORS) is
+/// the host's to set, and is left out, with a log line.
+fn refusal_headers(filter: &PluginName, headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    let allowed = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        matches!(name.as_str(), "www-authenticate" | "proxy-authenticate" | "retry-after")
+            || name.starts_with("ratelimit")
+            || name.starts_with("x-ratelimit-")
+    };
+    let (kept, dropped): (Vec<_>, Vec<_>) = headers.into_iter().partition(|(name, _)| allowed(name));
+    for (name, _) in &dropped {
+        tracing::warn!(plugin = %filter, header = %crate::log_text::escaped(name), "a refusal's header is the host's to set; left out");
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -358,6 +376,18 @@ mod tests {
         };
         let kept = refused(&name(), refusal(401));
         assert_eq!((kept.status, kept.code.as_str(), kept.headers.len()), (401, "unauthorized", 1));
+        let mut spoofing = refusal(429);
+        spoofing.headers.extend(
+            [
+                ("Retry-After", "2"),
+                ("content-type", "text/html"),
+                ("set-cookie", "a=b"),
+                ("content-security-policy", "x"),
+            ]
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        let names: Vec<String> = refused(&name(), spoofing).headers.into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["www-authenticate", "Retry-After"], "only what tells a client how to come back");
         let wrong = refused(&name(), refusal(200));
         assert_eq!((wrong.status, wrong.code.as_str()), (500, "invalid_refusal"));
     }

@@ -28,14 +28,14 @@ use pump::Pump;
 pub use pump::Recording;
 pub use resolve::{ResolveError, Target};
 
-use crate::error_code::Code;
+use crate::error_code::{Code, ErrorCode};
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event};
 use crate::history::HistoryStore;
 use crate::manifest::{Manifest, ManifestError, Manifests};
+use crate::plugin_store::PluginName;
 use crate::providers::{EventStream, ProviderError, Providers};
 use crate::registry::{LoadError, PluginError, Registry, RoleError, TransformInstance};
 use crate::request::Request;
-use crate::store::PluginName;
 use crate::wit::StreamContext;
 
 /// The most source events handed to the first plugin in one call: whatever
@@ -53,6 +53,16 @@ pub enum PipelineError {
     /// The model source could not start the stream.
     #[error(transparent)]
     Provider(#[from] ProviderError),
+    /// The source answered, and the chain wrote nothing of it: an answer
+    /// is never an empty success.
+    #[error(
+        "the model source answered ({chunks} text chunks) but the chain wrote nothing of it: its formatter reads \
+         only what this source does not send (`sse-passthrough` forwards an agent runtime's own frames)"
+    )]
+    AnswerDropped {
+        /// The text chunks the source sent.
+        chunks: u64,
+    },
 }
 
 impl PipelineError {
@@ -62,6 +72,7 @@ impl PipelineError {
         match self {
             PipelineError::Role(role) => role.code(),
             PipelineError::Provider(provider) => provider.code().into(),
+            PipelineError::AnswerDropped { .. } => ErrorCode::AnswerDropped.into(),
         }
     }
 }
@@ -254,6 +265,11 @@ impl Pipeline {
 /// Runs `pump` up to its first bytes, then streams the rest.
 async fn respond(content_type: String, mut pump: Pump) -> Result<Response, PipelineError> {
     let first = pump.first_bytes().await?;
+    // Over with no byte written, and so still answerable: an answer the
+    // chain dropped whole is refused, not sent as an empty `200`.
+    if first.is_none() && pump.source_chunks > 0 {
+        return Err(PipelineError::AnswerDropped { chunks: pump.source_chunks });
+    }
     let rest = stream::unfold(pump, |mut pump| async move { pump.next_bytes().await.map(|bytes| (bytes, pump)) });
     Ok(Response { content_type, body: stream::iter(first).chain(rest).boxed() })
 }
@@ -283,7 +299,7 @@ impl crate::error_code::CodedError for PipelineError {
     fn logged(&self) -> bool {
         match self {
             PipelineError::Role(role) => crate::error_code::CodedError::logged(role),
-            PipelineError::Provider(_) => false,
+            PipelineError::Provider(_) | PipelineError::AnswerDropped { .. } => false,
         }
     }
 }

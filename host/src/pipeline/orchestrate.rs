@@ -22,10 +22,10 @@ use crate::error_code::{Code, ErrorCode};
 use crate::event::{Event, error_event};
 use crate::history::{ConversationKey, HistoryError, Turn};
 use crate::manifest::{AgentSpec, Manifest};
+use crate::plugin_store::PluginName;
 use crate::providers::{EventStream, ModelOptions, ProviderError};
 use crate::registry::RoleError;
 use crate::request::Request;
-use crate::store::PluginName;
 use crate::wit;
 
 /// Events the agent may be ahead of the transforms by.

@@ -12,9 +12,9 @@ use super::Pipeline;
 use crate::callers::NotAllowed;
 use crate::error_code::ErrorCode;
 use crate::manifest::{Manifest, ManifestError};
+use crate::plugin_store::PluginName;
 use crate::providers::ModelOptions;
 use crate::request::{Request, RequestError, parse_chain};
-use crate::store::PluginName;
 
 /// Why a target or a request for it cannot run.
 #[derive(Debug, Error)]

@@ -165,6 +165,10 @@ struct Chunk {
     choices: Option<Vec<Choice>>,
     usage: Option<ChunkUsage>,
     error: Option<Value>,
+    /// `chat.completion.chunk`; vLLM sends a failure mid-stream as a chunk
+    /// of its own whose `object` is `error` (`{"object":"error","message",…}`).
+    #[serde(default, deserialize_with = "non_empty")]
+    object: Option<String>,
 }
 
 impl Chunk {
@@ -185,6 +189,10 @@ struct Choice {
     /// the field) is no reason.
     #[serde(default, deserialize_with = "non_empty")]
     finish_reason: Option<String>,
+    /// The legacy completions API's text (`choices[].text`), which some
+    /// servers still stream.
+    #[serde(default, deserialize_with = "non_empty")]
+    text: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +204,9 @@ struct MessagePart {
     reasoning_content: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     reasoning: Option<String>,
+    /// The model's refusal, in place of content: its text is the answer.
+    #[serde(default, deserialize_with = "non_empty")]
+    refusal: Option<String>,
     tool_calls: Option<Vec<ToolCallPiece>>,
 }
 
@@ -440,6 +451,11 @@ impl Reader {
             return self.complete();
         }
         match serde_json::from_str::<Chunk>(data) {
+            Ok(chunk) if chunk.object.as_deref() == Some("error") => {
+                self.over = true;
+                let error = serde_json::from_str::<Value>(data).unwrap_or_default();
+                vec![in_band_error(&error)]
+            }
             Ok(chunk) => {
                 let readable = chunk
                     .choices
@@ -474,6 +490,10 @@ impl Reader {
             if let Some(part) = choice.delta.or(choice.message) {
                 events.extend(self.part(part));
             }
+            if let Some(text) = choice.text {
+                self.answered = true;
+                events.push(Event::Text(text));
+            }
             if let Some(reason) = choice.finish_reason.filter(|_| !self.finished) {
                 self.finished = true;
                 events.extend(self.tool_calls.finish());
@@ -497,6 +517,7 @@ impl Reader {
             events.push(Event::Metadata(json!({ "reasoning": { "text": reasoning } }).to_string()));
         }
         events.extend(part.content.as_ref().and_then(content_text).filter(|text| !text.is_empty()).map(Event::Text));
+        events.extend(part.refusal.map(Event::Text));
         for piece in part.tool_calls.unwrap_or_default() {
             self.tool_calls.add(piece);
         }

@@ -19,16 +19,18 @@
 //! `upstream_unexpected_content` ([`body::no_answer`]), never as an empty
 //! success. Null is absent in every field, and so is an empty `stopReason`.
 //!
-//! An SSE event that decodes to an error goes on as a frame with its text
-//! scrubbed as the error's message is (`error::scrub`): `sse-passthrough`
-//! forwards frames to the caller as they are.
+//! An SSE event that is an error (`event: error`, or data that decodes to
+//! one: `error`, `*Exception`, Lambda's `errorMessage`) ends the stream and
+//! goes on as the error event alone, never as its own bytes: the formatter
+//! writes it in its shape with the message scrubbed (`error::scrub`), where
+//! the raw bytes could carry an ARN in any spelling.
 
 use futures::{StreamExt, stream};
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
 use super::body::{self, BodyKind};
-use super::error::{StreamErrorCode, scrub};
+use super::error::{StreamErrorCode, end_at_error};
 use super::settings::{ProviderSettings, UpstreamAuth};
 use super::source::ModelSource;
 use super::sse::{self, FrameError, SseFrame};
@@ -171,10 +173,16 @@ fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, FrameErro
         let (mut frames, said) = state?;
         match frames.next().await {
             Some(Ok(frame)) => {
-                let decoded = frame.data.as_deref().map(decode).unwrap_or_default();
+                let mut decoded = decode_frame(&frame);
                 let said = said || frame.data.as_deref().is_some_and(|data| !data.trim().is_empty());
-                let mut events = vec![Event::Frame(frame_bytes(&frame.raw, &decoded))];
-                events.extend(decoded);
+                // An error ends the stream, and goes on as the error event
+                // alone: the formatter writes it in its own shape, with the
+                // message scrubbed (`Providers::start`), never the
+                // upstream's own bytes, where an ARN may hide in any form.
+                if end_at_error(&mut decoded) {
+                    return Some((decoded, None));
+                }
+                let events = std::iter::once(Event::Frame(frame.raw.to_vec())).chain(decoded).collect();
                 Some((events, Some((frames, said))))
             }
             Some(Err(FrameError::Body(error))) => Some((vec![broken(error)], None)),
@@ -190,14 +198,22 @@ fn events(frames: futures::stream::BoxStream<'static, Result<SseFrame, FrameErro
     .boxed()
 }
 
-/// An SSE event's bytes as they go on: as they came, but for an error's,
-/// which are scrubbed as its message will be.
-fn frame_bytes(raw: &[u8], decoded: &[Event]) -> Vec<u8> {
-    if decoded.iter().any(|event| matches!(event, Event::Error(_))) {
-        scrub(&String::from_utf8_lossy(raw)).into_bytes()
-    } else {
-        raw.to_vec()
+/// What an SSE event says: an `event: error` is an error whatever its
+/// data (its `message`, or the data as text); a last event cut off before
+/// its blank line, whose data is not whole, is the connection's break;
+/// else its data decoded.
+fn decode_frame(frame: &SseFrame) -> Vec<Event> {
+    let data = frame.data.as_deref().unwrap_or_default();
+    if frame.event.as_deref() == Some("error") {
+        let message = serde_json::from_str::<Value>(data).map_or_else(|_| data.to_string(), |value| message_of(&value));
+        return vec![StreamErrorCode::Other.event(message)];
     }
+    let decoded = decode(data);
+    let whole = frame.raw.ends_with(b"\n\n") || frame.raw.ends_with(b"\r\r") || frame.raw.ends_with(b"\r\n\r\n");
+    if !whole && decoded.is_empty() && serde_json::from_str::<Value>(data).is_err() && !data.trim().is_empty() {
+        return vec![StreamErrorCode::Disconnected.event("the upstream's stream ended in the middle of an event")];
+    }
+    decoded
 }
 
 /// A body that is not SSE as one SSE event of the upstream's own bytes
@@ -205,8 +221,8 @@ fn frame_bytes(raw: &[u8], decoded: &[Event]) -> Vec<u8> {
 /// (`sse-passthrough`) as the answer it is: every body the host reads is
 /// carried as frames whatever its content type, and a frames-only
 /// formatter never turns an answer into an empty success. An error's are
-/// scrubbed, as an SSE event's are ([`frame_bytes`]).
-fn as_frame(data: &str, decoded: &[Event]) -> Event {
+/// never carried: the error event says it, scrubbed.
+fn as_frame(data: &str) -> Event {
     let mut frame = String::with_capacity(data.len() + 8);
     for line in data.trim_end_matches(['\r', '\n']).split('\n') {
         frame.push_str("data: ");
@@ -214,7 +230,7 @@ fn as_frame(data: &str, decoded: &[Event]) -> Event {
         frame.push('\n');
     }
     frame.push('\n');
-    Event::Frame(frame_bytes(frame.as_bytes(), decoded))
+    Event::Frame(frame.into_bytes())
 }
 
 /// Whether an event is part of an answer: content, a stop or an error, not
@@ -250,7 +266,7 @@ async fn json_answer(response: reqwest::Response) -> Vec<Event> {
     if events.iter().any(|event| matches!(event, Event::Error(_))) {
         return events;
     }
-    let frame = as_frame(&String::from_utf8_lossy(&bytes), &events);
+    let frame = as_frame(&String::from_utf8_lossy(&bytes));
     if events.iter().any(says_something) {
         return std::iter::once(frame).chain(events).collect();
     }
@@ -296,8 +312,9 @@ fn json_lines(response: reqwest::Response) -> EventStream {
                 let decoded = decode(&line);
                 let said = said || decoded.iter().any(says_something);
                 let events = match line.trim() {
+                    _ if decoded.iter().any(|event| matches!(event, Event::Error(_))) => decoded,
                     "" => decoded,
-                    data => std::iter::once(as_frame(data, &decoded)).chain(decoded).collect(),
+                    data => std::iter::once(as_frame(data)).chain(decoded).collect(),
                 };
                 return Some((events, (body, buffer, 0, ended, said)));
             }
@@ -385,7 +402,7 @@ impl TextBody {
         let mut events = vec![Event::Text(text)];
         while let Some(end) = self.line.find('\n') {
             let line: String = self.line.drain(..=end).collect();
-            events.push(as_frame(&line, &[]));
+            events.push(as_frame(&line));
         }
         events
     }
@@ -396,7 +413,7 @@ impl TextBody {
         let rest = String::from_utf8_lossy(&std::mem::take(&mut self.pending)).into_owned();
         let mut events = if rest.is_empty() { Vec::new() } else { self.text(rest) };
         if !self.line.is_empty() {
-            events.push(as_frame(&std::mem::take(&mut self.line), &[]));
+            events.push(as_frame(&std::mem::take(&mut self.line)));
         }
         if !self.said {
             events.push(body::no_answer(SOURCE, "an empty body"));
@@ -430,6 +447,14 @@ fn decode_value(value: &Value) -> Vec<Event> {
             }
             "metadata" => events.extend(usage(body).map(Event::Usage)),
             "error" => events.push(StreamErrorCode::Other.event(message_of(body))),
+            // Lambda's error shape: `{"errorMessage", "errorType"}`.
+            "errorMessage" => {
+                let kind = object.get("errorType").and_then(Value::as_str);
+                let code = kind.map_or(StreamErrorCode::Other, |kind| StreamErrorCode::from_aws(Some(kind)));
+                events.push(code.event(message_of(body)));
+            }
+            // Strands' `{"data": "…"}` and a bare `{"text": "…"}`.
+            "data" | "text" if body.is_string() => events.push(Event::Text(message_of(body))),
             exception if exception.ends_with("Exception") => {
                 events.push(StreamErrorCode::from_aws(Some(exception)).event(message_of(body)))
             }
@@ -504,13 +529,40 @@ mod tests {
     }
 
     #[test]
-    fn an_error_events_bytes_are_scrubbed_and_an_answers_are_not() {
-        let error = r#"{"error":"arn:aws:iam::123456789012:role/x denied"}"#;
-        let raw = format!("data: {error}\n\n");
-        assert_eq!(frame_bytes(raw.as_bytes(), &decode(error)), b"data: {\"error\":\"[arn] denied\"}\n\n");
-        let answer = r#""call 123456789012""#;
-        let raw = format!("data: {answer}\n\n");
-        assert_eq!(frame_bytes(raw.as_bytes(), &decode(answer)), raw.as_bytes(), "an answer's bytes are its own");
+    fn an_error_is_the_error_event_alone_in_every_shape_a_runtime_sends_it() {
+        let frame = |raw: &str, event: Option<&str>, data: &str| SseFrame {
+            raw: bytes::Bytes::copy_from_slice(raw.as_bytes()),
+            data: Some(data.to_string()),
+            event: event.map(str::to_string),
+            id: None,
+        };
+        let arn = "User: arn:aws:sts::123456789012:assumed-role/R/x is not authorized";
+        let codes = |events: Vec<Event>| -> Vec<String> {
+            events
+                .into_iter()
+                .map(|event| match event {
+                    Event::Error(error) => format!("{}: {}", error.code, error.message),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        // `event: error` with text, or with a JSON object's message.
+        assert_eq!(codes(decode_frame(&frame("", Some("error"), arn))), [format!("upstream_error: {arn}")]);
+        let object = format!(r#"{{"message":"{arn}"}}"#);
+        assert_eq!(codes(decode_frame(&frame("", Some("error"), &object))), [format!("upstream_error: {arn}")]);
+        // Lambda's error shape.
+        let lambda = format!(r#"{{"errorMessage":"{arn}","errorType":"AccessDeniedException"}}"#);
+        let lambda_error = decode(&lambda);
+        assert!(matches!(&lambda_error[..], [Event::Error(error)] if error.message == arn), "{lambda_error:?}");
+        // A last event cut before its blank line, whose data is not whole.
+        let cut = frame(r#"data: {"event":{"contentBlockDelta":"cut"#, None, r#"{"event":{"contentBlockDelta":"cut"#);
+        assert_eq!(
+            codes(decode_frame(&cut)),
+            ["upstream_disconnected: the upstream's stream ended in the middle of an event"]
+        );
+        // Strands' `data` and a bare `text` are the answer's text.
+        assert_eq!(decode(r#"{"data":"hello"}"#), [Event::Text("hello".into())]);
+        assert_eq!(decode(r#"{"text":"hello"}"#), [Event::Text("hello".into())]);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::load::LoadError;
 use super::sandbox::PluginState;
-use crate::store::PluginName;
+use crate::plugin_store::PluginName;
 use crate::wit::router::RouterPre;
 use crate::wit::{
     self, AgentPre, FILTER_INTERFACE, HANDLER_INTERFACE, RequestFilterPre, SELECTOR_INTERFACE, TRANSFORMER_INTERFACE,

@@ -15,7 +15,7 @@ use super::{Loaded, Plugin, Registry};
 
 use crate::engine::{CompileCache, Origin};
 use crate::error_code::ErrorCode;
-use crate::store::{Fetched, ObjectKind, PluginName, StoreError};
+use crate::plugin_store::{Fetched, ObjectKind, PluginName, StoreError};
 use crate::wit::{FILTER_INTERFACE, HANDLER_INTERFACE, SELECTOR_INTERFACE, TRANSFORMER_INTERFACE};
 
 /// Why a plugin could not be loaded for its role.

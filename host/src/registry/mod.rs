@@ -43,7 +43,7 @@ pub use turn_host::{ModelStream, ModelStreamState, TurnHost};
 
 use crate::engine::{CompileCache, Limits};
 use crate::error_code::Code;
-use crate::store::{PluginName, PluginStore, Revision};
+use crate::plugin_store::{PluginName, PluginStore, Revision};
 use crate::wit::{AgentRequest, Choice, IncomingRequest, PipelineRequest, Refusal, RouteRequest, StreamContext};
 
 /// Why a plugin could not serve in a role: it did not load, or it failed.

@@ -15,7 +15,7 @@ use tracing::info;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::store::PluginName;
+use crate::plugin_store::PluginName;
 
 /// Longer lines are cut to this many bytes.
 const MAX_LINE: usize = 4 * 1024;

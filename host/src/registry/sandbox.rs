@@ -22,7 +22,7 @@ use super::turn_host::TurnHost;
 use crate::engine::Limits;
 use crate::error_code::{Code, ErrorCode};
 use crate::log_text::escaped;
-use crate::store::PluginName;
+use crate::plugin_store::PluginName;
 use crate::telemetry::instruments::{instruments, plugin_attribute};
 use crate::wit::ErrorInfo;
 

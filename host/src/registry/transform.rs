@@ -3,7 +3,7 @@
 use wasmtime::component::ResourceAny;
 
 use super::sandbox::{PluginError, Sandbox};
-use crate::store::PluginName;
+use crate::plugin_store::PluginName;
 use crate::wit::transform::{Transform, TransformPre};
 use crate::wit::{Event, StreamContext};
 
