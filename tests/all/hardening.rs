@@ -370,9 +370,10 @@ async fn an_error_from_an_agent_runtime_reaches_the_caller_as_an_error_event_scr
             "data: \"Hello\"\n\ndata: {}\n\n",
             json!({ "errorMessage": arn, "errorType": "AccessDeniedException" })
         ),
+        // JSON's escaped slash (`\/`), as a raw frame would carry it.
         format!(
-            "data: \"Hello\"\n\nevent: error\ndata: {}\n\ndata: \"after\"\n\n",
-            json!({ "message": arn.replace('/', "\\/") })
+            "data: \"Hello\"\n\nevent: error\ndata: {{\"message\":\"{}\"}}\n\ndata: \"after\"\n\n",
+            arn.replace('/', "\\/")
         ),
     ];
     let runtime = Upstream::start(

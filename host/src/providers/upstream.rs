@@ -453,8 +453,6 @@ fn decode_value(value: &Value) -> Vec<Event> {
                 let code = kind.map_or(StreamErrorCode::Other, |kind| StreamErrorCode::from_aws(Some(kind)));
                 events.push(code.event(message_of(body)));
             }
-            // Strands' `{"data": "…"}` and a bare `{"text": "…"}`.
-            "data" | "text" if body.is_string() => events.push(Event::Text(message_of(body))),
             exception if exception.ends_with("Exception") => {
                 events.push(StreamErrorCode::from_aws(Some(exception)).event(message_of(body)))
             }
@@ -560,9 +558,8 @@ mod tests {
             codes(decode_frame(&cut)),
             ["upstream_disconnected: the upstream's stream ended in the middle of an event"]
         );
-        // Strands' `data` and a bare `text` are the answer's text.
-        assert_eq!(decode(r#"{"data":"hello"}"#), [Event::Text("hello".into())]);
-        assert_eq!(decode(r#"{"text":"hello"}"#), [Event::Text("hello".into())]);
+        // Strands' `{"data": …}` repeats the text of the event beside it: not read twice.
+        assert!(decode(r#"{"data":"hello","delta":{"text":"hello"}}"#).is_empty());
     }
 
     #[test]
