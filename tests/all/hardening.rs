@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::upstream::{Script, Upstream, sse};
-use crate::support::{EXAMPLES, Reply, Server, error_of, example, plugin_dir, write_manifest};
+use crate::support::{Reply, Server, error_of, example, examples_with, write_manifest};
 
 /// An OpenAI-compatible source that answers every call with "Hello" and
 /// counts them: a refused call must never reach it.
@@ -147,18 +147,9 @@ async fn every_answer_is_sandboxed_and_never_sniffed() {
     assert_eq!(favicon.status(), 204, "asked for on every page load; no 405 in the log");
 }
 
-/// Every example plugin and pipeline, in a folder uploads may write to.
-fn examples() -> tempfile::TempDir {
-    let dir = plugin_dir(&[]);
-    for entry in std::fs::read_dir(EXAMPLES).unwrap().map(|entry| entry.unwrap().path()) {
-        std::fs::copy(&entry, dir.path().join(entry.file_name().unwrap())).unwrap();
-    }
-    dir
-}
-
 #[tokio::test]
 async fn an_upload_cannot_replace_what_an_operator_composed() {
-    let plugins = examples();
+    let plugins = examples_with(&[]);
     write_manifest(
         plugins.path(),
         "desk",
@@ -316,7 +307,7 @@ async fn a_preflight_is_checked_like_the_call_it_asks_for() {
 
 #[tokio::test]
 async fn an_upload_is_checked_again_once_its_body_has_arrived() {
-    let plugins = examples();
+    let plugins = examples_with(&[]);
     let host = Server::builder().plugins(plugins.path()).arg("--playground-upload", "true").start();
     let wasm = std::fs::read(example("sse")).unwrap();
     let (half, rest) = wasm.split_at(wasm.len() / 2);

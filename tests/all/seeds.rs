@@ -18,7 +18,7 @@ use aws_sigv4::sign::v4;
 use serde_json::{Value, json};
 use support::lambda::{FunctionUrl, RuntimeApi};
 use support::upstream::{SSE, Script, Upstream, sse};
-use support::{EXAMPLES, Server, bin, fixture, ndjson_lines, plugin_dir, shared_cache, write_manifest};
+use support::{EXAMPLES, Server, bin, examples_with, ndjson_lines, shared_cache, write_manifest};
 
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/clients");
 
@@ -391,18 +391,6 @@ async fn a_silent_tool_gets_heartbeats_from_idle_ticks() {
 }
 
 // ---- Inbound plugins that fail, and what callers may set ----
-
-/// The examples, and each `(name, fixture)` beside them.
-fn examples_with(fixtures: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = plugin_dir(&[]);
-    for entry in std::fs::read_dir(EXAMPLES).unwrap().map(|entry| entry.unwrap().path()) {
-        std::fs::copy(&entry, dir.path().join(entry.file_name().unwrap())).unwrap();
-    }
-    for (name, source) in fixtures {
-        std::fs::copy(fixture(source), dir.path().join(format!("{name}.wasm"))).unwrap();
-    }
-    dir
-}
 
 #[tokio::test]
 async fn an_inbound_plugin_that_fails_is_a_clear_500_and_the_next_request_is_served() {

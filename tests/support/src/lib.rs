@@ -395,3 +395,16 @@ pub async fn in_process_host(
     let runs = streamhost::build_runs(&settings).await.unwrap();
     (pipeline, runs)
 }
+
+/// A folder of every example plugin and pipeline, and each `(name,
+/// fixture)` beside them: one a test may change (uploads, manifests).
+pub fn examples_with(fixtures: &[(&str, &str)]) -> TempDir {
+    let dir = plugin_dir(&[]);
+    for entry in std::fs::read_dir(EXAMPLES).unwrap().map(|entry| entry.unwrap().path()) {
+        std::fs::copy(&entry, dir.path().join(entry.file_name().unwrap())).unwrap();
+    }
+    for (name, source) in fixtures {
+        std::fs::copy(fixture(source), dir.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    dir
+}
