@@ -107,6 +107,21 @@ impl IncomingRequest {
         matches!(self.method.as_str(), "GET" | "DELETE") && self.path.starts_with("/runs/")
     }
 
+    /// Whether this is a call through a standard API (`POST /v1/chat/completions`,
+    /// `/v1/responses`, `/v1/messages`), whose body the API's own request
+    /// filter maps: as for a run read, the host asks this filter only who
+    /// the caller is, or for its refusal.
+    pub fn is_standard_api_call(&self) -> bool {
+        self.path.starts_with("/v1/")
+    }
+
+    /// Whether the host asks only who the caller is ([`Self::is_run_read`]
+    /// or [`Self::is_standard_api_call`]): answer with
+    /// [`PipelineRequest::caller`], or refuse.
+    pub fn asks_only_who(&self) -> bool {
+        self.is_run_read() || self.is_standard_api_call()
+    }
+
     /// The media type of the body (`application/json`), without parameters,
     /// in lower case; none without a `content-type` header.
     pub fn media_type(&self) -> Option<String> {

@@ -41,7 +41,7 @@ const SHAPE: &str = r#"send {"query":"…","userId":"…","sessionId":"…"}"#;
 fn map(request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     // Its user id is the client's own claim, not an identity: a run read
     // names no caller, and the run id is the key.
-    if request.is_run_read() {
+    if request.asks_only_who() {
         return Ok(PipelineRequest::caller(None));
     }
     if request.path != "/" {

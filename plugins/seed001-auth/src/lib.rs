@@ -195,11 +195,11 @@ enum Credential {
 }
 
 /// The host's request, or the refusal: authenticates, then reads the body.
-/// A read of a run started here is answered with who the caller is: only
-/// they may read it.
+/// A read of a run started here, and a call through a standard API, are
+/// answered with who the caller is (only they may read the run).
 fn map(settings: &Settings, request: &IncomingRequest) -> Result<PipelineRequest, Refusal> {
     let caller = authenticate(settings, request)?;
-    if request.is_run_read() {
+    if request.asks_only_who() {
         return Ok(PipelineRequest::caller(Some(caller.user_id())));
     }
     if request.path != "/" {

@@ -22,7 +22,7 @@ pub struct StartConversation;
 
 impl RequestFilter for StartConversation {
     fn filter(request: IncomingRequest) -> Result<PipelineRequest, Refusal> {
-        if request.is_run_read() {
+        if request.asks_only_who() {
             return Ok(PipelineRequest::caller(None));
         }
         let fields = json_object(&request.body, SHAPE)?;
