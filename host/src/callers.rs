@@ -82,6 +82,35 @@ impl CallerPolicy {
         if refused.is_empty() { Ok(()) } else { Err(NotAllowed(refused)) }
     }
 
+    /// Clears the inference settings (`model.temperature`, `maxTokens`,
+    /// `topP`, `stopSequences`) in `options` that this policy does not open,
+    /// and names them. A standard API's client sends them unasked (the
+    /// Anthropic API requires `max_tokens`), so through `/v1` they are set
+    /// aside, the pipeline's own applying, rather than refused.
+    pub fn set_aside_closed_inference(&self, options: &mut ModelOptions) -> Vec<&'static str> {
+        let mut set_aside = Vec::new();
+        let mut clear = |path: &'static str, set: bool| {
+            let closed = set && !self.allows(path);
+            if closed {
+                set_aside.push(path);
+            }
+            closed
+        };
+        if clear("model.temperature", options.temperature.is_some()) {
+            options.temperature = None;
+        }
+        if clear("model.maxTokens", options.max_tokens.is_some()) {
+            options.max_tokens = None;
+        }
+        if clear("model.topP", options.top_p.is_some()) {
+            options.top_p = None;
+        }
+        if clear("model.stopSequences", options.stop_sequences.is_some()) {
+            options.stop_sequences = None;
+        }
+        set_aside
+    }
+
     fn allows(&self, path: &str) -> bool {
         self.may.iter().any(|allowed| match allowed.as_str() {
             "model.*" => path.strip_prefix("model.").is_some_and(|option| INFERENCE_SETTINGS.contains(&option)),

@@ -44,6 +44,11 @@ pub struct Request {
     pub model: ModelOptions,
     /// Settings per plugin name, each a JSON object.
     pub config: Map<String, Value>,
+    /// A formatter that takes the place of the chain's own: a standard
+    /// API's (`pipeline::standard_api`), set by the host, never by a body.
+    /// Every transform of `chain` that declares a content type is then left
+    /// out, and this one runs last.
+    pub formatter: Option<PluginName>,
 }
 
 /// Why a call's target or body is not a request.
@@ -137,6 +142,7 @@ impl Request {
             session_id: body.session_id,
             model: body.model,
             config: body.config,
+            formatter: None,
         })
     }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use streamhost::pipeline::Pipeline;
+use streamhost::pipeline::{Inference, Pipeline};
 use support::{example, plugin_dir, write_manifest};
 
 async fn pipeline(plugins: &Path, args: &[&str]) -> Pipeline {
@@ -30,7 +30,7 @@ async fn settings_merge_key_by_key_at_the_top_level_only() {
     let pipeline = pipeline(plugins.path(), &[]).await;
     let found = pipeline.resolve("merged", None).await.unwrap();
     let body = json!({ "prompt": "hi", "config": { "redact": { "nested": { "a": 9 } } } });
-    let request = found.request(None, body.to_string().as_bytes()).unwrap();
+    let request = found.request(None, body.to_string().as_bytes(), Inference::Refused).unwrap();
     let settings: Value = serde_json::from_str(&request.settings_for(&"redact".parse().unwrap())).unwrap();
     assert_eq!(settings, json!({ "emailMask": "[e]", "nested": { "a": 9 } }));
 }
@@ -46,7 +46,7 @@ async fn the_first_transform_gets_batches_of_one_to_sixty_four_events() {
     let manifest = found.manifest.clone();
     let prompt = (0..400).map(|index| format!("w{index}")).collect::<Vec<_>>().join(" ");
     let body = json!({ "prompt": prompt }).to_string();
-    let request = found.request(None, body.as_bytes()).unwrap();
+    let request = found.request(None, body.as_bytes(), Inference::Refused).unwrap();
     let (response, recording) = pipeline.open_recorded(request, manifest).await.unwrap();
     let written: Vec<_> = response.body.collect().await;
     assert!(!written.is_empty());

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use streamhost::event::{Event, Usage};
-use streamhost::pipeline::Pipeline;
+use streamhost::pipeline::{Inference, Pipeline};
 use streamhost::request::Request;
 use streamhost::runs::{Caller, RunId, RunStatus, RunUsage, Runs, StoredEvent};
 
@@ -33,7 +33,7 @@ async fn text_of(mut body: BoxStream<'static, Bytes>) -> String {
 async fn request(pipeline: &Pipeline, target: &str, then: Option<&str>, body: &Value) -> Request {
     let found = pipeline.resolve(target, then).await.unwrap();
     assert!(found.manifest.is_none(), "{target} is a plugin, not a named pipeline");
-    found.request(None, body.to_string().as_bytes()).unwrap()
+    found.request(None, body.to_string().as_bytes(), Inference::Refused).unwrap()
 }
 
 /// An error line of the `ndjson` formatter: its code, and that its message

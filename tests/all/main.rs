@@ -32,4 +32,5 @@ mod providers;
 mod runs;
 mod s3;
 mod seeds;
+mod standard_apis;
 mod telemetry;

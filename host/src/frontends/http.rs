@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -36,6 +36,7 @@ use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{self, Inbound, RouteSettings};
+use crate::pipeline::standard_api::{self, StandardApi};
 use crate::request_id::RequestId;
 use crate::runs::Runs;
 
@@ -223,6 +224,11 @@ fn router(app_state: App, origins: OriginPolicy, cors_origins: &[String]) -> any
         .route("/runs/", any(runs_call))
         .route("/runs/{*rest}", any(runs_call))
         .route("/_catalog", get(catalog).fallback(method_not_allowed))
+        .route("/v1/chat/completions", post(standard_api_call).fallback(method_not_allowed))
+        .route("/v1/responses", post(standard_api_call).fallback(method_not_allowed))
+        .route("/v1/messages", post(standard_api_call).fallback(method_not_allowed))
+        .route("/v1/models", get(models).fallback(method_not_allowed))
+        .route("/v1/models/{id}", get(model).fallback(method_not_allowed))
         .route("/_plugins/{name}", put(upload).fallback(method_not_allowed))
         .route("/", post(invoke).get(page).fallback(method_not_allowed))
         // Browsers ask for it on every page load; none is served.
@@ -315,11 +321,46 @@ async fn answer(app: App, method: Method, uri: Uri, headers: HeaderMap, body: Bo
     let (target, path) = Inbound::split_path(uri.path());
     let inbound = Inbound { method: method.to_string(), target, path, ..inbound_of(&uri, &headers, body) };
     match inbound::open(&app.pipeline, &app.routes, inbound).await {
-        Ok(response) => {
-            let body = Body::from_stream(InSpan { body: response.body, span }.map(Ok::<_, Infallible>));
-            (super::stream_headers(&response.content_type), body).into_response()
-        }
+        Ok(response) => streamed(response, span),
         Err(reply) => error_response(&reply),
+    }
+}
+
+/// A pipeline's answer, polled in the request's `span`.
+fn streamed(response: crate::pipeline::Response, span: tracing::Span) -> Response {
+    let body = Body::from_stream(InSpan { body: response.body, span }.map(Ok::<_, Infallible>));
+    (super::stream_headers(&response.content_type), body).into_response()
+}
+
+/// `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages`: a
+/// standard API (`pipeline::standard_api`), its errors in its own shape.
+async fn standard_api_call(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let api = StandardApi::for_path(uri.path()).expect("routed by its path");
+    let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
+        Ok(body) => body,
+        Err(reply) => return closing(json_answer(JsonAnswer::api_error(api, &reply))),
+    };
+    let inbound =
+        Inbound { method: method.to_string(), target: None, path: uri.path().to_string(), ..inbound_of(&uri, &headers, body) };
+    match standard_api::open(&app.pipeline, &app.routes, api, inbound).await {
+        Ok(response) => streamed(response, tracing::Span::current()),
+        Err(reply) => json_answer(JsonAnswer::api_error(api, &reply)),
+    }
+}
+
+/// `GET /v1/models`: the pipelines a standard API's `model` may name.
+async fn models(State(app): State<App>) -> Response {
+    match standard_api::models(&app.pipeline).await {
+        Ok(list) => json_response(StatusCode::OK, &list),
+        Err(reply) => json_answer(JsonAnswer::api_error(StandardApi::ChatCompletions, &reply)),
+    }
+}
+
+/// `GET /v1/models/{id}`: one of them.
+async fn model(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match standard_api::model(&app.pipeline, &id).await {
+        Ok(model) => json_response(StatusCode::OK, &model),
+        Err(reply) => json_answer(JsonAnswer::api_error(StandardApi::ChatCompletions, &reply)),
     }
 }
 
@@ -506,7 +547,11 @@ fn error_response(reply: &ErrorReply) -> Response {
 /// not reuse the connection, so the answer says so (`connection: close`):
 /// a client must not send its next request on it.
 fn refused_unread(reply: &ErrorReply) -> Response {
-    let mut response = error_response(reply);
+    closing(error_response(reply))
+}
+
+/// `response` with `connection: close` (see [`refused_unread`]).
+fn closing(mut response: Response) -> Response {
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

@@ -43,6 +43,7 @@ use crate::error_code::ErrorCode;
 use crate::error_code::ErrorReply;
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{Inbound, RouteSettings, prepare_mapped};
+use crate::pipeline::standard_api::{self, StandardApi};
 use crate::request_id::RequestId;
 use crate::runs::{RunFailure, RunId, Runs};
 
@@ -141,6 +142,9 @@ impl Function {
         if path == format!("/{}", runs::PREFIX) || path.starts_with(&format!("/{}/", runs::PREFIX)) {
             return self.runs_call(inbound, function_arn).await;
         }
+        if let Some(answer) = self.standard_api(request.method(), path, &inbound).await {
+            return answer;
+        }
         if self.settings.playground.enabled() && request.method() == lambda_http::http::Method::GET {
             match path {
                 "/" => {
@@ -169,6 +173,47 @@ impl Function {
             }
             Err(reply) => error_response(&reply),
         }
+    }
+
+    /// The standard APIs' routes (`pipeline::standard_api`), as `serve`
+    /// answers them; `None` for any other path.
+    async fn standard_api(
+        &self,
+        method: &lambda_http::http::Method,
+        path: &str,
+        inbound: &Inbound,
+    ) -> Option<StreamResponse<Body>> {
+        use lambda_http::http::Method;
+        let listed = |found: Result<Value, ErrorReply>| match found {
+            Ok(found) => json_response(200, found.to_string()),
+            Err(reply) => json_answer(JsonAnswer::api_error(StandardApi::ChatCompletions, &reply)),
+        };
+        let not_allowed = || error_response(&ErrorReply::new(ErrorCode::MethodNotAllowed, "plugins are called with POST"));
+        if let Some(api) = StandardApi::for_path(path) {
+            if method != Method::POST {
+                return Some(not_allowed());
+            }
+            let call = Inbound { target: None, path: path.to_string(), ..inbound.clone() };
+            return Some(match standard_api::open(&self.pipeline, &self.settings.routes, api, call).await {
+                Ok(response) => {
+                    let body = InSpan { body: response.body, span: tracing::Span::current() }.boxed();
+                    streamed(StatusCode::OK, super::stream_headers(&response.content_type), body)
+                }
+                Err(reply) => json_answer(JsonAnswer::api_error(api, &reply)),
+            });
+        }
+        let model = match path.strip_prefix("/v1/models") {
+            Some("") => None,
+            Some(rest) => Some(rest.strip_prefix('/')?),
+            None => return None,
+        };
+        if method != Method::GET {
+            return Some(not_allowed());
+        }
+        Some(match model {
+            None => listed(standard_api::models(&self.pipeline).await),
+            Some(id) => listed(standard_api::model(&self.pipeline, id).await),
+        })
     }
 
     /// The runs API; a new run goes to an asynchronous invocation.

@@ -15,6 +15,7 @@ pub mod runs;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use crate::error_code::ErrorReply;
+use crate::pipeline::standard_api::StandardApi;
 
 /// A response body polled inside its request's span: what the pipeline
 /// logs while it streams carries the request id. (tracing's `Instrument`
@@ -103,5 +104,12 @@ impl JsonAnswer {
     pub(crate) fn error(reply: &ErrorReply) -> Self {
         reply.log();
         Self::new(reply.status, reply.to_json(), &reply.headers)
+    }
+
+    /// An error of a call to a standard API, in that API's shape
+    /// ([`StandardApi::error_body`]): logged once, with its status and headers.
+    pub(crate) fn api_error(api: StandardApi, reply: &ErrorReply) -> Self {
+        reply.log();
+        Self::new(reply.status, api.error_body(reply), &reply.headers)
     }
 }

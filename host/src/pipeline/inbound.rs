@@ -11,7 +11,7 @@ use bytes::Bytes;
 use clap::Args;
 use serde_json::{Value, json};
 
-use super::{Pipeline, Response, Target};
+use super::{Inference, Pipeline, Response, Target};
 use crate::conversation::Message;
 use crate::error_code::{ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
@@ -182,7 +182,7 @@ async fn prepare_from(
         (None, None) => (inbound.body, None),
     };
     let as_found = Target { chain, manifest: manifest.clone() };
-    let request = match found.request(chain_name.as_deref(), &body) {
+    let request = match found.request(chain_name.as_deref(), &body, Inference::Refused) {
         Ok(request) => request,
         Err(error) => return Err(missing_target(pipeline, routes, &as_found, ErrorReply::from(&error)).await),
     };
@@ -213,7 +213,7 @@ pub async fn identify(pipeline: &Pipeline, name: &PluginName, inbound: Inbound) 
 /// call has failed, so it costs nothing on the way to a stream, and never
 /// where only named pipelines are served (a caller's name must not make
 /// the host load a plugin).
-async fn missing_target(pipeline: &Pipeline, routes: &RouteSettings, target: &Target, reply: ErrorReply) -> ErrorReply {
+pub(super) async fn missing_target(pipeline: &Pipeline, routes: &RouteSettings, target: &Target, reply: ErrorReply) -> ErrorReply {
     if target.manifest.is_some() || routes.named_only() {
         return reply;
     }
@@ -272,7 +272,7 @@ async fn filtered(
 }
 
 /// Calls the inbound plugin `filter` with its settings from `manifest`.
-async fn run_filter(
+pub(super) async fn run_filter(
     pipeline: &Pipeline,
     manifest: &Manifest,
     filter: &PluginName,
@@ -292,7 +292,7 @@ async fn run_filter(
 
 /// A filter's request as the host's JSON body, so that it is read and
 /// checked exactly as a caller's JSON body is.
-fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>, ErrorReply> {
+pub(super) fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>, ErrorReply> {
     let json_field = |field: &str, text: Option<String>| -> Result<Option<Value>, ErrorReply> {
         text.map(|text| serde_json::from_str(&text)).transpose().map_err(|error| {
             ErrorReply::new(
@@ -320,7 +320,7 @@ fn request_body(filter: &PluginName, request: PipelineRequest) -> Result<Vec<u8>
 
 /// A filter's refusal as the caller's answer. A refusal must be a client
 /// error; anything else is the plugin's mistake.
-fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
+pub(super) fn refused(filter: &PluginName, refusal: Refusal) -> ErrorReply {
     if !(400..500).contains(&refusal.status) {
         let message = format!(
             "plugin `{filter}` refused the request with status {}, which is not a client error (400-499)",

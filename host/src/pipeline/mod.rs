@@ -10,6 +10,7 @@
 //! stream's own format.
 
 pub mod inbound;
+pub mod standard_api;
 mod orchestrate;
 mod pump;
 mod resolve;
@@ -26,7 +27,7 @@ use thiserror::Error;
 pub use orchestrate::{AgentSettings, Orchestrator};
 use pump::Pump;
 pub use pump::Recording;
-pub use resolve::{ResolveError, Target};
+pub use resolve::{Inference, ResolveError, Target};
 
 use crate::error_code::{Code, ErrorCode};
 use crate::event::{DEFAULT_CONTENT_TYPE, Encoding, Event};
@@ -247,18 +248,30 @@ impl Pipeline {
         (content_type, pump)
     }
 
+    /// Opens the chain's transforms in order; with a `formatter` in the
+    /// request (a standard API's), the chain's own formatters are left out
+    /// and it comes last.
     async fn open_stages(&self, request: &Request) -> Result<Vec<TransformInstance>, PipelineError> {
-        let mut stages = Vec::with_capacity(request.chain.len());
+        let mut stages = Vec::with_capacity(request.chain.len() + 1);
         for name in &request.chain {
-            let context = StreamContext {
-                plugin: name.to_string(),
-                user_id: request.user_id.clone(),
-                session_id: request.session_id.clone(),
-            };
-            let stage = self.services.registry.open_transform(name, &context, request.settings_for(name)).await?;
-            stages.push(stage);
+            let stage = self.open_stage(request, name).await?;
+            if request.formatter.is_none() || stage.content_type().is_none() {
+                stages.push(stage);
+            }
+        }
+        if let Some(formatter) = &request.formatter {
+            stages.push(self.open_stage(request, formatter).await?);
         }
         Ok(stages)
+    }
+
+    async fn open_stage(&self, request: &Request, name: &PluginName) -> Result<TransformInstance, PipelineError> {
+        let context = StreamContext {
+            plugin: name.to_string(),
+            user_id: request.user_id.clone(),
+            session_id: request.session_id.clone(),
+        };
+        Ok(self.services.registry.open_transform(name, &context, request.settings_for(name)).await?)
     }
 }
 

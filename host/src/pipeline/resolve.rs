@@ -69,7 +69,8 @@ impl Target {
     /// The request to run for `body` (a request's JSON): on a named
     /// pipeline, over the manifest's chain `chain_name` (its default chain
     /// without one), checked against its `callers` and with its defaults.
-    pub fn request(self, chain_name: Option<&str>, body: &[u8]) -> Result<Request, ResolveError> {
+    /// `inference` says what inference settings the pipeline does not open do.
+    pub fn request(self, chain_name: Option<&str>, body: &[u8], inference: Inference) -> Result<Request, ResolveError> {
         let Some(manifest) = self.manifest else {
             return Ok(Request::from_json(self.chain, &[], body)?);
         };
@@ -79,10 +80,28 @@ impl Target {
         let mut chain = self.chain;
         chain.splice(0..1, transforms.iter().cloned());
         let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
-        let request = Request::from_json(chain, &others, body)?;
+        let mut request = Request::from_json(chain, &others, body)?;
+        if inference == Inference::SetAsideClosed {
+            let set_aside = manifest.callers.set_aside_closed_inference(&mut request.model);
+            if !set_aside.is_empty() {
+                tracing::debug!(settings = ?set_aside, "inference settings the pipeline does not open were set aside");
+            }
+        }
         manifest.callers.check(&request, &own_model(&manifest))?;
         Ok(request.with_defaults(&manifest.config))
     }
+}
+
+/// What a request's inference settings (`model.temperature`, ...) that the
+/// pipeline's `callers` does not open do: refuse the request (a JSON body,
+/// whose caller chose them), or be set aside (a standard API's, whose
+/// client sends them unasked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inference {
+    /// `403 not_allowed`, as any field the pipeline does not open.
+    Refused,
+    /// Cleared; the pipeline's own apply.
+    SetAsideClosed,
 }
 
 /// The provider and model a caller may name because the pipeline already

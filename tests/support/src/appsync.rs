@@ -7,28 +7,14 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Seed 003's client and the simulator: `tests/clients/appsync/` (this crate
 /// is `tests/support/`).
 const CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/appsync");
 
-/// Serialises `npm ci` between the tests of one binary.
-static INSTALL: Mutex<()> = Mutex::new(());
-
 fn install() -> PathBuf {
-    let dir = Path::new(CLIENTS).to_path_buf();
-    let _one = INSTALL.lock().unwrap();
-    if !dir.join("node_modules/@aws-amplify/amplify-appsync-simulator").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs");
-        assert!(status.success(), "npm ci in {}", dir.display());
-    }
-    dir
+    crate::npm_ci(Path::new(CLIENTS), "@aws-amplify/amplify-appsync-simulator")
 }
 
 pub struct Simulator {

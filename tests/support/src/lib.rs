@@ -314,6 +314,23 @@ pub async fn timed_chunks(response: reqwest::Response, start: Instant) -> Vec<(D
     chunks
 }
 
+/// `dir` (a folder of Node clients with a package-lock.json) with its
+/// packages installed: `npm ci` once, unless `node_modules/<installed>` is
+/// there already. Serialised between the tests of one binary.
+pub fn npm_ci(dir: &Path, installed: &str) -> PathBuf {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !dir.join("node_modules").join(installed).exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(dir)
+            .status()
+            .expect("npm runs");
+        assert!(status.success(), "npm ci in {}", dir.display());
+    }
+    dir.to_path_buf()
+}
+
 /// A folder holding copies of the named plugins, each under a name of its
 /// own: `(name to give it, source .wasm file)`.
 pub fn plugin_dir(plugins: &[(&str, &Path)]) -> TempDir {

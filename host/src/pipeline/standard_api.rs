@@ -1,0 +1,364 @@
+//! The field's standard APIs, `/v1/...`: OpenAI Chat Completions and
+//! Responses, Anthropic Messages, and OpenAI's model list. A call runs a
+//! pipeline as any other does; what is particular to the API (reading its
+//! body, writing its stream) is two plugins of its own, a request filter
+//! and a formatter, so an operator can fork them. The host only routes:
+//!
+//! 1. the body's `model` names the pipeline (or, where plugins are served
+//!    by name, a `?then=`-style chain, `"redact,ndjson"`);
+//! 2. the pipeline's own inbound plugin, if it has one, is asked who the
+//!    caller is (its refusal is the answer), as for a read of a run;
+//! 3. the API's request filter maps the body, held to the pipeline's
+//!    `callers` (inference settings it does not open are set aside);
+//! 4. the pipeline runs with the API's formatter in place of its own.
+//!
+//! Errors before the first byte are answered here in the API's shape
+//! ([`StandardApi::error_body`]); after it, the formatter writes them in the
+//! stream. `docs/standard-apis.md` is the contract with the plugins.
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::inbound::{Inbound, RouteSettings, missing_target, refused, request_body, run_filter};
+use super::{Inference, Pipeline, Response, Target};
+use crate::error_code::{ErrorCode, ErrorReply};
+use crate::manifest::Manifest;
+use crate::plugin_store::{ObjectKind, PluginName};
+use crate::request_id::RequestId;
+use crate::wit::IncomingRequest;
+
+/// One of the standard APIs streamhost answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandardApi {
+    /// OpenAI Chat Completions, `POST /v1/chat/completions`.
+    ChatCompletions,
+    /// OpenAI Responses, `POST /v1/responses`.
+    Responses,
+    /// Anthropic Messages, `POST /v1/messages`.
+    Messages,
+}
+
+/// Whose error shape an API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorShape {
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    OpenAi,
+    /// `{"type": "error", "error": {"type", "message"}, "request_id"}`.
+    Anthropic,
+}
+
+impl StandardApi {
+    /// Every API, with its route.
+    pub const ALL: [StandardApi; 3] = [StandardApi::ChatCompletions, StandardApi::Responses, StandardApi::Messages];
+
+    /// The path it is called at.
+    pub const fn path(self) -> &'static str {
+        match self {
+            StandardApi::ChatCompletions => "/v1/chat/completions",
+            StandardApi::Responses => "/v1/responses",
+            StandardApi::Messages => "/v1/messages",
+        }
+    }
+
+    /// The API called at `path`, if any.
+    pub fn for_path(path: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|api| api.path() == path)
+    }
+
+    /// The request filter that maps its body.
+    pub fn request_filter(self) -> PluginName {
+        let name = match self {
+            StandardApi::ChatCompletions => "openai-chat-request",
+            StandardApi::Responses => "openai-responses-request",
+            StandardApi::Messages => "anthropic-messages-request",
+        };
+        name.parse().expect("a valid plugin name")
+    }
+
+    /// The formatter that writes its answer.
+    pub fn formatter(self) -> PluginName {
+        let name = match self {
+            StandardApi::ChatCompletions => "openai-chat-format",
+            StandardApi::Responses => "openai-responses-format",
+            StandardApi::Messages => "anthropic-messages-format",
+        };
+        name.parse().expect("a valid plugin name")
+    }
+
+    fn error_shape(self) -> ErrorShape {
+        match self {
+            StandardApi::ChatCompletions | StandardApi::Responses => ErrorShape::OpenAi,
+            StandardApi::Messages => ErrorShape::Anthropic,
+        }
+    }
+
+    /// `reply` as this API's error JSON, which its SDKs read (they raise by
+    /// the status: `NotFoundError` for a 404). The host's code is kept
+    /// (OpenAI's `code`; Anthropic's shape has none, its message names it).
+    pub fn error_body(self, reply: &ErrorReply) -> String {
+        let request_id = RequestId::current().map(|id| id.as_str().to_string());
+        match self.error_shape() {
+            ErrorShape::OpenAi => json!({
+                "error": {
+                    "message": reply.message,
+                    "type": openai_error_type(reply.status),
+                    "param": Value::Null,
+                    "code": reply.code,
+                },
+            }),
+            ErrorShape::Anthropic => json!({
+                "type": "error",
+                "error": {
+                    "type": anthropic_error_type(reply.status),
+                    "message": format!("{}: {}", reply.code, reply.message),
+                },
+                "request_id": request_id,
+            }),
+        }
+        .to_string()
+    }
+}
+
+/// OpenAI's error `type` for a status, as its API sends them.
+fn openai_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..500 => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// Anthropic's error `type` for a status (its "Errors" page).
+fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        400..500 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// The one field the host reads of a standard API's body.
+#[derive(Deserialize)]
+struct Named {
+    model: Option<Value>,
+}
+
+/// Runs a call to `api`, up to its first bytes; every refusal before them
+/// as an [`ErrorReply`] (which the frontend writes with
+/// [`StandardApi::error_body`]).
+pub async fn open(
+    pipeline: &Pipeline,
+    routes: &RouteSettings,
+    api: StandardApi,
+    inbound: Inbound,
+) -> Result<Response, ErrorReply> {
+    if inbound.body.len() > routes.max_body_bytes {
+        return Err(ErrorReply::body_too_large(routes.max_body_bytes));
+    }
+    let model = model_named(&inbound.body)?;
+    let target = find(pipeline, routes, &model).await?;
+    let caller = match target.manifest.as_deref() {
+        Some(manifest) => identify(pipeline, manifest, &inbound).await?,
+        None => None,
+    };
+    let request_filter = api.request_filter();
+    let mapped = match pipeline.registry().filter(&request_filter, "{}".into(), &incoming(&inbound)).await {
+        Ok(Ok(mapped)) => mapped,
+        Ok(Err(refusal)) => return Err(refused(&request_filter, refusal)),
+        Err(error) => return Err(ErrorReply::from(&error)),
+    };
+    let mut body: Value = serde_json::from_slice(&request_body(&request_filter, mapped)?).expect("written as JSON");
+    let formatter = api.formatter();
+    let formatter_settings = take_settings(&mut body, &formatter);
+    let manifest = target.manifest.clone();
+    let as_found = Target { chain: target.chain.clone(), manifest: manifest.clone() };
+    let mut request = match target.request(None, body.to_string().as_bytes(), Inference::SetAsideClosed) {
+        Ok(request) => request,
+        Err(error) => return Err(missing_target(pipeline, routes, &as_found, ErrorReply::from(&error)).await),
+    };
+    if caller.is_some() {
+        request.user_id = caller;
+    }
+    request.config.insert(formatter.to_string(), Value::Object(formatter_settings));
+    request.formatter = Some(formatter);
+    match pipeline.open(request, manifest).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            let reply = ErrorReply::from(&error);
+            Err(missing_target(pipeline, routes, &as_found, with_host_status(reply)).await)
+        }
+    }
+}
+
+/// The pipeline `model` names: `400` without one.
+fn model_named(body: &[u8]) -> Result<String, ErrorReply> {
+    let named: Named = serde_json::from_slice(body)
+        .map_err(|error| ErrorReply::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {error}")))?;
+    match named.model {
+        Some(Value::String(model)) if !model.trim().is_empty() => Ok(model),
+        _ => Err(ErrorReply::new(
+            ErrorCode::InvalidRequest,
+            "`model` is required: the name of a pipeline (`GET /v1/models` lists them)",
+        )),
+    }
+}
+
+/// The pipeline, or where plugins are served by name the chain, that
+/// `model` names.
+async fn find(pipeline: &Pipeline, routes: &RouteSettings, model: &str) -> Result<Target, ErrorReply> {
+    let (first, then) = model.split_once(',').map_or((model, None), |(first, then)| (first, Some(then)));
+    let found = pipeline.resolve(first, then).await.map_err(|error| ErrorReply::from(&error))?;
+    if found.manifest.is_none() && routes.named_only() {
+        let message =
+            format!("the model `{model}` is not served: no pipeline has that name (`GET /v1/models` lists them)");
+        return Err(ErrorReply::new(ErrorCode::UnknownPipeline, message));
+    }
+    if found.manifest.is_some() && then.is_some() && routes.named_only() {
+        let message = format!("`{first}` runs as its manifest composes it: this host serves no chains");
+        return Err(ErrorReply::new(ErrorCode::ChainNotAllowed, message));
+    }
+    Ok(found)
+}
+
+/// Who the caller is, as the pipeline's inbound plugin says (none without
+/// one, or where it does not identify callers); its refusal is the answer.
+async fn identify(pipeline: &Pipeline, manifest: &Manifest, inbound: &Inbound) -> Result<Option<String>, ErrorReply> {
+    let Some(filter) = &manifest.inbound else { return Ok(None) };
+    match run_filter(pipeline, manifest, filter, inbound.clone()).await? {
+        Ok(request) => Ok(request.user_id),
+        Err(refusal) => Err(refused(filter, refusal)),
+    }
+}
+
+fn incoming(inbound: &Inbound) -> IncomingRequest {
+    IncomingRequest {
+        method: inbound.method.clone(),
+        path: inbound.path.clone(),
+        query: inbound.query.clone(),
+        headers: inbound.headers.clone(),
+        body: inbound.body.to_vec(),
+        request_context: inbound.request_context.clone(),
+    }
+}
+
+/// Takes the formatter's settings out of the request filter's `config`
+/// (they are the API's, not the caller's: the pipeline's `callers` does not
+/// govern them), with the call's request id as `id`.
+fn take_settings(body: &mut Value, formatter: &PluginName) -> Map<String, Value> {
+    let settings = body
+        .get_mut("config")
+        .and_then(Value::as_object_mut)
+        .and_then(|config| config.remove(formatter.as_str()))
+        .and_then(|settings| match settings {
+            Value::Object(settings) => Some(settings),
+            _ => None,
+        });
+    if body.get("config").and_then(Value::as_object).is_some_and(Map::is_empty) {
+        body.as_object_mut().expect("an object").remove("config");
+    }
+    let mut settings = settings.unwrap_or_default();
+    if let Some(id) = RequestId::current() {
+        settings.entry("id").or_insert_with(|| Value::from(id.as_str()));
+    }
+    settings
+}
+
+/// A formatter that failed before the first byte with one of the host's
+/// codes (a `stream: false` answer whose model failed: `upstream_error`)
+/// is answered with that code's status, not a plugin refusal's 422.
+fn with_host_status(mut reply: ErrorReply) -> ErrorReply {
+    if let Some(code) = ErrorCode::ALL.iter().find(|code| code.as_str() == reply.code) {
+        reply.status = code.status();
+    }
+    reply
+}
+
+/// `GET /v1/models`: the pipelines a caller may name, in OpenAI's list
+/// shape `{"object": "list", "data": [{"id", "object": "model", "created",
+/// "owned_by"}]}`.
+pub async fn models(pipeline: &Pipeline) -> Result<Value, ErrorReply> {
+    let names = pipeline_names(pipeline).await?;
+    Ok(json!({ "object": "list", "data": names.iter().map(|name| model_object(name)).collect::<Vec<_>>() }))
+}
+
+/// `GET /v1/models/{id}`: one of [`models`], or `404 unknown_pipeline`.
+pub async fn model(pipeline: &Pipeline, id: &str) -> Result<Value, ErrorReply> {
+    let names = pipeline_names(pipeline).await?;
+    match names.iter().find(|name| name.as_str() == id) {
+        Some(name) => Ok(model_object(name)),
+        None => Err(ErrorReply::new(ErrorCode::UnknownPipeline, format!("no pipeline is named `{id}`"))),
+    }
+}
+
+fn model_object(name: &PluginName) -> Value {
+    json!({ "id": name, "object": "model", "created": 0, "owned_by": "streamhost" })
+}
+
+async fn pipeline_names(pipeline: &Pipeline) -> Result<Vec<PluginName>, ErrorReply> {
+    let objects = pipeline
+        .registry()
+        .store()
+        .list()
+        .await
+        .map_err(|error| ErrorReply::new(ErrorCode::PluginStoreUnavailable, error.to_string()))?;
+    Ok(objects.into_iter().filter(|(_, kind)| *kind == ObjectKind::Manifest).map(|(name, _)| name).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_api_is_found_by_its_path_only() {
+        for api in StandardApi::ALL {
+            assert_eq!(StandardApi::for_path(api.path()), Some(api));
+        }
+        assert_eq!(StandardApi::for_path("/v1/chat/completions/"), None);
+        assert_eq!(StandardApi::for_path("/v1/models"), None);
+    }
+
+    #[test]
+    fn errors_take_each_apis_shape() {
+        let reply = ErrorReply::new(ErrorCode::UnknownPipeline, "no pipeline is named `x`");
+        let openai: Value = serde_json::from_str(&StandardApi::ChatCompletions.error_body(&reply)).unwrap();
+        assert_eq!(
+            openai,
+            json!({"error": {"message": "no pipeline is named `x`", "type": "not_found_error", "param": null, "code": "unknown_pipeline"}})
+        );
+        let anthropic: Value = serde_json::from_str(&StandardApi::Messages.error_body(&reply)).unwrap();
+        assert_eq!(
+            anthropic,
+            json!({"type": "error", "error": {"type": "not_found_error", "message": "unknown_pipeline: no pipeline is named `x`"}, "request_id": null})
+        );
+    }
+
+    #[test]
+    fn the_model_is_required_and_a_string() {
+        assert_eq!(model_named(br#"{"model":"support","messages":[]}"#).unwrap(), "support");
+        for body in [&br#"{"messages":[]}"#[..], br#"{"model":7}"#, br#"{"model":" "}"#] {
+            assert_eq!(model_named(body).unwrap_err().code, "invalid_request");
+        }
+        assert_eq!(model_named(b"{").unwrap_err().code, "malformed_json");
+    }
+
+    #[test]
+    fn the_formatters_settings_leave_the_callers_config() {
+        let formatter: PluginName = "openai-chat-format".parse().unwrap();
+        let mut body = json!({"messages": [], "config": {"openai-chat-format": {"stream": true}}});
+        let settings = take_settings(&mut body, &formatter);
+        assert_eq!(Value::Object(settings), json!({"stream": true}));
+        assert_eq!(body, json!({"messages": []}));
+        let mut body = json!({"messages": [], "config": {"redact": {}}});
+        assert!(take_settings(&mut body, &formatter).is_empty());
+        assert_eq!(body, json!({"messages": [], "config": {"redact": {}}}));
+    }
+}

@@ -1,0 +1,121 @@
+"""The official `openai` Python SDK against streamhost's /v1 (tests/all/standard_apis.rs).
+
+Usage: python3 openai_sdk.py BASE_URL  (BASE_URL without /v1)
+
+Runs every scenario as an application would and prints one JSON object:
+each scenario's outcome, or the exception the SDK raised (its class, status
+and message). Arrival times of streamed deltas are in seconds from the call.
+The pipelines it names are the test's: `chat` (echo and `redact`), `guarded`
+(`seed001-auth` in front, demo key `demo-key`), `failing` (a transform that
+traps mid-stream).
+"""
+
+import json
+import sys
+import time
+
+import openai
+
+PROMPT = "Write to ada@example.com about the plan for the launch of the new product line"
+
+
+def client(api_key="unused"):
+    return openai.OpenAI(base_url=BASE + "/v1", api_key=api_key, max_retries=0, timeout=30)
+
+
+def raised(error):
+    return {
+        "raised": type(error).__name__,
+        "status": getattr(error, "status_code", None),
+        "message": str(getattr(error, "message", error)),
+        "body": getattr(error, "body", None),
+    }
+
+
+def chat_stream(model="chat", api_key="unused"):
+    started = time.monotonic()
+    stream = client(api_key).chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}],
+        stream=True,
+        stream_options={"include_usage": True},
+        temperature=0.2,
+    )
+    deltas, finish, usage, ids, roles = [], None, None, set(), []
+    for chunk in stream:
+        ids.add(chunk.id)
+        if chunk.usage is not None:
+            usage = chunk.usage.model_dump()
+        for choice in chunk.choices:
+            if choice.delta.role:
+                roles.append(choice.delta.role)
+            if choice.delta.content:
+                deltas.append([time.monotonic() - started, choice.delta.content])
+            if choice.finish_reason:
+                finish = choice.finish_reason
+    return {"deltas": deltas, "text": "".join(d for _, d in deltas), "finish": finish, "usage": usage,
+            "ids": len(ids), "roles": roles, "done_at": time.monotonic() - started}
+
+
+def chat_whole():
+    completion = client().chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": [{"type": "text", "text": PROMPT}]}], max_tokens=200
+    )
+    choice = completion.choices[0]
+    return {"object": completion.object, "text": choice.message.content, "role": choice.message.role,
+            "finish": choice.finish_reason, "usage": completion.usage.model_dump(), "model": completion.model}
+
+
+def responses_stream():
+    started = time.monotonic()
+    deltas = []
+    with client().responses.stream(model="chat", input=PROMPT, instructions="Be brief.") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append([time.monotonic() - started, event.delta])
+        final = stream.get_final_response()
+    return {"deltas": deltas, "text": final.output_text, "status": final.status,
+            "usage": final.usage.model_dump() if final.usage else None}
+
+
+def responses_whole():
+    response = client().responses.create(
+        model="chat", input=[{"role": "user", "content": [{"type": "input_text", "text": PROMPT}]}]
+    )
+    return {"object": response.object, "text": response.output_text, "status": response.status}
+
+
+def models():
+    listed = [model.id for model in client().models.list()]
+    return {"listed": listed, "retrieved": client().models.retrieve("chat").id}
+
+
+def attempt(name, scenario, *args):
+    try:
+        RESULTS[name] = scenario(*args)
+    except openai.APIError as error:
+        RESULTS[name] = raised(error)
+
+
+def refused(name, **body):
+    try:
+        client().chat.completions.create(model="chat", **body)
+        RESULTS[name] = {"raised": None}
+    except openai.APIError as error:
+        RESULTS[name] = raised(error)
+
+
+BASE = sys.argv[1]
+RESULTS = {}
+attempt("chat_stream", chat_stream)
+attempt("chat_whole", chat_whole)
+attempt("responses_stream", responses_stream)
+attempt("responses_whole", responses_whole)
+attempt("models", models)
+attempt("unknown_model", chat_stream, "no-such-pipeline")
+attempt("guarded_wrong_key", chat_stream, "guarded", "not-the-key")
+attempt("guarded", chat_stream, "guarded", "demo-key")
+attempt("failing", chat_stream, "failing")
+refused("two_choices", messages=[{"role": "user", "content": "hi"}], n=2)
+refused("image", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}])
+print(json.dumps(RESULTS))
