@@ -43,7 +43,7 @@ def stream(model="chat", api_key="unused"):
 
 def whole():
     message = client().messages.create(
-        model="chat", max_tokens=1024, temperature=0.5,
+        model="chat", max_tokens=1024,
         messages=[{"role": "user", "content": [{"type": "text", "text": PROMPT}]}],
     )
     return {"type": message.type, "text": message.content[0].text, "stop_reason": message.stop_reason,

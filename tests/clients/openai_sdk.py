@@ -68,14 +68,22 @@ def chat_whole():
 
 def responses_stream():
     started = time.monotonic()
-    deltas = []
-    with client().responses.stream(model="chat", input=PROMPT, instructions="Be brief.") as stream:
-        for event in stream:
-            if event.type == "response.output_text.delta":
-                deltas.append([time.monotonic() - started, event.delta])
-        final = stream.get_final_response()
+    deltas, final = [], None
+    events = client().responses.create(model="chat", input=PROMPT, instructions="Be brief.", stream=True)
+    for event in events:
+        if event.type == "response.output_text.delta":
+            deltas.append([time.monotonic() - started, event.delta])
+        if event.type == "response.completed":
+            final = event.response
     return {"deltas": deltas, "text": final.output_text, "status": final.status,
             "usage": final.usage.model_dump() if final.usage else None}
+
+
+def responses_helper():
+    with client().responses.stream(model="chat", input=PROMPT) as stream:
+        texts = [event.delta for event in stream if event.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    return {"text": "".join(texts), "final": final.output_text, "status": final.status}
 
 
 def responses_whole():
@@ -110,6 +118,7 @@ RESULTS = {}
 attempt("chat_stream", chat_stream)
 attempt("chat_whole", chat_whole)
 attempt("responses_stream", responses_stream)
+attempt("responses_helper", responses_helper)
 attempt("responses_whole", responses_whole)
 attempt("models", models)
 attempt("unknown_model", chat_stream, "no-such-pipeline")

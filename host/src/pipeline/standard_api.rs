@@ -183,7 +183,10 @@ pub async fn open(
     let as_found = Target { chain: target.chain.clone(), manifest: manifest.clone() };
     let mut request = match target.request(None, body.to_string().as_bytes(), Inference::SetAsideClosed) {
         Ok(request) => request,
-        Err(error) => return Err(missing_target(pipeline, routes, &as_found, ErrorReply::from(&error)).await),
+        Err(error) => {
+            let reply = missing_target(pipeline, routes, &as_found, ErrorReply::from(&error)).await;
+            return Err(naming_the_model(&model, reply));
+        }
     };
     if caller.is_some() {
         request.user_id = caller;
@@ -193,10 +196,19 @@ pub async fn open(
     match pipeline.open(request, manifest).await {
         Ok(response) => Ok(response),
         Err(error) => {
-            let reply = ErrorReply::from(&error);
-            Err(missing_target(pipeline, routes, &as_found, with_host_status(reply)).await)
+            let reply = missing_target(pipeline, routes, &as_found, with_host_status(ErrorReply::from(&error))).await;
+            Err(naming_the_model(&model, reply))
         }
     }
+}
+
+/// A model that names a plugin the store does not have is a model this
+/// host does not serve: said in those words, with where to look.
+fn naming_the_model(model: &str, mut reply: ErrorReply) -> ErrorReply {
+    if reply.code == ErrorCode::UnknownPlugin.as_str() {
+        reply.message = format!("the model `{model}` is not served ({}); `GET /v1/models` lists the pipelines", reply.message);
+    }
+    reply
 }
 
 /// The pipeline `model` names: `400` without one.
@@ -225,6 +237,14 @@ async fn find(pipeline: &Pipeline, routes: &RouteSettings, model: &str) -> Resul
     if found.manifest.is_some() && then.is_some() && routes.named_only() {
         let message = format!("`{first}` runs as its manifest composes it: this host serves no chains");
         return Err(ErrorReply::new(ErrorCode::ChainNotAllowed, message));
+    }
+    if found.manifest.is_none() {
+        // A model that names no plugin is told so before its body is read.
+        for name in &found.chain {
+            if let Err(error) = pipeline.registry().load(name).await {
+                return Err(naming_the_model(model, ErrorReply::from(&error)));
+            }
+        }
     }
     Ok(found)
 }

@@ -199,7 +199,10 @@ impl AnthropicMessagesFormat {
             Event::Usage(usage) => self.usage = Some(usage),
             Event::Error(failure) => {
                 self.failed = true;
-                let error = ApiError { kind: error_type(&failure.code), message: &failure.message };
+                // Anthropic's error has no code of its own: the host's leads
+                // the message, as in the host's errors before the stream.
+                let message = format!("{}: {}", failure.code, failure.message);
+                let error = ApiError { kind: error_type(&failure.code), message: &message };
                 sse(out, &StreamEvent::Error { error });
             }
             Event::Metadata(_) | Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}

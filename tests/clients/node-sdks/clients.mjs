@@ -95,9 +95,15 @@ async function agUi(pipeline) {
   const agent = new StreamhostAgent({ url: `${BASE}/${pipeline}?then=ag-ui` });
   agent.messages = [{ id: "m1", role: "user", content: PROMPT }];
   const seen = [];
+  const errors = [];
+  const subscriber = {
+    onEvent: ({ event }) => seen.push(event.type),
+    onRunErrorEvent: ({ event }) => errors.push(`${event.code}: ${event.message}`),
+  };
   try {
-    const { newMessages } = await agent.runAgent({}, { onEvent: ({ event }) => seen.push(event.type) });
-    return { text: newMessages.map((message) => message.content).join(""), events: [...new Set(seen)] };
+    const { newMessages } = await agent.runAgent({}, subscriber);
+    const text = newMessages.map((message) => message.content).join("");
+    return { text, events: [...new Set(seen)], errors };
   } catch (error) {
     return { ...raised(error), events: [...new Set(seen)] };
   }
