@@ -29,7 +29,9 @@ pub(crate) async fn open(
 ) -> Result<(String, BoxStream<'static, Bytes>), ErrorReply> {
     let found = pipeline.resolve(target, then).await.map_err(|error| ErrorReply::from(&error))?;
     let manifest = found.manifest.clone();
-    let request = found.request(None, body.to_string().as_bytes(), Inference::Refused).map_err(|error| ErrorReply::from(&error))?;
+    let request = found
+        .request(None, body.to_string().as_bytes(), Inference::Refused)
+        .map_err(|error| ErrorReply::from(&error))?;
     let response = pipeline.open(request, manifest).await.map_err(|error| ErrorReply::from(&error))?;
     Ok((response.content_type, response.body))
 }

@@ -136,7 +136,10 @@ fn assert_openai_sdk_results(results: &Value) {
     let whole = &results["chat_whole"];
     assert_eq!(whole["object"], "chat.completion", "{whole}");
     assert_eq!(whole["text"], MASKED);
-    assert_eq!((&whole["role"], &whole["finish"], &whole["model"]), (&json!("assistant"), &json!("stop"), &json!("chat")));
+    assert_eq!(
+        (&whole["role"], &whole["finish"], &whole["model"]),
+        (&json!("assistant"), &json!("stop"), &json!("chat"))
+    );
     assert_eq!(whole["usage"]["completion_tokens"], OUTPUT_TOKENS);
 
     let responses = &results["responses_stream"];
@@ -161,6 +164,8 @@ fn assert_openai_sdk_results(results: &Value) {
     assert_raised(&results["guarded_wrong_key"], "AuthenticationError", Some(401), "");
     assert_eq!(results["guarded"]["text"], MASKED, "the key opens the guarded pipeline: {}", results["guarded"]);
     assert_raised(&results["failing"], "APIError", None, "plugin_trapped");
+    // Whole, the failure is the answer's status: the trap's own 500.
+    assert_raised(&results["failing_whole"], "InternalServerError", Some(500), "plugin_trapped");
     assert_raised(&results["two_choices"], "BadRequestError", Some(400), "`n`");
     assert_raised(&results["image"], "BadRequestError", Some(400), "messages[0].content[0]");
 }
@@ -179,7 +184,10 @@ async fn the_anthropic_python_sdk_streams_and_answers_through_the_pipeline() {
     assert!(stream["id"].as_str().unwrap().starts_with("msg_"), "{stream}");
 
     let whole = &results["whole"];
-    assert_eq!((&whole["type"], &whole["text"], &whole["stop_reason"]), (&json!("message"), &json!(MASKED), &json!("end_turn")));
+    assert_eq!(
+        (&whole["type"], &whole["text"], &whole["stop_reason"]),
+        (&json!("message"), &json!(MASKED), &json!("end_turn"))
+    );
 
     assert_raised(&results["unknown_model"], "NotFoundError", Some(404), "no-such-pipeline");
     assert_raised(&results["guarded_without_key"], "AuthenticationError", Some(401), "");
@@ -258,7 +266,10 @@ async fn errors_before_the_stream_take_each_apis_shape() {
 
     let models: Value = client.get(server.url("/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["object"], "list");
-    assert!(models["data"].as_array().unwrap().contains(
-        &json!({"id": "chat", "object": "model", "created": 0, "owned_by": "streamhost"})
-    ));
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"id": "chat", "object": "model", "created": 0, "owned_by": "streamhost"}))
+    );
 }

@@ -57,9 +57,9 @@ def chat_stream(model="chat", api_key="unused"):
             "ids": len(ids), "roles": roles, "done_at": time.monotonic() - started}
 
 
-def chat_whole():
+def chat_whole(model="chat"):
     completion = client().chat.completions.create(
-        model="chat", messages=[{"role": "user", "content": [{"type": "text", "text": PROMPT}]}], max_tokens=200
+        model=model, messages=[{"role": "user", "content": [{"type": "text", "text": PROMPT}]}], max_tokens=200
     )
     choice = completion.choices[0]
     return {"object": completion.object, "text": choice.message.content, "role": choice.message.role,
@@ -125,6 +125,7 @@ attempt("unknown_model", chat_stream, "no-such-pipeline")
 attempt("guarded_wrong_key", chat_stream, "guarded", "not-the-key")
 attempt("guarded", chat_stream, "guarded", "demo-key")
 attempt("failing", chat_stream, "failing")
+attempt("failing_whole", chat_whole, "failing")
 refused("two_choices", messages=[{"role": "user", "content": "hi"}], n=2)
 refused("image", messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}])
 print(json.dumps(RESULTS))

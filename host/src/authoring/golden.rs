@@ -40,6 +40,7 @@ use crate::error_code::ErrorReply;
 use crate::event::{ErrorInfo, Event, UsageJson};
 use crate::pipeline::Pipeline;
 use crate::pipeline::inbound::{self, Inbound, RouteSettings};
+use crate::pipeline::standard_api::{self, StandardApi};
 use crate::plugin_store::PluginName;
 use crate::registry::PluginRole;
 use crate::request::Request;
@@ -219,7 +220,7 @@ pub async fn run(pipeline: &Pipeline, chain: &[PluginName], fixture: &Fixture) -
     let first = pipeline.registry().load(&chain[0]).await.map_err(|error| anyhow::anyhow!("{error}"))?;
     let outcome = match first.role() {
         PluginRole::Transform => replay(pipeline, chain, fixture).await?,
-        PluginRole::RequestFilter => return filter(pipeline, fixture).await,
+        PluginRole::RequestFilter => return filter(pipeline, &chain[0], fixture).await,
         PluginRole::Router | PluginRole::Agent => {
             let inbound = Inbound {
                 method: "POST".into(),
@@ -308,8 +309,11 @@ async fn replay(
 }
 
 /// A request filter's answer for the fixture's `incoming` request: the
-/// request it mapped (`{"request": …, "chain": …}`) or its refusal.
-async fn filter(pipeline: &Pipeline, fixture: &Fixture) -> anyhow::Result<Vec<u8>> {
+/// request it mapped (`{"request": …, "chain": …}`) or its refusal. At a
+/// standard API's path (`/v1/messages`), `filter` is that API's request
+/// filter, and the request is as it mapped it, its formatter's settings in
+/// `config`, before the pipeline's checks.
+async fn filter(pipeline: &Pipeline, filter: &PluginName, fixture: &Fixture) -> anyhow::Result<Vec<u8>> {
     let incoming = fixture.incoming.clone().unwrap_or_default();
     let inbound = Inbound {
         method: incoming.method.unwrap_or_else(|| "POST".into()),
@@ -320,6 +324,12 @@ async fn filter(pipeline: &Pipeline, fixture: &Fixture) -> anyhow::Result<Vec<u8
         body: incoming.body.unwrap_or_default().into(),
         request_context: None,
     };
+    if StandardApi::for_path(&inbound.path).is_some() {
+        return Ok(match standard_api::map(pipeline, filter, &inbound).await {
+            Ok(request) => format!("{}\n", serde_json::to_string_pretty(&json!({ "request": request }))?).into_bytes(),
+            Err(reply) => refused(&reply),
+        });
+    }
     Ok(match inbound::prepare(pipeline, &RouteSettings::OPERATOR, inbound).await {
         Ok(prepared) => {
             let request: Value = serde_json::from_slice(&prepared.mapped.body).unwrap_or(Value::Null);

@@ -334,14 +334,24 @@ fn streamed(response: crate::pipeline::Response, span: tracing::Span) -> Respons
 
 /// `POST /v1/chat/completions`, `/v1/responses`, `/v1/messages`: a
 /// standard API (`pipeline::standard_api`), its errors in its own shape.
-async fn standard_api_call(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn standard_api_call(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let api = StandardApi::for_path(uri.path()).expect("routed by its path");
     let body = match read_body(&headers, body, app.routes.max_body_bytes, app.body_read_timeout).await {
         Ok(body) => body,
         Err(reply) => return closing(json_answer(JsonAnswer::api_error(api, &reply))),
     };
-    let inbound =
-        Inbound { method: method.to_string(), target: None, path: uri.path().to_string(), ..inbound_of(&uri, &headers, body) };
+    let inbound = Inbound {
+        method: method.to_string(),
+        target: None,
+        path: uri.path().to_string(),
+        ..inbound_of(&uri, &headers, body)
+    };
     match standard_api::open(&app.pipeline, &app.routes, api, inbound).await {
         Ok(response) => streamed(response, tracing::Span::current()),
         Err(reply) => json_answer(JsonAnswer::api_error(api, &reply)),

@@ -188,7 +188,8 @@ impl Function {
             Ok(found) => json_response(200, found.to_string()),
             Err(reply) => json_answer(JsonAnswer::api_error(StandardApi::ChatCompletions, &reply)),
         };
-        let not_allowed = || error_response(&ErrorReply::new(ErrorCode::MethodNotAllowed, "plugins are called with POST"));
+        let not_allowed =
+            || error_response(&ErrorReply::new(ErrorCode::MethodNotAllowed, "plugins are called with POST"));
         if let Some(api) = StandardApi::for_path(path) {
             if method != Method::POST {
                 return Some(not_allowed());

@@ -10,10 +10,10 @@
 //! stream's own format.
 
 pub mod inbound;
-pub mod standard_api;
 mod orchestrate;
 mod pump;
 mod resolve;
+pub mod standard_api;
 mod turn;
 
 use std::sync::Arc;

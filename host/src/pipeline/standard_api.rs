@@ -20,10 +20,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::inbound::{Inbound, RouteSettings, missing_target, refused, request_body, run_filter};
-use super::{Inference, Pipeline, Response, Target};
-use crate::error_code::{ErrorCode, ErrorReply};
+use super::{Inference, Pipeline, PipelineError, Response, Target};
+use crate::error_code::{Code, ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
 use crate::plugin_store::{ObjectKind, PluginName};
+use crate::registry::{PluginError, RoleError};
 use crate::request_id::RequestId;
 use crate::wit::IncomingRequest;
 
@@ -170,13 +171,7 @@ pub async fn open(
         Some(manifest) => identify(pipeline, manifest, &inbound).await?,
         None => None,
     };
-    let request_filter = api.request_filter();
-    let mapped = match pipeline.registry().filter(&request_filter, "{}".into(), &incoming(&inbound)).await {
-        Ok(Ok(mapped)) => mapped,
-        Ok(Err(refusal)) => return Err(refused(&request_filter, refusal)),
-        Err(error) => return Err(ErrorReply::from(&error)),
-    };
-    let mut body: Value = serde_json::from_slice(&request_body(&request_filter, mapped)?).expect("written as JSON");
+    let mut body = map(pipeline, &api.request_filter(), &inbound).await?;
     let formatter = api.formatter();
     let formatter_settings = take_settings(&mut body, &formatter);
     let manifest = target.manifest.clone();
@@ -193,22 +188,50 @@ pub async fn open(
     }
     request.config.insert(formatter.to_string(), Value::Object(formatter_settings));
     request.formatter = Some(formatter);
+    let formatter = request.formatter.clone().expect("set above");
     match pipeline.open(request, manifest).await {
         Ok(response) => Ok(response),
         Err(error) => {
-            let reply = missing_target(pipeline, routes, &as_found, with_host_status(ErrorReply::from(&error))).await;
-            Err(naming_the_model(&model, reply))
+            let reply = relayed(&formatter, &error).unwrap_or_else(|| ErrorReply::from(&error));
+            Err(naming_the_model(&model, missing_target(pipeline, routes, &as_found, reply).await))
         }
     }
+}
+
+/// The API's formatter failing before the first byte relays the stream's
+/// error (a `stream: false` answer whose model failed): answered as that
+/// error, with its code's status (`502 upstream_error`), not as the
+/// formatter's refusal (`422`). A code that is not the host's is the
+/// source's or a plugin's own failure: `502`.
+fn relayed(formatter: &PluginName, error: &PipelineError) -> Option<ErrorReply> {
+    let PipelineError::Role(RoleError::Plugin(PluginError::Refused { name, error })) = error else { return None };
+    if name != formatter {
+        return None;
+    }
+    let status = ErrorCode::ALL.iter().find(|code| code.as_str() == error.code).map_or(502, |code| code.status());
+    Some(ErrorReply { status, ..ErrorReply::coded(Code::Plugin(&error.code), error.message.clone()) })
 }
 
 /// A model that names a plugin the store does not have is a model this
 /// host does not serve: said in those words, with where to look.
 fn naming_the_model(model: &str, mut reply: ErrorReply) -> ErrorReply {
     if reply.code == ErrorCode::UnknownPlugin.as_str() {
-        reply.message = format!("the model `{model}` is not served ({}); `GET /v1/models` lists the pipelines", reply.message);
+        reply.message =
+            format!("the model `{model}` is not served ({}); `GET /v1/models` lists the pipelines", reply.message);
     }
     reply
+}
+
+/// The host's request as `request_filter` maps `inbound` (the JSON body a
+/// caller would send, the formatter's settings in its `config`), or its
+/// refusal.
+pub async fn map(pipeline: &Pipeline, request_filter: &PluginName, inbound: &Inbound) -> Result<Value, ErrorReply> {
+    let mapped = match pipeline.registry().filter(request_filter, "{}".into(), &incoming(inbound)).await {
+        Ok(Ok(mapped)) => mapped,
+        Ok(Err(refusal)) => return Err(refused(request_filter, refusal)),
+        Err(error) => return Err(ErrorReply::from(&error)),
+    };
+    Ok(serde_json::from_slice(&request_body(request_filter, mapped)?).expect("written as JSON"))
 }
 
 /// The pipeline `model` names: `400` without one.
@@ -292,22 +315,12 @@ fn take_settings(body: &mut Value, formatter: &PluginName) -> Map<String, Value>
     settings
 }
 
-/// A formatter that failed before the first byte with one of the host's
-/// codes (a `stream: false` answer whose model failed: `upstream_error`)
-/// is answered with that code's status, not a plugin refusal's 422.
-fn with_host_status(mut reply: ErrorReply) -> ErrorReply {
-    if let Some(code) = ErrorCode::ALL.iter().find(|code| code.as_str() == reply.code) {
-        reply.status = code.status();
-    }
-    reply
-}
-
 /// `GET /v1/models`: the pipelines a caller may name, in OpenAI's list
 /// shape `{"object": "list", "data": [{"id", "object": "model", "created",
 /// "owned_by"}]}`.
 pub async fn models(pipeline: &Pipeline) -> Result<Value, ErrorReply> {
     let names = pipeline_names(pipeline).await?;
-    Ok(json!({ "object": "list", "data": names.iter().map(|name| model_object(name)).collect::<Vec<_>>() }))
+    Ok(json!({ "object": "list", "data": names.iter().map(model_object).collect::<Vec<_>>() }))
 }
 
 /// `GET /v1/models/{id}`: one of [`models`], or `404 unknown_pipeline`.

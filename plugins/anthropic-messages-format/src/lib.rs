@@ -570,7 +570,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             text_of(out),
-            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"the model stopped\"}}\n\n"
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"model_stream_error: the model stopped\"}}\n\n"
         );
         assert!(format.push(vec![Event::Text("after".into())]).unwrap().is_empty());
         assert!(format.push(Vec::new()).unwrap().is_empty());
@@ -585,7 +585,7 @@ mod tests {
             assert_eq!(
                 out,
                 format!(
-                    "{MESSAGE_START}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"slow down\"}}}}\n\n"
+                    "{MESSAGE_START}event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"overloaded_error\",\"message\":\"{code}: slow down\"}}}}\n\n"
                 )
             );
         }
