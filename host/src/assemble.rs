@@ -46,7 +46,10 @@ pub async fn build_pipeline(settings: &HostSettings) -> anyhow::Result<Pipeline>
 
 async fn plugin_store(settings: &HostSettings) -> PluginStore {
     match settings.plugin_source() {
-        PluginSource::Folder(dir) => PluginStore::Folder(FolderStore::new(dir)),
+        PluginSource::Folder(dir) => {
+            let (dir, layers) = settings.plugin_folders(dir);
+            PluginStore::Folder(FolderStore::layered(dir, layers))
+        }
         PluginSource::S3(location) => {
             let client = crate::aws::s3_client(&crate::aws::load().await, settings.s3_path_style);
             PluginStore::S3(S3Store::new(client, location, settings.s3_revalidate_every()))

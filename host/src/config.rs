@@ -2,7 +2,7 @@
 //! environment variable.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -77,6 +77,13 @@ pub struct HostSettings {
     /// built with them, else `./plugins`.
     #[arg(long, env = "STREAMHOST_PLUGINS", value_name = "DIR|s3://BUCKET/PREFIX/")]
     pub plugins: Option<PluginSource>,
+
+    /// Serve only the `--plugins` folder's plugins and pipelines. Without
+    /// it, a folder of one's own is laid over the bundled examples (when the
+    /// binary was built with them, and not on Lambda): a name in the folder
+    /// wins, the examples serve the rest (`ndjson`, `sse`, ...).
+    #[arg(long, env = "STREAMHOST_WITHOUT_EXAMPLES")]
+    pub without_examples: bool,
 
     /// How often a loaded plugin is checked for a new version in S3 (a
     /// conditional GET). Folders are checked on every request.
@@ -212,6 +219,30 @@ impl HostSettings {
         self.plugins.clone().unwrap_or_else(|| PluginSource::Folder(default_plugin_dir()))
     }
 
+    /// The plugin folder (uploads go there) and every folder read, first to
+    /// last: a `--plugins` folder of one's own, then the checkout's
+    /// `pipelines/` (when the binary runs from one: an edited manifest
+    /// applies on the next request, not after a rebuild), then the bundled
+    /// examples. Only the plugin folder under `--without-examples`, on
+    /// Lambda, or in a build without the examples.
+    pub fn plugin_folders(&self, dir: PathBuf) -> (PathBuf, Vec<PathBuf>) {
+        let mut layers = vec![dir.clone()];
+        if self.without_examples || crate::aws::on_lambda() {
+            return (dir, layers);
+        }
+        let same = |a: &Path, b: &Path| a == b || a.canonicalize().ok() == b.canonicalize().ok();
+        let bundled = bundled_folders();
+        // Serving the examples' own folder (the default), the checkout's
+        // manifests still come before their copies there.
+        let serving_the_examples = bundled.last().is_some_and(|examples| same(&dir, examples));
+        for folder in bundled {
+            if folder.is_dir() && !layers.iter().any(|layer| same(layer, &folder)) {
+                layers.insert(if serving_the_examples { 0 } else { layers.len() }, folder);
+            }
+        }
+        (dir, layers)
+    }
+
     /// How often a plugin loaded from S3 is checked for a new version
     /// (`--s3-revalidate-ms`).
     pub fn s3_revalidate_every(&self) -> Duration {
@@ -239,6 +270,18 @@ fn default_plugin_dir() -> PathBuf {
     PathBuf::from("plugins")
 }
 
+/// The checkout's `pipelines/`, then the bundled examples.
+#[cfg(feature = "examples")]
+fn bundled_folders() -> Vec<PathBuf> {
+    let pipelines = Path::new(streamhost_artifacts::PIPELINES_SOURCE_DIR);
+    vec![pipelines.canonicalize().unwrap_or_else(|_| pipelines.into()), PathBuf::from(streamhost_artifacts::EXAMPLES_DIR)]
+}
+
+#[cfg(not(feature = "examples"))]
+fn bundled_folders() -> Vec<PathBuf> {
+    Vec::new()
+}
+
 fn default_max_instances() -> u32 {
     if crate::aws::on_lambda() { 256 } else { 4096 }
 }
@@ -251,4 +294,35 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("streamhost"))
+}
+
+#[cfg(all(test, feature = "examples"))]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        host: HostSettings,
+    }
+
+    fn folders(args: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+        let settings = Command::parse_from(std::iter::once("streamhost").chain(args.iter().copied())).host;
+        let PluginSource::Folder(dir) = settings.plugin_source() else { panic!("a folder") };
+        settings.plugin_folders(dir)
+    }
+
+    #[test]
+    fn a_folder_of_ones_own_lies_over_the_checkouts_pipelines_and_the_examples() {
+        let [pipelines, examples] = <[PathBuf; 2]>::try_from(bundled_folders()).unwrap();
+        let own = tempfile::tempdir().unwrap();
+        let own_path = own.path().to_str().unwrap();
+        assert_eq!(folders(&["--plugins", own_path]), (own.path().into(), vec![own.path().into(), pipelines.clone(), examples.clone()]));
+        assert_eq!(folders(&["--plugins", own_path, "--without-examples"]), (own.path().into(), vec![own.path().into()]));
+        // On its default the host serves the examples, the checkout's
+        // manifests before their copies; uploads still go to the examples.
+        assert_eq!(folders(&[]), (examples.clone(), vec![pipelines, examples]));
+    }
 }

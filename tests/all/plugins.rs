@@ -400,3 +400,32 @@ async fn a_cache_entry_of_another_component_is_refused() {
     );
     assert!(server.logs().contains(&format!("made from another component ({ndjson_digest})")), "{}", server.logs());
 }
+
+/// A folder of one's own lies over the bundled examples: its names win, the
+/// examples serve the rest, uploads land in it; `--without-examples` serves
+/// it alone.
+#[tokio::test]
+async fn a_plugin_folder_of_ones_own_lies_over_the_examples() {
+    // `ndjson` here is really `sse`: one's own wins over the example's name.
+    let own = plugin_dir(&[("mine", &fixture("trap")), ("ndjson", &example("sse"))]);
+    let settings = r#"{"prompt":"hello","config":{"mine":{"trapAt":1000}}}"#;
+    let server = Server::builder().plugins_over_examples(own.path()).start();
+    let chained = server.post("/mine?then=text-only", settings).await;
+    assert_eq!(chained.status, 200, "`text-only` comes from the examples: {}", chained.body);
+    assert!(chained.body.starts_with("hello"), "{}", chained.body);
+    let shadowed = server.post("/ndjson", HELLO).await;
+    assert!(shadowed.body.starts_with("event: metadata\n"), "one's own `ndjson` is served: {}", shadowed.body);
+    let catalog: serde_json::Value = reqwest::get(server.url("/_catalog")).await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = catalog["plugins"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains(&"mine") && names.contains(&"text-only"), "{names:?}");
+    assert_eq!(names.iter().filter(|name| **name == "ndjson").count(), 1, "{names:?}");
+    assert!(catalog["store"].as_str().unwrap().contains("over the examples"), "{}", catalog["store"]);
+    assert!(server.logs().contains("over the examples"), "the start-up log says what is served from where");
+
+    let alone = Server::builder().plugins(own.path()).start();
+    alone.post("/mine?then=text-only", settings).await.assert_error(
+        404,
+        "unknown_plugin",
+        "no plugin named `text-only`",
+    );
+}

@@ -190,6 +190,8 @@ async fn the_anthropic_python_sdk_streams_and_answers_through_the_pipeline() {
     );
 
     assert_raised(&results["unknown_model"], "NotFoundError", Some(404), "no-such-pipeline");
+    assert!(results["models"]["listed"].as_array().unwrap().contains(&json!("chat")), "{}", results["models"]);
+    assert_eq!(results["models"]["display_name"], "chat");
     assert_raised(&results["guarded_without_key"], "AuthenticationError", Some(401), "");
     assert_eq!(results["guarded"]["text"], MASKED, "x-api-key opens the guarded pipeline: {}", results["guarded"]);
     assert_raised(&results["failing"], "APIStatusError", None, "plugin_trapped");

@@ -50,6 +50,10 @@ def whole():
             "usage": message.usage.model_dump()}
 
 
+def models():
+    return {"listed": [model.id for model in client().models.list()], "display_name": client().models.retrieve("chat").display_name}
+
+
 def attempt(name, scenario, *args):
     try:
         RESULTS[name] = scenario(*args)
@@ -61,6 +65,7 @@ BASE = sys.argv[1]
 RESULTS = {}
 attempt("stream", stream)
 attempt("whole", whole)
+attempt("models", models)
 attempt("unknown_model", stream, "no-such-pipeline")
 attempt("guarded_without_key", stream, "guarded")
 attempt("guarded", stream, "guarded", "demo-key")

@@ -168,7 +168,7 @@ pub async fn open(
     let model = model_named(&inbound.body)?;
     let target = find(pipeline, routes, &model).await?;
     let caller = match target.manifest.as_deref() {
-        Some(manifest) => identify(pipeline, manifest, &inbound).await?,
+        Some(manifest) => identify(pipeline, &model, manifest, &inbound).await?,
         None => None,
     };
     let mut body = map(pipeline, &api.request_filter(), &inbound).await?;
@@ -274,11 +274,29 @@ async fn find(pipeline: &Pipeline, routes: &RouteSettings, model: &str) -> Resul
 
 /// Who the caller is, as the pipeline's inbound plugin says (none without
 /// one, or where it does not identify callers); its refusal is the answer.
-async fn identify(pipeline: &Pipeline, manifest: &Manifest, inbound: &Inbound) -> Result<Option<String>, ErrorReply> {
+/// A refusal that is not about the caller (a 400, a 415: the plugin read
+/// the API's body as its own client's) says that the pipeline is not served
+/// through the standard APIs.
+async fn identify(
+    pipeline: &Pipeline,
+    model: &str,
+    manifest: &Manifest,
+    inbound: &Inbound,
+) -> Result<Option<String>, ErrorReply> {
     let Some(filter) = &manifest.inbound else { return Ok(None) };
     match run_filter(pipeline, manifest, filter, inbound.clone()).await? {
         Ok(request) => Ok(request.user_id),
-        Err(refusal) => Err(refused(filter, refusal)),
+        Err(refusal) => {
+            let mut reply = refused(filter, refusal);
+            if !matches!(reply.status, 401 | 403 | 407 | 429) {
+                reply.message = format!(
+                    "the pipeline `{model}` is not served through the standard APIs: its inbound plugin `{filter}` \
+                     reads its own client's body, and refused this call ({})",
+                    reply.message
+                );
+            }
+            Err(reply)
+        }
     }
 }
 
@@ -317,10 +335,13 @@ fn take_settings(body: &mut Value, formatter: &PluginName) -> Map<String, Value>
 
 /// `GET /v1/models`: the pipelines a caller may name, in OpenAI's list
 /// shape `{"object": "list", "data": [{"id", "object": "model", "created",
-/// "owned_by"}]}`.
+/// "owned_by"}]}` and Anthropic's (`has_more`, `first_id`, `last_id`; each
+/// model's `type`, `display_name`, `created_at`).
 pub async fn models(pipeline: &Pipeline) -> Result<Value, ErrorReply> {
     let names = pipeline_names(pipeline).await?;
-    Ok(json!({ "object": "list", "data": names.iter().map(model_object).collect::<Vec<_>>() }))
+    let (first, last) = (names.first(), names.last());
+    let data: Vec<Value> = names.iter().map(model_object).collect();
+    Ok(json!({ "object": "list", "data": data, "has_more": false, "first_id": first, "last_id": last }))
 }
 
 /// `GET /v1/models/{id}`: one of [`models`], or `404 unknown_pipeline`.
@@ -328,12 +349,26 @@ pub async fn model(pipeline: &Pipeline, id: &str) -> Result<Value, ErrorReply> {
     let names = pipeline_names(pipeline).await?;
     match names.iter().find(|name| name.as_str() == id) {
         Some(name) => Ok(model_object(name)),
-        None => Err(ErrorReply::new(ErrorCode::UnknownPipeline, format!("no pipeline is named `{id}`"))),
+        None => Err(ErrorReply::new(
+            ErrorCode::UnknownPipeline,
+            format!("the model `{id}` is not served: no pipeline has that name (`GET /v1/models` lists them)"),
+        )),
     }
 }
 
+/// A pipeline as a model of both lists: OpenAI's (`object`, `created`,
+/// `owned_by`) and Anthropic's (`type`, `display_name`, `created_at`), so
+/// either SDK reads it whole.
 fn model_object(name: &PluginName) -> Value {
-    json!({ "id": name, "object": "model", "created": 0, "owned_by": "streamhost" })
+    json!({
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "streamhost",
+        "type": "model",
+        "display_name": name,
+        "created_at": "1970-01-01T00:00:00Z",
+    })
 }
 
 async fn pipeline_names(pipeline: &Pipeline) -> Result<Vec<PluginName>, ErrorReply> {

@@ -243,7 +243,10 @@ impl PluginStore {
 impl fmt::Display for PluginStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PluginStore::Folder(folder) => write!(f, "folder {}", folder.dir().display()),
+            PluginStore::Folder(folder) => {
+                let layers: Vec<String> = folder.layers().iter().map(|layer| layer.display().to_string()).collect();
+                write!(f, "folder {}", layers.join(" over "))
+            }
             PluginStore::S3(s3) => write!(f, "{}", s3.location()),
         }
     }

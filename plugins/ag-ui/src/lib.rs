@@ -27,8 +27,11 @@
 //! that is the next message.
 //!
 //! The thread is the request's session id, else the `threadId` setting, else
-//! `thread-streamhost`; the run is the `runId` setting, else `run-streamhost`;
-//! the message id is `msg-<run id>`.
+//! `thread-streamhost`; the run is the `runId` setting, else `run-<the
+//! stream's start in hex nanoseconds since the Unix epoch>`, one per stream
+//! (a fixed default would make a client append each answer to the last);
+//! the message id is `msg-<run id>`. (In golden tests, whose clock stands
+//! still, the default is fixed.)
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -115,13 +118,20 @@ pub struct AgUi {
     failed: bool,
 }
 
+/// A run id of its own for a stream: `run-<nanoseconds since the Unix
+/// epoch, in hex>`.
+fn run_of_now() -> String {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("run-{:x}", since_epoch.as_nanos())
+}
+
 impl Transform for AgUi {
     fn open(context: StreamContext, settings: &str) -> Result<Self, ErrorInfo> {
         let settings: Settings = serde_json::from_str(settings)
             .map_err(|problem| error("invalid_config", format!("ag-ui settings: {problem}")))?;
         // The session is the conversation, which is what an AG-UI thread is.
         let thread_id = context.session_id.or(settings.thread_id).unwrap_or_else(|| "thread-streamhost".into());
-        let run_id = settings.run_id.unwrap_or_else(|| "run-streamhost".into());
+        let run_id = settings.run_id.unwrap_or_else(run_of_now);
         Ok(Self {
             thread_id,
             run_id,
@@ -264,6 +274,11 @@ mod tests {
             plugin: "ag-ui".into(),
             user_id: Some("u1".into()),
             session_id: session_id.map(str::to_string),
+        };
+        // A run id of the test's own: the default is the clock's.
+        let settings = match settings {
+            "{}" => r#"{"runId":"run-streamhost"}"#,
+            settings => settings,
         };
         AgUi::open(context, settings).unwrap()
     }

@@ -20,6 +20,11 @@ pub struct PlainText;
 
 impl RequestFilter for PlainText {
     fn filter(request: IncomingRequest) -> Result<PipelineRequest, Refusal> {
+        // It names no caller: a run read or a standard API's call (whose
+        // body that API's own filter reads) is let through as no one.
+        if request.asks_only_who() {
+            return Ok(PipelineRequest::caller(None));
+        }
         if let Some(media_type) = request.media_type().filter(|media_type| is_structured(media_type)) {
             let message =
                 format!("the body is the prompt as plain text (`content-type: text/plain`), not `{media_type}`");

@@ -106,8 +106,17 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// Plugins from `dir` instead of the examples.
+    /// Plugins from `dir` alone, instead of the examples (not laid over
+    /// them: `--without-examples`).
     pub fn plugins(mut self, dir: &Path) -> Self {
+        self.plugins = dir.display().to_string();
+        self.args.push("--without-examples".into());
+        self
+    }
+
+    /// Plugins from `dir` laid over the bundled examples, as `serve
+    /// --plugins DIR` runs by default.
+    pub fn plugins_over_examples(mut self, dir: &Path) -> Self {
         self.plugins = dir.display().to_string();
         self
     }
