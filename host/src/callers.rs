@@ -82,31 +82,22 @@ impl CallerPolicy {
         if refused.is_empty() { Ok(()) } else { Err(NotAllowed(refused)) }
     }
 
-    /// Clears the inference settings (`model.temperature`, `maxTokens`,
-    /// `topP`, `stopSequences`) in `options` that this policy does not open,
-    /// and names them. A standard API's client sends them unasked (the
-    /// Anthropic API requires `max_tokens`), so through `/v1` they are set
-    /// aside, the pipeline's own applying, rather than refused.
+    /// Clears the inference settings that change how a model answers
+    /// (`model.temperature`, `model.topP`) in `options` where this policy does
+    /// not open them, and names them. A standard API's client sends them
+    /// unasked, so through `/v1` they are set aside, the pipeline's own
+    /// applying, rather than refused. (What only shortens an answer,
+    /// `maxTokens` and `stopSequences`, is honoured: see
+    /// [`ModelOptions::shortened_by`].)
     pub fn set_aside_closed_inference(&self, options: &mut ModelOptions) -> Vec<&'static str> {
         let mut set_aside = Vec::new();
-        let mut clear = |path: &'static str, set: bool| {
-            let closed = set && !self.allows(path);
-            if closed {
-                set_aside.push(path);
-            }
-            closed
-        };
-        if clear("model.temperature", options.temperature.is_some()) {
+        if options.temperature.is_some() && !self.allows("model.temperature") {
             options.temperature = None;
+            set_aside.push("model.temperature");
         }
-        if clear("model.maxTokens", options.max_tokens.is_some()) {
-            options.max_tokens = None;
-        }
-        if clear("model.topP", options.top_p.is_some()) {
+        if options.top_p.is_some() && !self.allows("model.topP") {
             options.top_p = None;
-        }
-        if clear("model.stopSequences", options.stop_sequences.is_some()) {
-            options.stop_sequences = None;
+            set_aside.push("model.topP");
         }
         set_aside
     }

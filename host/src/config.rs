@@ -274,7 +274,10 @@ fn default_plugin_dir() -> PathBuf {
 #[cfg(feature = "examples")]
 fn bundled_folders() -> Vec<PathBuf> {
     let pipelines = Path::new(streamhost_artifacts::PIPELINES_SOURCE_DIR);
-    vec![pipelines.canonicalize().unwrap_or_else(|_| pipelines.into()), PathBuf::from(streamhost_artifacts::EXAMPLES_DIR)]
+    vec![
+        pipelines.canonicalize().unwrap_or_else(|_| pipelines.into()),
+        PathBuf::from(streamhost_artifacts::EXAMPLES_DIR),
+    ]
 }
 
 #[cfg(not(feature = "examples"))]
@@ -319,8 +322,14 @@ mod tests {
         let [pipelines, examples] = <[PathBuf; 2]>::try_from(bundled_folders()).unwrap();
         let own = tempfile::tempdir().unwrap();
         let own_path = own.path().to_str().unwrap();
-        assert_eq!(folders(&["--plugins", own_path]), (own.path().into(), vec![own.path().into(), pipelines.clone(), examples.clone()]));
-        assert_eq!(folders(&["--plugins", own_path, "--without-examples"]), (own.path().into(), vec![own.path().into()]));
+        assert_eq!(
+            folders(&["--plugins", own_path]),
+            (own.path().into(), vec![own.path().into(), pipelines.clone(), examples.clone()])
+        );
+        assert_eq!(
+            folders(&["--plugins", own_path, "--without-examples"]),
+            (own.path().into(), vec![own.path().into()])
+        );
         // On its default the host serves the examples, the checkout's
         // manifests before their copies; uploads still go to the examples.
         assert_eq!(folders(&[]), (examples.clone(), vec![pipelines, examples]));

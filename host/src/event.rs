@@ -32,6 +32,12 @@ pub enum Encoding {
     Sse,
     /// Text as it is; an error as a line of its own.
     Text,
+    /// A standard API's stream (`pipeline::standard_api`), whose formatter
+    /// writes every event as `raw` bytes: those as they are, and an error
+    /// that reaches the end unwritten (the formatter itself failed) as
+    /// `event: error` / `data: {"type":"error","error":{"type","code","message"}}`,
+    /// which the OpenAI and the Anthropic SDKs both raise; nothing else.
+    StandardApiSse,
 }
 
 impl Encoding {
@@ -61,6 +67,15 @@ impl Encoding {
             Encoding::Sse => {
                 let (kind, data) = type_and_data(event);
                 out.extend_from_slice(format!("event: {kind}\ndata: {data}\n\n").as_bytes());
+            }
+            Encoding::StandardApiSse => {
+                if let Event::Error(error) = event {
+                    let data = serde_json::json!({
+                        "type": "error",
+                        "error": { "type": "api_error", "code": error.code, "message": error.message },
+                    });
+                    out.extend_from_slice(format!("event: error\ndata: {data}\n\n").as_bytes());
+                }
             }
             Encoding::Text => match event {
                 Event::Text(text) => out.extend_from_slice(text.as_bytes()),

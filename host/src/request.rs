@@ -121,6 +121,7 @@ impl Request {
             (Some(_), Some(_)) => return Err(invalid("give either `prompt` or `messages`, not both")),
             (None, None) => return Err(invalid("`prompt` or `messages` is required")),
         };
+        check_inference(&body.model)?;
         if messages.last().map(|message| message.role) != Some(Role::User) {
             return Err(invalid("`messages` must end with a message whose role is `user`"));
         }
@@ -198,6 +199,23 @@ pub fn parse_chain(plugin: &str, then: Option<&str>) -> Result<Vec<PluginName>, 
     std::iter::once(plugin).chain(rest).map(str::parse).collect()
 }
 
+/// Inference settings no model takes are refused before any model call,
+/// whoever mapped them (a JSON body, a standard API's request filter): a
+/// temperature outside 0-2, a `topP` outside 0-1, a `maxTokens` of 0.
+fn check_inference(model: &ModelOptions) -> Result<(), RequestError> {
+    let outside = |value: Option<f64>, high: f64| value.is_some_and(|value| !(0.0..=high).contains(&value));
+    if outside(model.temperature, 2.0) {
+        return Err(invalid("`model.temperature` must be between 0 and 2"));
+    }
+    if outside(model.top_p, 1.0) {
+        return Err(invalid("`model.topP` must be between 0 and 1"));
+    }
+    if model.max_tokens == Some(0) {
+        return Err(invalid("`model.maxTokens` must be at least 1"));
+    }
+    Ok(())
+}
+
 fn invalid(message: impl Into<String>) -> RequestError {
     RequestError::Invalid(message.into())
 }
@@ -258,6 +276,21 @@ mod tests {
         assert!(matches!(Request::from_json(chain(), &[], last_not_user), Err(RequestError::Invalid(_))));
         let unknown_plugin = br#"{"prompt":"x","config":{"sse":{}}}"#;
         assert!(matches!(Request::from_json(chain(), &[], unknown_plugin), Err(RequestError::Invalid(_))));
+    }
+
+    #[test]
+    fn inference_settings_no_model_takes_are_refused() {
+        for (model, message) in [
+            (r#"{"temperature":-3}"#, "`model.temperature` must be between 0 and 2"),
+            (r#"{"topP":7}"#, "`model.topP` must be between 0 and 1"),
+            (r#"{"maxTokens":0}"#, "`model.maxTokens` must be at least 1"),
+        ] {
+            let body = format!(r#"{{"prompt":"x","model":{model}}}"#);
+            let refused = Request::from_json(chain(), &[], body.as_bytes()).unwrap_err();
+            assert_eq!(refused.to_string(), message);
+        }
+        let within = br#"{"prompt":"x","model":{"temperature":2,"topP":0,"maxTokens":1}}"#;
+        assert!(Request::from_json(chain(), &[], within).is_ok());
     }
 
     #[test]

@@ -174,7 +174,7 @@ async fn an_upload_cannot_replace_what_an_operator_composed() {
     // Inbound plugin, transform, a transform of a named chain only, router, agent plugin.
     for (name, pipeline) in [
         ("seed001-auth", "seed001"),
-        ("redact", "desk"),
+        ("redact", "chat"),
         ("text-only", "seed001"),
         ("keyword-router", "desk"),
         ("tool-agent", "desk"),

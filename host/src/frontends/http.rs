@@ -224,11 +224,11 @@ fn router(app_state: App, origins: OriginPolicy, cors_origins: &[String]) -> any
         .route("/runs/", any(runs_call))
         .route("/runs/{*rest}", any(runs_call))
         .route("/_catalog", get(catalog).fallback(method_not_allowed))
-        .route("/v1/chat/completions", post(standard_api_call).fallback(method_not_allowed))
-        .route("/v1/responses", post(standard_api_call).fallback(method_not_allowed))
-        .route("/v1/messages", post(standard_api_call).fallback(method_not_allowed))
-        .route("/v1/models", get(models).fallback(method_not_allowed))
-        .route("/v1/models/{id}", get(model).fallback(method_not_allowed))
+        .route("/v1/chat/completions", post(standard_api_call).fallback(standard_api_method))
+        .route("/v1/responses", post(standard_api_call).fallback(standard_api_method))
+        .route("/v1/messages", post(standard_api_call).fallback(standard_api_method))
+        .route("/v1/models", get(models).fallback(standard_api_method))
+        .route("/v1/models/{id}", get(model).fallback(standard_api_method))
         .route("/_plugins/{name}", put(upload).fallback(method_not_allowed))
         .route("/", post(invoke).get(page).fallback(method_not_allowed))
         // Browsers ask for it on every page load; none is served.
@@ -356,6 +356,16 @@ async fn standard_api_call(
         Ok(response) => streamed(response, tracing::Span::current()),
         Err(reply) => json_answer(JsonAnswer::api_error(api, &reply)),
     }
+}
+
+/// A `/v1/...` route called with the wrong method: `405` in the API's shape.
+async fn standard_api_method(uri: Uri) -> Response {
+    let (api, method) = match StandardApi::for_path(uri.path()) {
+        Some(api) => (api, "POST"),
+        None => (StandardApi::ChatCompletions, "GET"),
+    };
+    let reply = ErrorReply::new(ErrorCode::MethodNotAllowed, format!("`{}` is called with {method}", uri.path()));
+    json_answer(JsonAnswer::api_error(api, &reply))
 }
 
 /// `GET /v1/models`: the pipelines a standard API's `model` may name.

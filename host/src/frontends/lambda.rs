@@ -188,11 +188,13 @@ impl Function {
             Ok(found) => json_response(200, found.to_string()),
             Err(reply) => json_answer(JsonAnswer::api_error(StandardApi::ChatCompletions, &reply)),
         };
-        let not_allowed =
-            || error_response(&ErrorReply::new(ErrorCode::MethodNotAllowed, "plugins are called with POST"));
+        let not_allowed = |api: StandardApi, method: &str| {
+            let reply = ErrorReply::new(ErrorCode::MethodNotAllowed, format!("`{path}` is called with {method}"));
+            json_answer(JsonAnswer::api_error(api, &reply))
+        };
         if let Some(api) = StandardApi::for_path(path) {
             if method != Method::POST {
-                return Some(not_allowed());
+                return Some(not_allowed(api, "POST"));
             }
             let call = Inbound { target: None, path: path.to_string(), ..inbound.clone() };
             return Some(match standard_api::open(&self.pipeline, &self.settings.routes, api, call).await {
@@ -209,7 +211,7 @@ impl Function {
             None => return None,
         };
         if method != Method::GET {
-            return Some(not_allowed());
+            return Some(not_allowed(StandardApi::ChatCompletions, "GET"));
         }
         Some(match model {
             None => listed(standard_api::models(&self.pipeline).await),

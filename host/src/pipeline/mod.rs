@@ -201,7 +201,7 @@ impl Pipeline {
             })
             .flatten()
             .boxed();
-        let (content_type, pump) = self.pump(stages, source, None);
+        let (content_type, pump) = self.pump(stages, source, None, false);
         respond(content_type, pump).await
     }
 
@@ -211,6 +211,7 @@ impl Pipeline {
         // Plugins first: a plugin that cannot run must not cost a model call.
         let stages = self.open_stages(&request).await?;
         let idle = manifest.as_ref().and_then(|manifest| manifest.idle_ms).map(std::time::Duration::from_millis);
+        let standard_api = request.formatter.is_some();
         let source = match manifest {
             Some(manifest) if !manifest.agents.is_empty() => self.orchestrator.start(request, manifest),
             manifest => {
@@ -221,23 +222,30 @@ impl Pipeline {
                 self.services.providers.start(&call).await?
             }
         };
-        Ok(self.pump(stages, source, idle))
+        Ok(self.pump(stages, source, idle, standard_api))
     }
 
     /// The pump from `source` through `stages`, and the content type of
-    /// what it writes (the last formatter's).
+    /// what it writes (the last formatter's). `standard_api`: the last stage
+    /// is a standard API's formatter, whose stream the host's own errors
+    /// must not break.
     fn pump(
         &self,
         stages: Vec<TransformInstance>,
         source: EventStream,
         idle: Option<std::time::Duration>,
+        standard_api: bool,
     ) -> (String, Pump) {
         let content_type =
             stages.iter().rev().find_map(TransformInstance::content_type).unwrap_or(DEFAULT_CONTENT_TYPE).to_string();
+        let encoding = match Encoding::for_content_type(&content_type) {
+            Encoding::Sse if standard_api => Encoding::StandardApiSse,
+            encoding => encoding,
+        };
         let pump = Pump {
             source: source.ready_chunks(MAX_BATCH),
             stages,
-            encoding: Encoding::for_content_type(&content_type),
+            encoding,
             idle,
             done: false,
             failure: None,

@@ -81,13 +81,18 @@ impl Target {
         chain.splice(0..1, transforms.iter().cloned());
         let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
         let mut request = Request::from_json(chain, &others, body)?;
+        let mut shortening = None;
         if inference == Inference::SetAsideClosed {
             let set_aside = manifest.callers.set_aside_closed_inference(&mut request.model);
             if !set_aside.is_empty() {
                 tracing::debug!(settings = ?set_aside, "inference settings the pipeline does not open were set aside");
             }
+            shortening = Some(request.model.take_shortening());
         }
         manifest.callers.check(&request, &own_model(&manifest))?;
+        if let Some(shortening) = shortening {
+            request.model.shortened_by(shortening, &manifest.model);
+        }
         Ok(request.with_defaults(&manifest.config))
     }
 }
@@ -100,7 +105,10 @@ impl Target {
 pub enum Inference {
     /// `403 not_allowed`, as any field the pipeline does not open.
     Refused,
-    /// Cleared; the pipeline's own apply.
+    /// Those that change how the model answers (`temperature`, `topP`)
+    /// cleared, the pipeline's own applying; those that only shorten the
+    /// answer (`maxTokens`, capped by the pipeline's own, and
+    /// `stopSequences`) honoured.
     SetAsideClosed,
 }
 

@@ -20,11 +20,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::inbound::{Inbound, RouteSettings, missing_target, refused, request_body, run_filter};
-use super::{Inference, Pipeline, PipelineError, Response, Target};
+use super::{Inference, Pipeline, PipelineError, ResolveError, Response, Target};
 use crate::error_code::{Code, ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
 use crate::plugin_store::{ObjectKind, PluginName};
-use crate::registry::{PluginError, RoleError};
+use crate::registry::{PluginError, PluginRole, RoleError};
+use crate::request::RequestError;
 use crate::request_id::RequestId;
 use crate::wit::IncomingRequest;
 
@@ -251,7 +252,16 @@ fn model_named(body: &[u8]) -> Result<String, ErrorReply> {
 /// `model` names.
 async fn find(pipeline: &Pipeline, routes: &RouteSettings, model: &str) -> Result<Target, ErrorReply> {
     let (first, then) = model.split_once(',').map_or((model, None), |(first, then)| (first, Some(then)));
-    let found = pipeline.resolve(first, then).await.map_err(|error| ErrorReply::from(&error))?;
+    let found = match pipeline.resolve(first, then).await {
+        Ok(found) => found,
+        // A name no plugin or pipeline could have serves nothing: a 404.
+        Err(ResolveError::Request(RequestError::InvalidName(invalid))) => {
+            let message =
+                format!("the model `{model}` is not served: {invalid} (`GET /v1/models` lists the pipelines)");
+            return Err(ErrorReply::new(ErrorCode::UnknownPipeline, message));
+        }
+        Err(error) => return Err(ErrorReply::from(&error)),
+    };
     if found.manifest.is_none() && routes.named_only() {
         let message =
             format!("the model `{model}` is not served: no pipeline has that name (`GET /v1/models` lists them)");
@@ -264,8 +274,17 @@ async fn find(pipeline: &Pipeline, routes: &RouteSettings, model: &str) -> Resul
     if found.manifest.is_none() {
         // A model that names no plugin is told so before its body is read.
         for name in &found.chain {
-            if let Err(error) = pipeline.registry().load(name).await {
-                return Err(naming_the_model(model, ErrorReply::from(&error)));
+            let plugin = match pipeline.registry().load(name).await {
+                Ok(plugin) => plugin,
+                Err(error) => return Err(naming_the_model(model, ErrorReply::from(&error))),
+            };
+            // The caller's choice of names, not the host's fault: a 400.
+            if plugin.role() != PluginRole::Transform {
+                let message = format!(
+                    "the model `{model}` names `{name}`, a {} plugin: a model is a pipeline, or a chain of transforms",
+                    plugin.role()
+                );
+                return Err(ErrorReply::new(ErrorCode::InvalidRequest, message));
             }
         }
     }
@@ -284,16 +303,22 @@ async fn identify(
     inbound: &Inbound,
 ) -> Result<Option<String>, ErrorReply> {
     let Some(filter) = &manifest.inbound else { return Ok(None) };
+    let not_for_apis = |what: String| {
+        format!(
+            "the pipeline `{model}` is not served through the standard APIs: its inbound plugin `{filter}` reads \
+             its own client's body, and {what}"
+        )
+    };
     match run_filter(pipeline, manifest, filter, inbound.clone()).await? {
-        Ok(request) => Ok(request.user_id),
+        // Asked only who the caller is, a filter written for the APIs says
+        // that and nothing more; one that mapped the body as its own
+        // client's (with a conversation) was not written for them.
+        Ok(request) if request.messages.is_empty() => Ok(request.user_id),
+        Ok(_) => Err(ErrorReply::new(ErrorCode::InvalidRequest, not_for_apis("mapped this call's body".into()))),
         Err(refusal) => {
             let mut reply = refused(filter, refusal);
             if !matches!(reply.status, 401 | 403 | 407 | 429) {
-                reply.message = format!(
-                    "the pipeline `{model}` is not served through the standard APIs: its inbound plugin `{filter}` \
-                     reads its own client's body, and refused this call ({})",
-                    reply.message
-                );
+                reply.message = not_for_apis(format!("refused this call ({})", reply.message));
             }
             Err(reply)
         }

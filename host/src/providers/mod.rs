@@ -126,7 +126,32 @@ pub enum CachePointAt {
     Messages,
 }
 
+/// The settings that only shorten a model's answer, which a caller may
+/// always set through a standard API: `maxTokens` and `stopSequences`.
+#[derive(Debug, Default)]
+pub struct Shortening {
+    max_tokens: Option<u32>,
+    stop_sequences: Option<Vec<String>>,
+}
+
 impl ModelOptions {
+    /// Takes the settings that only shorten the answer out of these options.
+    pub fn take_shortening(&mut self) -> Shortening {
+        Shortening { max_tokens: self.max_tokens.take(), stop_sequences: self.stop_sequences.take() }
+    }
+
+    /// Puts `shortening` back: its `maxTokens` no more than `own`'s (the
+    /// pipeline's cap); its stop sequences, like any a caller sets, in place
+    /// of the pipeline's.
+    pub fn shortened_by(&mut self, shortening: Shortening, own: &ModelOptions) {
+        let capped = match (shortening.max_tokens, own.max_tokens) {
+            (Some(asked), Some(cap)) => Some(asked.min(cap)),
+            (asked, _) => asked,
+        };
+        self.max_tokens = capped;
+        self.stop_sequences = shortening.stop_sequences;
+    }
+
     /// These options, with each one not given taken from `defaults`.
     pub fn or(self, defaults: &ModelOptions) -> ModelOptions {
         ModelOptions {

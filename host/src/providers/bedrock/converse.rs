@@ -52,7 +52,7 @@ impl ConverseInput {
         let cache_at = |at: CachePointAt| call.options.cache_points.as_ref().is_some_and(|points| points.contains(&at));
         let cache_point = || CachePointBlock::builder().r#type(CachePointType::Default).build().map_err(invalid);
         let mut messages: Vec<Message> =
-            call.messages.iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
+            alternating(&call.messages).iter().map(message).collect::<Result<_, _>>().map_err(invalid)?;
         if cache_at(CachePointAt::Messages)
             && let Some(last) = messages.pop()
         {
@@ -121,6 +121,21 @@ impl ModelSource for Bedrock {
             .map_err(call_failure)?;
         Ok(Started::new(receive(output.stream, Decoder::default())))
     }
+}
+
+/// `messages` with each run of one role's turns made one turn, their blocks
+/// in order: Converse refuses two user (or assistant) messages in a row,
+/// which a client's history may hold (two user messages sent one after
+/// the other, a standard API's request as its SDK builds it).
+fn alternating(messages: &[ModelMessage]) -> Vec<ModelMessage> {
+    let mut turns: Vec<ModelMessage> = Vec::with_capacity(messages.len());
+    for turn in messages {
+        match turns.last_mut() {
+            Some(last) if last.role == turn.role => last.content.extend(turn.content.iter().cloned()),
+            _ => turns.push(turn.clone()),
+        }
+    }
+    turns
 }
 
 fn message(turn: &ModelMessage) -> Result<Message, aws_sdk_bedrockruntime::error::BuildError> {
@@ -344,4 +359,23 @@ impl Exception for StreamException {
 
 fn metadata(value: serde_json::Value) -> Event {
     Event::Metadata(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_of_one_role_in_a_row_are_one_turn() {
+        let text = |role, text: &str| ModelMessage { role, content: vec![Content::Text(text.into())] };
+        let turns = alternating(&[
+            text(Role::User, "a"),
+            text(Role::User, "b"),
+            text(Role::Assistant, "c"),
+            text(Role::User, "d"),
+        ]);
+        let both =
+            ModelMessage { role: Role::User, content: vec![Content::Text("a".into()), Content::Text("b".into())] };
+        assert_eq!(turns, [both, text(Role::Assistant, "c"), text(Role::User, "d")]);
+    }
 }
