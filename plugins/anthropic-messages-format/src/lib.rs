@@ -30,19 +30,37 @@
 //! `message_start` goes out with the first batch (or tick); the text block
 //! opens on the first text and closes on `end`; `message_delta` and
 //! `message_stop` wait for `finish`, since a model's usage comes after its
-//! `end`. A tick is `event: ping`. A failed stream ends with `event: error`
+//! `end`. A tool call the model makes (a `metadata` event
+//! `{"toolUse":{"toolUseId":"tooluse_1","name":"lookup","input":{"q":"ada"}}}`)
+//! closes the text block and is a block of its own, its input whole in one
+//! delta:
+//!
+//! ```text
+//! event: content_block_start
+//! data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"tooluse_1","name":"lookup","input":{}}}
+//!
+//! event: content_block_delta
+//! data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"q\":\"ada\"}"}}
+//!
+//! event: content_block_stop
+//! data: {"type":"content_block_stop","index":1}
+//! ```
+//!
+//! A tick is `event: ping`. A failed stream ends with `event: error`
 //! (`{"type":"error","error":{"type":"overloaded_error"|"api_error","message":…}}`,
 //! which the SDKs raise) and nothing after it.
 //!
 //! Whole (`stream` false): one JSON message, written by `finish`:
-//! `{"id","type":"message","role":"assistant","model","content":[{"type":"text","text":…}],"stop_reason","stop_sequence":null,"usage":{…}}`;
+//! `{"id","type":"message","role":"assistant","model","content":[{"type":"text","text":…},{"type":"tool_use","id","name","input":{…}}],"stop_reason","stop_sequence":null,"usage":{…}}`,
+//! its blocks in the stream's order;
 //! an `error` event fails the stream with its code and message, which the
 //! host answers in Anthropic's error shape.
 //!
-//! `metadata`, `status` and `frame` events are not written; `raw` bytes,
-//! already in another format, are dropped.
+//! Other `metadata`, and `status` and `frame` events, are not written; `raw`
+//! bytes, already in another format, are dropped.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage, error};
 
 /// The settings: the request filter's, and the host's `id`.
@@ -74,8 +92,8 @@ pub struct AnthropicMessagesFormat {
     id: String,
     model: String,
     stream: bool,
-    /// With `stream` false, the whole text, written by `finish`.
-    text: String,
+    /// With `stream` false, the message's blocks, written by `finish`.
+    content: Vec<Content>,
     /// The last `end`'s reason, as the source gave it.
     end_reason: Option<String>,
     usage: Option<Usage>,
@@ -97,7 +115,7 @@ impl Transform for AnthropicMessagesFormat {
             id: format!("msg_{}", settings.id.as_deref().unwrap_or("streamhost")),
             model: settings.model,
             stream: settings.stream,
-            text: String::new(),
+            content: Vec::new(),
             end_reason: None,
             usage: None,
             started: false,
@@ -135,9 +153,9 @@ impl Transform for AnthropicMessagesFormat {
 
     fn finish(&mut self) -> Result<Vec<Event>, ErrorInfo> {
         if !self.stream {
-            let content = Some(&self.text).filter(|text| !text.is_empty()).map(|text| TextPart::block(text));
+            let content = self.content.iter().map(Content::block).collect();
             let usage = self.usage.as_ref().map_or_else(UsageCounts::zero, UsageCounts::from);
-            return Ok(raw(to_json(&self.message(content.into_iter().collect(), Some(self.stop_reason()), usage))));
+            return Ok(raw(to_json(&self.message(content, Some(self.stop_reason()), usage))));
         }
         if self.failed {
             return Ok(Vec::new());
@@ -162,14 +180,25 @@ impl AnthropicMessagesFormat {
     fn gather(&mut self, events: Vec<Event>) -> Result<(), ErrorInfo> {
         for event in events {
             match event {
-                Event::Text(text) => self.text.push_str(&text),
+                Event::Text(text) => self.gather_text(&text),
+                Event::Metadata(metadata) => self.content.extend(tool_use_of(&metadata).map(Content::ToolUse)),
                 Event::End(reason) => self.end_reason = Some(reason),
                 Event::Usage(usage) => self.usage = Some(usage),
                 Event::Error(failure) => return Err(failure),
-                Event::Metadata(_) | Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
+                Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
             }
         }
         Ok(())
+    }
+
+    /// Text goes on the last text block; after a tool call (or at first), it
+    /// starts one.
+    fn gather_text(&mut self, text: &str) {
+        match self.content.last_mut() {
+            Some(Content::Text(gathered)) => gathered.push_str(text),
+            _ if text.is_empty() => {}
+            _ => self.content.push(Content::Text(text.to_owned())),
+        }
     }
 
     /// `message_start`, once, before anything else.
@@ -189,7 +218,7 @@ impl AnthropicMessagesFormat {
             Event::Text(text) if text.is_empty() => {}
             Event::Text(text) => {
                 let index = self.open_block(out);
-                sse(out, &StreamEvent::ContentBlockDelta { index, delta: TextPart::delta(&text) });
+                sse(out, &StreamEvent::ContentBlockDelta { index, delta: Delta::TextDelta { text: &text } });
             }
             // The text is over; the stop reason waits for the usage.
             Event::End(reason) => {
@@ -205,8 +234,26 @@ impl AnthropicMessagesFormat {
                 let error = ApiError { kind: error_type(&failure.code), message: &message };
                 sse(out, &StreamEvent::Error { error });
             }
-            Event::Metadata(_) | Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
+            Event::Metadata(metadata) => {
+                if let Some(call) = tool_use_of(&metadata) {
+                    self.write_tool_use(&call, out);
+                }
+            }
+            Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
         }
+    }
+
+    /// A tool call, as Anthropic streams one: after the text before it, a
+    /// `tool_use` block opened with an empty input, the input whole in one
+    /// `input_json_delta` (it arrives whole), and the block closed.
+    fn write_tool_use(&mut self, call: &ToolUse, out: &mut String) {
+        self.close_block(out);
+        let index = self.next_index();
+        let content_block = Block::ToolUse { id: &call.tool_use_id, name: &call.name, input: empty_object() };
+        sse(out, &StreamEvent::ContentBlockStart { index, content_block });
+        let delta = Delta::InputJsonDelta { partial_json: call.input.get() };
+        sse(out, &StreamEvent::ContentBlockDelta { index, delta });
+        sse(out, &StreamEvent::ContentBlockStop { index });
     }
 
     /// The index of the open text block, opening one (`content_block_start`)
@@ -215,10 +262,16 @@ impl AnthropicMessagesFormat {
         if let Some(index) = self.open_block {
             return index;
         }
+        let index = self.next_index();
+        self.open_block = Some(index);
+        sse(out, &StreamEvent::ContentBlockStart { index, content_block: Block::Text { text: "" } });
+        index
+    }
+
+    /// The index of the next content block, counted.
+    fn next_index(&mut self) -> u32 {
         let index = self.blocks;
         self.blocks += 1;
-        self.open_block = Some(index);
-        sse(out, &StreamEvent::ContentBlockStart { index, content_block: TextPart::block("") });
         index
     }
 
@@ -232,7 +285,7 @@ impl AnthropicMessagesFormat {
     /// whole answer.
     fn message<'a>(
         &'a self,
-        content: Vec<TextPart<'a>>,
+        content: Vec<Block<'a>>,
         stop_reason: Option<&'static str>,
         usage: UsageCounts,
     ) -> MessageJson<'a> {
@@ -284,8 +337,8 @@ fn error_type(code: &str) -> &'static str {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum StreamEvent<'a> {
     MessageStart { message: MessageJson<'a> },
-    ContentBlockStart { index: u32, content_block: TextPart<'a> },
-    ContentBlockDelta { index: u32, delta: TextPart<'a> },
+    ContentBlockStart { index: u32, content_block: Block<'a> },
+    ContentBlockDelta { index: u32, delta: Delta<'a> },
     ContentBlockStop { index: u32 },
     MessageDelta { delta: StopDelta, usage: UsageCounts },
     MessageStop,
@@ -315,30 +368,72 @@ struct MessageJson<'a> {
     kind: &'static str,
     role: &'static str,
     model: &'a str,
-    content: Vec<TextPart<'a>>,
+    content: Vec<Block<'a>>,
     stop_reason: Option<&'static str>,
     /// Which stop sequence matched: the host's sources do not say.
     stop_sequence: Option<&'static str>,
     usage: UsageCounts,
 }
 
-/// A text block (`{"type":"text","text":…}`) or a text delta
-/// (`{"type":"text_delta","text":…}`): the same shape.
+/// A content block: `{"type":"text","text":…}` or
+/// `{"type":"tool_use","id","name","input":{…}}`.
 #[derive(Serialize)]
-struct TextPart<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Text { text: &'a str },
+    ToolUse { id: &'a str, name: &'a str, input: &'a RawValue },
 }
 
-impl<'a> TextPart<'a> {
-    fn delta(text: &'a str) -> Self {
-        Self { kind: "text_delta", text }
-    }
+/// A `content_block_delta`'s `delta`: `{"type":"text_delta","text":…}` or
+/// `{"type":"input_json_delta","partial_json":…}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Delta<'a> {
+    TextDelta { text: &'a str },
+    InputJsonDelta { partial_json: &'a str },
+}
 
-    fn block(text: &'a str) -> Self {
-        Self { kind: "text", text }
+/// A block of a whole message, gathered.
+enum Content {
+    Text(String),
+    ToolUse(ToolUse),
+}
+
+impl Content {
+    fn block(&self) -> Block<'_> {
+        match self {
+            Content::Text(text) => Block::Text { text },
+            Content::ToolUse(call) => Block::ToolUse { id: &call.tool_use_id, name: &call.name, input: &call.input },
+        }
     }
+}
+
+/// The metadata event of a tool call the model made:
+/// `{"toolUse":{"toolUseId","name","input":{…}}}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUseMetadata {
+    tool_use: ToolUse,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse {
+    tool_use_id: String,
+    name: String,
+    /// The arguments, a JSON object, kept as the source wrote them.
+    input: Box<RawValue>,
+}
+
+/// The tool call in a metadata event, if it is one: other metadata (the
+/// model's name, its reasoning, a tool call's pieces without an id) is not.
+fn tool_use_of(metadata: &str) -> Option<ToolUse> {
+    serde_json::from_str::<ToolUseMetadata>(metadata).ok().map(|metadata| metadata.tool_use)
+}
+
+/// `{}`: the input a streamed `tool_use` block opens with.
+fn empty_object() -> &'static RawValue {
+    serde_json::from_str("{}").expect("{} is JSON")
 }
 
 /// `message_delta`'s `delta`.
@@ -605,6 +700,122 @@ mod tests {
             ])
             .unwrap();
         assert!(out.is_empty());
+    }
+
+    fn tool_use(id: &str, name: &str, input: &str) -> Event {
+        Event::Metadata(format!(r#"{{"toolUse":{{"toolUseId":"{id}","name":"{name}","input":{input}}}}}"#))
+    }
+
+    /// A streamed tool call: its block opened with an empty input, its input
+    /// in one delta, its block closed.
+    fn tool_block(index: u32, id: &str, name: &str, input: &str) -> String {
+        format!(
+            "event: content_block_start\ndata: {{\"type\":\"content_block_start\",\"index\":{index},\"content_block\":{{\"type\":\"tool_use\",\"id\":\"{id}\",\"name\":\"{name}\",\"input\":{{}}}}}}\n\n\
+             event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"input_json_delta\",\"partial_json\":{}}}}}\n\n\
+             event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{index}}}\n\n",
+            serde_json::to_string(input).unwrap()
+        )
+    }
+
+    #[test]
+    fn streams_a_tool_call_after_the_text_before_it() {
+        let mut format = streamed();
+        let text = format.push(vec![Event::Text("Let me look.".into())]).unwrap();
+        assert_eq!(text_of(text), format!("{MESSAGE_START}{BLOCK_START}{}", delta(0, "Let me look.")));
+        let call = format.push(vec![tool_use("tooluse_1", "lookup", r#"{"q":"ada","limit":2}"#)]).unwrap();
+        assert_eq!(
+            text_of(call),
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+             event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"tooluse_1\",\"name\":\"lookup\",\"input\":{}}}\n\n\
+             event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"q\\\":\\\"ada\\\",\\\"limit\\\":2}\"}}\n\n\
+             event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+        );
+        assert!(format.push(vec![Event::End("tool_use".into()), Event::Usage(usage(5, 9))]).unwrap().is_empty());
+        let usage =
+            r#"{"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":3,"output_tokens":9}"#;
+        assert_eq!(text_of(format.finish().unwrap()), format!("{}{MESSAGE_STOP}", message_delta("tool_use", usage)));
+    }
+
+    #[test]
+    fn streams_several_tool_calls_each_a_block_and_text_after_them_in_a_new_one() {
+        let mut format = streamed();
+        let out = format
+            .push(vec![
+                tool_use("t1", "lookup", r#"{"q":"ada"}"#),
+                tool_use("t2", "clock", "{}"),
+                Event::Text("Then".into()),
+            ])
+            .unwrap();
+        let text_block = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        assert_eq!(
+            text_of(out),
+            format!(
+                "{MESSAGE_START}{}{}{text_block}{}",
+                tool_block(0, "t1", "lookup", r#"{"q":"ada"}"#),
+                tool_block(1, "t2", "clock", "{}"),
+                delta(2, "Then")
+            )
+        );
+    }
+
+    #[test]
+    fn a_tool_calls_input_is_written_as_the_source_wrote_it() {
+        let mut format = streamed();
+        let input = r#"{"z":1.50,"a":[true,null],"note":"é \"q\"\n"}"#;
+        let out = text_of(format.push(vec![tool_use("t", "note", input)]).unwrap());
+        assert_eq!(out, format!("{MESSAGE_START}{}", tool_block(0, "t", "note", input)));
+    }
+
+    #[test]
+    fn metadata_that_is_not_a_whole_tool_call_is_not_written() {
+        let mut format = streamed();
+        format.push(Vec::new()).unwrap();
+        for metadata in [
+            r#"{"model":"echo"}"#,
+            r#"{"toolUse":{"index":0,"input":"{\"a\""}}"#,
+            r#"{"toolUse":{"toolUseId":"t","name":"lookup"}}"#,
+            r#"{"reasoning":{"index":0,"text":"Let me "}}"#,
+            "not json",
+        ] {
+            assert!(format.push(vec![Event::Metadata(metadata.into())]).unwrap().is_empty(), "{metadata}");
+        }
+        let mut format = whole();
+        format.push(vec![Event::Metadata(r#"{"toolUse":{"toolUseId":"t"}}"#.into())]).unwrap();
+        assert!(text_of(format.finish().unwrap()).contains(r#""content":[],"#));
+    }
+
+    #[test]
+    fn a_whole_message_has_its_tool_calls_in_order_with_its_text() {
+        let mut format = whole();
+        let events = vec![
+            Event::Text("Let me ".into()),
+            Event::Text("look.".into()),
+            tool_use("t1", "lookup", r#"{"q":"ada","limit":2}"#),
+            tool_use("t2", "clock", "{}"),
+        ];
+        assert!(format.push(events).unwrap().is_empty());
+        assert!(format.push(vec![Event::End("tool_use".into()), Event::Usage(usage(5, 9))]).unwrap().is_empty());
+        assert_eq!(
+            text_of(format.finish().unwrap()),
+            r#"{"id":"msg_0123456789abcdef0123456789abcdef","type":"message","role":"assistant","model":"support-desk","content":[{"type":"text","text":"Let me look."},{"type":"tool_use","id":"t1","name":"lookup","input":{"q":"ada","limit":2}},{"type":"tool_use","id":"t2","name":"clock","input":{}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":5,"cache_creation_input_tokens":0,"cache_read_input_tokens":3,"output_tokens":9}}"#
+        );
+    }
+
+    #[test]
+    fn a_whole_messages_text_after_a_tool_call_is_a_block_of_its_own() {
+        let mut format = whole();
+        let events = vec![
+            tool_use("t1", "clock", "{}"),
+            Event::Text(String::new()),
+            Event::Text("It is ".into()),
+            Event::Text("noon.".into()),
+        ];
+        format.push(events).unwrap();
+        let out = text_of(format.finish().unwrap());
+        assert!(
+            out.contains(r#""content":[{"type":"tool_use","id":"t1","name":"clock","input":{}},{"type":"text","text":"It is noon."}],"#),
+            "{out}"
+        );
     }
 
     #[test]
