@@ -20,21 +20,31 @@
 //! data: [DONE]
 //! ```
 //!
+//! A tool call the model makes (a `{"toolUse": {"toolUseId", "name",
+//! "input"}}` metadata event, docs/standard-apis.md) is a chunk of its own,
+//! in order with the text, its arguments whole, numbered from 0 in the answer:
+//!
+//! ```text
+//! data: {"id":"chatcmpl-<id>",…,"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"tooluse_1","type":"function","function":{"name":"lookup","arguments":"{\"city\":\"Paris\"}"}}]},"logprobs":null,"finish_reason":null}],"usage":null}
+//! ```
+//!
 //! A failed stream ends with `data: {"error":{"message":…,"type":…,"param":null,"code":…}}`
 //! (which OpenAI's SDKs raise as an `APIError`) and nothing after it. A tick
 //! is an SSE comment, `: keep-alive`.
 //!
 //! With `stream` false, one `chat.completion` object, written when the
-//! stream finishes: the whole text, the finish reason and the usage (zeros
-//! when the source sent none). A failed stream fails the formatter with the
-//! error's code and message, which the host answers in OpenAI's error shape.
+//! stream finishes: the whole text, the tool calls (`message.tool_calls`,
+//! with `content` null when there was no text), the finish reason and the
+//! usage (zeros when the source sent none). A failed stream fails the
+//! formatter with the error's code and message, which the host answers in
+//! OpenAI's error shape.
 //!
 //! Stop reasons: `max_tokens` is `length`, `tool_use` `tool_calls`,
 //! `content_filtered` and `guardrail_intervened` `content_filter`, any other
 //! (`end_turn`, `stop_sequence`, none at all) `stop`. Usage events are added
 //! up: OpenAI's usage is the whole request's, and a routed pipeline may call
-//! more than one model. Metadata, status, frames and raw bytes are not
-//! written.
+//! more than one model. Other metadata, status, frames and raw bytes are
+//! not written.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -77,9 +87,11 @@ enum Mode {
         include_usage: bool,
         /// The opening chunk (the assistant's role) is written.
         opened: bool,
+        /// How many tool calls are written: the next one's index.
+        tool_calls: u32,
     },
     /// The whole answer, written as one object when the stream finishes.
-    Whole { content: String },
+    Whole { content: String, tool_calls: Vec<ToolCall> },
 }
 
 impl Transform for OpenAiChatFormat {
@@ -111,7 +123,8 @@ impl Transform for OpenAiChatFormat {
                 Event::End(stop_reason) => self.end(&stop_reason, &mut out),
                 Event::Usage(usage) => self.add_usage(&usage),
                 Event::Error(failure) => self.fail(failure, &mut out)?,
-                Event::Metadata(_) | Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
+                Event::Metadata(metadata) => self.tool_call(&metadata, &mut out),
+                Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
             }
         }
         Ok(raw(out))
@@ -134,7 +147,7 @@ impl Transform for OpenAiChatFormat {
                 }
                 out.push_str("data: [DONE]\n\n");
             }
-            Mode::Whole { content } => out.push_str(&to_json(&self.completion(content))),
+            Mode::Whole { content, tool_calls } => out.push_str(&to_json(&self.completion(content, tool_calls))),
         }
         Ok(raw(out))
     }
@@ -144,8 +157,8 @@ impl OpenAiChatFormat {
     fn new(settings: Settings, created: u64) -> Self {
         let id = settings.id.map_or_else(|| FALLBACK_ID.to_string(), |id| format!("chatcmpl-{id}"));
         let mode = match settings.stream {
-            true => Mode::Stream { include_usage: settings.include_usage, opened: false },
-            false => Mode::Whole { content: String::new() },
+            true => Mode::Stream { include_usage: settings.include_usage, opened: false, tool_calls: 0 },
+            false => Mode::Whole { content: String::new(), tool_calls: Vec::new() },
         };
         Self {
             head: Head { id, created, model: settings.model },
@@ -162,7 +175,24 @@ impl OpenAiChatFormat {
         }
         match &mut self.mode {
             Mode::Stream { .. } => self.write_choice(Delta::Content { content: text }, None, out),
-            Mode::Whole { content } => content.push_str(text),
+            Mode::Whole { content, .. } => content.push_str(text),
+        }
+    }
+
+    /// A tool call the model made, from its `toolUse` metadata event; any
+    /// other metadata is not written. In a stream, a chunk of its own, its
+    /// arguments whole (the input arrives whole).
+    fn tool_call(&mut self, metadata: &str, out: &mut String) {
+        let Ok(ToolUseMetadata { tool_use }) = serde_json::from_str(metadata) else { return };
+        let call = ToolCall::from(tool_use);
+        match &mut self.mode {
+            Mode::Stream { tool_calls, .. } => {
+                let index = *tool_calls;
+                *tool_calls += 1;
+                let delta = Delta::ToolCalls { tool_calls: [ToolCallDelta { index, call: &call }] };
+                self.write_choice(delta, None, out);
+            }
+            Mode::Whole { tool_calls, .. } => tool_calls.push(call),
         }
     }
 
@@ -216,7 +246,7 @@ impl OpenAiChatFormat {
 
     /// One chunk of the choice, after the opening one if it is not written yet.
     fn write_choice(&mut self, delta: Delta<'_>, finish_reason: Option<&'static str>, out: &mut String) {
-        let Mode::Stream { include_usage, opened } = &mut self.mode else { return };
+        let Mode::Stream { include_usage, opened, .. } = &mut self.mode else { return };
         // With `include_usage`, every chunk but the last has `"usage":null`.
         let null_usage = || include_usage.then_some(None);
         if !*opened {
@@ -227,7 +257,9 @@ impl OpenAiChatFormat {
         out.push_str(&data(&self.head.chunk(vec![ChunkChoice::new(delta, finish_reason)], null_usage())));
     }
 
-    fn completion<'a>(&'a self, content: &'a str) -> Completion<'a> {
+    fn completion<'a>(&'a self, content: &'a str, tool_calls: &'a [ToolCall]) -> Completion<'a> {
+        // OpenAI's content is null beside tool calls when the model said nothing.
+        let content = (!content.is_empty() || tool_calls.is_empty()).then_some(content);
         Completion {
             id: &self.head.id,
             object: "chat.completion",
@@ -235,7 +267,7 @@ impl OpenAiChatFormat {
             model: &self.head.model,
             choices: [Choice {
                 index: 0,
-                message: AssistantMessage { role: "assistant", content, refusal: None, annotations: &[] },
+                message: AssistantMessage { role: "assistant", content, tool_calls, refusal: None, annotations: &[] },
                 logprobs: (),
                 finish_reason: self.finish_reason.unwrap_or("stop"),
             }],
@@ -322,6 +354,11 @@ enum Delta<'a> {
     Content {
         content: &'a str,
     },
+    /// One tool call, whole: the input arrives whole, so its arguments
+    /// are not split over several deltas.
+    ToolCalls {
+        tool_calls: [ToolCallDelta<'a>; 1],
+    },
     /// The last chunk of the choice, which carries only its finish reason.
     Closing {},
 }
@@ -345,10 +382,22 @@ struct Choice<'a> {
     finish_reason: &'static str,
 }
 
+/// A tool call in a chunk: numbered, from 0 in the answer.
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(flatten)]
+    call: &'a ToolCall,
+}
+
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    /// The text; null when there was none but tool calls.
+    content: Option<&'a str>,
+    /// Left out when the model called no tool, as OpenAI does.
+    #[serde(skip_serializing_if = "<[ToolCall]>::is_empty")]
+    tool_calls: &'a [ToolCall],
     /// Null: a refusal from the model is its text.
     refusal: Option<&'static str>,
     /// None: streamhost cites no sources.
@@ -386,6 +435,49 @@ impl From<Option<&Usage>> for CompletionUsage {
                 cached_tokens: count(|usage| usage.cache_read_input_tokens),
                 cache_write_tokens: count(|usage| usage.cache_write_input_tokens),
             },
+        }
+    }
+}
+
+/// A tool call from a model source: `{"toolUse": {"toolUseId", "name",
+/// "input"}}` (other fields of the metadata are not looked at).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUseMetadata {
+    tool_use: ToolUse,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse {
+    tool_use_id: String,
+    name: String,
+    /// The arguments, a JSON object.
+    input: serde_json::Value,
+}
+
+/// A tool call as OpenAI writes one: `{"id","type":"function","function":{"name","arguments"}}`.
+#[derive(Serialize)]
+struct ToolCall {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall,
+}
+
+#[derive(Serialize)]
+struct FunctionCall {
+    name: String,
+    /// The input as JSON text, as OpenAI's models write it.
+    arguments: String,
+}
+
+impl From<ToolUse> for ToolCall {
+    fn from(tool_use: ToolUse) -> Self {
+        Self {
+            id: tool_use.tool_use_id,
+            kind: "function",
+            function: FunctionCall { name: tool_use.name, arguments: tool_use.input.to_string() },
         }
     }
 }
@@ -594,6 +686,103 @@ mod tests {
         chat.push(vec![Event::Text("Half".into())]).unwrap();
         let failure = chat.push(vec![Event::Error(error("throttled", "slow down"))]).unwrap_err();
         assert_eq!((failure.code.as_str(), failure.message.as_str()), ("throttled", "slow down"));
+    }
+
+    fn tool_use(id: &str, name: &str, input: &str) -> Event {
+        Event::Metadata(format!(r#"{{"toolUse":{{"toolUseId":"{id}","name":"{name}","input":{input}}}}}"#))
+    }
+
+    #[test]
+    fn tool_calls_are_streamed_in_order_with_the_text() {
+        let mut chat = format(r#"{"id":"0123","model":"support","stream":true,"includeUsage":true}"#);
+        let mut out = chat.push(vec![Event::Text("Let me look.".into())]).unwrap();
+        out.extend(
+            chat.push(vec![
+                tool_use("tooluse_1", "lookup", r#"{"city":"Paris","days":[1,2],"a":{"z":1,"b":null}}"#),
+                tool_use("tooluse_2", "clock", "{}"),
+            ])
+            .unwrap(),
+        );
+        out.extend(chat.push(vec![Event::End("tool_use".into()), Event::Usage(usage(5, 9, 0, 0))]).unwrap());
+        out.extend(chat.finish().unwrap());
+        let expected = [
+            r#""choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{"content":"Let me look."},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"tooluse_1","type":"function","function":{"name":"lookup","arguments":"{\"city\":\"Paris\",\"days\":[1,2],\"a\":{\"z\":1,\"b\":null}}"}}]},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"tooluse_2","type":"function","function":{"name":"clock","arguments":"{}"}}]},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"tool_calls"}],"usage":null}"#,
+            r#""choices":[],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+        ]
+        .map(|rest| format!("{HEAD}{rest}\n\n"))
+        .concat();
+        assert_eq!(text_of(out), expected + "data: [DONE]\n\n");
+    }
+
+    #[test]
+    fn a_tool_call_first_opens_the_stream_and_other_metadata_is_not_written() {
+        let mut chat = format(r#"{"model":"m","stream":true}"#);
+        let not_tool_calls = [
+            r#"{"provider":"echo","model":"echo"}"#,
+            r#"{"reasoning":{"index":0,"text":"Let me "}}"#,
+            r#"{"toolUse":{"index":0,"input":"{\"a\""}}"#,
+            r#"{"toolUse":{"toolUseId":"t","name":"f"}}"#,
+            "not json",
+        ];
+        for metadata in not_tool_calls {
+            assert!(chat.push(vec![Event::Metadata(metadata.into())]).unwrap().is_empty(), "{metadata}");
+        }
+        let head =
+            r#"data: {"id":"chatcmpl-streamhost","object":"chat.completion.chunk","created":1767225600,"model":"m","#;
+        let expected = [
+            r#""choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]}"#,
+            r#""choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t\"1","type":"function","function":{"name":"f","arguments":"{\"q\":\"a \\\"b\\\"\\n\"}"}}]},"logprobs":null,"finish_reason":null}]}"#,
+        ]
+        .map(|rest| format!("{head}{rest}\n\n"))
+        .concat();
+        let call = Event::Metadata(
+            r#"{"toolUse":{"toolUseId":"t\"1","name":"f","input":{"q":"a \"b\"\n"}},"extra":1}"#.into(),
+        );
+        assert_eq!(text_of(chat.push(vec![call]).unwrap()), expected);
+    }
+
+    #[test]
+    fn a_whole_answer_has_its_tool_calls_in_the_message() {
+        let mut chat = format(r#"{"id":"0123","model":"support","stream":false}"#);
+        let out = chat
+            .push(vec![
+                Event::Text("Let me look.".into()),
+                tool_use("tooluse_1", "lookup", r#"{"city":"Paris"}"#),
+                tool_use("tooluse_2", "clock", "{}"),
+                Event::End("tool_use".into()),
+                Event::Usage(usage(3, 4, 0, 0)),
+            ])
+            .unwrap();
+        assert!(out.is_empty());
+        assert_eq!(
+            text_of(chat.finish().unwrap()),
+            concat!(
+                r#"{"id":"chatcmpl-0123","object":"chat.completion","created":1767225600,"model":"support","#,
+                r#""choices":[{"index":0,"message":{"role":"assistant","content":"Let me look.","tool_calls":["#,
+                r#"{"id":"tooluse_1","type":"function","function":{"name":"lookup","arguments":"{\"city\":\"Paris\"}"}},"#,
+                r#"{"id":"tooluse_2","type":"function","function":{"name":"clock","arguments":"{}"}}"#,
+                r#"],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}],"#,
+                r#""usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+            )
+        );
+
+        // Tool calls without text: content is null.
+        let mut chat = format(r#"{"model":"m"}"#);
+        chat.push(vec![tool_use("t", "f", r#"{"a":1}"#), Event::End("tool_use".into())]).unwrap();
+        assert_eq!(
+            text_of(chat.finish().unwrap()),
+            concat!(
+                r#"{"id":"chatcmpl-streamhost","object":"chat.completion","created":1767225600,"model":"m","#,
+                r#""choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":["#,
+                r#"{"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}"#,
+                r#"],"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"tool_calls"}],"#,
+                r#""usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+            )
+        );
     }
 
     #[test]
