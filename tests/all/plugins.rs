@@ -419,8 +419,10 @@ async fn a_plugin_folder_of_ones_own_lies_over_the_examples() {
     let names: Vec<&str> = catalog["plugins"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
     assert!(names.contains(&"mine") && names.contains(&"text-only"), "{names:?}");
     assert_eq!(names.iter().filter(|name| **name == "ndjson").count(), 1, "{names:?}");
-    assert!(catalog["store"].as_str().unwrap().contains("over the examples"), "{}", catalog["store"]);
-    assert!(server.logs().contains("over the examples"), "the start-up log says what is served from where");
+    let layers = format!("folder {} over ", own.path().display());
+    assert!(catalog["store"].as_str().unwrap().starts_with(&layers), "{}", catalog["store"]);
+    assert!(catalog["store"].as_str().unwrap().ends_with(support::EXAMPLES), "{}", catalog["store"]);
+    assert!(server.logs().contains(&layers), "the start-up log says what is served from where");
 
     let alone = Server::builder().plugins(own.path()).start();
     alone.post("/mine?then=text-only", settings).await.assert_error(

@@ -55,6 +55,13 @@ fn plugins() -> TempDir {
         "config": { "trap": { "trapAt": 4 } },
     });
     write_manifest(dir.path(), "failing", &failing);
+    // A model that calls a tool: its call goes to the client.
+    let tooling = json!({
+        "model": { "provider": "echo", "script": [
+            { "reply": "Let me look.", "toolUse": { "name": "lookup", "input": { "order": "A-1" } } }
+        ] },
+    });
+    write_manifest(dir.path(), "tooling", &tooling);
     dir
 }
 
@@ -169,6 +176,11 @@ fn assert_openai_sdk_results(results: &Value) {
     assert_raised(&results["failing"], "APIError", None, "plugin_trapped");
     // Whole, the failure is the answer's status: the trap's own 500.
     assert_raised(&results["failing_whole"], "InternalServerError", Some(500), "plugin_trapped");
+    assert_eq!(
+        results["tool_call"],
+        json!({"text": "Let me look.", "finish": "tool_calls", "calls": [["tooluse_1", "lookup", {"order": "A-1"}]]}),
+        "the model's tool call reaches the client"
+    );
     assert_raised(&results["two_choices"], "BadRequestError", Some(400), "`n`");
     assert_raised(&results["image"], "BadRequestError", Some(400), "messages[0].content[0]");
 }
@@ -193,6 +205,11 @@ async fn the_anthropic_python_sdk_streams_and_answers_through_the_pipeline() {
     );
 
     assert_raised(&results["unknown_model"], "NotFoundError", Some(404), "no-such-pipeline");
+    assert_eq!(
+        results["tool_use"],
+        json!({"stop_reason": "tool_use", "blocks": [["text", "Let me look."], ["tool_use", "tooluse_1", "lookup", {"order": "A-1"}]]}),
+        "the model's tool call reaches the client"
+    );
     assert!(results["models"]["listed"].as_array().unwrap().contains(&json!("chat")), "{}", results["models"]);
     assert_eq!(results["models"]["display_name"], "chat");
     assert_raised(&results["guarded_without_key"], "AuthenticationError", Some(401), "");
@@ -268,13 +285,27 @@ async fn errors_before_the_stream_take_each_apis_shape() {
 
     let reply = client.get(server.url("/v1/chat/completions")).send().await.unwrap();
     assert_eq!(reply.status(), 405);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "`/v1/chat/completions` is called with POST", "{body}");
+
+    // A name no pipeline could have serves nothing; a chain naming a
+    // plugin that is no transform is the caller's mistake.
+    let messages = json!([{"role": "user", "content": "hi"}]);
+    let reply = call("/v1/chat/completions", json!({"model": "openai/gpt-4o", "messages": messages})).await.unwrap();
+    assert_eq!(reply.status(), 404);
+    let reply =
+        call("/v1/chat/completions", json!({"model": "chat,seed001-auth", "messages": messages})).await.unwrap();
+    assert_eq!(reply.status(), 400);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        "the model `chat,seed001-auth` names `seed001-auth`, a request-filter plugin: a model is a pipeline, or a chain of transforms"
+    );
 
     let models: Value = client.get(server.url("/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["object"], "list");
-    assert!(
-        models["data"]
-            .as_array()
-            .unwrap()
-            .contains(&json!({"id": "chat", "object": "model", "created": 0, "owned_by": "streamhost"}))
-    );
+    assert!(models["data"].as_array().unwrap().contains(&json!({
+        "id": "chat", "object": "model", "created": 0, "owned_by": "streamhost",
+        "type": "model", "display_name": "chat", "created_at": "1970-01-01T00:00:00Z",
+    })));
 }

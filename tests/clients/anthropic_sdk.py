@@ -50,6 +50,15 @@ def whole():
             "usage": message.usage.model_dump()}
 
 
+def tool_use():
+    with client().messages.stream(
+        model="tooling", max_tokens=1024, messages=[{"role": "user", "content": "Where is order A-1?"}]
+    ) as events:
+        final = events.get_final_message()
+    blocks = [[b.type, b.text] if b.type == "text" else [b.type, b.id, b.name, b.input] for b in final.content]
+    return {"stop_reason": final.stop_reason, "blocks": blocks}
+
+
 def models():
     return {"listed": [model.id for model in client().models.list()], "display_name": client().models.retrieve("chat").display_name}
 
@@ -66,6 +75,7 @@ RESULTS = {}
 attempt("stream", stream)
 attempt("whole", whole)
 attempt("models", models)
+attempt("tool_use", tool_use)
 attempt("unknown_model", stream, "no-such-pipeline")
 attempt("guarded_without_key", stream, "guarded")
 attempt("guarded", stream, "guarded", "demo-key")

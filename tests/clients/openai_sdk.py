@@ -98,6 +98,20 @@ def models():
     return {"listed": listed, "retrieved": client().models.retrieve("chat").id}
 
 
+def tool_call():
+    stream = client().chat.completions.create(
+        model="tooling", stream=True, messages=[{"role": "user", "content": "Where is order A-1?"}]
+    )
+    text, finish, calls = "", None, []
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+            for call in choice.delta.tool_calls or []:
+                calls.append([call.id, call.function.name, json.loads(call.function.arguments)])
+    return {"text": text, "finish": finish, "calls": calls}
+
+
 def attempt(name, scenario, *args):
     try:
         RESULTS[name] = scenario(*args)
@@ -121,6 +135,7 @@ attempt("responses_stream", responses_stream)
 attempt("responses_helper", responses_helper)
 attempt("responses_whole", responses_whole)
 attempt("models", models)
+attempt("tool_call", tool_call)
 attempt("unknown_model", chat_stream, "no-such-pipeline")
 attempt("guarded_wrong_key", chat_stream, "guarded", "not-the-key")
 attempt("guarded", chat_stream, "guarded", "demo-key")

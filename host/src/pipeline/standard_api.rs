@@ -271,21 +271,21 @@ async fn find(pipeline: &Pipeline, routes: &RouteSettings, model: &str) -> Resul
         let message = format!("`{first}` runs as its manifest composes it: this host serves no chains");
         return Err(ErrorReply::new(ErrorCode::ChainNotAllowed, message));
     }
-    if found.manifest.is_none() {
-        // A model that names no plugin is told so before its body is read.
-        for name in &found.chain {
-            let plugin = match pipeline.registry().load(name).await {
-                Ok(plugin) => plugin,
-                Err(error) => return Err(naming_the_model(model, ErrorReply::from(&error))),
-            };
-            // The caller's choice of names, not the host's fault: a 400.
-            if plugin.role() != PluginRole::Transform {
-                let message = format!(
-                    "the model `{model}` names `{name}`, a {} plugin: a model is a pipeline, or a chain of transforms",
-                    plugin.role()
-                );
-                return Err(ErrorReply::new(ErrorCode::InvalidRequest, message));
-            }
+    // A model that names no plugin, or one that is no transform, is told so
+    // before its body is read (a pipeline's own name is its manifest).
+    let named_plugins = if found.manifest.is_some() { &found.chain[1..] } else { &found.chain[..] };
+    for name in named_plugins {
+        let plugin = match pipeline.registry().load(name).await {
+            Ok(plugin) => plugin,
+            Err(error) => return Err(naming_the_model(model, ErrorReply::from(&error))),
+        };
+        // The caller's choice of names, not the host's fault: a 400.
+        if plugin.role() != PluginRole::Transform {
+            let message = format!(
+                "the model `{model}` names `{name}`, a {} plugin: a model is a pipeline, or a chain of transforms",
+                plugin.role()
+            );
+            return Err(ErrorReply::new(ErrorCode::InvalidRequest, message));
         }
     }
     Ok(found)
