@@ -22,14 +22,34 @@
 //! data: {"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_…","output_index":0,"content_index":0,"delta":"Hel","logprobs":[]}
 //! ```
 //!
-//! and, when the stream finishes (a model sends its usage after its stop
-//! reason, so they wait for `finish`), `response.output_text.done`,
-//! `response.content_part.done`, `response.output_item.done` and
-//! `response.completed`, whose response has the whole output and the usage;
-//! `response.incomplete` instead when the model stopped at its token limit
-//! (`incomplete_details: {"reason":"max_output_tokens"}`) or a content
-//! filter stopped it (`"content_filter"`). A tick (an empty batch) is the SSE
-//! comment `: keep-alive`.
+//! The message is closed (`response.output_text.done`,
+//! `response.content_part.done`, `response.output_item.done`) when the stop
+//! reason comes, and the response when the stream finishes (a model sends its
+//! usage after its stop reason): `response.completed`, whose response has the
+//! whole output and the usage; `response.incomplete` instead when the model
+//! stopped at its token limit (`incomplete_details:
+//! {"reason":"max_output_tokens"}`) or a content filter stopped it
+//! (`"content_filter"`). A tick (an empty batch) is the SSE comment
+//! `: keep-alive`.
+//!
+//! A tool call the model makes (a `metadata` event `{"toolUse": {"toolUseId",
+//! "name", "input"}}`) closes the message, if text came before it, and is a
+//! `function_call` output item of its own at the next output index, its
+//! input whole in one arguments delta:
+//!
+//! ```text
+//! event: response.output_item.added
+//! data: {"type":"response.output_item.added","sequence_number":7,"output_index":1,"item":{"id":"fc_…_1","type":"function_call","status":"in_progress","call_id":"tooluse_1","name":"get_weather","arguments":""}}
+//!
+//! event: response.function_call_arguments.delta
+//! data: {"type":"response.function_call_arguments.delta","sequence_number":8,"item_id":"fc_…_1","output_index":1,"delta":"{\"city\":\"Paris\"}"}
+//!
+//! event: response.function_call_arguments.done
+//! data: {"type":"response.function_call_arguments.done","sequence_number":9,"item_id":"fc_…_1","output_index":1,"arguments":"{\"city\":\"Paris\"}"}
+//!
+//! event: response.output_item.done
+//! data: {"type":"response.output_item.done","sequence_number":10,"output_index":1,"item":{"id":"fc_…_1","type":"function_call","status":"completed","call_id":"tooluse_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}
+//! ```
 //!
 //! A failed stream ends with one `error` event and nothing after it. Its
 //! payload carries the error twice: flat, as the API reference and the SDKs'
@@ -40,18 +60,20 @@
 //! must be one of OpenAI's own codes.
 //!
 //! With `"stream": false`, the whole Response object as JSON, written at
-//! the end; a failed stream fails the formatter with the error's code and
-//! message, for the host to answer in the API's error shape.
+//! the end, its output the same items; a failed stream fails the formatter
+//! with the error's code and message, for the host to answer in the API's
+//! error shape.
 //!
 //! Settings: `{"model": "<model as the caller sent it>", "stream": true,
 //! "id": "<request id>"}` (the API's request filter sets the first two, the
-//! host the id, from which the response's id `resp_<id>` and its message's
-//! `msg_<id>` are made).
+//! host the id, from which the response's id `resp_<id>`, its message's
+//! `msg_<id>` and its function calls' `fc_<id>_<output index>` are made).
 
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage, error};
 
 #[derive(Deserialize)]
@@ -76,25 +98,26 @@ fn default_model() -> String {
 /// that the same stream always reads the same.
 const FALLBACK_ID: &str = "streamhost";
 
-/// The response's one output item is the assistant's message, at index 0,
-/// its text the message's only content part.
-const OUTPUT_INDEX: u32 = 0;
+/// A message's text is its only content part.
 const CONTENT_INDEX: u32 = 0;
 
 pub struct ResponsesFormat {
     stream: bool,
     model: String,
+    /// The request id (or the fallback) the ids are made from.
+    id: String,
     response_id: String,
-    message_id: String,
     created_at: u64,
     /// The `sequence_number` of the next event (a cell: an event is
     /// numbered while the response it carries borrows the rest).
     next_sequence_number: Cell<u32>,
     /// `response.created` and `response.in_progress` are written.
     started: bool,
-    /// The message's text so far; none until its item is opened (on the
-    /// first text, or at the end).
-    text: Option<String>,
+    /// The output items closed so far, in order.
+    output: Vec<OutputItem>,
+    /// The message taking text, opened on the first text (after a tool
+    /// call, on the next), at the output index after the closed items.
+    message: Option<Message>,
     stop_reason: Option<String>,
     usage: Option<Usage>,
     /// The stream failed (its error written, or returned): nothing more.
@@ -113,19 +136,18 @@ impl Transform for ResponsesFormat {
         Some(if self.stream { "text/event-stream" } else { "application/json" }.into())
     }
 
+    /// Streamed, each event's SSE events as soon as they are known. Whole,
+    /// nothing: the output is kept for `finish`.
     fn push(&mut self, events: Vec<Event>) -> Result<Vec<Event>, ErrorInfo> {
         if self.failed {
             return Ok(Vec::new());
         }
-        if !self.stream {
-            return self.gather(events).map(|()| Vec::new());
-        }
         let mut out = self.start();
-        if events.is_empty() {
+        if events.is_empty() && self.stream {
             out.push(Event::Raw(b": keep-alive\n\n".to_vec()));
         }
         for event in events {
-            out.extend(self.format(event));
+            out.extend(self.format(event)?);
             if self.failed {
                 break;
             }
@@ -133,21 +155,21 @@ impl Transform for ResponsesFormat {
         Ok(out)
     }
 
+    /// Streamed, the closing lifecycle event alone, the one that needs the
+    /// usage (the message was closed when the stop reason came, unless none
+    /// came). Whole, the Response object.
     fn finish(&mut self) -> Result<Vec<Event>, ErrorInfo> {
         if self.failed {
             return Ok(Vec::new());
         }
-        if !self.stream {
-            // A whole response always has its message, empty when the model
-            // said nothing, as a streamed one does.
-            self.text.get_or_insert_default();
-            return Ok(vec![Event::Raw(to_json(&self.response(true)).into_bytes())]);
-        }
         let mut out = self.start();
-        if self.text.is_none() {
-            out.extend(self.open_message());
-        }
-        out.extend(self.closing_events());
+        out.extend(self.conclude());
+        let response = self.response(true);
+        out.push(if self.stream {
+            self.sse(response.status.closing_event(), &Lifecycle { response: &response })
+        } else {
+            Event::Raw(to_json(&response).into_bytes())
+        });
         Ok(out)
     }
 }
@@ -159,53 +181,33 @@ impl ResponsesFormat {
             stream: settings.stream,
             model: settings.model,
             response_id: format!("resp_{id}"),
-            message_id: format!("msg_{id}"),
+            id,
             created_at,
             next_sequence_number: Cell::new(0),
             started: false,
-            text: None,
+            output: Vec::new(),
+            message: None,
             stop_reason: None,
             usage: None,
             failed: false,
         }
     }
 
-    /// With `stream` false: keeps what the whole response needs, or fails
-    /// with the stream's error.
-    fn gather(&mut self, events: Vec<Event>) -> Result<(), ErrorInfo> {
-        for event in events {
-            match event {
-                Event::Text(text) => self.text.get_or_insert_default().push_str(&text),
-                Event::End(reason) => self.stop_reason = Some(reason),
-                Event::Usage(usage) => self.usage = Some(usage),
-                Event::Error(error) => {
-                    self.failed = true;
-                    return Err(error);
-                }
-                Event::Metadata(_) | Event::Status(_) | Event::Frame(_) | Event::Raw(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// One event of a stream as its SSE events. `metadata`, `status` and
-    /// `frame` are not written; `raw` bytes, already in another format, are
-    /// dropped.
-    fn format(&mut self, event: Event) -> Vec<Event> {
-        match event {
+    /// Takes in one event of the stream: its SSE events when streaming; with
+    /// `stream` false, nothing, or the stream's error. `status` and `frame`
+    /// are not written, nor metadata other than a tool call; `raw` bytes,
+    /// already in another format, are dropped.
+    fn format(&mut self, event: Event) -> Result<Vec<Event>, ErrorInfo> {
+        Ok(match event {
             Event::Text(text) if text.is_empty() => Vec::new(),
-            Event::Text(text) => {
-                let mut out = if self.text.is_none() { self.open_message() } else { Vec::new() };
-                self.text.get_or_insert_default().push_str(&text);
-                out.push(self.sse(
-                    "response.output_text.delta",
-                    &TextDelta { item: self.text_position(), delta: &text, logprobs: &[] },
-                ));
-                out
-            }
+            Event::Text(text) => self.add_text(&text),
+            Event::Metadata(metadata) => match tool_use(&metadata) {
+                Some(call) => self.add_call(call),
+                None => Vec::new(),
+            },
             Event::End(reason) => {
                 self.stop_reason = Some(reason);
-                Vec::new()
+                self.conclude()
             }
             Event::Usage(usage) => {
                 self.usage = Some(usage);
@@ -213,15 +215,18 @@ impl ResponsesFormat {
             }
             Event::Error(error) => {
                 self.failed = true;
+                if !self.stream {
+                    return Err(error);
+                }
                 vec![self.sse("error", &StreamError::from(&error))]
             }
-            Event::Metadata(_) | Event::Status(_) | Event::Frame(_) | Event::Raw(_) => Vec::new(),
-        }
+            Event::Status(_) | Event::Frame(_) | Event::Raw(_) => Vec::new(),
+        })
     }
 
     /// `response.created` and `response.in_progress`, before anything else.
     fn start(&mut self) -> Vec<Event> {
-        if std::mem::replace(&mut self.started, true) {
+        if !self.stream || std::mem::replace(&mut self.started, true) {
             return Vec::new();
         }
         let response = self.response(false);
@@ -231,31 +236,125 @@ impl ResponsesFormat {
         ]
     }
 
-    /// Opens the message item and its text part, empty, and starts its text.
-    fn open_message(&mut self) -> Vec<Event> {
-        self.text = Some(String::new());
-        let added = self.sse(
-            "response.output_item.added",
-            &ItemEvent { output_index: OUTPUT_INDEX, item: self.message(ItemStatus::InProgress, "") },
-        );
-        let part = self.sse("response.content_part.added", &PartEvent { item: self.text_position(), part: part("") });
-        vec![added, part]
+    /// Adds text to the open message, opening one first if none is.
+    fn add_text(&mut self, text: &str) -> Vec<Event> {
+        let (mut message, mut out) = self.take_message();
+        message.text.push_str(text);
+        if self.stream {
+            out.push(self.sse(
+                "response.output_text.delta",
+                &TextDelta { item: message.text_position(), delta: text, logprobs: &[] },
+            ));
+        }
+        self.message = Some(message);
+        out
     }
 
-    /// Closes the message, then the response, with the stop reason and the
-    /// usage.
-    fn closing_events(&self) -> Vec<Event> {
-        let response = self.response(true);
-        let text = self.text.as_deref().unwrap_or_default();
-        let item_status = self.outcome().item_status();
+    /// Closes the open message, complete (the model went on to call a tool),
+    /// and adds the tool call as a function call item, whole.
+    fn add_call(&mut self, call: ToolUse) -> Vec<Event> {
+        let mut out = self.close_open_message(ItemStatus::Completed);
+        let output_index = self.output.len();
+        let call = FunctionCall {
+            id: format!("fc_{}_{output_index}", self.id),
+            output_index,
+            call_id: call.tool_use_id,
+            name: call.name,
+            arguments: call.input.get().to_owned(),
+        };
+        if self.stream {
+            out.extend(self.function_call_events(&call));
+        }
+        self.output.push(OutputItem::FunctionCall(call));
+        out
+    }
+
+    /// Closes the answer's last message as the response ended; an answer
+    /// with no output at all still has its message, empty, as OpenAI's has.
+    fn conclude(&mut self) -> Vec<Event> {
+        if self.message.is_none() && !self.output.is_empty() {
+            return Vec::new();
+        }
+        let (message, mut out) = self.take_message();
+        out.extend(self.close_message(message, self.outcome().item_status()));
+        out
+    }
+
+    /// The message taking text, out of its place: the open one, or a new
+    /// one with its opening events.
+    fn take_message(&mut self) -> (Message, Vec<Event>) {
+        if let Some(message) = self.message.take() {
+            return (message, Vec::new());
+        }
+        let output_index = self.output.len();
+        // The answer's first message is `msg_<id>`; one after a function
+        // call is told apart by its place.
+        let first = !self.output.iter().any(|item| matches!(item, OutputItem::Message(..)));
+        let id = if first { format!("msg_{}", self.id) } else { format!("msg_{}_{output_index}", self.id) };
+        let message = Message { id, output_index, text: String::new() };
+        let opened = if self.stream { self.message_opened(&message) } else { Vec::new() };
+        (message, opened)
+    }
+
+    fn close_open_message(&mut self, status: ItemStatus) -> Vec<Event> {
+        match self.message.take() {
+            Some(message) => self.close_message(message, status),
+            None => Vec::new(),
+        }
+    }
+
+    /// Puts a message among the closed items, with its closing events.
+    fn close_message(&mut self, message: Message, status: ItemStatus) -> Vec<Event> {
+        let out = if self.stream { self.message_closed(&message, status) } else { Vec::new() };
+        self.output.push(OutputItem::Message(message, status));
+        out
+    }
+
+    /// The message's item, in progress and empty, and its text part.
+    fn message_opened(&self, message: &Message) -> Vec<Event> {
         vec![
-            self.sse("response.output_text.done", &TextDone { item: self.text_position(), text, logprobs: &[] }),
-            self.sse("response.content_part.done", &PartEvent { item: self.text_position(), part: part(text) }),
+            self.sse(
+                "response.output_item.added",
+                &ItemEvent { output_index: message.output_index, item: message.item(ItemStatus::InProgress) },
+            ),
+            self.sse("response.content_part.added", &PartEvent { item: message.text_position(), part: part("") }),
+        ]
+    }
+
+    /// The message's text, its part and its item, whole.
+    fn message_closed(&self, message: &Message, status: ItemStatus) -> Vec<Event> {
+        let text = &message.text;
+        vec![
+            self.sse("response.output_text.done", &TextDone { item: message.text_position(), text, logprobs: &[] }),
+            self.sse("response.content_part.done", &PartEvent { item: message.text_position(), part: part(text) }),
             self.sse(
                 "response.output_item.done",
-                &ItemEvent { output_index: OUTPUT_INDEX, item: self.message(item_status, text) },
+                &ItemEvent { output_index: message.output_index, item: message.item(status) },
             ),
-            self.sse(response.status.closing_event(), &Lifecycle { response: &response }),
+        ]
+    }
+
+    /// A function call's item, its arguments in one delta, and its item
+    /// done.
+    fn function_call_events(&self, call: &FunctionCall) -> Vec<Event> {
+        let position = || ArgumentsPosition { item_id: &call.id, output_index: call.output_index };
+        vec![
+            self.sse(
+                "response.output_item.added",
+                &ItemEvent { output_index: call.output_index, item: call.item(ItemStatus::InProgress, "") },
+            ),
+            self.sse(
+                "response.function_call_arguments.delta",
+                &ArgumentsDelta { item: position(), delta: &call.arguments },
+            ),
+            self.sse(
+                "response.function_call_arguments.done",
+                &ArgumentsDone { item: position(), arguments: &call.arguments },
+            ),
+            self.sse(
+                "response.output_item.done",
+                &ItemEvent { output_index: call.output_index, item: call.item(ItemStatus::Completed, &call.arguments) },
+            ),
         ]
     }
 
@@ -269,17 +368,14 @@ impl ResponsesFormat {
     }
 
     /// The Response object: in progress, with no output yet, or finished,
-    /// with the message, the stop reason and the usage.
+    /// with its output items, the stop reason and the usage.
     fn response(&self, finished: bool) -> ResponseObject<'_> {
         let (status, incomplete_details) = match (finished, self.outcome()) {
             (false, _) => (ResponseStatus::InProgress, None),
             (true, Outcome::Completed) => (ResponseStatus::Completed, None),
             (true, Outcome::Incomplete(reason)) => (ResponseStatus::Incomplete, Some(IncompleteDetails { reason })),
         };
-        let output = match &self.text {
-            Some(text) if finished => vec![self.message(self.outcome().item_status(), text)],
-            _ => Vec::new(),
-        };
+        let output = if finished { self.output.iter().map(OutputItem::item).collect() } else { Vec::new() };
         ResponseObject {
             id: &self.response_id,
             object: "response",
@@ -307,20 +403,92 @@ impl ResponsesFormat {
         }
     }
 
-    fn message<'a>(&'a self, status: ItemStatus, text: &'a str) -> OutputMessage<'a> {
-        let content = if status == ItemStatus::InProgress { Vec::new() } else { vec![part(text)] };
-        OutputMessage { id: &self.message_id, kind: "message", status, role: "assistant", content }
-    }
-
-    fn text_position(&self) -> TextPosition<'_> {
-        TextPosition { item_id: &self.message_id, output_index: OUTPUT_INDEX, content_index: CONTENT_INDEX }
-    }
-
     /// One SSE event, named by its type and numbered.
     fn sse(&self, kind: &str, body: &impl Serialize) -> Event {
         let sequence_number = self.next_sequence_number.replace(self.next_sequence_number.get() + 1);
         let payload = to_json(&Envelope { kind, sequence_number, body });
         Event::Raw(format!("event: {kind}\ndata: {payload}\n\n").into_bytes())
+    }
+}
+
+/// A tool call as a model source sends it downstream: a metadata event
+/// `{"toolUse": {"toolUseId": "…", "name": "…", "input": {…}}}`.
+#[derive(Deserialize)]
+struct ToolUseMetadata {
+    #[serde(rename = "toolUse")]
+    tool_use: ToolUse,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ToolUse {
+    tool_use_id: String,
+    name: String,
+    /// The arguments as the source wrote them, their keys in its order.
+    input: Box<RawValue>,
+}
+
+/// The tool call a metadata event carries, if it is one.
+fn tool_use(metadata: &str) -> Option<ToolUse> {
+    serde_json::from_str::<ToolUseMetadata>(metadata).ok().map(|metadata| metadata.tool_use)
+}
+
+/// An assistant message: its id, its place in the output, its text.
+struct Message {
+    id: String,
+    output_index: usize,
+    text: String,
+}
+
+impl Message {
+    /// Its item: its text as one part once closed, no part while in
+    /// progress.
+    fn item(&self, status: ItemStatus) -> Item<'_> {
+        let content = if status == ItemStatus::InProgress { Vec::new() } else { vec![part(&self.text)] };
+        Item::Message(OutputMessage { id: &self.id, kind: "message", status, role: "assistant", content })
+    }
+
+    fn text_position(&self) -> TextPosition<'_> {
+        TextPosition { item_id: &self.id, output_index: self.output_index, content_index: CONTENT_INDEX }
+    }
+}
+
+/// A tool call in the API's words: `call_id` the source's tool use id,
+/// `arguments` its input as JSON text.
+struct FunctionCall {
+    id: String,
+    output_index: usize,
+    call_id: String,
+    name: String,
+    arguments: String,
+}
+
+impl FunctionCall {
+    fn item<'a>(&'a self, status: ItemStatus, arguments: &'a str) -> Item<'a> {
+        Item::FunctionCall(FunctionCallItem {
+            id: &self.id,
+            kind: "function_call",
+            status,
+            call_id: &self.call_id,
+            name: &self.name,
+            arguments,
+        })
+    }
+}
+
+/// A closed output item: a message (completed, or incomplete with the
+/// response) or a function call (always completed: its input came whole).
+enum OutputItem {
+    Message(Message, ItemStatus),
+    FunctionCall(FunctionCall),
+}
+
+impl OutputItem {
+    fn item(&self) -> Item<'_> {
+        match self {
+            OutputItem::Message(message, status) => message.item(*status),
+            OutputItem::FunctionCall(call) => call.item(ItemStatus::Completed, &call.arguments),
+        }
     }
 }
 
@@ -332,7 +500,7 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// The message's status: incomplete when the response is.
+    /// The last message's status: incomplete when the response is.
     fn item_status(self) -> ItemStatus {
         match self {
             Outcome::Completed => ItemStatus::Completed,
@@ -381,7 +549,7 @@ struct ResponseObject<'a> {
     instructions: (),
     max_output_tokens: (),
     model: &'a str,
-    output: Vec<OutputMessage<'a>>,
+    output: Vec<Item<'a>>,
     parallel_tool_calls: bool,
     previous_response_id: (),
     reasoning: ReasoningConfig,
@@ -462,7 +630,15 @@ impl From<&Usage> for ResponseUsage {
     }
 }
 
-/// The assistant's message, the response's one output item.
+/// An output item as the API writes it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Item<'a> {
+    Message(OutputMessage<'a>),
+    FunctionCall(FunctionCallItem<'a>),
+}
+
+/// An assistant message item.
 #[derive(Serialize)]
 struct OutputMessage<'a> {
     id: &'a str,
@@ -486,6 +662,18 @@ fn part(text: &str) -> OutputText<'_> {
     OutputText { kind: "output_text", text, annotations: &[] }
 }
 
+/// A function call item.
+#[derive(Serialize)]
+struct FunctionCallItem<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: ItemStatus,
+    call_id: &'a str,
+    name: &'a str,
+    arguments: &'a str,
+}
+
 /// Every streamed event: its type and number, then its own fields.
 #[derive(Serialize)]
 struct Envelope<'a, T> {
@@ -506,15 +694,15 @@ struct Lifecycle<'a> {
 /// `response.output_item.added` and `response.output_item.done`.
 #[derive(Serialize)]
 struct ItemEvent<'a> {
-    output_index: u32,
-    item: OutputMessage<'a>,
+    output_index: usize,
+    item: Item<'a>,
 }
 
 /// Where the text is: the message's id, its output index, the part's index.
 #[derive(Serialize)]
 struct TextPosition<'a> {
     item_id: &'a str,
-    output_index: u32,
+    output_index: usize,
     content_index: u32,
 }
 
@@ -540,6 +728,27 @@ struct TextDone<'a> {
     item: TextPosition<'a>,
     text: &'a str,
     logprobs: &'static [()],
+}
+
+/// Where a function call's arguments are: its item's id and output index.
+#[derive(Serialize)]
+struct ArgumentsPosition<'a> {
+    item_id: &'a str,
+    output_index: usize,
+}
+
+#[derive(Serialize)]
+struct ArgumentsDelta<'a> {
+    #[serde(flatten)]
+    item: ArgumentsPosition<'a>,
+    delta: &'a str,
+}
+
+#[derive(Serialize)]
+struct ArgumentsDone<'a> {
+    #[serde(flatten)]
+    item: ArgumentsPosition<'a>,
+    arguments: &'a str,
 }
 
 /// The `error` event: the error flat, as the API reference has it, and
@@ -857,5 +1066,201 @@ mod tests {
         assert_eq!(refused.code, "invalid_config");
         assert!(refused.message.contains("includeUsage"), "{}", refused.message);
         assert_eq!(ResponsesFormat::open(context, r#"{"stream":"yes"}"#).err().unwrap().code, "invalid_config");
+    }
+
+    fn tool_use(id: &str, name: &str, input: &str) -> Event {
+        Event::Metadata(format!(r#"{{"toolUse":{{"toolUseId":"{id}","name":"{name}","input":{input}}}}}"#))
+    }
+
+    fn names(events: &[(String, serde_json::Value)]) -> Vec<&str> {
+        events.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
+    #[test]
+    fn streams_a_tool_call_after_the_text() {
+        let mut format = streaming();
+        format.push(vec![Event::Text("Let me look.".into())]).unwrap();
+        let call = text_of(format.push(vec![tool_use("tooluse_1", "get_weather", r#"{"city":"Paris"}"#)]).unwrap());
+        let expected = [
+            "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\",\"sequence_number\":5,\"item_id\":\"msg_abc\",\"output_index\":0,\"content_index\":0,\"text\":\"Let me look.\",\"logprobs\":[]}\n\n",
+            "event: response.content_part.done\ndata: {\"type\":\"response.content_part.done\",\"sequence_number\":6,\"item_id\":\"msg_abc\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"Let me look.\",\"annotations\":[]}}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"sequence_number\":7,\"output_index\":0,\"item\":{\"id\":\"msg_abc\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Let me look.\",\"annotations\":[]}]}}\n\n",
+            "event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"sequence_number\":8,\"output_index\":1,\"item\":{\"id\":\"fc_abc_1\",\"type\":\"function_call\",\"status\":\"in_progress\",\"call_id\":\"tooluse_1\",\"name\":\"get_weather\",\"arguments\":\"\"}}\n\n",
+            "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"sequence_number\":9,\"item_id\":\"fc_abc_1\",\"output_index\":1,\"delta\":\"{\\\"city\\\":\\\"Paris\\\"}\"}\n\n",
+            "event: response.function_call_arguments.done\ndata: {\"type\":\"response.function_call_arguments.done\",\"sequence_number\":10,\"item_id\":\"fc_abc_1\",\"output_index\":1,\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}\n\n",
+            "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\",\"sequence_number\":11,\"output_index\":1,\"item\":{\"id\":\"fc_abc_1\",\"type\":\"function_call\",\"status\":\"completed\",\"call_id\":\"tooluse_1\",\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}\n\n",
+        ];
+        assert_eq!(call, expected.concat());
+        // The stop reason has no message left to close.
+        assert!(format.push(vec![Event::End("tool_use".into()), usage(5, 9, 0)]).unwrap().is_empty());
+        let completed = IN_PROGRESS
+            .replace(r#""status":"in_progress""#, r#""status":"completed""#)
+            .replace(
+                r#""output":[]"#,
+                r#""output":[{"id":"msg_abc","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Let me look.","annotations":[]}]},{"id":"fc_abc_1","type":"function_call","status":"completed","call_id":"tooluse_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}]"#,
+            )
+            .replace(
+                r#""usage":null"#,
+                r#""usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":14}"#,
+            );
+        assert_eq!(
+            text_of(format.finish().unwrap()),
+            format!(
+                "event: response.completed\ndata: {{\"type\":\"response.completed\",\"sequence_number\":12,\"response\":{completed}}}\n\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_tool_call_without_text_is_the_only_item() {
+        let mut format = streaming();
+        let mut out = format.push(vec![tool_use("t1", "now", "{}"), Event::End("tool_use".into())]).unwrap();
+        out.extend(format.finish().unwrap());
+        let events = sse_events(&text_of(out));
+        assert_eq!(
+            names(&events),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed"
+            ]
+        );
+        assert_eq!(events[2].1["output_index"], 0);
+        assert_eq!(events[3].1["item_id"], "fc_abc_0");
+        assert_eq!(events[3].1["delta"], "{}");
+        let response = &events[6].1["response"];
+        assert_eq!(response["status"], "completed");
+        assert_eq!(
+            response["output"],
+            serde_json::json!([{"id": "fc_abc_0", "type": "function_call", "status": "completed", "call_id": "t1", "name": "now", "arguments": "{}"}])
+        );
+    }
+
+    #[test]
+    fn several_tool_calls_follow_each_other() {
+        let mut format = streaming();
+        let out = format
+            .push(vec![
+                Event::Text("Both.".into()),
+                tool_use("t1", "get_weather", r#"{"city":"Paris"}"#),
+                tool_use("t2", "get_weather", r#"{"city":"Rome"}"#),
+                Event::End("tool_use".into()),
+            ])
+            .unwrap();
+        let mut events = sse_events(&text_of(out));
+        events.extend(sse_events(&text_of(format.finish().unwrap())));
+        let numbers: Vec<u64> = events.iter().map(|(_, data)| data["sequence_number"].as_u64().unwrap()).collect();
+        assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+        let added: Vec<(u64, &str)> = events
+            .iter()
+            .filter(|(name, _)| name == "response.output_item.added")
+            .map(|(_, data)| (data["output_index"].as_u64().unwrap(), data["item"]["id"].as_str().unwrap()))
+            .collect();
+        assert_eq!(added, [(0, "msg_abc"), (1, "fc_abc_1"), (2, "fc_abc_2")]);
+        let output = &events.last().unwrap().1["response"]["output"];
+        let calls: Vec<(&str, &str)> = (1..=2)
+            .map(|index| (output[index]["call_id"].as_str().unwrap(), output[index]["arguments"].as_str().unwrap()))
+            .collect();
+        assert_eq!(calls, [("t1", r#"{"city":"Paris"}"#), ("t2", r#"{"city":"Rome"}"#)]);
+    }
+
+    #[test]
+    fn text_after_a_tool_call_is_a_message_of_its_own() {
+        let mut format = streaming();
+        let mut out = format
+            .push(vec![Event::Text("First.".into()), tool_use("t1", "f", "{}"), Event::Text("Then.".into())])
+            .unwrap();
+        out.extend(format.finish().unwrap());
+        let events = sse_events(&text_of(out));
+        let delta = events.iter().rfind(|(name, _)| name == "response.output_text.delta").unwrap();
+        assert_eq!((&delta.1["item_id"], &delta.1["output_index"]), (&"msg_abc_2".into(), &2.into()));
+        let output = &events.last().unwrap().1["response"]["output"];
+        let items: Vec<&str> = (0..3).map(|index| output[index]["id"].as_str().unwrap()).collect();
+        assert_eq!(items, ["msg_abc", "fc_abc_1", "msg_abc_2"]);
+        assert_eq!(output[2]["content"][0]["text"], "Then.");
+    }
+
+    #[test]
+    fn a_tool_calls_arguments_are_its_input_as_sent() {
+        let mut format = streaming();
+        let input = r#"{"units":"celsius","city":"Paris","days":[1,2]}"#;
+        let events = sse_events(&text_of(format.push(vec![tool_use("t1", "forecast", input)]).unwrap()));
+        let done = events.iter().find(|(name, _)| name == "response.function_call_arguments.done").unwrap();
+        assert_eq!(done.1["arguments"], input);
+    }
+
+    #[test]
+    fn metadata_without_a_whole_tool_call_is_not_written() {
+        let mut format = streaming();
+        format.push(Vec::new()).unwrap();
+        for metadata in [r#"{"toolUse":{"index":0,"input":"{\"a\""}}"#, r#"{"model":"echo"}"#, "not json"] {
+            assert!(format.push(vec![Event::Metadata(metadata.into())]).unwrap().is_empty(), "{metadata}");
+        }
+    }
+
+    /// A call's output is capped (the host's `--plugin-call-output-bytes`):
+    /// the text's three closing copies go out with the stop reason, its
+    /// fourth, with the usage, in `finish`.
+    #[test]
+    fn the_message_closes_when_the_stop_reason_comes() {
+        let mut format = streaming();
+        let text = "word ".repeat(1000);
+        format.push(vec![Event::Text(text.clone())]).unwrap();
+        let closing = sse_events(&text_of(format.push(vec![Event::End("end_turn".into())]).unwrap()));
+        assert_eq!(
+            names(&closing),
+            ["response.output_text.done", "response.content_part.done", "response.output_item.done"]
+        );
+        format.push(vec![usage(5, 1000, 0)]).unwrap();
+        let last = text_of(format.finish().unwrap());
+        assert_eq!(last.matches(&text).count(), 1);
+        let last = sse_events(&last);
+        assert_eq!(names(&last), ["response.completed"]);
+        assert_eq!(last[0].1["response"]["usage"]["output_tokens"], 1000);
+    }
+
+    #[test]
+    fn a_stream_without_a_stop_reason_closes_its_message_at_the_end() {
+        let mut format = streaming();
+        format.push(vec![Event::Text("Cut".into())]).unwrap();
+        let events = sse_events(&text_of(format.finish().unwrap()));
+        assert_eq!(
+            names(&events),
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_whole_response_has_its_tool_calls() {
+        let mut format = open(r#"{"model":"gpt-test","id":"abc"}"#);
+        let out = format
+            .push(vec![
+                Event::Text("Let me look.".into()),
+                tool_use("tooluse_1", "get_weather", r#"{"city":"Paris"}"#),
+                Event::End("tool_use".into()),
+                usage(5, 9, 0),
+            ])
+            .unwrap();
+        assert!(out.is_empty());
+        let whole = IN_PROGRESS
+            .replace(r#""status":"in_progress""#, r#""status":"completed""#)
+            .replace(
+                r#""output":[]"#,
+                r#""output":[{"id":"msg_abc","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"Let me look.","annotations":[]}]},{"id":"fc_abc_1","type":"function_call","status":"completed","call_id":"tooluse_1","name":"get_weather","arguments":"{\"city\":\"Paris\"}"}]"#,
+            )
+            .replace(
+                r#""usage":null"#,
+                r#""usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":0,"cache_write_tokens":0},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":14}"#,
+            );
+        assert_eq!(text_of(format.finish().unwrap()), whole);
     }
 }
