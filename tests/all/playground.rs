@@ -63,7 +63,8 @@ async fn uploads_are_refused_unless_allowed_and_checked_before_they_are_served()
     assert_eq!(body["error"]["code"], "upload_not_allowed");
     assert!(!plugins.path().join("mine.wasm").exists());
 
-    let open = Server::builder().plugins(plugins.path()).arg("--playground-upload", "true").start();
+    let cache = tempfile::tempdir().unwrap();
+    let open = Server::builder().plugins(plugins.path()).cache(cache.path()).arg("--playground-upload", "true").start();
     let bad_name = put(&open, "..%2Fx", b"\0asm".to_vec()).await.unwrap();
     assert_eq!(bad_name.status(), 400);
     assert_eq!(bad_name.json::<Value>().await.unwrap()["error"]["code"], "invalid_plugin_name");
@@ -97,6 +98,13 @@ async fn uploads_are_refused_unless_allowed_and_checked_before_they_are_served()
     assert_eq!((body["name"].as_str(), body["role"].as_str()), (Some("mine"), Some("transform")));
     let served = open.post("/mine", r#"{"prompt":"hi"}"#).await;
     assert_eq!((served.status, served.content_type.as_str()), (200, "text/event-stream"));
+    // Compiled once, by the check: the first request found it compiled.
+    let loaded = open
+        .logs()
+        .lines()
+        .find(|line| line.contains("plugin loaded") && line.contains("plugin=mine"))
+        .map(str::to_string);
+    assert!(loaded.as_deref().is_some_and(|line| line.contains("origin=DiskCache")), "{loaded:?}");
 }
 
 #[tokio::test]

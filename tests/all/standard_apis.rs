@@ -181,6 +181,10 @@ fn assert_openai_sdk_results(results: &Value) {
         json!({"text": "Let me look.", "finish": "tool_calls", "calls": [["tooluse_1", "lookup", {"order": "A-1"}]]}),
         "the model's tool call reaches the client"
     );
+    assert_eq!(
+        results["responses_tool_call"],
+        json!({"text": "Let me look.", "status": "completed", "calls": [["tooluse_1", "lookup", {"order": "A-1"}]]}),
+    );
     assert_raised(&results["two_choices"], "BadRequestError", Some(400), "`n`");
     assert_raised(&results["image"], "BadRequestError", Some(400), "messages[0].content[0]");
 }

@@ -112,6 +112,12 @@ def tool_call():
     return {"text": text, "finish": finish, "calls": calls}
 
 
+def responses_tool_call():
+    response = client().responses.create(model="tooling", input="Where is order A-1?")
+    calls = [[item.call_id, item.name, json.loads(item.arguments)] for item in response.output if item.type == "function_call"]
+    return {"text": response.output_text, "status": response.status, "calls": calls}
+
+
 def attempt(name, scenario, *args):
     try:
         RESULTS[name] = scenario(*args)
@@ -136,6 +142,7 @@ attempt("responses_helper", responses_helper)
 attempt("responses_whole", responses_whole)
 attempt("models", models)
 attempt("tool_call", tool_call)
+attempt("responses_tool_call", responses_tool_call)
 attempt("unknown_model", chat_stream, "no-such-pipeline")
 attempt("guarded_wrong_key", chat_stream, "guarded", "not-the-key")
 attempt("guarded", chat_stream, "guarded", "demo-key")

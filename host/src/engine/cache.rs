@@ -36,6 +36,7 @@ pub enum Origin {
 
 /// Compiled components kept on disk: one `<sha256>-<engine hash>.cwasm` entry per component and
 /// engine configuration, in a folder (or no folder: always compile).
+#[derive(Clone)]
 pub struct CompileCache {
     dir: Option<PathBuf>,
     engine_hash: String,

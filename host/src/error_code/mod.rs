@@ -81,7 +81,7 @@ macro_rules! error_codes {
 error_codes! {
     // The caller's request.
     InvalidPluginName = "invalid_plugin_name", 400, Response,
-        "a name that is not `[a-z0-9][a-z0-9-]*` (at most 64 bytes), such as `../x`";
+        "a name that is not `[a-z0-9][a-z0-9-]*` (at most 64 bytes), such as `../x` (`curl --path-as-is` sends it as typed; curl otherwise resolves the dots)";
     MalformedJson = "malformed_json", 400, Response, "the body is not JSON";
     InvalidRequest = "invalid_request", 400, Response,
         "the body is not the request's shape (unknown fields are refused)";

@@ -226,9 +226,11 @@ async fn pipeline_running(pipeline: &Pipeline, name: &PluginName) -> Result<Opti
 /// `<name>.wasm`, so the next request runs it. Answers `{"name", "role",
 /// "digest"}`.
 pub async fn upload(pipeline: &Pipeline, name: PluginName, wasm: Bytes) -> Result<Value, ErrorReply> {
-    let engine = pipeline.registry().engine().clone();
+    let (engine, cache) = (pipeline.registry().engine().clone(), pipeline.registry().compile_cache().clone());
     let (checked_name, checked_wasm) = (name.clone(), wasm.clone());
-    let report = tokio::task::spawn_blocking(move || registry::inspect(&engine, &checked_name, &checked_wasm))
+    // Compiled once: the check keeps its result where the first request finds it.
+    let checked = move || registry::inspect_into(&engine, &cache, &checked_name, &checked_wasm);
+    let report = tokio::task::spawn_blocking(checked)
         .await
         .expect("the check does not panic")
         .map_err(|error| ErrorReply::new(ErrorCode::InvalidUpload, error.to_string()))?;

@@ -208,9 +208,21 @@ impl Registry {
 /// Checks `wasm` exactly as the host does when it loads a plugin, and says
 /// what it imports and exports. Compiles it, so it takes a moment.
 pub fn inspect(engine: &Engine, name: &PluginName, wasm: &[u8]) -> Result<ComponentReport, LoadError> {
+    inspect_into(engine, &CompileCache::new(engine, None), name, wasm)
+}
+
+/// [`inspect`], keeping the compiled component in `cache`: an upload
+/// checked with the host's own cache is not compiled again by the first
+/// request that runs it (for a Python or JavaScript plugin, seconds).
+pub fn inspect_into(
+    engine: &Engine,
+    cache: &CompileCache,
+    name: &PluginName,
+    wasm: &[u8],
+) -> Result<ComponentReport, LoadError> {
     let digest = sha256_hex(wasm);
     check_header(name, wasm)?;
-    let component = compile(engine, &CompileCache::new(engine, None), name, wasm, &digest)?;
+    let component = compile(engine, cache, name, wasm, &digest)?;
     let linker = linker(engine).expect("the host's own interfaces link");
     let plugin = Plugin::new(engine, &linker, name, digest.clone(), &component)?;
     let exports = component.component_type().exports(engine).map(|(export, _)| export.to_string()).collect();

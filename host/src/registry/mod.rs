@@ -34,7 +34,7 @@ use wasmtime::component::Linker;
 
 use link::Linked;
 pub use link::{Plugin, PluginRole};
-pub use load::{ComponentReport, LoadError, inspect};
+pub use load::{ComponentReport, LoadError, inspect, inspect_into};
 pub use quota::OutputLimitExceeded;
 pub use sandbox::PluginError;
 use sandbox::{PluginState, Sandbox, SandboxOptions};
@@ -198,6 +198,11 @@ impl Registry {
     /// The wasmtime engine its plugins are compiled for and run on.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Where its plugins' compiled forms are kept.
+    pub fn compile_cache(&self) -> &CompileCache {
+        &self.cache
     }
 
     /// The transform plugin `name`, instantiated and opened for one stream.
