@@ -4,7 +4,7 @@
 //! `cacheReadInputTokens` and `cacheWriteInputTokens` when not 0) and
 //! `{"code":…,"message":…}`. Enabled by the `json` feature.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{ErrorInfo, Usage};
 
@@ -63,4 +63,29 @@ impl<'a> From<&'a ErrorInfo> for ErrorJson<'a> {
     fn from(error: &'a ErrorInfo) -> Self {
         Self { code: &error.code, message: &error.message }
     }
+}
+
+/// A tool call the model made, as a model source sends it downstream in a
+/// `metadata` event (see [`ToolUseMetadataJson`]): its id, the tool's name
+/// and its input. `I` keeps the input: `serde_json::Value`, or
+/// `Box<serde_json::value::RawValue>` for its bytes as the source wrote them.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseJson<I> {
+    /// `toolUseId`: the model's id for the call, which its result carries.
+    pub tool_use_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The tool's input, a JSON object.
+    pub input: I,
+}
+
+/// The `metadata` event of a tool call: `{"toolUse": {"toolUseId", "name",
+/// "input"}}` (the host's `providers::call::tool_use_event`). A metadata
+/// event that does not parse as this is some other fact about the stream.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseMetadataJson<I> {
+    /// `toolUse`: the call.
+    pub tool_use: ToolUseJson<I>,
 }

@@ -61,6 +61,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use streamhost_guest::json::{ToolUseJson, ToolUseMetadataJson};
 use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage, error};
 
 /// The settings: the request filter's, and the host's `id`.
@@ -408,22 +409,10 @@ impl Content {
     }
 }
 
-/// The metadata event of a tool call the model made:
-/// `{"toolUse":{"toolUseId","name","input":{…}}}`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolUseMetadata {
-    tool_use: ToolUse,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolUse {
-    tool_use_id: String,
-    name: String,
-    /// The arguments, a JSON object, kept as the source wrote them.
-    input: Box<RawValue>,
-}
+/// A tool call as a model source sends it downstream (the guest SDK's
+/// shape), its input kept as Box<RawValue>.
+type ToolUse = ToolUseJson<Box<RawValue>>;
+type ToolUseMetadata = ToolUseMetadataJson<Box<RawValue>>;
 
 /// The tool call in a metadata event, if it is one: other metadata (the
 /// model's name, its reasoning, a tool call's pieces without an id) is not.

@@ -49,6 +49,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use streamhost_guest::json::{ToolUseJson, ToolUseMetadataJson};
 use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage, error};
 
 /// The settings, from the request filter.
@@ -439,22 +440,10 @@ impl From<Option<&Usage>> for CompletionUsage {
     }
 }
 
-/// A tool call from a model source: `{"toolUse": {"toolUseId", "name",
-/// "input"}}` (other fields of the metadata are not looked at).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolUseMetadata {
-    tool_use: ToolUse,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolUse {
-    tool_use_id: String,
-    name: String,
-    /// The arguments, a JSON object.
-    input: serde_json::Value,
-}
+/// A tool call as a model source sends it downstream (the guest SDK's
+/// shape), its input kept as Value.
+type ToolUse = ToolUseJson<serde_json::Value>;
+type ToolUseMetadata = ToolUseMetadataJson<serde_json::Value>;
 
 /// A tool call as OpenAI writes one: `{"id","type":"function","function":{"name","arguments"}}`.
 #[derive(Serialize)]

@@ -74,6 +74,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use streamhost_guest::json::{ToolUseJson, ToolUseMetadataJson};
 use streamhost_guest::{ErrorInfo, Event, StreamContext, Transform, Usage, error};
 
 #[derive(Deserialize)]
@@ -411,22 +412,10 @@ impl ResponsesFormat {
     }
 }
 
-/// A tool call as a model source sends it downstream: a metadata event
-/// `{"toolUse": {"toolUseId": "…", "name": "…", "input": {…}}}`.
-#[derive(Deserialize)]
-struct ToolUseMetadata {
-    #[serde(rename = "toolUse")]
-    tool_use: ToolUse,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ToolUse {
-    tool_use_id: String,
-    name: String,
-    /// The arguments as the source wrote them, their keys in its order.
-    input: Box<RawValue>,
-}
+/// A tool call as a model source sends it downstream (the guest SDK's
+/// shape), its input kept as Box<RawValue>.
+type ToolUse = ToolUseJson<Box<RawValue>>;
+type ToolUseMetadata = ToolUseMetadataJson<Box<RawValue>>;
 
 /// The tool call a metadata event carries, if it is one.
 fn tool_use(metadata: &str) -> Option<ToolUse> {
