@@ -213,12 +213,7 @@ pub async fn identify(pipeline: &Pipeline, name: &PluginName, inbound: Inbound) 
 /// call has failed, so it costs nothing on the way to a stream, and never
 /// where only named pipelines are served (a caller's name must not make
 /// the host load a plugin).
-pub(super) async fn missing_target(
-    pipeline: &Pipeline,
-    routes: &RouteSettings,
-    target: &Target,
-    reply: ErrorReply,
-) -> ErrorReply {
+async fn missing_target(pipeline: &Pipeline, routes: &RouteSettings, target: &Target, reply: ErrorReply) -> ErrorReply {
     if target.manifest.is_some() || routes.named_only() {
         return reply;
     }

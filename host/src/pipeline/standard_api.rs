@@ -19,7 +19,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::inbound::{Inbound, RouteSettings, missing_target, refused, request_body, run_filter};
+use super::inbound::{Inbound, RouteSettings, refused, request_body, run_filter};
 use super::{Inference, Pipeline, PipelineError, ResolveError, Response, Target};
 use crate::error_code::{Code, ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
@@ -175,28 +175,21 @@ pub async fn open(
     let mut body = map(pipeline, &api.request_filter(), &inbound).await?;
     let formatter = api.formatter();
     let formatter_settings = take_settings(&mut body, &formatter);
+    // `find` has loaded every plugin the model names: a failure from here
+    // on is the pipeline's, not a name's.
     let manifest = target.manifest.clone();
-    let as_found = Target { chain: target.chain.clone(), manifest: manifest.clone() };
-    let mut request = match target.request(None, body.to_string().as_bytes(), Inference::SetAsideClosed) {
-        Ok(request) => request,
-        Err(error) => {
-            let reply = missing_target(pipeline, routes, &as_found, ErrorReply::from(&error)).await;
-            return Err(naming_the_model(&model, reply));
-        }
-    };
+    let mut request = target
+        .request(None, body.to_string().as_bytes(), Inference::SetAsideClosed)
+        .map_err(|error| ErrorReply::from(&error))?;
     if caller.is_some() {
         request.user_id = caller;
     }
     request.config.insert(formatter.to_string(), Value::Object(formatter_settings));
-    request.formatter = Some(formatter);
-    let formatter = request.formatter.clone().expect("set above");
-    match pipeline.open(request, manifest).await {
-        Ok(response) => Ok(response),
-        Err(error) => {
-            let reply = relayed(&formatter, &error).unwrap_or_else(|| ErrorReply::from(&error));
-            Err(naming_the_model(&model, missing_target(pipeline, routes, &as_found, reply).await))
-        }
-    }
+    request.formatter = Some(formatter.clone());
+    pipeline.open(request, manifest).await.map_err(|error| {
+        let reply = relayed(&formatter, &error).unwrap_or_else(|| ErrorReply::from(&error));
+        naming_the_model(&model, reply)
+    })
 }
 
 /// The API's formatter failing before the first byte relays the stream's
