@@ -98,6 +98,76 @@ pub fn type_and_data(event: &Event) -> (String, serde_json::Value) {
     (kind, json["data"].take())
 }
 
+/// A plugin's metadata event whose text is not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a metadata event must be a JSON object; got {excerpt:?} ({reason})")]
+pub struct InvalidMetadata {
+    /// Why it is not one: serde_json's error, or the kind of JSON value.
+    reason: String,
+    /// Its first 60 characters.
+    excerpt: String,
+}
+
+/// Holds plugins' metadata events to the contract: each must be a JSON
+/// object, and is rewritten without whitespace outside its strings.
+///
+/// Why: formatters (`ndjson`, `sse`, the standard APIs') embed a metadata
+/// string in their own JSON as it is, so text that is not JSON would break
+/// every client's parser, and a pretty printer's spaces (Python's
+/// `json.dumps` writes `{"a": 1}`) would reach the client. Key order and
+/// number spelling are kept: only insignificant whitespace goes.
+///
+/// # Errors
+/// [`InvalidMetadata`] for the first metadata event that is not a JSON
+/// object; the events before it may have been rewritten.
+pub fn check_metadata(events: &mut [Event]) -> Result<(), InvalidMetadata> {
+    for event in events {
+        if let Event::Metadata(json) = event {
+            check_object(json)?;
+            if let Some(compact) = without_whitespace(json) {
+                *json = compact;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_object(json: &str) -> Result<(), InvalidMetadata> {
+    let invalid = |reason: String| InvalidMetadata { reason, excerpt: json.chars().take(60).collect() };
+    let value: &RawValue = serde_json::from_str(json).map_err(|error| invalid(error.to_string()))?;
+    match value.get().as_bytes().first() {
+        Some(b'{') => Ok(()),
+        _ => Err(invalid("not an object".to_string())),
+    }
+}
+
+/// `json` (valid JSON) without the whitespace between its tokens, or `None`
+/// when it has none.
+fn without_whitespace(json: &str) -> Option<String> {
+    let is_space = |byte: &u8| matches!(byte, b' ' | b'\t' | b'\n' | b'\r');
+    if !json.as_bytes().iter().any(is_space) {
+        return None;
+    }
+    let mut compact = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for character in json.chars() {
+        if in_string {
+            match character {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if matches!(character, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else if character == '"' {
+            in_string = true;
+        }
+        compact.push(character);
+    }
+    (compact.len() != json.len()).then_some(compact)
+}
+
 /// The JSON shape of an event: `{"type":"text","data":"Hel"}`.
 #[derive(Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "lowercase")]
@@ -205,6 +275,30 @@ mod tests {
             encoding.encode(event, &mut out);
         }
         String::from_utf8(out).unwrap()
+    }
+
+    fn metadata(json: &str) -> Result<Event, InvalidMetadata> {
+        let mut events = [Event::Metadata(json.to_string())];
+        check_metadata(&mut events)?;
+        Ok(events[0].clone())
+    }
+
+    #[test]
+    fn metadata_is_kept_compact_with_its_key_order_strings_and_numbers() {
+        let pretty = "{\n  \"z\": 1.50, \"a\": [1, 2],\t\"s\": \"a b \\\" c\"\r\n}";
+        assert_eq!(metadata(pretty), Ok(Event::Metadata(r#"{"z":1.50,"a":[1,2],"s":"a b \" c"}"#.into())));
+        assert_eq!(metadata(r#"{"done":true}"#), Ok(Event::Metadata(r#"{"done":true}"#.into())));
+        assert_eq!(metadata(r#"{"text": "two  spaces"}"#), Ok(Event::Metadata(r#"{"text":"two  spaces"}"#.into())));
+    }
+
+    #[test]
+    fn metadata_that_is_not_a_json_object_is_refused_with_what_it_was() {
+        for (json, reason) in [("[1, 2]", "not an object"), ("\"text\"", "not an object"), ("{\"a\":", "EOF")] {
+            let error = metadata(json).unwrap_err().to_string();
+            assert!(error.contains(reason) && error.contains(&format!("{json:?}")), "{json}: {error}");
+        }
+        let mut events = [Event::Text("not checked".into()), Event::Metadata("x".into())];
+        assert!(check_metadata(&mut events).is_err());
     }
 
     #[test]

@@ -361,6 +361,36 @@ async fn a_plugins_output_goes_to_the_log_and_never_stops_it() {
 }
 
 #[tokio::test]
+async fn a_metadata_event_reaches_the_formatter_compact_and_one_that_is_not_a_json_object_ends_the_stream() {
+    let dir = plugin_dir(&[("metadata", &fixture("metadata")), ("ndjson", &example("ndjson"))]);
+    let server = Server::builder().plugins(dir.path()).start();
+    let with_metadata =
+        |text: &str| serde_json::json!({"prompt": "hi", "config": {"metadata": {"metadata": text}}}).to_string();
+
+    // As Python's json.dumps writes it: the spaces do not reach the client.
+    let reply = server.post("/metadata?then=ndjson", &with_metadata("{\"words\": 1, \"note\": \"a  b\"}")).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.body.contains("\n{\"type\":\"metadata\",\"data\":{\"words\":1,\"note\":\"a  b\"}}\n"),
+        "{}",
+        reply.body
+    );
+
+    for not_an_object in ["words: 1", "[1]", "{\"words\":"] {
+        let reply = server.post("/metadata?then=ndjson", &with_metadata(not_an_object)).await;
+        assert_eq!(reply.status, 200, "the error comes after the stream's first bytes");
+        let last: serde_json::Value = serde_json::from_str(reply.body.lines().last().unwrap()).unwrap();
+        assert_eq!(last["type"], "error", "{}", reply.body);
+        assert_eq!(last["data"]["code"], "plugin_invalid_event");
+        let message = last["data"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("plugin `metadata` returned an event that breaks the contract: a metadata event must be a JSON object; got "),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_component_that_imports_what_the_host_does_not_provide_is_refused_by_name() {
     let dir = plugin_dir(&[("foreign", &fixture("foreign-import"))]);
     let server = Server::builder().plugins(dir.path()).start();

@@ -130,6 +130,8 @@ error_codes! {
     PluginOutOfFuel = "plugin_out_of_fuel", 500, Both, "a plugin call executed more wasm instructions than `--plugin-fuel`";
     PluginOutOfMemory = "plugin_out_of_memory", 500, Both, "a plugin needed more than `--plugin-memory-mb`";
     PluginOutputLimit = "plugin_output_limit", 500, Both, "a plugin returned or emitted more than `--plugin-call-output-bytes`/`-events` in one call or `--plugin-stream-output-bytes`/`-events` in its stream";
+    PluginInvalidEvent = "plugin_invalid_event", 500, Both,
+        "a plugin returned or emitted a metadata event that is not a JSON object";
     InvalidFilterResult = "invalid_filter_result", 500, Response,
         "an inbound plugin returned a request that is not well formed";
     InvalidRefusal = "invalid_refusal", 500, Response, "an inbound plugin refused with a status that is not 4xx";

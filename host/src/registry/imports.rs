@@ -94,9 +94,10 @@ impl wit::streamhost::plugin::model::HostModelStream for PluginState {
 
 impl wit::streamhost::plugin::emit::Host for PluginState {
     /// A slow client's backpressure is the host's time. An event over the
-    /// plugin's output limits traps the call instead of going on.
-    async fn emit(&mut self, event: Event) -> wasmtime::Result<()> {
-        self.count_emitted(&event)?;
+    /// plugin's output limits, or against the contract, traps the call
+    /// instead of going on.
+    async fn emit(&mut self, mut event: Event) -> wasmtime::Result<()> {
+        self.count_emitted(&mut event)?;
         let waiting_since = Instant::now();
         self.turn().emit(event).await;
         self.exclude_wait(waiting_since);

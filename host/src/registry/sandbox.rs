@@ -72,6 +72,15 @@ pub enum PluginError {
         /// The limit it went over.
         exceeded: OutputLimitExceeded,
     },
+    /// The plugin returned or emitted an event the contract does not allow: a metadata event that is not a JSON
+    /// object ([`check_metadata`](crate::event::check_metadata)).
+    #[error("plugin `{name}` returned an event that breaks the contract: {error}")]
+    InvalidEvent {
+        /// The plugin.
+        name: PluginName,
+        /// What was wrong with it.
+        error: crate::event::InvalidMetadata,
+    },
     /// The plugin itself returned an error.
     #[error("plugin `{name}`: {}", error.message)]
     Refused {
@@ -97,6 +106,7 @@ impl PluginError {
             PluginError::OutOfFuel { .. } => ErrorCode::PluginOutOfFuel.into(),
             PluginError::OutOfMemory { .. } => ErrorCode::PluginOutOfMemory.into(),
             PluginError::OutputLimit { .. } => ErrorCode::PluginOutputLimit.into(),
+            PluginError::InvalidEvent { .. } => ErrorCode::PluginInvalidEvent.into(),
             PluginError::Refused { error, .. } => Code::Plugin(&error.code),
             PluginError::Overloaded { .. } => ErrorCode::Overloaded.into(),
         }
@@ -120,6 +130,8 @@ pub struct PluginState {
     output: OutputMeter,
     /// Set when an `emit` went over an output limit and the call was trapped.
     output_exceeded: Option<OutputLimitExceeded>,
+    /// Set when an `emit` sent an event the contract does not allow and the call was trapped.
+    invalid_event: Option<crate::event::InvalidMetadata>,
     /// When the running call went into the host, if it is there now.
     in_host_since: Option<Instant>,
     /// What a router's or an agent's imports reach; `None` for transforms.
@@ -156,6 +168,7 @@ impl PluginState {
             timed_out: false,
             output: OutputMeter::new(limits.output),
             output_exceeded: None,
+            invalid_event: None,
             in_host_since: None,
             turn,
         }
@@ -196,7 +209,14 @@ impl PluginState {
     /// the call (`Sandbox::failure` names the limit). Each `emit` counts as
     /// a call of its own: an agent's `handle` is its whole answer, which the
     /// stream's limits bound.
-    pub(super) fn count_emitted(&mut self, event: &crate::wit::Event) -> wasmtime::Result<()> {
+    /// It is also held to the contract ([`check_metadata`](crate::event::check_metadata)): an event that breaks it
+    /// traps the call too.
+    pub(super) fn count_emitted(&mut self, event: &mut crate::wit::Event) -> wasmtime::Result<()> {
+        if let Err(invalid) = crate::event::check_metadata(std::slice::from_mut(event)) {
+            let message = invalid.to_string();
+            self.invalid_event = Some(invalid);
+            return Err(wasmtime::format_err!("{message}"));
+        }
         self.output.count(&[], std::slice::from_ref(event)).map_err(|exceeded| {
             self.output_exceeded = Some(exceeded);
             wasmtime::format_err!("{exceeded}")
@@ -335,6 +355,7 @@ impl Sandbox {
         state.timed_out = false;
         state.memory.refused = false;
         state.output_exceeded = None;
+        state.invalid_event = None;
         self.store.set_fuel(self.limits.call_fuel).expect("fuel is on in every engine");
         self.store.set_epoch_deadline(1);
     }
@@ -347,7 +368,10 @@ impl Sandbox {
         input: &[crate::wit::Event],
         result: wasmtime::Result<Result<Vec<crate::wit::Event>, ErrorInfo>>,
     ) -> Result<Vec<crate::wit::Event>, PluginError> {
-        let output = self.returned(result)?;
+        let mut output = self.returned(result)?;
+        if let Err(error) = crate::event::check_metadata(&mut output) {
+            return Err(self.logged(PluginError::InvalidEvent { name: self.name.clone(), error }, None));
+        }
         match self.store.data_mut().output.count(input, &output) {
             Ok(()) => {
                 self.measured(None);
@@ -381,7 +405,9 @@ impl Sandbox {
         let limits = self.limits;
         let state = self.store.data_mut();
         let printed = state.stderr_tail();
-        let failure = if let Some(exceeded) = state.output_exceeded {
+        let failure = if let Some(error) = state.invalid_event.take() {
+            PluginError::InvalidEvent { name, error }
+        } else if let Some(exceeded) = state.output_exceeded {
             PluginError::OutputLimit { name, exceeded }
         } else if state.timed_out {
             PluginError::Timeout { name, limit: limits.call_timeout }
