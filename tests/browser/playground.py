@@ -50,6 +50,15 @@ with sync_playwright() as playwright:
     expect(page.locator("#metadata")).to_contain_text('"provider":"echo"')
     expect(page.locator("#raw")).to_contain_text('{"type":"chunk","data":"one"}')
 
+    # 1b. The summary line merges every metadata event: a routed stream's
+    # router names the agent, then the agent's model names the provider.
+    page.fill("#target", "desk")
+    page.fill("#prompt", "a")  # the echo model answers the router "a": agent a
+    page.click("#send")
+    expect(page.locator("#status")).to_have_text("done", timeout=30000)
+    expect(page.locator("#metadata")).to_contain_text('"agent":"a"')
+    expect(page.locator("#metadata")).to_contain_text('"provider":"echo"')
+
     # 2. A plugin that traps mid-stream: the error event is shown.
     page.check("input[name=mode][value=raw]")
     page.fill("#target", "trap?then=ndjson")
