@@ -146,14 +146,14 @@ mod tests {
         assert!(missing.is_empty(), "docs/layout.md's Layout leaves out {missing:?}");
     }
 
-    /// The README's plugin table names exactly the plugins the build bundles:
+    /// `plugins/README.md`'s table names exactly the plugins the build bundles:
     /// the `plugins/*` folders that are members of the workspace (the build
     /// script compiles those; the others are built by their own `build.sh`).
     #[test]
     fn plugin_table_is_what_ships() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-        let table = readme.split("| plugin | what it does |\n").nth(1).expect("the README has its plugin table");
+        let readme = std::fs::read_to_string(root.join("plugins/README.md")).unwrap();
+        let table = readme.split("| plugin | what it does |\n").nth(1).expect("plugins/README.md has its plugin table");
         let mut listed: Vec<String> = Vec::new();
         for row in table.lines().skip(1).take_while(|line| line.starts_with('|')) {
             let first_cell = row.split('|').nth(1).unwrap_or_default();
@@ -170,7 +170,7 @@ mod tests {
             .collect();
         members.sort();
         assert!(!members.is_empty(), "no `plugins/*` members found in the root Cargo.toml");
-        assert_eq!(listed, members, "README.md's plugin table must list the plugins/* members of the workspace");
+        assert_eq!(listed, members, "plugins/README.md's table must list the plugins/* members of the workspace");
     }
 
     #[test]

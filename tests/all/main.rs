@@ -29,6 +29,7 @@ mod pipeline;
 mod playground;
 mod plugins;
 mod providers;
+mod readme;
 mod runs;
 mod s3;
 mod seeds;
