@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::conversation::{Message, ModelMessage, Role};
 use crate::error_code::ErrorCode;
+use crate::history::ConversationKey;
 use crate::plugin_store::{InvalidName, PluginName};
 use crate::providers::{ModelCall, ModelOptions};
 
@@ -49,6 +50,10 @@ pub struct Request {
     /// Every transform of `chain` that declares a content type is then left
     /// out, and this one runs last.
     pub formatter: Option<PluginName>,
+    /// Where to keep the answer with its conversation, for a later call to
+    /// continue (OpenAI Responses' `store`): set by the host, never by a
+    /// body (`pipeline::responses_state`).
+    pub keep_response: Option<ConversationKey>,
 }
 
 /// Why a call's target or body is not a request.
@@ -144,6 +149,7 @@ impl Request {
             model: body.model,
             config: body.config,
             formatter: None,
+            keep_response: None,
         })
     }
 

@@ -165,7 +165,8 @@ fn no_error_answered(output: &str) -> bool {
 #[test]
 fn the_readme_examples_run_and_answer_what_the_readme_shows() {
     let readme = std::fs::read_to_string(PathBuf::from(REPOSITORY).join("README.md")).unwrap();
-    let node_modules = support::npm_ci(&PathBuf::from(REPOSITORY).join("tests/clients/node-sdks"), "ai").join("node_modules");
+    let node_modules =
+        support::npm_ci(&PathBuf::from(REPOSITORY).join("tests/clients/node-sdks"), "ai").join("node_modules");
     let mut ran = 0;
     for block in blocks(&readme).iter().filter(|block| block.skip.is_none()) {
         let output = match block.lang.as_str() {

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 
 use crate::support::lambda::{Function, RuntimeApi};
-use crate::support::{EXAMPLES, REPOSITORY, Server, fixture, npm_ci, write_manifest};
+use crate::support::moto::Moto;
+use crate::support::{self, EXAMPLES, REPOSITORY, Server, fixture, npm_ci, write_manifest};
 
 /// What the echo model answers to the clients' prompt, `redact` masking the
 /// address.
@@ -62,18 +63,26 @@ fn plugins() -> TempDir {
         ] },
     });
     write_manifest(dir.path(), "tooling", &tooling);
+    // A model with memory, as far as a test needs one.
+    let remember = json!({ "model": { "provider": "echo", "script": [{ "reply": "You first said: {{firstUser}}" }] } });
+    write_manifest(dir.path(), "remember", &remember);
     dir
 }
 
 fn server(plugins: &Path) -> Server {
-    Server::builder().plugins(plugins).echo_delay_ms(TOKEN_PACE_MS).start()
+    server_builder(plugins).start()
 }
 
-/// Runs a client script (`python3` or `node`) on `base` and reads its JSON.
-/// Awaited, so that a Function URL served by this test's runtime answers it.
-async fn run_client(program: &str, script: &Path, base: &str) -> Value {
+fn server_builder(plugins: &Path) -> support::ServerBuilder {
+    Server::builder().plugins(plugins).echo_delay_ms(TOKEN_PACE_MS)
+}
+
+/// Runs a client script (`python3` or `node`) on `bases` and reads its
+/// JSON. Awaited, so that a Function URL served by this test's runtime
+/// answers it.
+async fn run_client(program: &str, script: &Path, bases: &[&str]) -> Value {
     let output =
-        Command::new(program).arg(script).arg(base).output().await.unwrap_or_else(|_| panic!("{program} runs"));
+        Command::new(program).arg(script).args(bases).output().await.unwrap_or_else(|_| panic!("{program} runs"));
     assert!(
         output.status.success(),
         "{}{}",
@@ -115,7 +124,7 @@ fn assert_raised(outcome: &Value, class: &str, status: Option<u16>, says: &str) 
 async fn the_openai_python_sdk_streams_and_answers_through_the_pipeline() {
     let plugins = plugins();
     let server = server(plugins.path());
-    let results = run_client("python3", &clients_dir().join("openai_sdk.py"), &server.base).await;
+    let results = run_client("python3", &clients_dir().join("openai_sdk.py"), &[&server.base]).await;
     assert_openai_sdk_results(&results);
 }
 
@@ -128,7 +137,7 @@ async fn the_openai_python_sdk_works_on_a_function_url_as_on_serve() {
     let env = vec![("STREAMHOST_NAMED_PIPELINES_ONLY", "true".to_string())];
     let _function = Function::start_with(&api, plugins.path().to_str().unwrap(), TOKEN_PACE_MS, env);
     let url = api.function_url(None).await;
-    let results = run_client("python3", &clients_dir().join("openai_sdk.py"), &url.url).await;
+    let results = run_client("python3", &clients_dir().join("openai_sdk.py"), &[&url.url]).await;
     assert_openai_sdk_results(&results);
 }
 
@@ -189,11 +198,45 @@ fn assert_openai_sdk_results(results: &Value) {
     assert_raised(&results["image"], "BadRequestError", Some(400), "messages[0].content[0]");
 }
 
+/// Responses' state through the `openai` SDK: on one host (memory), then
+/// across two that share a DynamoDB table, as two Lambda environments do.
+#[tokio::test]
+async fn the_openai_sdk_continues_responses_by_previous_response_id_across_hosts() {
+    let plugins = plugins();
+    let script = clients_dir().join("openai_sdk_state.py");
+    let one = server(plugins.path());
+    assert_state_results(&run_client("python3", &script, &[&one.base, &one.base]).await);
+
+    let moto = Moto::start().await;
+    moto.create_table("conversations", "conversation", "turn").await;
+    let shared = || server_builder(plugins.path()).env(moto.env()).arg("--history-table", "conversations").start();
+    let (first, second) = (shared(), shared());
+    assert_state_results(&run_client("python3", &script, &[&first.base, &second.base]).await);
+}
+
+fn assert_state_results(results: &Value) {
+    let remembered = "You first said: My name is Ada";
+    let chain = &results["chain"];
+    assert_eq!(
+        [&chain["first"], &chain["second"], &chain["third"], &chain["branch"]],
+        [&json!(remembered); 4],
+        "each continuation carries the conversation: {results}"
+    );
+    assert_eq!(chain["stored"], json!([true, true]));
+    let previous = chain["previous"].as_array().unwrap();
+    assert!(previous.iter().all(|id| id.as_str().unwrap().starts_with("resp_")), "{chain}");
+    let tokens = chain["input_tokens"].as_array().unwrap();
+    assert!(tokens[1].as_u64() > tokens[0].as_u64(), "the third call's input holds the chain: {chain}");
+    assert_eq!(results["not_stored_answer"], json!({ "text": "You first said: Forget me", "store": false }));
+    assert_raised(&results["not_stored"], "BadRequestError", Some(400), "no response `resp_");
+    assert_raised(&results["unknown"], "BadRequestError", Some(400), "no response `resp_never_issued` is kept");
+}
+
 #[tokio::test]
 async fn the_anthropic_python_sdk_streams_and_answers_through_the_pipeline() {
     let plugins = plugins();
     let server = server(plugins.path());
-    let results = run_client("python3", &clients_dir().join("anthropic_sdk.py"), &server.base).await;
+    let results = run_client("python3", &clients_dir().join("anthropic_sdk.py"), &[&server.base]).await;
 
     let stream = &results["stream"];
     assert_eq!(stream["text"], MASKED, "{stream}");
@@ -226,7 +269,7 @@ async fn the_node_sdks_the_ai_sdk_and_ag_ui_read_their_streams() {
     let clients = npm_ci(&clients_dir().join("node-sdks"), "@ag-ui/client");
     let plugins = plugins();
     let server = server(plugins.path());
-    let results = run_client("node", &clients.join("clients.mjs"), &server.base).await;
+    let results = run_client("node", &clients.join("clients.mjs"), &[&server.base]).await;
 
     let openai = &results["openai_chat_stream"];
     assert_eq!((&openai["text"], &openai["finish"]), (&json!(MASKED), &json!("stop")), "{openai}");

@@ -132,6 +132,8 @@ error_codes! {
     PluginOutputLimit = "plugin_output_limit", 500, Both, "a plugin returned or emitted more than `--plugin-call-output-bytes`/`-events` in one call or `--plugin-stream-output-bytes`/`-events` in its stream";
     PluginInvalidEvent = "plugin_invalid_event", 500, Both,
         "a plugin returned or emitted a metadata event that is not a JSON object";
+    PreviousResponseNotFound = "previous_response_not_found", 400, Response,
+        "a Responses call's `previous_response_id` names no response kept for this caller (never issued, `store: false`, expired, or another caller's)";
     InvalidFilterResult = "invalid_filter_result", 500, Response,
         "an inbound plugin returned a request that is not well formed";
     InvalidRefusal = "invalid_refusal", 500, Response, "an inbound plugin refused with a status that is not 4xx";

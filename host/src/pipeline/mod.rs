@@ -13,6 +13,7 @@ pub mod inbound;
 mod orchestrate;
 mod pump;
 mod resolve;
+pub mod responses_state;
 pub mod standard_api;
 mod turn;
 
@@ -146,6 +147,11 @@ impl Pipeline {
         &self.services.registry
     }
 
+    /// The conversation store.
+    pub fn history(&self) -> &crate::history::HistoryStore {
+        &self.services.history
+    }
+
     /// Streams whose body has not been dropped yet.
     pub fn active_streams(&self) -> usize {
         self.active_streams.load(Ordering::Relaxed)
@@ -212,6 +218,9 @@ impl Pipeline {
         let stages = self.open_stages(&request).await?;
         let idle = manifest.as_ref().and_then(|manifest| manifest.idle_ms).map(std::time::Duration::from_millis);
         let standard_api = request.formatter.is_some();
+        let keeper = request.keep_response.clone().map(|key| {
+            responses_state::ResponseKeeper::new(self.services.history.clone(), key, request.messages.clone())
+        });
         let source = match manifest {
             Some(manifest) if !manifest.agents.is_empty() => self.orchestrator.start(request, manifest),
             manifest => {
@@ -222,7 +231,9 @@ impl Pipeline {
                 self.services.providers.start(&call).await?
             }
         };
-        Ok(self.pump(stages, source, idle, standard_api))
+        let (content_type, mut pump) = self.pump(stages, source, idle, standard_api);
+        pump.keeper = keeper;
+        Ok((content_type, pump))
     }
 
     /// The pump from `source` through `stages`, and the content type of
@@ -250,6 +261,7 @@ impl Pipeline {
             done: false,
             failure: None,
             recording: None,
+            keeper: None,
             source_chunks: 0,
             _active: ActiveStream::new(&self.active_streams),
         };

@@ -10,6 +10,7 @@ use futures::stream::ReadyChunks;
 use tracing::info;
 
 use super::ActiveStream;
+use super::responses_state::ResponseKeeper;
 use crate::event::{Encoding, Event, error_event};
 use crate::providers::EventStream;
 use crate::registry::{PluginError, TransformInstance};
@@ -37,6 +38,9 @@ pub(super) struct Pump {
     /// Where the source's batches are kept, as the first stage got them,
     /// when the stream is recorded (`invoke --record`).
     pub(super) recording: Option<Recording>,
+    /// What keeps the answer as it reaches the last stage (a standard API's
+    /// formatter), when the request asks for it to be kept.
+    pub(super) keeper: Option<ResponseKeeper>,
     /// Text chunks the source has sent: what a cancelled stream had cost.
     pub(super) source_chunks: u64,
     pub(super) _active: ActiveStream,
@@ -143,8 +147,19 @@ impl Pump {
         last: bool,
         tick: bool,
     ) -> Result<Vec<Event>, StageFailure> {
+        let last_stage = self.stages.len().saturating_sub(1);
         for (index, stage) in self.stages.iter_mut().enumerate().skip(first) {
             let failed = |error| StageFailure { stage: index, error };
+            if index == last_stage {
+                // Kept before the formatter writes the end: a client that
+                // continues the moment it reads it finds the answer.
+                if let Some(keeper) = &mut self.keeper {
+                    keeper.observe(&events);
+                }
+                if last && let Some(keeper) = self.keeper.take() {
+                    keeper.keep(self.failure.is_some()).await;
+                }
+            }
             if !events.is_empty() || tick {
                 events = stage.push(&events).await.map_err(failed)?;
             }

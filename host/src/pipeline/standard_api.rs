@@ -12,6 +12,9 @@
 //!    `callers` (inference settings it does not open are set aside);
 //! 4. the pipeline runs with the API's formatter in place of its own.
 //!
+//! State is the host's too: a Responses call's `previous_response_id` and
+//! `store` are read here ([`responses_state`](super::responses_state)).
+//!
 //! Errors before the first byte are answered here in the API's shape
 //! ([`StandardApi::error_body`]); after it, the formatter writes them in the
 //! stream. `docs/standard-apis.md` is the contract with the plugins.
@@ -20,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::inbound::{Inbound, RouteSettings, refused, request_body, run_filter};
-use super::{Inference, Pipeline, PipelineError, ResolveError, Response, Target};
+use super::{Inference, Pipeline, PipelineError, ResolveError, Response, Target, responses_state};
 use crate::error_code::{Code, ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
 use crate::plugin_store::{ObjectKind, PluginName};
@@ -148,10 +151,23 @@ fn anthropic_error_type(status: u16) -> &'static str {
     }
 }
 
-/// The one field the host reads of a standard API's body.
+/// The fields the host reads of a standard API's body: `model`, and
+/// Responses' state.
 #[derive(Deserialize)]
 struct Named {
     model: Option<Value>,
+    /// Responses: the response whose conversation this call continues.
+    previous_response_id: Option<Value>,
+    /// Responses: whether the answer is kept (the API's default: yes).
+    store: Option<Value>,
+}
+
+/// What a Responses call asks of its state (none for the other APIs, which
+/// are stateless).
+#[derive(Default)]
+struct State {
+    previous_response_id: Option<String>,
+    store: bool,
 }
 
 /// Runs a call to `api`, up to its first bytes; every refusal before them
@@ -166,7 +182,8 @@ pub async fn open(
     if inbound.body.len() > routes.max_body_bytes {
         return Err(ErrorReply::body_too_large(routes.max_body_bytes));
     }
-    let model = model_named(&inbound.body)?;
+    let named = named(&inbound.body)?;
+    let model = model_of(&named)?;
     let target = find(pipeline, routes, &model).await?;
     let caller = match target.manifest.as_deref() {
         Some(manifest) => identify(pipeline, &model, manifest, &inbound).await?,
@@ -181,6 +198,9 @@ pub async fn open(
     let mut request = target
         .request(None, body.to_string().as_bytes(), Inference::SetAsideClosed)
         .map_err(|error| ErrorReply::from(&error))?;
+    if api == StandardApi::Responses {
+        keep_state(pipeline, &state_of(&named)?, caller.as_deref(), &mut request).await?;
+    }
     if caller.is_some() {
         request.user_id = caller;
     }
@@ -228,12 +248,55 @@ pub async fn map(pipeline: &Pipeline, request_filter: &PluginName, inbound: &Inb
     Ok(serde_json::from_slice(&request_body(request_filter, mapped)?).expect("written as JSON"))
 }
 
+/// The body's fields the host reads: `400` for a body that is not JSON.
+fn named(body: &[u8]) -> Result<Named, ErrorReply> {
+    serde_json::from_slice(body)
+        .map_err(|error| ErrorReply::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {error}")))
+}
+
+/// A Responses call's state fields; `400` for one of the wrong type.
+fn state_of(named: &Named) -> Result<State, ErrorReply> {
+    let invalid =
+        |field: &str, shape: &str| ErrorReply::new(ErrorCode::InvalidRequest, format!("`{field}` must be {shape}"));
+    let previous_response_id = match &named.previous_response_id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+        Some(_) => return Err(invalid("previous_response_id", "the id of a response, such as `resp_…`")),
+    };
+    let store = match &named.store {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(store)) => *store,
+        Some(_) => return Err(invalid("store", "true or false")),
+    };
+    Ok(State { previous_response_id, store })
+}
+
+/// Puts the conversation `state.previous_response_id` ended before the
+/// call's own input, and asks for the answer to be kept (unless `store` is
+/// false) under the response id the formatter gives it.
+async fn keep_state(
+    pipeline: &Pipeline,
+    state: &State,
+    caller: Option<&str>,
+    request: &mut crate::request::Request,
+) -> Result<(), ErrorReply> {
+    if let Some(previous) = &state.previous_response_id {
+        let mut conversation = responses_state::conversation(pipeline.history(), caller, previous).await?;
+        conversation.append(&mut request.messages);
+        request.messages = conversation;
+    }
+    // The formatter's ids are made from the request id (`take_settings`).
+    if let (true, Some(request_id)) = (state.store, RequestId::current()) {
+        let response_id = responses_state::response_id(request_id.as_str());
+        request.keep_response = Some(responses_state::key(caller, &response_id));
+    }
+    Ok(())
+}
+
 /// The pipeline `model` names: `400` without one.
-fn model_named(body: &[u8]) -> Result<String, ErrorReply> {
-    let named: Named = serde_json::from_slice(body)
-        .map_err(|error| ErrorReply::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {error}")))?;
-    match named.model {
-        Some(Value::String(model)) if !model.trim().is_empty() => Ok(model),
+fn model_of(named: &Named) -> Result<String, ErrorReply> {
+    match &named.model {
+        Some(Value::String(model)) if !model.trim().is_empty() => Ok(model.clone()),
         _ => Err(ErrorReply::new(
             ErrorCode::InvalidRequest,
             "`model` is required: the name of a pipeline (`GET /v1/models` lists them)",
@@ -331,7 +394,8 @@ fn incoming(inbound: &Inbound) -> IncomingRequest {
 
 /// Takes the formatter's settings out of the request filter's `config`
 /// (they are the API's, not the caller's: the pipeline's `callers` does not
-/// govern them), with the call's request id as `id`.
+/// govern them), with the call's request id as `id`: the host's, whatever
+/// the filter set, since a kept response is found by the id made from it.
 fn take_settings(body: &mut Value, formatter: &PluginName) -> Map<String, Value> {
     let settings = body
         .get_mut("config")
@@ -346,7 +410,7 @@ fn take_settings(body: &mut Value, formatter: &PluginName) -> Map<String, Value>
     }
     let mut settings = settings.unwrap_or_default();
     if let Some(id) = RequestId::current() {
-        settings.entry("id").or_insert_with(|| Value::from(id.as_str()));
+        settings.insert("id".into(), Value::from(id.as_str()));
     }
     settings
 }
@@ -427,6 +491,10 @@ mod tests {
         );
     }
 
+    fn model_named(body: &[u8]) -> Result<String, ErrorReply> {
+        model_of(&named(body)?)
+    }
+
     #[test]
     fn the_model_is_required_and_a_string() {
         assert_eq!(model_named(br#"{"model":"support","messages":[]}"#).unwrap(), "support");
@@ -434,6 +502,25 @@ mod tests {
             assert_eq!(model_named(body).unwrap_err().code, "invalid_request");
         }
         assert_eq!(model_named(b"{").unwrap_err().code, "malformed_json");
+    }
+
+    #[test]
+    fn responses_state_is_read_with_the_apis_defaults_and_types() {
+        let state = |body: &str| state_of(&named(body.as_bytes()).unwrap());
+        let kept = state(r#"{"model":"m"}"#).unwrap();
+        assert_eq!((kept.previous_response_id, kept.store), (None, true));
+        let continued = state(r#"{"model":"m","previous_response_id":"resp_1","store":false}"#).unwrap();
+        assert_eq!((continued.previous_response_id.as_deref(), continued.store), (Some("resp_1"), false));
+        let nulls = state(r#"{"model":"m","previous_response_id":null,"store":null}"#).unwrap();
+        assert_eq!((nulls.previous_response_id, nulls.store), (None, true));
+        for (body, says) in [
+            (r#"{"previous_response_id":7}"#, "`previous_response_id` must be the id of a response"),
+            (r#"{"previous_response_id":""}"#, "`previous_response_id` must be"),
+            (r#"{"store":"no"}"#, "`store` must be true or false"),
+        ] {
+            let error = state(body).err().unwrap();
+            assert!(error.status == 400 && error.message.starts_with(says), "{body}: {}", error.message);
+        }
     }
 
     #[test]

@@ -64,8 +64,9 @@ pub struct EchoRule {
     /// Whether the conversation ends with a tool's result.
     #[serde(default)]
     after_tool: Option<bool>,
-    /// The reply; `{{user}}` stands for the latest user text, `{{toolResult}}`
-    /// for the latest tool result.
+    /// The reply; `{{user}}` stands for the latest user text, `{{firstUser}}`
+    /// for the conversation's first (what a model with memory remembers),
+    /// `{{toolResult}}` for the latest tool result.
     #[serde(default)]
     reply: Option<String>,
     /// A tool call to make after the reply.
@@ -250,7 +251,12 @@ fn block_text(block: &Content) -> String {
 
 /// The latest user message's text (tool results are not text).
 fn latest_user_text(call: &ModelCall) -> Option<String> {
-    call.messages.iter().rev().filter(|turn| turn.role == Role::User).find_map(|turn| {
+    user_texts(call).next_back()
+}
+
+/// The text of each user message that has some, oldest first.
+fn user_texts(call: &ModelCall) -> impl DoubleEndedIterator<Item = String> + '_ {
+    call.messages.iter().filter(|turn| turn.role == Role::User).filter_map(|turn| {
         let texts: Vec<&str> = turn
             .content
             .iter()
@@ -279,6 +285,7 @@ fn ends_with_tool_result(call: &ModelCall) -> bool {
 fn fill(reply: &str, call: &ModelCall) -> String {
     reply
         .replace("{{user}}", &latest_user_text(call).unwrap_or_default())
+        .replace("{{firstUser}}", &user_texts(call).next().unwrap_or_default())
         .replace("{{toolResult}}", tool_results(call).last().unwrap_or_default())
 }
 
@@ -372,5 +379,6 @@ mod tests {
         let after = call(None, vec![user("the weekly report"), result]);
         assert_eq!(chosen(&after), Some(1));
         assert_eq!(fill("got {{toolResult}} for {{user}}", &after), "got 42 rows for the weekly report");
+        assert_eq!(fill("first: {{firstUser}}", &after), "first: the weekly report");
     }
 }

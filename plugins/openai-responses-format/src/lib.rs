@@ -65,9 +65,11 @@
 //! error shape.
 //!
 //! Settings: `{"model": "<model as the caller sent it>", "stream": true,
-//! "id": "<request id>"}` (the API's request filter sets the first two, the
-//! host the id, from which the response's id `resp_<id>`, its message's
-//! `msg_<id>` and its function calls' `fc_<id>_<output index>` are made).
+//! "store": true, "previousResponseId": "resp_…", "id": "<request id>"}`
+//! (the API's request filter sets the first four, echoed in the Response
+//! object; the host the id, from which the response's id `resp_<id>`, its
+//! message's `msg_<id>` and its function calls' `fc_<id>_<output index>`
+//! are made: the host keeps a stored answer under `resp_<id>`).
 
 use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -89,6 +91,12 @@ struct Settings {
     stream: bool,
     /// The call's request id, from which the response's ids are made.
     id: Option<String>,
+    /// Whether the host keeps the answer (the request's `store`), echoed.
+    #[serde(default)]
+    store: bool,
+    /// The response this one continues (the request's), echoed.
+    #[serde(default, rename = "previousResponseId")]
+    previous_response_id: Option<String>,
 }
 
 fn default_model() -> String {
@@ -108,6 +116,8 @@ pub struct ResponsesFormat {
     /// The request id (or the fallback) the ids are made from.
     id: String,
     response_id: String,
+    store: bool,
+    previous_response_id: Option<String>,
     created_at: u64,
     /// The `sequence_number` of the next event (a cell: an event is
     /// numbered while the response it carries borrows the rest).
@@ -183,6 +193,8 @@ impl ResponsesFormat {
             model: settings.model,
             response_id: format!("resp_{id}"),
             id,
+            store: settings.store,
+            previous_response_id: settings.previous_response_id,
             created_at,
             next_sequence_number: Cell::new(0),
             started: false,
@@ -389,9 +401,9 @@ impl ResponsesFormat {
             model: &self.model,
             output,
             parallel_tool_calls: true,
-            previous_response_id: (),
+            previous_response_id: self.previous_response_id.as_deref(),
             reasoning: ReasoningConfig { effort: (), summary: () },
-            store: false,
+            store: self.store,
             temperature: (),
             text: TextConfig { format: TextFormat { kind: "text" } },
             tool_choice: "auto",
@@ -540,9 +552,8 @@ struct ResponseObject<'a> {
     model: &'a str,
     output: Vec<Item<'a>>,
     parallel_tool_calls: bool,
-    previous_response_id: (),
+    previous_response_id: Option<&'a str>,
     reasoning: ReasoningConfig,
-    /// Nothing is stored.
     store: bool,
     temperature: (),
     text: TextConfig,

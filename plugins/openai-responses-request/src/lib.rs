@@ -15,15 +15,19 @@
 //! model options (`{"temperature": …, "maxTokens": …, "topP": …}`, only those
 //! the body sets), the end user's id (`safety_identifier`, else `user`), and
 //! the settings of the formatter that writes the answer:
-//! `{"openai-responses-format": {"model": "support", "stream": true}}`.
+//! `{"openai-responses-format": {"model": "support", "stream": true,
+//! "store": true, "previousResponseId": "resp_…"}}`.
+//!
+//! State is the host's: it reads `previous_response_id` and `store` itself
+//! (it prepends the conversation that response ended, and keeps this one);
+//! here they are checked and passed to the formatter, which echoes them.
 //!
 //! What streamhost cannot do is refused with `400 invalid_request`, the
 //! message naming the field, never dropped: images, files and audio, tools
-//! and tool calls (until tools are mapped), `previous_response_id`,
-//! `conversation` and stored `prompt`s (streamhost keeps no responses yet),
-//! a `text.format` other than text, log probabilities, extra `include`s,
-//! `background`, and any field the API does not define. Fields that change
-//! nothing streamhost does (`store`, `metadata`, `parallel_tool_calls`,
+//! and tool calls (until tools are mapped), `conversation` objects and
+//! stored `prompt`s, a `text.format` other than text, log probabilities,
+//! extra `include`s, `background`, and any field the API does not define.
+//! Fields that change nothing streamhost does (`metadata`, `parallel_tool_calls`,
 //! `reasoning`, `service_tier`, ...) are read, so that a malformed one is
 //! refused too, and set aside; the README lists them all.
 //!
@@ -55,7 +59,8 @@ fn map(bytes: &[u8]) -> Result<PipelineRequest, Refusal> {
     for (name, value) in &json_object(bytes, SHAPE)? {
         body.read(name, value)?;
     }
-    let Body { model, input, instructions, options, stream, user, safety_identifier } = body;
+    let Body { model, input, instructions, options, stream, store, previous_response_id, user, safety_identifier } =
+        body;
     let model = model.ok_or_else(|| invalid(format!("the body has no `model`; {SHAPE}")))?;
     let Conversation { messages, system } =
         input.ok_or_else(|| invalid(format!("the body has no `input`; {SHAPE}")))?;
@@ -72,7 +77,8 @@ fn map(bytes: &[u8]) -> Result<PipelineRequest, Refusal> {
     mapped.system = (!system.is_empty()).then(|| system.join("\n\n"));
     mapped.model = options.as_json();
     mapped.user_id = safety_identifier.or(user).filter(|id| !id.is_empty());
-    mapped.config = Some(to_json(&FormatterConfig { settings: FormatterSettings { model: &model, stream } }));
+    let settings = FormatterSettings { model: &model, stream, store: store.unwrap_or(true), previous_response_id };
+    mapped.config = Some(to_json(&FormatterConfig { settings }));
     Ok(mapped)
 }
 
@@ -85,6 +91,10 @@ struct Body {
     instructions: Option<String>,
     options: ModelOptions,
     stream: bool,
+    /// Whether the host keeps the answer for a later `previous_response_id`
+    /// (the API's default: yes).
+    store: Option<bool>,
+    previous_response_id: Option<String>,
     user: Option<String>,
     safety_identifier: Option<String>,
 }
@@ -102,10 +112,12 @@ impl Body {
             "stream" => self.stream = parse::<Option<bool>>(name, value)?.unwrap_or(false),
             "user" => self.user = parse(name, value)?,
             "safety_identifier" => self.safety_identifier = parse(name, value)?,
-            // Nothing is stored, every answer is text alone (no tools to call
-            // in parallel, no reasoning items), and the cache, the tier, the
-            // obfuscation of deltas and the metadata are OpenAI's.
-            "store" | "parallel_tool_calls" => check::<bool>(name, value)?,
+            "store" => self.store = parse(name, value)?,
+            "previous_response_id" => self.previous_response_id = parse(name, value)?,
+            // Every answer is text alone (no tools to call in parallel, no
+            // reasoning items), and the cache, the tier, the obfuscation of
+            // deltas and the metadata are OpenAI's.
+            "parallel_tool_calls" => check::<bool>(name, value)?,
             "prompt_cache_key" | "prompt_cache_retention" | "service_tier" => check::<String>(name, value)?,
             "metadata" => check::<BTreeMap<String, String>>(name, value)?,
             "max_tool_calls" => check::<u32>(name, value)?,
@@ -125,13 +137,11 @@ impl Body {
                 }
             }
             "tools" => refuse_if_set(name, value, "tool calls are not mapped yet")?,
-            "previous_response_id" => {
-                refuse_if_set(name, value, "streamhost keeps no responses yet; send the whole conversation in `input`")?
-            }
             "conversation" => refuse_if_set(
                 name,
                 value,
-                "streamhost keeps no conversations yet; send the whole conversation in `input`",
+                "streamhost keeps no conversation objects; continue with `previous_response_id`, or send the whole \
+                 conversation in `input`",
             )?,
             "prompt" => refuse_if_set(name, value, "streamhost keeps no prompts; send `instructions` and `input`")?,
             "include" => refuse_if_set(name, value, "streamhost has nothing to include beyond the answer's text")?,
@@ -165,7 +175,7 @@ impl ModelOptions {
 }
 
 /// The settings of the formatter that writes the answer:
-/// `{"openai-responses-format": {"model": …, "stream": …}}`.
+/// `{"openai-responses-format": {"model", "stream", "store", "previousResponseId"?}}`.
 #[derive(Serialize)]
 struct FormatterConfig<'a> {
     #[serde(rename = "openai-responses-format")]
@@ -173,9 +183,13 @@ struct FormatterConfig<'a> {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct FormatterSettings<'a> {
     model: &'a str,
     stream: bool,
+    store: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_response_id: Option<String>,
 }
 
 /// `input` read: the conversation, and the text of its `system` and
@@ -213,7 +227,10 @@ fn read_item(path: &str, item: &Value, conversation: &mut Conversation) -> Resul
             return Err(refused(&format!("{path}.type"), "tool calls are not mapped yet"));
         }
         Some(Value::String(kind)) if kind == "item_reference" => {
-            return Err(refused(&format!("{path}.type"), "streamhost keeps no responses yet"));
+            return Err(refused(
+                &format!("{path}.type"),
+                "streamhost keeps whole responses, not items: continue with `previous_response_id`",
+            ));
         }
         Some(Value::String(kind)) => {
             return Err(refused(&format!("{path}.type"), format!("streamhost takes messages only, not `{kind}`")));
@@ -390,7 +407,7 @@ mod tests {
         assert_eq!(request.user_id, None);
         assert_eq!(
             request.config.as_deref(),
-            Some(r#"{"openai-responses-format":{"model":"support","stream":false}}"#)
+            Some(r#"{"openai-responses-format":{"model":"support","stream":false,"store":true}}"#)
         );
         assert_eq!((request.session_id, request.chain), (None, None));
     }
@@ -425,7 +442,22 @@ mod tests {
         assert_eq!(request.system.as_deref(), Some("Be brief.\n\nAnswer in French.\n\nNo emoji."));
         assert_eq!(request.model.as_deref(), Some(r#"{"temperature":0.2,"maxTokens":200,"topP":0.9}"#));
         assert_eq!(request.user_id.as_deref(), Some("user-7"));
-        assert_eq!(request.config.as_deref(), Some(r#"{"openai-responses-format":{"model":"support","stream":true}}"#));
+        assert_eq!(
+            request.config.as_deref(),
+            Some(r#"{"openai-responses-format":{"model":"support","stream":true,"store":true}}"#)
+        );
+    }
+
+    #[test]
+    fn passes_the_state_fields_to_the_formatter_for_the_host_reads_them_itself() {
+        let request = mapped(r#"{"model":"m","input":"x","store":false,"previous_response_id":"resp_1"}"#);
+        assert_eq!(conversation(&request), [(Role::User, "x")]);
+        assert_eq!(
+            request.config.as_deref(),
+            Some(
+                r#"{"openai-responses-format":{"model":"m","stream":false,"store":false,"previousResponseId":"resp_1"}}"#
+            )
+        );
     }
 
     #[test]
@@ -478,8 +510,8 @@ mod tests {
             ("tools", r#"[{"type":"function","name":"f"}]"#, "`tools`: tool calls are not mapped yet"),
             ("tool_choice", r#""required""#, "`tool_choice`: tool calls are not mapped yet"),
             ("tool_choice", r#"{"type":"function","name":"f"}"#, "`tool_choice`: tool calls"),
-            ("previous_response_id", r#""resp_1""#, "`previous_response_id`: streamhost keeps no responses yet"),
-            ("conversation", r#""conv_1""#, "`conversation`: streamhost keeps no conversations yet"),
+            ("previous_response_id", "1", "`previous_response_id`: invalid type"),
+            ("conversation", r#""conv_1""#, "`conversation`: streamhost keeps no conversation objects"),
             ("prompt", r#"{"id":"pmpt_1"}"#, "`prompt`: streamhost keeps no prompts"),
             ("include", r#"["message.output_text.logprobs"]"#, "`include`: "),
             ("background", "true", "`background`: "),
@@ -528,7 +560,10 @@ mod tests {
                 r#"[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"1"}]"#,
                 "`input[1].type`: tool calls are not mapped yet",
             ),
-            (r#"[{"type":"item_reference","id":"msg_1"}]"#, "`input[0].type`: streamhost keeps no responses yet"),
+            (
+                r#"[{"type":"item_reference","id":"msg_1"}]"#,
+                "`input[0].type`: streamhost keeps whole responses, not items",
+            ),
             (
                 r#"[{"type":"reasoning","summary":[]}]"#,
                 "`input[0].type`: streamhost takes messages only, not `reasoning`",
