@@ -140,6 +140,17 @@ impl ModelMessage {
     pub fn assistant(text: impl Into<String>) -> Self {
         Self { role: Role::Assistant, content: vec![Content::Text(text.into())] }
     }
+
+    /// Its text blocks, joined.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|block| match block {
+                Content::Text(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl From<&Message> for ModelMessage {

@@ -6,7 +6,6 @@
 //!
 //! ```no_run
 //! use streamhost_guest::request_filter::{IncomingRequest, PipelineRequest, Refusal, RequestFilter};
-//! use streamhost_guest::Message;
 //!
 //! /// The body is the prompt, as plain text.
 //! struct PlainText;
@@ -25,7 +24,8 @@
 pub use crate::bindings::request_filter::exports::streamhost::plugin::filter::{
     IncomingRequest, PipelineRequest, Refusal,
 };
-use crate::{Message, error};
+use crate::error;
+use crate::model::ModelMessage;
 
 /// A request filter. The host calls `filter` once per request.
 pub trait RequestFilter {
@@ -139,11 +139,12 @@ impl PipelineRequest {
     /// A one-message request: `prompt` from the user, nothing else set.
     pub fn prompt(prompt: impl Into<String>) -> Self {
         Self {
-            messages: vec![Message::user(prompt)],
+            messages: vec![ModelMessage::user(prompt)],
             system: None,
             user_id: None,
             session_id: None,
             model: None,
+            tools: Vec::new(),
             config: None,
             chain: None,
         }

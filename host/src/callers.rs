@@ -15,7 +15,9 @@
 //! }
 //! ```
 //!
-//! `may` names fields by path; `model.*` is the inference settings
+//! `may` names fields by path; `tools` is the caller's own tools (declared
+//! `tools`, `model.toolChoice`, and tool calls and results in the
+//! conversation: a standard API's client tools); `model.*` is the inference settings
 //! (`temperature`, `maxTokens`, `topP`, `stopSequences`), and the options
 //! that change more than that (`model.body`, `model.guardrail`,
 //! `model.cachePoints`, `model.script`, `model.frames`) are opened only by
@@ -121,7 +123,7 @@ impl CallerPolicy {
 }
 
 fn is_known(path: &str, plugins: &[&str]) -> bool {
-    if path == "system" || path == "model.*" {
+    if path == "system" || path == "tools" || path == "model.*" {
         return true;
     }
     if let Some(option) = path.strip_prefix("model.") {
@@ -139,6 +141,9 @@ fn set_paths(request: &Request) -> Vec<String> {
     let mut paths = Vec::new();
     if request.system.is_some() {
         paths.push("system".to_string());
+    }
+    if request.has_client_tools() {
+        paths.push("tools".to_string());
     }
     paths.extend(model_option_paths(&request.model));
     for (plugin, settings) in &request.config {
@@ -232,6 +237,24 @@ mod tests {
         let paths = set_paths(&request(everything));
         assert_eq!(paths.len(), INFERENCE_SETTINGS.len() + OTHER_MODEL_OPTIONS.len());
         assert!(paths.iter().all(|path| is_known(path, &[])), "{paths:?}");
+    }
+
+    #[test]
+    fn a_callers_own_tools_need_tools_opened() {
+        let tool_turns = [
+            r#"{"prompt":"hi","tools":[{"name":"f","inputSchema":{"type":"object"}}]}"#,
+            r#"{"prompt":"hi","model":{"toolChoice":"none"}}"#,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"toolUse","toolUseId":"t","name":"f","input":{}}]},
+                {"role":"user","content":[{"type":"toolResult","toolUseId":"t","content":"42"}]}]}"#,
+        ];
+        for body in tool_turns {
+            assert_eq!(
+                check(&CallerPolicy::default(), body).unwrap_err().to_string(),
+                "this pipeline does not let callers set `tools`",
+                "{body}"
+            );
+            assert_eq!(check(&policy(r#"{"may":["tools"]}"#), body), Ok(()), "{body}");
+        }
     }
 
     #[test]

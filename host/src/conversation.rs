@@ -1,10 +1,13 @@
 //! A conversation's messages in host types:
-//! - as callers send them and the history keeps them, text only: the WIT's
-//!   `message` and `role` (`wit/plugin.wit`), serialised as the request's
-//!   JSON;
-//! - as a model call carries them, in blocks: the WIT's `model-message` and
-//!   `content` (`wit/orchestration.wit`), with JSON parsed and the reasoning
-//!   blocks only the host sees.
+//! - in blocks, as callers send them (a request's `messages`), the history
+//!   keeps them and a model call carries them: the WIT's `model-message` and
+//!   `content` (`wit/plugin.wit`), with JSON parsed and the reasoning blocks
+//!   only the host sees. In JSON a message's `content` is its text, or,
+//!   where it holds tool calls or results, a list of blocks
+//!   (`{"type":"text","text"}`, `{"type":"toolUse","toolUseId","name","input"}`,
+//!   `{"type":"toolResult","toolUseId","content","isError"}`);
+//! - as text only, what routers and agents see of a conversation (the
+//!   WIT's `message`), and what sources without tools take ([`Message`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -49,20 +52,21 @@ impl From<Role> for crate::wit::Role {
     }
 }
 
-impl From<crate::wit::Message> for Message {
+impl From<crate::wit::Message> for ModelMessage {
     fn from(message: crate::wit::Message) -> Self {
-        Message { role: message.role.into(), content: message.content }
+        ModelMessage::text(message.role.into(), message.content)
     }
 }
 
-impl From<&Message> for crate::wit::Message {
-    fn from(message: &Message) -> Self {
-        crate::wit::Message { role: message.role.into(), content: message.content.clone() }
+/// What a router or an agent sees of a message: its text.
+impl From<&ModelMessage> for crate::wit::Message {
+    fn from(message: &ModelMessage) -> Self {
+        crate::wit::Message { role: message.role.into(), content: message.text_content() }
     }
 }
 
-/// One turn of the conversation; serialised as `{"role":…,"content":…}`,
-/// which is also what model sources that take JSON messages expect.
+/// A message as text alone, for model sources that take no tool blocks
+/// (`ModelCall::text_messages`); serialised as `{"role":…,"content":…}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Message {
@@ -72,8 +76,11 @@ pub struct Message {
     pub content: String,
 }
 
-/// One message of a model call: the WIT's `model-message`.
-#[derive(Debug, Clone, PartialEq)]
+/// One message of a conversation: the WIT's `model-message`. In JSON
+/// `{"role":…,"content":…}`, the content a string when the message is one
+/// text block (see the module doc).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "MessageJson", into = "MessageJson")]
 pub struct ModelMessage {
     /// Who wrote it.
     pub role: Role,
@@ -111,13 +118,17 @@ pub enum Content {
 }
 
 /// A tool the model may ask for: the WIT's `tool-spec`, its schema parsed.
-#[derive(Debug, Clone, PartialEq)]
+/// In a request's JSON `{"name", "description", "inputSchema": {…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ToolSpec {
     /// The tool's name, as calls name it.
     pub name: String,
     /// What the tool does, for the model to decide when to ask for it.
+    #[serde(default)]
     pub description: String,
     /// A JSON Schema object.
+    #[serde(deserialize_with = "json_object")]
     pub input_schema: Value,
 }
 
@@ -132,8 +143,164 @@ pub struct ToolCall {
     pub input: Value,
 }
 
-impl From<&Message> for ModelMessage {
-    fn from(message: &Message) -> Self {
-        ModelMessage { role: message.role, content: vec![Content::Text(message.content.clone())] }
+impl ModelMessage {
+    /// A message of one text block.
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        ModelMessage { role, content: vec![Content::Text(text.into())] }
+    }
+
+    /// Its text blocks, joined.
+    pub fn text_content(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|block| match block {
+                Content::Text(text) => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether it holds a tool call or a tool's result.
+    pub fn has_tool_blocks(&self) -> bool {
+        self.content.iter().any(|block| matches!(block, Content::ToolCall(_) | Content::ToolResult { .. }))
+    }
+
+    /// What it counts as, in bytes: its texts, inputs and results.
+    pub fn size(&self) -> usize {
+        self.content
+            .iter()
+            .map(|block| match block {
+                Content::Text(text) | Content::Reasoning { text, .. } => text.len(),
+                Content::ToolCall(call) => call.id.len() + call.name.len() + call.input.to_string().len(),
+                Content::ToolResult { id, content, .. } => id.len() + content.len(),
+                Content::RedactedReasoning(bytes) => bytes.len(),
+            })
+            .sum()
+    }
+}
+
+/// A message as JSON: see the module doc.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessageJson {
+    role: Role,
+    content: ContentJson,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ContentJson {
+    Text(String),
+    Blocks(Vec<BlockJson>),
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+enum BlockJson {
+    Text {
+        text: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolUse {
+        tool_use_id: String,
+        name: String,
+        #[serde(deserialize_with = "json_object")]
+        input: Value,
+    },
+    #[serde(rename_all = "camelCase")]
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+}
+
+impl TryFrom<MessageJson> for ModelMessage {
+    type Error = String;
+
+    fn try_from(json: MessageJson) -> Result<Self, String> {
+        let content = match json.content {
+            ContentJson::Text(text) => vec![Content::Text(text)],
+            ContentJson::Blocks(blocks) if blocks.is_empty() => return Err("a message's `content` is empty".into()),
+            ContentJson::Blocks(blocks) => blocks.into_iter().map(Content::from).collect(),
+        };
+        Ok(ModelMessage { role: json.role, content })
+    }
+}
+
+impl From<BlockJson> for Content {
+    fn from(block: BlockJson) -> Self {
+        match block {
+            BlockJson::Text { text } => Content::Text(text),
+            BlockJson::ToolUse { tool_use_id, name, input } => {
+                Content::ToolCall(ToolCall { id: tool_use_id, name, input })
+            }
+            BlockJson::ToolResult { tool_use_id, content, is_error } => {
+                Content::ToolResult { id: tool_use_id, content, is_error }
+            }
+        }
+    }
+}
+
+/// Reasoning blocks are the host's, between a model's calls: they are not
+/// written.
+impl From<ModelMessage> for MessageJson {
+    fn from(message: ModelMessage) -> Self {
+        let content = match message.content.as_slice() {
+            [Content::Text(text)] => ContentJson::Text(text.clone()),
+            blocks => ContentJson::Blocks(blocks.iter().filter_map(block_json).collect()),
+        };
+        MessageJson { role: message.role, content }
+    }
+}
+
+fn block_json(block: &Content) -> Option<BlockJson> {
+    Some(match block {
+        Content::Text(text) => BlockJson::Text { text: text.clone() },
+        Content::ToolCall(call) => {
+            BlockJson::ToolUse { tool_use_id: call.id.clone(), name: call.name.clone(), input: call.input.clone() }
+        }
+        Content::ToolResult { id, content, is_error } => {
+            BlockJson::ToolResult { tool_use_id: id.clone(), content: content.clone(), is_error: *is_error }
+        }
+        Content::Reasoning { .. } | Content::RedactedReasoning(_) => return None,
+    })
+}
+
+fn json_object<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    let value = Value::deserialize(deserializer)?;
+    if value.is_object() { Ok(value) } else { Err(serde::de::Error::custom("expected a JSON object")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_message_is_written_as_its_text_and_tool_turns_as_blocks() {
+        let text: ModelMessage = serde_json::from_str(r#"{"role":"user","content":"hi"}"#).unwrap();
+        assert_eq!(text, ModelMessage::text(Role::User, "hi"));
+        assert_eq!(serde_json::to_string(&text).unwrap(), r#"{"role":"user","content":"hi"}"#);
+        let call = r#"{"role":"assistant","content":[{"type":"text","text":"Let me look."},{"type":"toolUse","toolUseId":"t1","name":"lookup","input":{"order":"A-1"}}]}"#;
+        let parsed: ModelMessage = serde_json::from_str(call).unwrap();
+        assert!(parsed.has_tool_blocks());
+        assert_eq!(parsed.text_content(), "Let me look.");
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), call);
+        let result =
+            r#"{"role":"user","content":[{"type":"toolResult","toolUseId":"t1","content":"shipped","isError":false}]}"#;
+        assert_eq!(serde_json::to_string(&serde_json::from_str::<ModelMessage>(result).unwrap()).unwrap(), result);
+    }
+
+    #[test]
+    fn malformed_blocks_are_refused() {
+        for json in [
+            r#"{"role":"user","content":[]}"#,
+            r#"{"role":"assistant","content":[{"type":"toolUse","toolUseId":"t","name":"f","input":"x"}]}"#,
+            r#"{"role":"user","content":[{"type":"image","url":"x"}]}"#,
+            r#"{"role":"user","content":"hi","extra":1}"#,
+        ] {
+            assert!(serde_json::from_str::<ModelMessage>(json).is_err(), "{json}");
+        }
     }
 }

@@ -93,7 +93,15 @@ impl Encoding {
 /// shape (`"text"`, `"Hel"`): a detached run's log keeps them apart, as SSE's
 /// `event:` and `data:` fields.
 pub fn type_and_data(event: &Event) -> (String, serde_json::Value) {
-    let mut json = serde_json::to_value(EventJson::from(event)).expect("plain data serialises");
+    let mut json = match serde_json::to_value(EventJson::from(event)) {
+        Ok(json) => json,
+        // Metadata that no reader takes (a plugin's is checked, see
+        // `check_metadata`): kept as its text rather than a panic.
+        Err(_) => {
+            let text = if let Event::Metadata(text) = event { text.as_str() } else { "" };
+            serde_json::json!({ "type": "metadata", "data": text })
+        }
+    };
     let kind = json["type"].as_str().unwrap_or("event").to_string();
     (kind, json["data"].take())
 }
@@ -132,11 +140,13 @@ pub fn check_metadata(events: &mut [Event]) -> Result<(), InvalidMetadata> {
     Ok(())
 }
 
+/// Parsed whole, not only scanned: what passes is JSON every reader takes
+/// (no lone surrogate escape, no number past `f64`, nesting within serde's
+/// limit), as the host's own encoders re-read it.
 fn check_object(json: &str) -> Result<(), InvalidMetadata> {
     let invalid = |reason: String| InvalidMetadata { reason, excerpt: json.chars().take(60).collect() };
-    let value: &RawValue = serde_json::from_str(json).map_err(|error| invalid(error.to_string()))?;
-    match value.get().as_bytes().first() {
-        Some(b'{') => Ok(()),
+    match serde_json::from_str::<serde_json::Value>(json).map_err(|error| invalid(error.to_string()))? {
+        serde_json::Value::Object(_) => Ok(()),
         _ => Err(invalid("not an object".to_string())),
     }
 }
@@ -299,6 +309,13 @@ mod tests {
         }
         let mut events = [Event::Text("not checked".into()), Event::Metadata("x".into())];
         assert!(check_metadata(&mut events).is_err());
+        // What a scan would let through and a reader then fails on.
+        let deep = format!("{{\"d\":{}1{}}}", "[".repeat(200), "]".repeat(200));
+        for unreadable in [r#"{"n":1e400}"#, r#"{"s":"\ud83d"}"#, deep.as_str()] {
+            assert!(metadata(unreadable).is_err(), "{unreadable}");
+        }
+        let (kind, data) = type_and_data(&Event::Metadata(r#"{"n":1e400}"#.into()));
+        assert_eq!((kind.as_str(), data), ("metadata", serde_json::json!(r#"{"n":1e400}"#)), "kept as text, no panic");
     }
 
     #[test]

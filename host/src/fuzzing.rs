@@ -146,7 +146,9 @@ fn batches(data: &[u8]) -> Vec<Vec<Event>> {
         let text = String::from_utf8_lossy(&payload).into_owned();
         let event = match byte & 7 {
             0 | 1 => Event::Text(text),
-            2 => Event::Metadata(text),
+            // The host passes a plugin metadata only as a JSON object
+            // (`event::check_metadata`): the payload is its text.
+            2 => Event::Metadata(serde_json::json!({ "fuzzed": text }).to_string()),
             3 => Event::Status(text),
             4 => Event::Raw(payload),
             5 => Event::Frame(payload),

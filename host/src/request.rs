@@ -1,11 +1,13 @@
 //! The request every frontend builds: which plugins to run, and the JSON
-//! body `{prompt | messages, system, userId, sessionId, model, config}`.
+//! body `{prompt | messages, system, userId, sessionId, model, tools, config}`
+//! (a message's `content` is text, or blocks with tool calls and results:
+//! see `conversation`).
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::conversation::{Message, ModelMessage, Role};
+use crate::conversation::{ModelMessage, Role, ToolSpec};
 use crate::error_code::ErrorCode;
 use crate::history::ConversationKey;
 use crate::plugin_store::{InvalidName, PluginName};
@@ -17,12 +19,14 @@ use crate::providers::{ModelCall, ModelOptions};
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Body {
     prompt: Option<String>,
-    messages: Option<Vec<Message>>,
+    messages: Option<Vec<ModelMessage>>,
     system: Option<String>,
     user_id: Option<String>,
     session_id: Option<String>,
     #[serde(default)]
     model: ModelOptions,
+    #[serde(default)]
+    tools: Vec<ToolSpec>,
     #[serde(default)]
     config: Map<String, Value>,
 }
@@ -32,8 +36,9 @@ struct Body {
 pub struct Request {
     /// The plugins to run, in order.
     pub chain: Vec<PluginName>,
-    /// The conversation; the last message is the user's.
-    pub messages: Vec<Message>,
+    /// The conversation; the last message is the user's. Tool calls and
+    /// results in it, like `tools`, are the caller's client tools.
+    pub messages: Vec<ModelMessage>,
     /// The system prompt (`system`).
     pub system: Option<String>,
     /// Who is asking (`userId`); sent on to an upstream, and a part of the
@@ -43,6 +48,9 @@ pub struct Request {
     pub session_id: Option<String>,
     /// The model source and its settings, as far as the caller chose them.
     pub model: ModelOptions,
+    /// Tools the caller declares and runs itself (`tools`): the model's
+    /// call of one ends the stream, for the caller to send its result back.
+    pub tools: Vec<ToolSpec>,
     /// Settings per plugin name, each a JSON object.
     pub config: Map<String, Value>,
     /// A formatter that takes the place of the chain's own: a standard
@@ -89,6 +97,9 @@ impl Request {
     /// recording replays without a model.
     pub fn to_json(&self) -> Value {
         let mut body = serde_json::json!({ "messages": self.messages, "config": self.config });
+        if !self.tools.is_empty() {
+            body["tools"] = serde_json::json!(self.tools);
+        }
         for (key, value) in [("system", &self.system), ("userId", &self.user_id), ("sessionId", &self.session_id)] {
             if let Some(value) = value {
                 body[key] = Value::from(value.as_str());
@@ -97,13 +108,22 @@ impl Request {
         body
     }
 
-    /// The model call this request is on its own (no agent): its text
-    /// messages, system prompt and model options.
+    /// Whether the caller brings tools of its own: declared tools, a
+    /// `model.toolChoice`, or tool calls and results in the conversation
+    /// (what `callers.may` opens as `tools`).
+    pub fn has_client_tools(&self) -> bool {
+        !self.tools.is_empty()
+            || self.model.tool_choice.is_some()
+            || self.messages.iter().any(ModelMessage::has_tool_blocks)
+    }
+
+    /// The model call this request is on its own (no agent): its
+    /// conversation, system prompt, tools and model options.
     pub fn model_call(&self) -> ModelCall {
         ModelCall {
             system: self.system.clone(),
-            messages: self.messages.iter().map(ModelMessage::from).collect(),
-            tools: Vec::new(),
+            messages: self.messages.clone(),
+            tools: self.tools.clone(),
             options: self.model.clone(),
             user_id: self.user_id.clone(),
             session_id: self.session_id.clone(),
@@ -121,12 +141,17 @@ impl Request {
             _ => RequestError::MalformedJson(error.to_string()),
         })?;
         let messages = match (body.prompt, body.messages) {
-            (Some(prompt), None) => vec![Message { role: Role::User, content: prompt }],
+            (Some(prompt), None) => vec![ModelMessage::text(Role::User, prompt)],
             (None, Some(messages)) => messages,
             (Some(_), Some(_)) => return Err(invalid("give either `prompt` or `messages`, not both")),
             (None, None) => return Err(invalid("`prompt` or `messages` is required")),
         };
         check_inference(&body.model)?;
+        if body.session_id.as_deref().is_some_and(|session| session.starts_with(RESPONSE_SESSION_PREFIX)) {
+            return Err(invalid(format!(
+                "`sessionId` may not start with `{RESPONSE_SESSION_PREFIX}`: the host keeps responses under such ids"
+            )));
+        }
         if messages.last().map(|message| message.role) != Some(Role::User) {
             return Err(invalid("`messages` must end with a message whose role is `user`"));
         }
@@ -147,6 +172,7 @@ impl Request {
             user_id: body.user_id,
             session_id: body.session_id,
             model: body.model,
+            tools: body.tools,
             config: body.config,
             formatter: None,
             keep_response: None,
@@ -194,6 +220,11 @@ fn merge(settings: &mut Map<String, Value>, defaults: &Map<String, Value>) {
         settings.entry(key.clone()).or_insert_with(|| value.clone());
     }
 }
+
+/// The start of the session ids the host keeps Responses' answers under
+/// (`pipeline::responses_state`): no caller's session id may start so,
+/// so no caller's conversation shares a key with a kept response.
+pub const RESPONSE_SESSION_PREFIX: &str = "response:";
 
 /// The most plugins one chain may run: each holds an instance for the
 /// stream, so an unbounded chain could take every instance slot.
@@ -245,7 +276,7 @@ mod tests {
         let request =
             Request::from_json(chain(), &[], br#"{"prompt":"hi","userId":"u","config":{"redact":{"cards":false}}}"#)
                 .unwrap();
-        assert_eq!(request.messages, vec![Message { role: Role::User, content: "hi".into() }]);
+        assert_eq!(request.messages, vec![ModelMessage::text(Role::User, "hi")]);
         assert_eq!(request.user_id.as_deref(), Some("u"));
         assert_eq!(request.settings_for(&request.chain[0]), r#"{"cards":false}"#);
         assert_eq!(request.settings_for(&request.chain[1]), "{}");

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-/// The id of the call being answered: 128 random bits in hex on `serve`,
+/// The id of the call being answered: 128 bits from the operating system's
+/// random source (a kept Responses answer is found by it), in hex on `serve`,
 /// Lambda's own request id on Lambda. It is in the call's log lines (its
 /// span), its `x-request-id` header and its error body.
 #[derive(Debug, Clone)]
@@ -16,7 +17,9 @@ tokio::task_local! {
 impl RequestId {
     /// A new random id.
     pub fn new() -> Self {
-        Self(format!("{:032x}", fastrand::u128(..)).into())
+        let mut bytes = [0u8; 16];
+        getrandom::getrandom(&mut bytes).expect("the operating system has randomness");
+        Self(format!("{:032x}", u128::from_be_bytes(bytes)).into())
     }
 
     /// The id as given (Lambda's `aws_request_id`).

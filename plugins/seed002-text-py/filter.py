@@ -55,11 +55,12 @@ def map_request(request):
     if not prompt.strip():
         raise Err(_refusal(400, "invalid_request", "the body is empty: post the prompt as plain text"))
     return api.PipelineRequest(
-        messages=[types.Message(types.Role.USER, prompt)],
+        messages=[types.ModelMessage(types.Role.USER, [types.Content_Text(prompt)])],
         system=None,
         user_id=None,
         session_id=None,
         model=None,
+        tools=[],
         config=None,
         chain=None,
     )

@@ -51,7 +51,7 @@ class FilterTest(unittest.TestCase):
 
     def test_the_body_is_the_user_message(self):
         mapped = self.mapped(b"What is Lambda response streaming?\n", "text/plain; charset=utf-8")
-        self.assertEqual(mapped.messages, [types.Message(types.Role.USER, "What is Lambda response streaming?")])
+        self.assertEqual(mapped.messages, [types.ModelMessage(types.Role.USER, [types.Content_Text("What is Lambda response streaming?")])])
         self.assertEqual((mapped.system, mapped.user_id, mapped.session_id, mapped.model, mapped.config, mapped.chain), (None,) * 6)
 
     def test_keeps_inner_lines_and_drops_trailing_breaks_and_a_bom(self):

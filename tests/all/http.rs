@@ -168,7 +168,7 @@ async fn bad_requests_get_exact_errors_and_the_server_keeps_serving() {
     server.post("/ndjson", r#"{"promt":"hi"}"#).await.assert_error(
         400,
         "invalid_request",
-        "unknown field `promt`, expected one of `prompt`, `messages`, `system`, `userId`, `sessionId`, `model`, `config` at line 1 column 8",
+        "unknown field `promt`, expected one of `prompt`, `messages`, `system`, `userId`, `sessionId`, `model`, `tools`, `config` at line 1 column 8",
     );
     server.post("/ndjson", "{}").await.assert_error(400, "invalid_request", "`prompt` or `messages` is required");
     let oversized = serde_json::json!({ "prompt": "x".repeat(2000) }).to_string();

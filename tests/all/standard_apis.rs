@@ -56,11 +56,14 @@ fn plugins() -> TempDir {
         "config": { "trap": { "trapAt": 4 } },
     });
     write_manifest(dir.path(), "failing", &failing);
-    // A model that calls a tool: its call goes to the client.
+    // A model that calls a tool: its call goes to the client, whose tools
+    // the pipeline takes, and the client's result comes back to it.
     let tooling = json!({
         "model": { "provider": "echo", "script": [
+            { "afterTool": true, "reply": "Done: {{toolResult}}" },
             { "reply": "Let me look.", "toolUse": { "name": "lookup", "input": { "order": "A-1" } } }
         ] },
+        "callers": { "may": ["tools"] },
     });
     write_manifest(dir.path(), "tooling", &tooling);
     // A model with memory, as far as a test needs one.
@@ -194,6 +197,17 @@ fn assert_openai_sdk_results(results: &Value) {
         results["responses_tool_call"],
         json!({"text": "Let me look.", "status": "completed", "calls": [["tooluse_1", "lookup", {"order": "A-1"}]]}),
     );
+    assert_eq!(
+        results["client_tools"],
+        json!({"call": ["tooluse_1", "lookup", {"order": "A-1"}], "finish": "tool_calls", "answer": "Done: shipped"}),
+        "the client's tool: its call out, its result in"
+    );
+    assert_eq!(
+        results["responses_client_tools"],
+        json!({"call": ["tooluse_1", "lookup", {"order": "A-1"}], "answer": "Done: shipped"}),
+        "the result sent with previous_response_id alone"
+    );
+    assert_raised(&results["tools_not_opened"], "PermissionDeniedError", Some(403), "`tools`");
     assert_raised(&results["two_choices"], "BadRequestError", Some(400), "`n`");
     assert_raised(&results["image"], "BadRequestError", Some(400), "messages[0].content[0]");
 }
@@ -212,6 +226,14 @@ async fn the_openai_sdk_continues_responses_by_previous_response_id_across_hosts
     let shared = || server_builder(plugins.path()).env(moto.env()).arg("--history-table", "conversations").start();
     let (first, second) = (shared(), shared());
     assert_state_results(&run_client("python3", &script, &[&first.base, &second.base]).await);
+
+    // No caller's session shares a key with a kept response.
+    let claimed = json!({ "prompt": "hi", "sessionId": "response:remember:resp_x" }).to_string();
+    first.post("/remember", &claimed).await.assert_error(
+        400,
+        "invalid_request",
+        "`sessionId` may not start with `response:`: the host keeps responses under such ids",
+    );
 }
 
 fn assert_state_results(results: &Value) {
@@ -229,7 +251,9 @@ fn assert_state_results(results: &Value) {
     assert!(tokens[1].as_u64() > tokens[0].as_u64(), "the third call's input holds the chain: {chain}");
     assert_eq!(results["not_stored_answer"], json!({ "text": "You first said: Forget me", "store": false }));
     assert_raised(&results["not_stored"], "BadRequestError", Some(400), "no response `resp_");
-    assert_raised(&results["unknown"], "BadRequestError", Some(400), "no response `resp_never_issued` is kept");
+    assert_raised(&results["unknown"], "BadRequestError", Some(400), "no response `resp_never_issued` of `remember`");
+    assert_raised(&results["other_pipeline"], "BadRequestError", Some(400), "of `chat` is kept for this caller");
+    assert_raised(&results["retrieve"], "APIStatusError", Some(405), "it does not retrieve, delete or cancel one");
 }
 
 #[tokio::test]
@@ -256,6 +280,11 @@ async fn the_anthropic_python_sdk_streams_and_answers_through_the_pipeline() {
         results["tool_use"],
         json!({"stop_reason": "tool_use", "blocks": [["text", "Let me look."], ["tool_use", "tooluse_1", "lookup", {"order": "A-1"}]]}),
         "the model's tool call reaches the client"
+    );
+    assert_eq!(
+        results["client_tools"],
+        json!({"stop_reason": "tool_use", "call": ["tooluse_1", "lookup", {"order": "A-1"}], "answer": "Done: shipped"}),
+        "the client's tool: its tool_use out, its tool_result in"
     );
     assert!(results["models"]["listed"].as_array().unwrap().contains(&json!("chat")), "{}", results["models"]);
     assert_eq!(results["models"]["display_name"], "chat");

@@ -59,6 +59,20 @@ def tool_use():
     return {"stop_reason": final.stop_reason, "blocks": blocks}
 
 
+def client_tools():
+    """The client's own tool: its `tool_use` comes out, its `tool_result` goes back in."""
+    tools = [{"name": "lookup", "description": "Finds an order",
+              "input_schema": {"type": "object", "properties": {"order": {"type": "string"}}}}]
+    messages = [{"role": "user", "content": "Where is order A-1?"}]
+    first = client().messages.create(model="tooling", max_tokens=1024, tools=tools, messages=messages)
+    use = next(block for block in first.content if block.type == "tool_use")
+    messages.append({"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]})
+    messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "shipped"}]})
+    with client().messages.stream(model="tooling", max_tokens=1024, tools=tools, messages=messages) as stream:
+        answer = "".join(stream.text_stream)
+    return {"stop_reason": first.stop_reason, "call": [use.id, use.name, use.input], "answer": answer}
+
+
 def models():
     return {"listed": [model.id for model in client().models.list()], "display_name": client().models.retrieve("chat").display_name}
 
@@ -76,6 +90,7 @@ attempt("stream", stream)
 attempt("whole", whole)
 attempt("models", models)
 attempt("tool_use", tool_use)
+attempt("client_tools", client_tools)
 attempt("unknown_model", stream, "no-such-pipeline")
 attempt("guarded_without_key", stream, "guarded")
 attempt("guarded", stream, "guarded", "demo-key")

@@ -118,6 +118,42 @@ def responses_tool_call():
     return {"text": response.output_text, "status": response.status, "calls": calls}
 
 
+LOOKUP = {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}
+
+
+def client_tools():
+    """The client's own tool: the model's call comes out, the result goes back in."""
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "Finds an order", "parameters": LOOKUP}}]
+    messages = [{"role": "user", "content": "Where is order A-1?"}]
+    first = client().chat.completions.create(model="tooling", messages=messages, tools=tools)
+    asked = first.choices[0].message
+    call = asked.tool_calls[0]
+    messages.append({"role": "assistant", "content": asked.content,
+                     "tool_calls": [tool_call.model_dump() for tool_call in asked.tool_calls]})
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "shipped"})
+    stream = client().chat.completions.create(model="tooling", messages=messages, tools=tools, stream=True)
+    answer = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    return {"call": [call.id, call.function.name, json.loads(call.function.arguments)],
+            "finish": first.choices[0].finish_reason, "answer": answer}
+
+
+def responses_client_tools():
+    """The same through Responses, the result sent with `previous_response_id` alone."""
+    tools = [{"type": "function", "name": "lookup", "description": "Finds an order", "parameters": LOOKUP}]
+    first = client().responses.create(model="tooling", input="Where is order A-1?", tools=tools)
+    call = next(item for item in first.output if item.type == "function_call")
+    second = client().responses.create(
+        model="tooling", previous_response_id=first.id, tools=tools,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "shipped"}])
+    return {"call": [call.call_id, call.name, json.loads(call.arguments)], "answer": second.output_text}
+
+
+def tools_not_opened():
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": LOOKUP}}]
+    client().chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], tools=tools)
+    return {"raised": None}
+
+
 def attempt(name, scenario, *args):
     try:
         RESULTS[name] = scenario(*args)
@@ -143,6 +179,9 @@ attempt("responses_whole", responses_whole)
 attempt("models", models)
 attempt("tool_call", tool_call)
 attempt("responses_tool_call", responses_tool_call)
+attempt("client_tools", client_tools)
+attempt("responses_client_tools", responses_client_tools)
+attempt("tools_not_opened", tools_not_opened)
 attempt("unknown_model", chat_stream, "no-such-pipeline")
 attempt("guarded_wrong_key", chat_stream, "guarded", "not-the-key")
 attempt("guarded", chat_stream, "guarded", "demo-key")

@@ -51,6 +51,21 @@ def not_stored():
     return {"raised": None}
 
 
+def other_pipeline():
+    first = A.responses.create(model="remember", input="Kept by remember")
+    RESULTS["retrieve"] = attempt_call(lambda: A.responses.retrieve(first.id))
+    B.responses.create(model="chat", input="Who?", previous_response_id=first.id)
+    return {"raised": None}
+
+
+def attempt_call(call):
+    try:
+        call()
+        return {"raised": None}
+    except openai.APIError as error:
+        return raised(error)
+
+
 def unknown():
     B.responses.create(model="remember", input="Who?", previous_response_id="resp_never_issued")
     return {"raised": None}
@@ -61,4 +76,5 @@ RESULTS = {}
 attempt("chain", chain)
 attempt("not_stored", not_stored)
 attempt("unknown", unknown)
+attempt("other_pipeline", other_pipeline)
 print(json.dumps(RESULTS))

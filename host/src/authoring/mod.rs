@@ -164,7 +164,8 @@ pub fn write_recording(
     );
     let fixture = Fixture {
         description: Some(format!(
-            "recorded from `streamhost invoke {target}`; replay it with `streamhost test {chain} --fixture …`"
+            "recorded from `streamhost invoke {target}`; replay it with `streamhost test {chain} --fixture …` \
+             (and the same `--plugins`, if it was given one)"
         )),
         chain: Some(chain.to_string()),
         request: serde_json::from_str(request).ok(),

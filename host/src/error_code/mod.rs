@@ -298,6 +298,8 @@ mod tests {
                 ("plugin_out_of_fuel", 500),
                 ("plugin_out_of_memory", 500),
                 ("plugin_output_limit", 500),
+                ("plugin_invalid_event", 500),
+                ("previous_response_not_found", 400),
                 ("invalid_filter_result", 500),
                 ("invalid_refusal", 500),
                 ("answer_dropped", 500),

@@ -226,6 +226,7 @@ fn router(app_state: App, origins: OriginPolicy, cors_origins: &[String]) -> any
         .route("/_catalog", get(catalog).fallback(method_not_allowed))
         .route("/v1/chat/completions", post(standard_api_call).fallback(standard_api_method))
         .route("/v1/responses", post(standard_api_call).fallback(standard_api_method))
+        .route("/v1/responses/{*rest}", any(kept_response))
         .route("/v1/messages", post(standard_api_call).fallback(standard_api_method))
         .route("/v1/models", get(models).fallback(standard_api_method))
         .route("/v1/models/{id}", get(model).fallback(standard_api_method))
@@ -366,6 +367,11 @@ async fn standard_api_method(uri: Uri) -> Response {
     };
     let reply = ErrorReply::new(ErrorCode::MethodNotAllowed, format!("`{}` is called with {method}", uri.path()));
     json_answer(JsonAnswer::api_error(api, &reply))
+}
+
+/// `/v1/responses/{id}…`: see [`standard_api::kept_response_route`].
+async fn kept_response(uri: Uri) -> Response {
+    json_answer(JsonAnswer::api_error(StandardApi::Responses, &standard_api::kept_response_route(uri.path())))
 }
 
 /// `GET /v1/models`: the pipelines a standard API's `model` may name.

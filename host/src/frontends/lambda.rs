@@ -205,6 +205,10 @@ impl Function {
                 Err(reply) => json_answer(JsonAnswer::api_error(api, &reply)),
             });
         }
+        if path.starts_with("/v1/responses/") {
+            let reply = standard_api::kept_response_route(path);
+            return Some(json_answer(JsonAnswer::api_error(StandardApi::Responses, &reply)));
+        }
         let model = match path.strip_prefix("/v1/models") {
             Some("") => None,
             Some(rest) => Some(rest.strip_prefix('/')?),

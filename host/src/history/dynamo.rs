@@ -76,7 +76,7 @@ fn turn_of(item: &std::collections::HashMap<String, AttributeValue>) -> Result<T
     let messages = item.get("messages").and_then(|value| value.as_s().ok()).ok_or_else(|| damaged("messages"))?;
     let messages = serde_json::from_str(messages).map_err(|_| damaged("messages"))?;
     let agent = item.get("agent").and_then(|value| value.as_s().ok()).cloned();
-    Ok(Turn { agent, messages })
+    Ok(Turn { agent, messages, whole: false })
 }
 
 fn unavailable<E: std::error::Error + 'static>(error: &E) -> HistoryError {

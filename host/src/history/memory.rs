@@ -31,7 +31,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::warn;
 
 use super::{ConversationKey, HistoryError, Turn};
-use crate::conversation::Message;
+use crate::conversation::ModelMessage;
 
 /// What keeping one message costs besides its text: the `Message` in its
 /// turn's vector and its string's allocation (an estimate, rounded up).
@@ -127,7 +127,7 @@ impl MemoryHistory {
             warn!(
                 bytes = size,
                 limit = self.bounds.bytes,
-                "a turn whose last message alone is larger than --history-max-bytes is not remembered"
+                "a turn larger than --history-max-bytes (its last message alone, or a kept response whole) is not remembered"
             );
             return Ok(());
         };
@@ -228,8 +228,8 @@ fn turn_size(turn: &Turn) -> u64 {
     TURN_OVERHEAD + agent + turn.messages.iter().map(message_size).sum::<u64>()
 }
 
-fn message_size(message: &Message) -> u64 {
-    message.content.len() as u64 + MESSAGE_OVERHEAD
+fn message_size(message: &ModelMessage) -> u64 {
+    message.size() as u64 + MESSAGE_OVERHEAD
 }
 
 /// What a conversation counts before its turns: its key (the caller's user
@@ -244,6 +244,9 @@ fn base_size(key: &str) -> u64 {
 /// none when even its last message, the answer, does not fit alone.
 fn trimmed(mut turn: Turn, room: u64) -> Option<Turn> {
     let mut size = turn_size(&turn);
+    if turn.whole {
+        return (size <= room).then_some(turn);
+    }
     let mut first = 0;
     while size > room && first < turn.messages.len() {
         size -= message_size(&turn.messages[first]);
@@ -429,12 +432,12 @@ impl fmt::Display for MemoryHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::{Message, Role};
+    use crate::conversation::{ModelMessage, Role};
 
     const MIB: usize = 1 << 20;
 
     fn turn(text: &str) -> Turn {
-        Turn { agent: Some("a".into()), messages: vec![Message { role: Role::User, content: text.into() }] }
+        Turn { agent: Some("a".into()), messages: vec![ModelMessage::text(Role::User, text)], whole: false }
     }
 
     fn key(session: &str) -> ConversationKey {
@@ -449,7 +452,7 @@ mod tests {
             .iter()
             .flat_map(|(_, conversation)| &conversation.turns)
             .flat_map(|turn| &turn.messages)
-            .map(|message| message.content.len())
+            .map(ModelMessage::size)
             .sum();
         (conversations.bytes, text)
     }
@@ -520,7 +523,7 @@ mod tests {
             history.append(&key("big"), turn(&format!("{n:02}{}", "x".repeat(MIB - 2)))).await.unwrap();
         }
         let turns = history.load(&key("big"), 20);
-        let firsts: Vec<&str> = turns.iter().map(|turn| &turn.messages[0].content[..2]).collect();
+        let firsts: Vec<String> = turns.iter().map(|turn| turn.messages[0].text_content()[..2].to_string()).collect();
         assert_eq!(firsts, ["17", "18", "19"], "four turns and what keeping them costs do not fit in 4 MiB");
         assert_eq!(history.load(&key("other"), 20), [], "the other conversation went first, whole");
         assert!(held(&history).0 <= 4 * MIB as u64);
@@ -532,7 +535,7 @@ mod tests {
     #[tokio::test]
     async fn a_turn_larger_than_the_bound_loses_its_oldest_messages_or_is_not_kept() {
         let history = MemoryHistory::new(20, 10, 64 << 10, None).unwrap();
-        let message = |role, text: &str| Message { role, content: text.into() };
+        let message = |role, text: &str| ModelMessage::text(role, text);
         let resent = Turn {
             agent: Some("billing".into()),
             messages: vec![
@@ -541,17 +544,22 @@ mod tests {
                 message(Role::User, "and now?"),
                 message(Role::Assistant, "now this"),
             ],
+            whole: false,
         };
         history.append(&key("s"), resent).await.unwrap();
         let kept = history.load(&key("s"), 20);
-        let texts: Vec<&str> = kept[0].messages.iter().map(|message| message.content.as_str()).collect();
+        let texts: Vec<String> = kept[0].messages.iter().map(ModelMessage::text_content).collect();
         assert_eq!(texts, ["an earlier answer", "and now?", "now this"]);
         assert_eq!(kept[0].agent.as_deref(), Some("billing"));
 
-        let huge = Turn { agent: None, messages: vec![message(Role::Assistant, &"y".repeat(65 << 10))] };
+        let huge = Turn { agent: None, messages: vec![message(Role::Assistant, &"y".repeat(65 << 10))], whole: false };
         history.append(&key("s"), huge).await.unwrap();
         assert_eq!(history.load(&key("s"), 20), kept, "not kept; the conversation as it was");
         assert_eq!(trimmed(turn("fits"), 10), None, "not even the overhead fits");
+
+        let whole = Turn { whole: true, ..kept[0].clone() };
+        assert_eq!(trimmed(whole.clone(), 1 << 20), Some(whole.clone()), "it fits whole");
+        assert_eq!(trimmed(whole, 100), None, "a whole turn is never trimmed: not kept");
     }
 
     /// Each turn appends a line: the file is not rewritten whole; it is

@@ -18,7 +18,7 @@ use thiserror::Error;
 pub use dynamo::DynamoHistory;
 pub use memory::MemoryHistory;
 
-use crate::conversation::Message;
+use crate::conversation::ModelMessage;
 use crate::error_code::ErrorCode;
 
 /// Where conversations are kept and how much of them.
@@ -91,8 +91,14 @@ pub struct Turn {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     /// The user's messages, what the router and the agent added, and the
-    /// answer's text as the last, assistant, message.
-    pub messages: Vec<Message>,
+    /// answer's text as the last, assistant, message (a kept Responses
+    /// answer: the whole conversation, tool turns included).
+    pub messages: Vec<ModelMessage>,
+    /// Kept whole or not at all: never trimmed to fit the byte bound (a
+    /// kept Responses answer, whose conversation a continuation needs
+    /// entire).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole: bool,
 }
 
 /// Why the conversation store could not be read or written.

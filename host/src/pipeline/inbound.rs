@@ -12,7 +12,6 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use super::{Inference, Pipeline, Response, Target};
-use crate::conversation::Message;
 use crate::error_code::{ErrorCode, ErrorReply};
 use crate::manifest::Manifest;
 use crate::plugin_store::{PluginName, StoreError};
@@ -301,8 +300,16 @@ pub(super) fn request_body(filter: &PluginName, request: PipelineRequest) -> Res
             )
         })
     };
-    let messages: Vec<Message> = request.messages.into_iter().map(Message::from).collect();
-    let mut body = json!({ "messages": messages });
+    let malformed = |error: crate::event::ErrorInfo| {
+        ErrorReply::new(ErrorCode::InvalidFilterResult, format!("plugin `{filter}` returned {}", error.message))
+    };
+    let messages = request.messages.into_iter().map(super::turn::model_message).collect::<Result<Vec<_>, _>>();
+    let tools = request.tools.into_iter().map(super::turn::tool_spec).collect::<Result<Vec<_>, _>>();
+    let mut body = json!({ "messages": messages.map_err(malformed)? });
+    let tools = tools.map_err(malformed)?;
+    if !tools.is_empty() {
+        body["tools"] = json!(tools);
+    }
     let fields = [
         ("system", request.system.map(Value::String)),
         ("userId", request.user_id.map(Value::String)),

@@ -17,7 +17,7 @@ use tracing::{Instrument, info, warn};
 
 use super::Services;
 use super::turn::{Downstream, ModelAccess, TurnServices};
-use crate::conversation::{Message, Role};
+use crate::conversation::{ModelMessage, Role};
 use crate::error_code::{Code, ErrorCode};
 use crate::event::{Event, error_event};
 use crate::history::{ConversationKey, HistoryError, Turn};
@@ -140,7 +140,7 @@ struct Routed<'a> {
     agent: &'a AgentSpec,
     confidence: f64,
     reason: String,
-    appended: Vec<Message>,
+    appended: Vec<ModelMessage>,
 }
 
 impl TurnJob {
@@ -168,7 +168,7 @@ impl TurnJob {
         info!(agent = %routed.agent.name, confidence = routed.confidence, "routed");
         // The user's message too, as orchestrators' metadata carries it
         // (Agent Squad's `userInput`), for formatters that write their shape.
-        let user_input = self.request.messages.last().map(|message| message.content.as_str()).unwrap_or_default();
+        let user_input = self.request.messages.last().map(ModelMessage::text_content).unwrap_or_default();
         let metadata = json!({ "agent": routed.agent.name, "confidence": routed.confidence, "reason": routed.reason, "userInput": user_input });
         if sender.send(Event::Metadata(metadata.to_string())).await.is_err() {
             return Ok(());
@@ -185,8 +185,9 @@ impl TurnJob {
             let mut messages = self.request.messages.clone();
             messages.extend(routed.appended);
             messages.extend(appended);
-            messages.push(Message { role: Role::Assistant, content: std::mem::take(&mut downstream.text) });
-            self.host.services.history.append(key, Turn { agent: Some(routed.agent.name.clone()), messages }).await?;
+            messages.push(ModelMessage::text(Role::Assistant, std::mem::take(&mut downstream.text)));
+            let turn = Turn { agent: Some(routed.agent.name.clone()), messages, whole: false };
+            self.host.services.history.append(key, turn).await?;
         }
         downstream.send(Event::End(stop_reason)).await;
         Ok(())
@@ -237,7 +238,7 @@ impl TurnJob {
         agent: &AgentSpec,
         earlier: &[Turn],
         downstream: Downstream,
-    ) -> Result<(String, Vec<Message>, Downstream), TurnError> {
+    ) -> Result<(String, Vec<ModelMessage>, Downstream), TurnError> {
         let request = wit::AgentRequest {
             context: self.context(plugin),
             agent: agent.name.clone(),
@@ -262,7 +263,7 @@ impl TurnJob {
         let mut call = self.request.model_call();
         call.system = self.request.system.clone().or_else(|| agent.system.clone());
         call.options = self.agent_model(agent);
-        let history = earlier.iter().flat_map(|turn| &turn.messages).map(Into::into);
+        let history = earlier.iter().flat_map(|turn| &turn.messages).cloned();
         call.messages = history.chain(call.messages).collect();
         let mut events = self.host.services.providers.start(&call).await?;
         let mut stop_reason = String::from("end_turn");

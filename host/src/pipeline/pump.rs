@@ -150,15 +150,10 @@ impl Pump {
         let last_stage = self.stages.len().saturating_sub(1);
         for (index, stage) in self.stages.iter_mut().enumerate().skip(first) {
             let failed = |error| StageFailure { stage: index, error };
-            if index == last_stage {
-                // Kept before the formatter writes the end: a client that
-                // continues the moment it reads it finds the answer.
-                if let Some(keeper) = &mut self.keeper {
-                    keeper.observe(&events);
-                }
-                if last && let Some(keeper) = self.keeper.take() {
-                    keeper.keep(self.failure.is_some()).await;
-                }
+            if index == last_stage
+                && let Some(keeper) = &mut self.keeper
+            {
+                keeper.observe(&events);
             }
             if !events.is_empty() || tick {
                 events = stage.push(&events).await.map_err(failed)?;
@@ -166,6 +161,12 @@ impl Pump {
             if last {
                 events.extend(stage.finish().await.map_err(failed)?);
             }
+        }
+        // Kept once every stage has finished, and before their last events
+        // are written: a client that continues the moment it reads the end
+        // finds the answer, and one whose formatter failed is not kept.
+        if last && let Some(keeper) = self.keeper.take() {
+            keeper.keep(self.failure.is_some()).await;
         }
         Ok(events)
     }

@@ -81,6 +81,14 @@ impl Target {
         chain.splice(0..1, transforms.iter().cloned());
         let others: Vec<PluginName> = manifest.orchestration_plugins().cloned().collect();
         let mut request = Request::from_json(chain, &others, body)?;
+        if !manifest.agents.is_empty() && request.has_client_tools() {
+            return Err(RequestError::Invalid(
+                "this pipeline's agents call tools of their own: it takes no tools from callers (`tools`, \
+                 `model.toolChoice`, tool calls or results in `messages`)"
+                    .into(),
+            )
+            .into());
+        }
         let mut shortening = None;
         if inference == Inference::SetAsideClosed {
             let set_aside = manifest.callers.set_aside_closed_inference(&mut request.model);

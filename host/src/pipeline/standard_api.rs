@@ -19,7 +19,6 @@
 //! ([`StandardApi::error_body`]); after it, the formatter writes them in the
 //! stream. `docs/standard-apis.md` is the contract with the plugins.
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::inbound::{Inbound, RouteSettings, refused, request_body, run_filter};
@@ -151,9 +150,21 @@ fn anthropic_error_type(status: u16) -> &'static str {
     }
 }
 
+/// What the Responses API's routes under `/v1/responses/` (retrieve,
+/// delete, cancel, input items) answer, in its error shape: `405`, since
+/// streamhost keeps a response only for `previous_response_id`.
+pub fn kept_response_route(path: &str) -> ErrorReply {
+    ErrorReply::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "`{path}`: streamhost keeps a response only to continue it (`previous_response_id`); it does not \
+             retrieve, delete or cancel one"
+        ),
+    )
+}
+
 /// The fields the host reads of a standard API's body: `model`, and
 /// Responses' state.
-#[derive(Deserialize)]
 struct Named {
     model: Option<Value>,
     /// Responses: the response whose conversation this call continues.
@@ -199,7 +210,7 @@ pub async fn open(
         .request(None, body.to_string().as_bytes(), Inference::SetAsideClosed)
         .map_err(|error| ErrorReply::from(&error))?;
     if api == StandardApi::Responses {
-        keep_state(pipeline, &state_of(&named)?, caller.as_deref(), &mut request).await?;
+        keep_state(pipeline, &model, &state_of(&named)?, caller.as_deref(), &mut request).await?;
     }
     if caller.is_some() {
         request.user_id = caller;
@@ -248,10 +259,17 @@ pub async fn map(pipeline: &Pipeline, request_filter: &PluginName, inbound: &Inb
     Ok(serde_json::from_slice(&request_body(request_filter, mapped)?).expect("written as JSON"))
 }
 
-/// The body's fields the host reads: `400` for a body that is not JSON.
+/// The body's fields the host reads: `400` for a body that is not a JSON
+/// object.
 fn named(body: &[u8]) -> Result<Named, ErrorReply> {
-    serde_json::from_slice(body)
-        .map_err(|error| ErrorReply::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {error}")))
+    let object: Map<String, Value> = serde_json::from_slice(body).map_err(|error| match error.classify() {
+        serde_json::error::Category::Data => {
+            ErrorReply::new(ErrorCode::InvalidRequest, "the body must be a JSON object, with the call's `model`")
+        }
+        _ => ErrorReply::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {error}")),
+    })?;
+    let field = |name: &str| object.get(name).cloned();
+    Ok(Named { model: field("model"), previous_response_id: field("previous_response_id"), store: field("store") })
 }
 
 /// A Responses call's state fields; `400` for one of the wrong type.
@@ -271,24 +289,25 @@ fn state_of(named: &Named) -> Result<State, ErrorReply> {
     Ok(State { previous_response_id, store })
 }
 
-/// Puts the conversation `state.previous_response_id` ended before the
-/// call's own input, and asks for the answer to be kept (unless `store` is
-/// false) under the response id the formatter gives it.
+/// Puts the conversation `state.previous_response_id` ended (on the pipeline
+/// `model` names) before the call's own input, and asks for the answer to be
+/// kept (unless `store` is false) under the response id the formatter gives it.
 async fn keep_state(
     pipeline: &Pipeline,
+    model: &str,
     state: &State,
     caller: Option<&str>,
     request: &mut crate::request::Request,
 ) -> Result<(), ErrorReply> {
     if let Some(previous) = &state.previous_response_id {
-        let mut conversation = responses_state::conversation(pipeline.history(), caller, previous).await?;
+        let mut conversation = responses_state::conversation(pipeline.history(), model, caller, previous).await?;
         conversation.append(&mut request.messages);
         request.messages = conversation;
     }
     // The formatter's ids are made from the request id (`take_settings`).
     if let (true, Some(request_id)) = (state.store, RequestId::current()) {
         let response_id = responses_state::response_id(request_id.as_str());
-        request.keep_response = Some(responses_state::key(caller, &response_id));
+        request.keep_response = Some(responses_state::key(model, caller, &response_id));
     }
     Ok(())
 }

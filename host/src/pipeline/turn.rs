@@ -207,14 +207,18 @@ fn restore_reasoning(turns: &mut [ModelMessage], reasoning_before: &HashMap<Stri
     }
 }
 
-fn tool_spec(spec: api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {
+/// A plugin's tool spec, its schema parsed (a model request's, or a request
+/// filter's client tools).
+pub(super) fn tool_spec(spec: api::ToolSpec) -> Result<ToolSpec, ErrorInfo> {
     let input_schema = json_object(&spec.input_schema).ok_or_else(|| {
         error_info(ErrorCode::InvalidToolSpec, format!("the input schema of tool `{}` is not a JSON object", spec.name))
     })?;
     Ok(ToolSpec { name: spec.name, description: spec.description, input_schema })
 }
 
-fn model_message(message: api::ModelMessage) -> Result<ModelMessage, ErrorInfo> {
+/// A plugin's message, tool inputs parsed (a model request's, or a request
+/// filter's conversation).
+pub(super) fn model_message(message: api::ModelMessage) -> Result<ModelMessage, ErrorInfo> {
     let content = message.content.into_iter().map(content).collect::<Result<_, _>>()?;
     Ok(ModelMessage { role: message.role.into(), content })
 }

@@ -30,7 +30,7 @@ use serde_json::{Map, Value, json};
 
 use super::call::{ModelCall, tool_use_event};
 use super::source::ModelSource;
-use super::{EventStream, ProviderError, ProviderKind, Started, UpstreamFailure};
+use super::{EventStream, ProviderError, ProviderKind, Started, ToolChoice, ToolChoiceMode, UpstreamFailure};
 use crate::conversation::{Content, Role, ToolCall};
 use crate::event::{Event, Usage};
 
@@ -115,7 +115,9 @@ impl EchoProvider {
             }
             None => (self.text.clone().or_else(|| latest_user_text(call)).unwrap_or_default(), None),
         };
-        let tool_use = tool_use.map(|tool_use| ToolCall {
+        // Told not to call a tool, it calls none (a script's call included).
+        let told_none = call.options.tool_choice == Some(ToolChoice::Mode(ToolChoiceMode::None));
+        let tool_use = tool_use.filter(|_| !told_none).map(|tool_use| ToolCall {
             id: format!("tooluse_{}", tool_results(call).count() + 1),
             name: tool_use.name.clone(),
             input: Value::Object(tool_use.input.clone()),

@@ -95,6 +95,38 @@ pub struct ModelOptions {
     /// `bedrock` only: where prompt-cache points go (`cachePoint` blocks):
     /// after the system prompt, after the tools, after the last message.
     pub cache_points: Option<Vec<CachePointAt>>,
+    /// Whether the model must call one of the call's tools, and which
+    /// (`"auto"`, `"any"`, `"none"`, `{"tool": "<name>"}`); the model
+    /// decides when absent. Without tools it is not sent.
+    pub tool_choice: Option<ToolChoice>,
+}
+
+/// Whether the model must call a tool: Converse's `toolChoice` (`auto`,
+/// `any`, `tool`) and OpenAI's `tool_choice` (`auto`, `required`, a
+/// function), plus `none`, which Converse does not have (its tools are then
+/// left out, where the conversation holds no tool turns).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    /// `"auto"`, `"any"` or `"none"`.
+    Mode(ToolChoiceMode),
+    /// `{"tool": "<name>"}`: that tool.
+    Tool {
+        /// The tool's name.
+        tool: String,
+    },
+}
+
+/// The modes of a [`ToolChoice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoiceMode {
+    /// The model decides.
+    Auto,
+    /// The model must call one of the tools.
+    Any,
+    /// The model must not call a tool.
+    None,
 }
 
 /// A Bedrock guardrail, as ConverseStream's `guardrailConfig` takes it
@@ -166,6 +198,7 @@ impl ModelOptions {
             frames: self.frames.or(defaults.frames),
             guardrail: self.guardrail.or_else(|| defaults.guardrail.clone()),
             cache_points: self.cache_points.or_else(|| defaults.cache_points.clone()),
+            tool_choice: self.tool_choice.or_else(|| defaults.tool_choice.clone()),
         }
     }
 }

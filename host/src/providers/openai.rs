@@ -43,8 +43,8 @@ use super::error::{StreamErrorCode, end_at_error};
 use super::source::{ModelSource, required_model};
 use super::sse::{self, FrameError, SseFrame};
 use super::{
-    EventStream, ModelCall, ProviderError, ProviderKind, Started, UpstreamFailure, http_client, response_failure,
-    send_failure,
+    EventStream, ModelCall, ProviderError, ProviderKind, Started, ToolChoice, ToolChoiceMode, UpstreamFailure,
+    http_client, response_failure, send_failure,
 };
 use crate::conversation::{Content, ToolCall};
 use crate::event::{Event, Usage};
@@ -85,6 +85,9 @@ impl ModelSource for OpenAi {
                 json!({ "type": "function", "function": { "name": tool.name, "description": tool.description, "parameters": tool.input_schema } })
             });
             body["tools"] = Value::Array(tools.collect());
+            if let Some(choice) = &call.options.tool_choice {
+                body["tool_choice"] = tool_choice(choice);
+            }
         }
         let options = &call.options;
         let settings = [
@@ -156,6 +159,16 @@ fn messages(call: &ModelCall) -> Vec<Value> {
         }
     }
     messages
+}
+
+/// A [`ToolChoice`] as Chat Completions' `tool_choice`.
+fn tool_choice(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Mode(ToolChoiceMode::Auto) => json!("auto"),
+        ToolChoice::Mode(ToolChoiceMode::Any) => json!("required"),
+        ToolChoice::Mode(ToolChoiceMode::None) => json!("none"),
+        ToolChoice::Tool { tool } => json!({ "type": "function", "function": { "name": tool } }),
+    }
 }
 
 /// A streamed chunk, or a whole completion (`message` in place of `delta`).

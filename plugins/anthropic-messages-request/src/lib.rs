@@ -16,14 +16,18 @@
 //! `model` names the pipeline (the host reads it); it never becomes a model
 //! option.
 //!
-//! Content is a string or a list of text blocks, joined by a blank line;
-//! consecutive messages of one role are combined into one turn, as
-//! Anthropic does. What streamhost cannot do is refused with `400
-//! invalid_request`, a message naming the field: a missing `max_tokens` (the
-//! API requires it), non-text blocks (`messages[0].content[1].type` is
-//! `image`), tool calls and results, client tools, thinking, a trailing
-//! assistant message (prefill), `top_k`, structured outputs, and any field
-//! the API does not define. Fields that change nothing streamhost does
+//! Content is a string or a list of blocks: text blocks (adjacent ones
+//! joined by a blank line), and the client tools' `tool_use` (an
+//! assistant's) and `tool_result` (a user's, its content a string or text
+//! blocks) blocks; consecutive messages of one role are combined into one
+//! turn, as Anthropic does. `tools` (custom tools: `name`, `description`,
+//! `input_schema`) are the request's tools and `tool_choice` its
+//! `model.toolChoice` (`auto`, `any`, `tool` by name, `none`). What
+//! streamhost cannot do is refused with `400 invalid_request`, a message
+//! naming the field: a missing `max_tokens` (the API requires it), other
+//! blocks (`messages[0].content[1].type` is `image`), server tools,
+//! thinking, a trailing assistant message (prefill), `top_k`, structured
+//! outputs, and any field the API does not define. Fields that change nothing streamhost does
 //! (`cache_control`, `service_tier`, `container`, ...) are accepted and
 //! ignored; the README lists every field.
 //!
@@ -32,10 +36,11 @@
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use streamhost_guest::Role;
+use streamhost_guest::model::{Content, ModelMessage, ToolCall, ToolResult, ToolSpec};
 use streamhost_guest::request_filter::{
     IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object,
 };
-use streamhost_guest::{Message, Role};
 
 pub struct AnthropicMessagesRequest;
 
@@ -92,6 +97,9 @@ fn map(body: &[u8]) -> Result<PipelineRequest, Refusal> {
     let model: String = required(&body, "model")?;
     let options = model_options(&body)?;
     let messages = conversation(&required::<Vec<Value>>(&body, "messages")?)?;
+    let tools = tools(&body)?;
+    let mut options = options;
+    options.tool_choice = tool_choice(&body, &tools)?;
     let system = match body.get("system") {
         None | Some(Value::Null) => None,
         Some(system) => Some(text_of(system, "system")?).filter(|text| !text.is_empty()),
@@ -104,6 +112,7 @@ fn map(body: &[u8]) -> Result<PipelineRequest, Refusal> {
         user_id: metadata.user_id.filter(|id| !id.is_empty()),
         session_id: None,
         model: Some(to_json(&options)),
+        tools,
         config: Some(to_json(&FormatterConfig { format: FormatSettings { model: &model, stream } })),
         chain: None,
     })
@@ -127,6 +136,9 @@ struct ModelOptions {
     top_p: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_sequences: Option<Vec<String>>,
+    /// `"auto"`, `"any"`, `"none"` or `{"tool": "<name>"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
 }
 
 /// `{"anthropic-messages-format": {"model": …, "stream": …}}`.
@@ -153,7 +165,56 @@ fn model_options(body: &Map<String, Value>) -> Result<ModelOptions, Refusal> {
         max_tokens,
         top_p: fraction(body, "top_p")?,
         stop_sequences: stop_sequences(body)?,
+        tool_choice: None,
     })
+}
+
+/// `tools`: custom tools, as the host's tool specs. Anthropic's server
+/// tools (a `type` such as `web_search_20250305`) are refused.
+fn tools(body: &Map<String, Value>) -> Result<Vec<ToolSpec>, Refusal> {
+    let tools = optional::<Vec<Value>>(body, "tools")?.unwrap_or_default();
+    tools.iter().enumerate().map(|(index, tool)| tool_spec(tool, &format!("tools[{index}]"))).collect()
+}
+
+/// One custom tool. `cache_control` is a prompt-cache hint, and the rest
+/// of what the API lets a tool say (`strict`, `input_examples`, ...) only
+/// tunes how Anthropic's own models use it: ignored.
+#[derive(Deserialize)]
+struct CustomTool {
+    name: String,
+    #[serde(default)]
+    description: String,
+    input_schema: Map<String, Value>,
+}
+
+fn tool_spec(tool: &Value, path: &str) -> Result<ToolSpec, Refusal> {
+    if let Some(kind) = tool.get("type").and_then(Value::as_str).filter(|kind| *kind != "custom") {
+        return Err(invalid(format!(
+            "`{path}.type` is `{kind}`: Anthropic's server tools are not supported; declare custom tools"
+        )));
+    }
+    let CustomTool { name, description, input_schema } = parse(tool, path)?;
+    Ok(ToolSpec { name, description, input_schema: to_json(&input_schema) })
+}
+
+/// `tool_choice` as the host's `model.toolChoice`. Without tools, `auto`
+/// and `none` say nothing and are left out (the pipeline need not open
+/// `tools` for them); `any` or a tool is refused.
+fn tool_choice(body: &Map<String, Value>, tools: &[ToolSpec]) -> Result<Option<Value>, Refusal> {
+    let Some(choice) = optional::<ToolChoice>(body, "tool_choice")? else { return Ok(None) };
+    let choice = match (choice.kind.as_str(), choice.name) {
+        ("auto" | "none", _) if tools.is_empty() => return Ok(None),
+        (_, _) if tools.is_empty() => {
+            return Err(invalid("`tool_choice` asks for a tool call, but `tools` declares none"));
+        }
+        (kind @ ("auto" | "any" | "none"), _) => Value::from(kind),
+        ("tool", Some(name)) => serde_json::json!({ "tool": name }),
+        ("tool", None) => return Err(invalid("`tool_choice` of type `tool` names no tool: send its `name`")),
+        (other, _) => {
+            return Err(invalid(format!("`tool_choice.type` is `{other}`: one of `auto`, `any`, `tool`, `none`")));
+        }
+    };
+    Ok(Some(choice))
 }
 
 /// A sampling setting Anthropic bounds to 0..=1 (`temperature`, `top_p`).
@@ -186,16 +247,6 @@ fn refuse_what_is_not_mapped(body: &Map<String, Value>) -> Result<(), Refusal> {
             "`thinking` of type `{kind}` is not supported: streamhost does not stream thinking; leave it out or send {{\"type\":\"disabled\"}}"
         )));
     }
-    if !optional::<Vec<Value>>(body, "tools")?.unwrap_or_default().is_empty() {
-        return Err(invalid("`tools`: client tools are not mapped yet"));
-    }
-    if let Some(ToolChoice { kind }) = optional(body, "tool_choice")?
-        && !matches!(kind.as_str(), "auto" | "none")
-    {
-        return Err(invalid(format!(
-            "`tool_choice` of type `{kind}` asks for a tool call, and client tools are not mapped yet"
-        )));
-    }
     if !optional::<Vec<Value>>(body, "mcp_servers")?.unwrap_or_default().is_empty() {
         return Err(invalid("`mcp_servers`: MCP servers are not mapped"));
     }
@@ -219,11 +270,14 @@ struct Thinking {
     kind: String,
 }
 
-/// `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", …}`.
+/// `tool_choice`: `{"type": "auto" | "any" | "tool" | "none", "name"?,
+/// "disable_parallel_tool_use"?}` (calls in parallel are the model's to
+/// make: the flag is not read).
 #[derive(Deserialize)]
 struct ToolChoice {
     #[serde(rename = "type")]
     kind: String,
+    name: Option<String>,
 }
 
 /// `output_config`: nulls are as good as absent.
@@ -234,18 +288,19 @@ struct OutputConfig {
     format: Option<Value>,
 }
 
-/// `messages` as the host's conversation: text, consecutive turns of one
-/// role combined (Anthropic combines them too, and the host's sources, such
-/// as Bedrock's Converse, want the roles to alternate), the last the user's.
-fn conversation(messages: &[Value]) -> Result<Vec<Message>, Refusal> {
-    let mut conversation: Vec<Message> = Vec::new();
+/// `messages` as the host's conversation: consecutive turns of one role
+/// combined (Anthropic combines them too, and the host's sources, such as
+/// Bedrock's Converse, want the roles to alternate), the last the user's.
+fn conversation(messages: &[Value]) -> Result<Vec<ModelMessage>, Refusal> {
+    let mut conversation: Vec<ModelMessage> = Vec::new();
     for (index, message) in messages.iter().enumerate() {
         let path = format!("messages[{index}]");
         let message = turn(message, &path)?;
         match conversation.last_mut() {
             Some(last) if last.role == message.role => {
-                last.content.push_str(JOINER);
-                last.content.push_str(&message.content);
+                for block in message.content {
+                    push_block(&mut last.content, block);
+                }
             }
             _ => conversation.push(message),
         }
@@ -268,7 +323,18 @@ struct InputMessage {
     content: Value,
 }
 
-fn turn(message: &Value, path: &str) -> Result<Message, Refusal> {
+/// Adds `block`, adjacent text joined by a blank line.
+fn push_block(blocks: &mut Vec<Content>, block: Content) {
+    match (blocks.last_mut(), block) {
+        (Some(Content::Text(last)), Content::Text(text)) => {
+            last.push_str(JOINER);
+            last.push_str(&text);
+        }
+        (_, block) => blocks.push(block),
+    }
+}
+
+fn turn(message: &Value, path: &str) -> Result<ModelMessage, Refusal> {
     let message: InputMessage = parse(message, path)?;
     let role = match message.role.as_str() {
         "user" => Role::User,
@@ -279,11 +345,92 @@ fn turn(message: &Value, path: &str) -> Result<Message, Refusal> {
             )));
         }
     };
-    let content = text_of(&message.content, &format!("{path}.content"))?;
-    if content.trim().is_empty() {
+    let content = blocks_of(&message.content, &format!("{path}.content"), role)?;
+    if content.iter().all(|block| matches!(block, Content::Text(text) if text.trim().is_empty())) {
         return Err(invalid(format!("`{path}.content` is empty")));
     }
-    Ok(Message { role, content })
+    Ok(ModelMessage { role, content })
+}
+
+/// A message's `content` as blocks: a string, or text blocks and the
+/// client tools' blocks (`tool_use` the assistant's, `tool_result` the
+/// user's).
+fn blocks_of(content: &Value, path: &str, role: Role) -> Result<Vec<Content>, Refusal> {
+    let blocks = match content {
+        Value::String(text) => return Ok(vec![Content::Text(text.clone())]),
+        Value::Array(blocks) => blocks,
+        _ => return Err(invalid(format!("`{path}` must be a string or a list of content blocks"))),
+    };
+    let mut content = Vec::new();
+    for (index, block) in blocks.iter().enumerate() {
+        let path = format!("{path}[{index}]");
+        let block = match (block.get("type").and_then(Value::as_str), role) {
+            (Some("tool_use"), Role::Assistant) => Content::ToolCall(tool_use(block, &path)?),
+            (Some("tool_result"), Role::User) => Content::ToolResult(tool_result(block, &path)?),
+            (Some(kind @ ("tool_use" | "tool_result")), _) => {
+                return Err(invalid(format!(
+                    "`{path}.type` is `{kind}`, which a `{}` message does not hold",
+                    role_name(role)
+                )));
+            }
+            _ => Content::Text(block_text(block, &path)?),
+        };
+        push_block(&mut content, block);
+    }
+    if content.is_empty() {
+        return Err(invalid(format!("`{path}` is empty")));
+    }
+    Ok(content)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// `{"type": "tool_use", "id", "name", "input": {…}}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolUseBlock {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
+    id: String,
+    name: String,
+    input: Map<String, Value>,
+    #[serde(rename = "cache_control")]
+    _cache_control: Option<IgnoredAny>,
+}
+
+fn tool_use(block: &Value, path: &str) -> Result<ToolCall, Refusal> {
+    let ToolUseBlock { id, name, input, .. } = parse(block, path)?;
+    Ok(ToolCall { id, name, input: to_json(&input) })
+}
+
+/// `{"type": "tool_result", "tool_use_id", "content"?, "is_error"?}`, its
+/// content a string or text blocks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolResultBlock {
+    #[serde(rename = "type")]
+    _kind: IgnoredAny,
+    tool_use_id: String,
+    #[serde(default)]
+    content: Option<Value>,
+    #[serde(default)]
+    is_error: Option<bool>,
+    #[serde(rename = "cache_control")]
+    _cache_control: Option<IgnoredAny>,
+}
+
+fn tool_result(block: &Value, path: &str) -> Result<ToolResult, Refusal> {
+    let ToolResultBlock { tool_use_id, content, is_error, .. } = parse(block, path)?;
+    let content = match content {
+        None | Some(Value::Null) => String::new(),
+        Some(content) => text_of(&content, &format!("{path}.content"))?,
+    };
+    Ok(ToolResult { id: tool_use_id, content, is_error: is_error.unwrap_or(false) })
 }
 
 /// The text of a message's `content` or of `system`: a string, or a list of
@@ -324,9 +471,9 @@ fn block_text(block: &Value, path: &str) -> Result<String, Refusal> {
     if kind == "text" {
         return Ok(parse::<TextBlock>(block, path)?.text);
     }
-    // `tool_use`, `tool_result`, and the server and MCP tools' own blocks.
+    // The server and MCP tools' own blocks.
     let why = if kind.ends_with("tool_use") || kind.ends_with("tool_result") {
-        "tool calls and tool results are not mapped yet"
+        "Anthropic's server and MCP tools are not supported; client tools' blocks are `tool_use` and `tool_result`"
     } else if kind.contains("thinking") {
         "thinking is not supported"
     } else {
@@ -376,7 +523,66 @@ mod tests {
     }
 
     fn texts(request: &PipelineRequest) -> Vec<(Role, &str)> {
-        request.messages.iter().map(|message| (message.role, message.content.as_str())).collect()
+        fn text(message: &ModelMessage) -> &str {
+            match message.content.as_slice() {
+                [Content::Text(text)] => text.as_str(),
+                other => panic!("not one text block: {other:?}"),
+            }
+        }
+        request.messages.iter().map(|message| (message.role, text(message))).collect()
+    }
+
+    #[test]
+    fn maps_client_tools_their_calls_and_their_results() {
+        let request = mapped(
+            r#"{"model":"m","max_tokens":5,"tool_choice":{"type":"tool","name":"lookup"},
+                "tools":[{"name":"lookup","description":"Finds an order","input_schema":{"type":"object"},"cache_control":{"type":"ephemeral"}}],
+                "messages":[{"role":"user","content":"Where is A-1?"},
+                    {"role":"assistant","content":[{"type":"text","text":"Let me look."},{"type":"tool_use","id":"t1","name":"lookup","input":{"order":"A-1"}}]},
+                    {"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"shipped"}]},
+                        {"type":"tool_result","tool_use_id":"t2","content":"no such order","is_error":true},{"type":"text","text":"And?"}]}]}"#,
+        );
+        assert_eq!(
+            request.tools,
+            vec![ToolSpec {
+                name: "lookup".into(),
+                description: "Finds an order".into(),
+                input_schema: r#"{"type":"object"}"#.into()
+            }]
+        );
+        assert_eq!(request.model.as_deref(), Some(r#"{"maxTokens":5,"toolChoice":{"tool":"lookup"}}"#));
+        let result = |id: &str, content: &str, is_error| {
+            Content::ToolResult(ToolResult { id: id.into(), content: content.into(), is_error })
+        };
+        assert_eq!(
+            request.messages[1..],
+            [
+                ModelMessage {
+                    role: Role::Assistant,
+                    content: vec![
+                        Content::Text("Let me look.".into()),
+                        Content::ToolCall(ToolCall {
+                            id: "t1".into(),
+                            name: "lookup".into(),
+                            input: r#"{"order":"A-1"}"#.into()
+                        }),
+                    ],
+                },
+                ModelMessage {
+                    role: Role::User,
+                    content: vec![
+                        result("t1", "shipped", false),
+                        result("t2", "no such order", true),
+                        Content::Text("And?".into())
+                    ],
+                },
+            ]
+        );
+        let misplaced = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]}]}"#;
+        assert_eq!(
+            refused(misplaced),
+            "`messages[0].content[0].type` is `tool_use`, which a `user` message does not hold"
+        );
     }
 
     #[test]
@@ -487,11 +693,11 @@ mod tests {
                 r#""thinking":{"type":"enabled","budget_tokens":2048}"#,
                 "`thinking` of type `enabled` is not supported: streamhost does not stream thinking; leave it out or send {\"type\":\"disabled\"}",
             ),
-            (r#""tools":[{"name":"f","input_schema":{"type":"object"}}]"#, "`tools`: client tools are not mapped yet"),
             (
-                r#""tool_choice":{"type":"any"}"#,
-                "`tool_choice` of type `any` asks for a tool call, and client tools are not mapped yet",
+                r#""tools":[{"type":"web_search_20250305","name":"web_search"}]"#,
+                "`tools[0].type` is `web_search_20250305`: Anthropic's server tools are not supported; declare custom tools",
             ),
+            (r#""tool_choice":{"type":"any"}"#, "`tool_choice` asks for a tool call, but `tools` declares none"),
             (
                 r#""mcp_servers":[{"type":"url","url":"https://x","name":"x"}]"#,
                 "`mcp_servers`: MCP servers are not mapped",
@@ -531,8 +737,8 @@ mod tests {
             "`messages[0].content[0].type` is `document`: streamhost takes text blocks only"
         );
         assert_eq!(
-            with(r#"[{"type":"tool_result","tool_use_id":"t","content":"42"}]"#),
-            "`messages[0].content[0].type` is `tool_result`: tool calls and tool results are not mapped yet"
+            with(r#"[{"type":"server_tool_use","id":"s","name":"web_search","input":{}}]"#),
+            "`messages[0].content[0].type` is `server_tool_use`: Anthropic's server and MCP tools are not supported; client tools' blocks are `tool_use` and `tool_result`"
         );
         assert_eq!(
             with(r#"[{"text":"no type"}]"#),
@@ -546,11 +752,8 @@ mod tests {
         assert_eq!(with(r#"" ""#), "`messages[0].content` is empty");
         assert_eq!(with("[]"), "`messages[0].content` is empty");
         let tool_use = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},
-            {"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":{}}]},{"role":"user","content":"go"}]}"#;
-        assert_eq!(
-            refused(tool_use),
-            "`messages[1].content[0].type` is `tool_use`: tool calls and tool results are not mapped yet"
-        );
+            {"role":"assistant","content":[{"type":"tool_use","id":"t","name":"f","input":[]}]},{"role":"user","content":"go"}]}"#;
+        assert!(refused(tool_use).starts_with("`messages[1].content[0]`: invalid type: sequence, expected a map"));
         let thinking = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"},
             {"role":"assistant","content":[{"type":"thinking","thinking":"hm","signature":"s"},{"type":"text","text":"ok"}]},
             {"role":"user","content":"go"}]}"#;

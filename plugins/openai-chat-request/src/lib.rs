@@ -20,14 +20,19 @@
 //!   `max_tokens`) and `stop` are the model options `temperature`, `topP`,
 //!   `maxTokens` and `stopSequences`, only those the body sets.
 //! - The end user (`user-id`) is `safety_identifier`, else `user`.
+//! - Client tools: `tools` (functions) are the request's tools, their
+//!   `parameters` the input schema; `tool_choice` is `model.toolChoice`
+//!   (`auto`, `required` as `any`, `none`, a named function); an
+//!   assistant's `tool_calls` are its tool calls (`arguments` must be a
+//!   JSON object), and `tool` messages the results, one user message for
+//!   the results in a row.
 //!
 //! What streamhost cannot do is refused with `400 invalid_request`, the
 //! message naming the field (`messages[2].content[0].type`): image, audio
 //! and file parts, audio output, `n` other than 1, log probabilities,
 //! penalties and token biases other than none, a `response_format` other
-//! than text, client tools (`tools`, `functions`, a `tool_choice` other than
-//! `none`/`auto`, tool calls and tool results in the conversation),
-//! moderation, web search, and any field the API does not define. A null
+//! than text, custom (non-function) tools, the deprecated `functions` and
+//! `function_call`, moderation, web search, and any field the API does not define. A null
 //! is read as the field's absence, as the API reads it. Fields that change
 //! nothing streamhost does (`metadata`, `store`, `seed`, `service_tier`,
 //! `reasoning_effort`, ...) are accepted and ignored; the README lists every
@@ -37,10 +42,11 @@
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use streamhost_guest::Role;
+use streamhost_guest::model::{Content, ModelMessage, ToolCall, ToolResult, ToolSpec};
 use streamhost_guest::request_filter::{
     IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object,
 };
-use streamhost_guest::{Message, Role};
 
 pub struct OpenAiChatRequest;
 
@@ -53,8 +59,8 @@ impl RequestFilter for OpenAiChatRequest {
 const SHAPE: &str =
     r#"send a Chat Completions request, {"model":"<pipeline>","messages":[{"role":"user","content":"…"}]}"#;
 
-/// Why client tools, in any of their fields, are refused.
-const CLIENT_TOOLS: &str = "client tools are not mapped yet";
+/// Why the deprecated function fields are refused.
+const FUNCTIONS: &str = "the deprecated functions are not taken: send `tools` and `tool_choice`";
 
 /// The host's request for a Chat Completions body, or why it is refused.
 fn map(body: &[u8]) -> Result<PipelineRequest, Refusal> {
@@ -73,6 +79,7 @@ struct ChatRequest {
     model: Option<String>,
     conversation: Option<Conversation>,
     settings: InferenceSettings,
+    tools: Vec<ToolSpec>,
     /// `max_tokens`, the deprecated name of `max_completion_tokens`.
     deprecated_max_tokens: Option<u32>,
     safety_identifier: Option<String>,
@@ -116,12 +123,10 @@ impl ChatRequest {
             }
             "modalities" => text_modality_only(value)?,
             "response_format" => text_format_only(value)?,
-            "tools" | "functions" => refuse_unless(array(value, name)?.is_empty(), name, CLIENT_TOOLS)?,
-            "tool_choice" | "function_call" => refuse_unless(
-                matches!(value.as_str(), Some("none" | "auto")),
-                name,
-                &format!("{CLIENT_TOOLS}: only `none` and `auto` are taken"),
-            )?,
+            "tools" => self.tools = tools(value)?,
+            "tool_choice" => self.settings.tool_choice = Some(tool_choice(value)?),
+            "functions" => refuse_unless(array(value, name)?.is_empty(), name, FUNCTIONS)?,
+            "function_call" => refuse_unless(matches!(value.as_str(), Some("none" | "auto")), name, FUNCTIONS)?,
             "audio" => return Err(unsupported(name, "streamhost answers text, not audio")),
             "moderation" => return Err(unsupported(name, "streamhost runs no moderation model")),
             "web_search_options" => return Err(unsupported(name, "streamhost does not search the web")),
@@ -150,6 +155,7 @@ impl ChatRequest {
             return Err(invalid(format!("the body has no `messages`; {SHAPE}")));
         };
         let mut settings = self.settings;
+        settings.tool_choice = without_tools(settings.tool_choice, &self.tools)?;
         settings.max_tokens = match (settings.max_tokens, self.deprecated_max_tokens) {
             (Some(current), Some(deprecated)) if current != deprecated => {
                 return Err(invalid(
@@ -167,6 +173,7 @@ impl ChatRequest {
             user_id: self.safety_identifier.or(self.user),
             session_id: None,
             model: settings.to_json(),
+            tools: self.tools,
             config: Some(to_json(&format)),
             chain: None,
         })
@@ -186,6 +193,9 @@ struct InferenceSettings {
     top_p: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stop_sequences: Option<Vec<String>>,
+    /// `"auto"`, `"any"`, `"none"` or `{"tool": "<name>"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
 }
 
 impl InferenceSettings {
@@ -294,10 +304,88 @@ fn text_format_only(value: &Value) -> Result<(), Refusal> {
     }
 }
 
+/// `tools`: functions, as the host's tool specs.
+fn tools(value: &Value) -> Result<Vec<ToolSpec>, Refusal> {
+    let entries = array(value, "tools")?;
+    entries.iter().enumerate().map(|(index, entry)| tool(entry, &format!("tools[{index}]"))).collect()
+}
+
+fn tool(entry: &Value, path: &str) -> Result<ToolSpec, Refusal> {
+    let fields = object(entry, path)?;
+    match fields.get("type").map(|kind| text(kind, &format!("{path}.type"))).transpose()? {
+        Some("function") => {}
+        Some(other) => {
+            return Err(unsupported(
+                &format!("{path}.type"),
+                &format!("only `function` tools are taken, not `{other}`"),
+            ));
+        }
+        None => return Err(invalid(format!("`{path}` has no `type`"))),
+    }
+    only_fields(fields, path, "a tool", &["type", "function"])?;
+    let Some(function) = fields.get("function") else { return Err(invalid(format!("`{path}` has no `function`"))) };
+    let path = format!("{path}.function");
+    let function = object(function, &path)?;
+    only_fields(function, &path, "a function", &["name", "description", "parameters", "strict"])?;
+    let name = match function.get("name") {
+        Some(name) => text(name, &format!("{path}.name"))?.to_string(),
+        None => return Err(invalid(format!("`{path}` has no `name`"))),
+    };
+    let description = match function.get("description").filter(|value| !value.is_null()) {
+        Some(description) => text(description, &format!("{path}.description"))?.to_string(),
+        None => String::new(),
+    };
+    if let Some(strict) = function.get("strict").filter(|value| !value.is_null()) {
+        boolean(strict, &format!("{path}.strict"))?;
+    }
+    // A function without parameters takes none: an empty object schema.
+    let input_schema = match function.get("parameters").filter(|value| !value.is_null()) {
+        Some(parameters) => to_json(object(parameters, &format!("{path}.parameters"))?),
+        None => r#"{"type":"object","properties":{}}"#.to_string(),
+    };
+    Ok(ToolSpec { name, description, input_schema })
+}
+
+/// A tool choice without tools: `auto` and `none` say nothing, and are left
+/// out (the pipeline need not open `tools` for them); any other is refused.
+fn without_tools(choice: Option<Value>, tools: &[ToolSpec]) -> Result<Option<Value>, Refusal> {
+    match choice {
+        Some(choice) if tools.is_empty() => match choice.as_str() {
+            Some("auto" | "none") => Ok(None),
+            _ => Err(invalid("`tool_choice` asks for a tool call, but `tools` declares none")),
+        },
+        choice => Ok(choice),
+    }
+}
+
+/// `tool_choice` as the host's `model.toolChoice`.
+fn tool_choice(value: &Value) -> Result<Value, Refusal> {
+    match value {
+        Value::String(mode) => match mode.as_str() {
+            "auto" | "none" => Ok(Value::from(mode.as_str())),
+            "required" => Ok(Value::from("any")),
+            other => Err(invalid(format!("`tool_choice`: `{other}` is not `auto`, `none` or `required`"))),
+        },
+        Value::Object(fields) => {
+            let kind = fields.get("type").map(|kind| text(kind, "tool_choice.type")).transpose()?;
+            if kind != Some("function") {
+                return Err(unsupported("tool_choice.type", "only a `function` is taken"));
+            }
+            let name = fields
+                .get("function")
+                .and_then(|function| function.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("`tool_choice.function.name` must be a string"))?;
+            Ok(serde_json::json!({ "tool": name }))
+        }
+        _ => Err(wrong_type("tool_choice", "a string or an object")),
+    }
+}
+
 /// The conversation and the system prompt, from `messages`.
 struct Conversation {
     system: Option<String>,
-    messages: Vec<Message>,
+    messages: Vec<ModelMessage>,
 }
 
 /// What one message of `messages` adds.
@@ -305,7 +393,9 @@ enum Said {
     /// A `system` or `developer` message's text.
     Instructions(String),
     /// A `user` or `assistant` message.
-    Turn(Message),
+    Turn(ModelMessage),
+    /// A `tool` message: a tool's result.
+    ToolResult(ToolResult),
 }
 
 fn conversation(value: &Value) -> Result<Conversation, Refusal> {
@@ -323,6 +413,18 @@ fn conversation(value: &Value) -> Result<Conversation, Refusal> {
             Said::Instructions(instruction) => instructions.push(instruction),
             Said::Turn(message) => {
                 messages.push(message);
+                last_turn = index;
+            }
+            // The results in a row are one user message.
+            Said::ToolResult(result) => {
+                match messages.last_mut() {
+                    Some(ModelMessage { role: Role::User, content })
+                        if content.iter().all(|block| matches!(block, Content::ToolResult(_))) =>
+                    {
+                        content.push(Content::ToolResult(result))
+                    }
+                    _ => messages.push(ModelMessage { role: Role::User, content: vec![Content::ToolResult(result)] }),
+                }
                 last_turn = index;
             }
         }
@@ -347,8 +449,8 @@ fn message(entry: &Value, path: &str) -> Result<Said, Refusal> {
     let known: &[&str] = match role {
         "system" | "developer" | "user" => &["role", "content", "name"],
         "assistant" => &["role", "content", "name", "refusal", "audio", "tool_calls", "function_call"],
-        "tool" => return Err(unsupported(path, "tool results (role `tool`) are not mapped yet")),
-        "function" => return Err(unsupported(path, "function results (role `function`) are not mapped yet")),
+        "tool" => return tool_result(fields, path).map(Said::ToolResult),
+        "function" => return Err(unsupported(path, FUNCTIONS)),
         other => {
             return Err(invalid(format!(
                 "`{path}.role`: `{other}` is not a role of Chat Completions (system, developer, user, assistant, tool)"
@@ -363,38 +465,89 @@ fn message(entry: &Value, path: &str) -> Result<Said, Refusal> {
     }
     let content = content_text(fields, path, role)?;
     match role {
-        "assistant" => Ok(Said::Turn(Message::assistant(assistant_text(fields, path, content)?))),
+        "assistant" => Ok(Said::Turn(assistant(fields, path, content)?)),
         _ => {
             let Some(content) = content else { return Err(invalid(format!("`{path}` has no `content`"))) };
             Ok(match role {
-                "user" => Said::Turn(Message::user(content)),
+                "user" => Said::Turn(ModelMessage::user(content)),
                 _ => Said::Instructions(content),
             })
         }
     }
 }
 
-/// An assistant message's text: its content, then its refusal (the model
-/// answers one or the other). Tool calls and audio are refused.
-fn assistant_text(fields: &Map<String, Value>, path: &str, content: Option<String>) -> Result<String, Refusal> {
+/// An assistant message: its text (its content, then its refusal: the model
+/// answers one or the other), then its tool calls. Audio is refused.
+fn assistant(fields: &Map<String, Value>, path: &str, content: Option<String>) -> Result<ModelMessage, Refusal> {
     let present = |name: &str| fields.get(name).filter(|value| !value.is_null());
-    if present("tool_calls").is_some_and(|calls| calls.as_array().is_none_or(|calls| !calls.is_empty())) {
-        return Err(unsupported(&format!("{path}.tool_calls"), "tool calls in the conversation are not mapped yet"));
-    }
     if present("function_call").is_some() {
-        return Err(unsupported(
-            &format!("{path}.function_call"),
-            "function calls in the conversation are not mapped yet",
-        ));
+        return Err(unsupported(&format!("{path}.function_call"), FUNCTIONS));
     }
     if present("audio").is_some() {
         return Err(unsupported(&format!("{path}.audio"), "streamhost's conversation is text, not audio"));
     }
+    let calls_path = format!("{path}.tool_calls");
+    let calls = match present("tool_calls") {
+        Some(calls) => array(calls, &calls_path)?
+            .iter()
+            .enumerate()
+            .map(|(index, call)| tool_call(call, &format!("{calls_path}[{index}]")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     let refusal = present("refusal").map(|refusal| text(refusal, &format!("{path}.refusal"))).transpose()?;
-    match (content, refusal) {
-        (None, None) => Err(invalid(format!("`{path}` has no `content`"))),
-        (content, refusal) => Ok(content.unwrap_or_default() + refusal.unwrap_or_default()),
+    let text = match (content, refusal) {
+        (None, None) if calls.is_empty() => return Err(invalid(format!("`{path}` has no `content`"))),
+        (content, refusal) => content.unwrap_or_default() + refusal.unwrap_or_default(),
+    };
+    let mut blocks: Vec<Content> = Some(text).filter(|text| !text.is_empty()).map(Content::Text).into_iter().collect();
+    blocks.extend(calls.into_iter().map(Content::ToolCall));
+    if blocks.is_empty() {
+        blocks.push(Content::Text(String::new()));
     }
+    Ok(ModelMessage { role: Role::Assistant, content: blocks })
+}
+
+/// One of an assistant's `tool_calls`: `{"id", "type": "function",
+/// "function": {"name", "arguments"}}`, its arguments a JSON object.
+fn tool_call(call: &Value, path: &str) -> Result<ToolCall, Refusal> {
+    let fields = object(call, path)?;
+    only_fields(fields, path, "a tool call", &["id", "type", "function"])?;
+    let field = |name: &str| fields.get(name).ok_or_else(|| invalid(format!("`{path}` has no `{name}`")));
+    let id = text(field("id")?, &format!("{path}.id"))?.to_string();
+    if text(field("type")?, &format!("{path}.type"))? != "function" {
+        return Err(unsupported(&format!("{path}.type"), "only `function` calls are taken"));
+    }
+    let function_path = format!("{path}.function");
+    let function = object(field("function")?, &function_path)?;
+    only_fields(function, &function_path, "a function call", &["name", "arguments"])?;
+    let part = |name: &str| {
+        function
+            .get(name)
+            .ok_or_else(|| invalid(format!("`{function_path}` has no `{name}`")))
+            .and_then(|value| text(value, &format!("{function_path}.{name}")))
+    };
+    let name = part("name")?.to_string();
+    let arguments = part("arguments")?;
+    // An empty string is a call with no arguments.
+    let input = if arguments.trim().is_empty() { "{}".to_string() } else { arguments.to_string() };
+    if !serde_json::from_str::<Value>(&input).is_ok_and(|input| input.is_object()) {
+        return Err(invalid(format!("`{function_path}.arguments` must be a JSON object, as text")));
+    }
+    Ok(ToolCall { id, name, input })
+}
+
+/// A `tool` message: `{"role": "tool", "tool_call_id", "content"}`.
+fn tool_result(fields: &Map<String, Value>, path: &str) -> Result<ToolResult, Refusal> {
+    only_fields(fields, path, "a `tool` message", &["role", "content", "tool_call_id"])?;
+    let id = match fields.get("tool_call_id") {
+        Some(id) => text(id, &format!("{path}.tool_call_id"))?.to_string(),
+        None => return Err(invalid(format!("`{path}` has no `tool_call_id`"))),
+    };
+    let Some(content) = content_text(fields, path, "tool")? else {
+        return Err(invalid(format!("`{path}` has no `content`")));
+    };
+    Ok(ToolResult { id, content, is_error: false })
 }
 
 /// A message's `content` as text: a string, or its parts joined in order;
@@ -520,7 +673,7 @@ mod tests {
             r#"{"model":"support","stream":true,"stream_options":{"include_usage":true},"temperature":0.2,
                 "messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]}"#,
         );
-        assert_eq!(request.messages, vec![Message::user("Hi")]);
+        assert_eq!(request.messages, vec![ModelMessage::user("Hi")]);
         assert_eq!(request.system.as_deref(), Some("Be brief."));
         assert_eq!(request.model.as_deref(), Some(r#"{"temperature":0.2}"#));
         assert_eq!(
@@ -555,7 +708,7 @@ mod tests {
         assert_eq!(request.system.as_deref(), Some("Be brief.\n\nAnswer in French."));
         assert_eq!(
             request.messages,
-            vec![Message::user("Hi"), Message::assistant("Hello."), Message::user("How are you?")]
+            vec![ModelMessage::user("Hi"), ModelMessage::assistant("Hello."), ModelMessage::user("How are you?")]
         );
     }
 
@@ -570,8 +723,8 @@ mod tests {
                 {"role":"user","content":"c"}
             ]}"#,
         );
-        assert_eq!(request.messages[1], Message::assistant("I can't."));
-        assert_eq!(request.messages[3], Message::assistant("Well, no."));
+        assert_eq!(request.messages[1], ModelMessage::assistant("I can't."));
+        assert_eq!(request.messages[3], ModelMessage::assistant("Well, no."));
     }
 
     #[test]
@@ -627,6 +780,60 @@ mod tests {
     }
 
     #[test]
+    fn maps_client_tools_their_calls_and_their_results() {
+        let request = mapped(
+            r#"{"model":"m","tool_choice":{"type":"function","function":{"name":"lookup"}},
+            "tools":[{"type":"function","function":{"name":"lookup","description":"Finds an order","parameters":{"type":"object","properties":{"order":{"type":"string"}}}}},
+                     {"type":"function","function":{"name":"now"}}],
+            "messages":[{"role":"user","content":"Where is A-1?"},
+                {"role":"assistant","content":null,"tool_calls":[
+                    {"id":"c1","type":"function","function":{"name":"lookup","arguments":"{\"order\":\"A-1\"}"}},
+                    {"id":"c2","type":"function","function":{"name":"now","arguments":""}}]},
+                {"role":"tool","tool_call_id":"c1","content":"shipped"},
+                {"role":"tool","tool_call_id":"c2","content":[{"type":"text","text":"noon"}]}]}"#,
+        );
+        assert_eq!(
+            request.tools,
+            vec![
+                ToolSpec {
+                    name: "lookup".into(),
+                    description: "Finds an order".into(),
+                    input_schema: r#"{"type":"object","properties":{"order":{"type":"string"}}}"#.into(),
+                },
+                ToolSpec {
+                    name: "now".into(),
+                    description: String::new(),
+                    input_schema: r#"{"type":"object","properties":{}}"#.into()
+                },
+            ]
+        );
+        assert_eq!(request.model.as_deref(), Some(r#"{"toolChoice":{"tool":"lookup"}}"#));
+        let call = |id: &str, name: &str, input: &str| {
+            Content::ToolCall(ToolCall { id: id.into(), name: name.into(), input: input.into() })
+        };
+        let result = |id: &str, content: &str| {
+            Content::ToolResult(ToolResult { id: id.into(), content: content.into(), is_error: false })
+        };
+        assert_eq!(
+            request.messages,
+            vec![
+                ModelMessage::user("Where is A-1?"),
+                ModelMessage {
+                    role: Role::Assistant,
+                    content: vec![call("c1", "lookup", r#"{"order":"A-1"}"#), call("c2", "now", "{}")]
+                },
+                ModelMessage { role: Role::User, content: vec![result("c1", "shipped"), result("c2", "noon")] },
+            ]
+        );
+        let required = with(r#""tool_choice":"required","tools":[{"type":"function","function":{"name":"f"}}]"#);
+        assert_eq!(mapped(&required).model.as_deref(), Some(r#"{"toolChoice":"any"}"#));
+        assert_eq!(
+            refused(&with(r#""tool_choice":"required""#)),
+            "`tool_choice` asks for a tool call, but `tools` declares none"
+        );
+    }
+
+    #[test]
     fn accepts_what_changes_nothing_and_the_defaults_of_what_it_cannot_do() {
         let request = mapped(&with(
             r#""metadata":{"k":"v"},"store":true,"seed":7,"service_tier":"auto","parallel_tool_calls":false,
@@ -657,15 +864,22 @@ mod tests {
             (r#""logit_bias":{"50256":-100}"#, "`logit_bias`: the host's model sources apply no token biases"),
             (r#""logprobs":true"#, "`logprobs`: streamhost returns no log probabilities"),
             (r#""top_logprobs":2"#, "`top_logprobs`: streamhost returns no log probabilities"),
-            (r#""tools":[{"type":"function","function":{"name":"f"}}]"#, "`tools`: client tools are not mapped yet"),
-            (r#""functions":[{"name":"f"}]"#, "`functions`: client tools are not mapped yet"),
             (
-                r#""tool_choice":"required""#,
-                "`tool_choice`: client tools are not mapped yet: only `none` and `auto` are taken",
+                r#""tools":[{"type":"custom","custom":{"name":"f"}}]"#,
+                "`tools[0].type`: only `function` tools are taken, not `custom`",
             ),
             (
+                r#""tools":[{"type":"function","function":{"name":"f","parameters":[]}}]"#,
+                "`tools[0].function.parameters` must be a JSON object",
+            ),
+            (
+                r#""functions":[{"name":"f"}]"#,
+                "`functions`: the deprecated functions are not taken: send `tools` and `tool_choice`",
+            ),
+            (r#""tool_choice":"sometimes""#, "`tool_choice`: `sometimes` is not `auto`, `none` or `required`"),
+            (
                 r#""function_call":{"name":"f"}"#,
-                "`function_call`: client tools are not mapped yet: only `none` and `auto` are taken",
+                "`function_call`: the deprecated functions are not taken: send `tools` and `tool_choice`",
             ),
             (
                 r#""response_format":{"type":"json_schema","json_schema":{}}"#,
@@ -725,20 +939,17 @@ mod tests {
             ),
             (r#"{"role":"user","content":7}"#, "`messages[0].content` must be a string or an array of content parts"),
             (
-                r#"{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"1"},{"role":"user","content":"b"}"#,
-                "`messages[1].tool_calls`: tool calls in the conversation are not mapped yet",
+                r#"{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"[1]"}}]},{"role":"tool","tool_call_id":"c","content":"1"}"#,
+                "`messages[1].tool_calls[0].function.arguments` must be a JSON object, as text",
             ),
-            (
-                r#"{"role":"user","content":"a"},{"role":"tool","tool_call_id":"c","content":"1"}"#,
-                "`messages[1]`: tool results (role `tool`) are not mapped yet",
-            ),
+            (r#"{"role":"tool","content":"1"}"#, "`messages[0]` has no `tool_call_id`"),
             (
                 r#"{"role":"function","name":"f","content":"1"}"#,
-                "`messages[0]`: function results (role `function`) are not mapped yet",
+                "`messages[0]`: the deprecated functions are not taken: send `tools` and `tool_choice`",
             ),
             (
                 r#"{"role":"assistant","function_call":{"name":"f","arguments":"{}"}},{"role":"user","content":"a"}"#,
-                "`messages[0].function_call`: function calls in the conversation are not mapped yet",
+                "`messages[0].function_call`: the deprecated functions are not taken: send `tools` and `tool_choice`",
             ),
             (
                 r#"{"role":"assistant","audio":{"id":"a1"}},{"role":"user","content":"a"}"#,

@@ -22,9 +22,15 @@
 //! (it prepends the conversation that response ended, and keeps this one);
 //! here they are checked and passed to the formatter, which echoes them.
 //!
+//! Client tools: `tools` (functions: `name`, `description`, `parameters`)
+//! are the request's tools, `tool_choice` its `model.toolChoice` (`auto`,
+//! `required` as `any`, `none`, a named function); `function_call` items
+//! are the assistant's tool calls (`arguments` a JSON object) and
+//! `function_call_output` items the results, in the user's turn.
+//!
 //! What streamhost cannot do is refused with `400 invalid_request`, the
-//! message naming the field, never dropped: images, files and audio, tools
-//! and tool calls (until tools are mapped), `conversation` objects and
+//! message naming the field, never dropped: images, files and audio, hosted
+//! tools (web search, file search, MCP, ...), `conversation` objects and
 //! stored `prompt`s, a `text.format` other than text, log probabilities,
 //! extra `include`s, `background`, and any field the API does not define.
 //! Fields that change nothing streamhost does (`metadata`, `parallel_tool_calls`,
@@ -38,10 +44,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use streamhost_guest::Role;
+use streamhost_guest::model::{Content, ModelMessage, ToolCall, ToolResult, ToolSpec};
 use streamhost_guest::request_filter::{
     IncomingRequest, PipelineRequest, Refusal, RequestFilter, invalid_request as invalid, json_object,
 };
-use streamhost_guest::{Message, Role};
 
 pub struct OpenAiResponsesRequest;
 
@@ -59,8 +66,19 @@ fn map(bytes: &[u8]) -> Result<PipelineRequest, Refusal> {
     for (name, value) in &json_object(bytes, SHAPE)? {
         body.read(name, value)?;
     }
-    let Body { model, input, instructions, options, stream, store, previous_response_id, user, safety_identifier } =
-        body;
+    let Body {
+        model,
+        input,
+        instructions,
+        mut options,
+        tools,
+        stream,
+        store,
+        previous_response_id,
+        user,
+        safety_identifier,
+    } = body;
+    options.tool_choice = without_tools(options.tool_choice, &tools)?;
     let model = model.ok_or_else(|| invalid(format!("the body has no `model`; {SHAPE}")))?;
     let Conversation { messages, system } =
         input.ok_or_else(|| invalid(format!("the body has no `input`; {SHAPE}")))?;
@@ -76,6 +94,7 @@ fn map(bytes: &[u8]) -> Result<PipelineRequest, Refusal> {
     mapped.messages = messages;
     mapped.system = (!system.is_empty()).then(|| system.join("\n\n"));
     mapped.model = options.as_json();
+    mapped.tools = tools;
     mapped.user_id = safety_identifier.or(user).filter(|id| !id.is_empty());
     let settings = FormatterSettings { model: &model, stream, store: store.unwrap_or(true), previous_response_id };
     mapped.config = Some(to_json(&FormatterConfig { settings }));
@@ -90,6 +109,7 @@ struct Body {
     input: Option<Conversation>,
     instructions: Option<String>,
     options: ModelOptions,
+    tools: Vec<ToolSpec>,
     stream: bool,
     /// Whether the host keeps the answer for a later `previous_response_id`
     /// (the API's default: yes).
@@ -131,12 +151,8 @@ impl Body {
                 &[("effort", check::<String>), ("summary", check::<String>), ("generate_summary", check::<String>)],
             )?,
             "text" => read_object(name, value, &[("format", check_text_format), ("verbosity", check::<String>)])?,
-            "tool_choice" => {
-                if !matches!(value, Value::Null) && !matches!(value.as_str(), Some("auto" | "none")) {
-                    return Err(refused(name, "tool calls are not mapped yet"));
-                }
-            }
-            "tools" => refuse_if_set(name, value, "tool calls are not mapped yet")?,
+            "tool_choice" => self.options.tool_choice = tool_choice(value)?,
+            "tools" => self.tools = tools(value)?,
             "conversation" => refuse_if_set(
                 name,
                 value,
@@ -164,12 +180,18 @@ struct ModelOptions {
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f64>,
+    /// `"auto"`, `"any"`, `"none"` or `{"tool": "<name>"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<Value>,
 }
 
 impl ModelOptions {
     /// The options as JSON; none when the body sets none.
     fn as_json(&self) -> Option<String> {
-        let unset = self.temperature.is_none() && self.max_tokens.is_none() && self.top_p.is_none();
+        let unset = self.temperature.is_none()
+            && self.max_tokens.is_none()
+            && self.top_p.is_none()
+            && self.tool_choice.is_none();
         (!unset).then(|| to_json(self))
     }
 }
@@ -195,14 +217,123 @@ struct FormatterSettings<'a> {
 /// `input` read: the conversation, and the text of its `system` and
 /// `developer` items, which go to the system prompt.
 struct Conversation {
-    messages: Vec<Message>,
+    messages: Vec<ModelMessage>,
     system: Vec<String>,
+}
+
+impl Conversation {
+    /// Adds `block` to the last message when it is `role`'s and holds the
+    /// same kind of turn (an assistant's text and calls; a user's results),
+    /// else as a message of its own.
+    fn push_tool_block(&mut self, role: Role, block: Content) {
+        match self.messages.last_mut() {
+            Some(last) if last.role == role && (role == Role::Assistant || only_results(&last.content)) => {
+                last.content.push(block)
+            }
+            _ => self.messages.push(ModelMessage { role, content: vec![block] }),
+        }
+    }
+}
+
+fn only_results(content: &[Content]) -> bool {
+    content.iter().all(|block| matches!(block, Content::ToolResult(_)))
+}
+
+/// `tools`: functions, as the host's tool specs; hosted tools are refused.
+fn tools(value: &Value) -> Result<Vec<ToolSpec>, Refusal> {
+    let tools: Option<Vec<Map<String, Value>>> = parse("tools", value)?;
+    let tools = tools.unwrap_or_default();
+    tools.iter().enumerate().map(|(index, tool)| function_tool(&format!("tools[{index}]"), tool)).collect()
+}
+
+fn function_tool(path: &str, tool: &Map<String, Value>) -> Result<ToolSpec, Refusal> {
+    match tool.get("type").and_then(Value::as_str) {
+        Some("function") => {}
+        Some(other) => {
+            return Err(refused(&format!("{path}.type"), format!("only `function` tools are taken, not `{other}`")));
+        }
+        None => return Err(invalid(format!("`{path}.type` must be a string"))),
+    }
+    only_known(path, tool, &["type", "name", "description", "parameters", "strict"])?;
+    let name: String = parse(&format!("{path}.name"), tool.get("name").unwrap_or(&Value::Null))?;
+    let description: Option<String> =
+        parse(&format!("{path}.description"), tool.get("description").unwrap_or(&Value::Null))?;
+    check::<bool>(&format!("{path}.strict"), tool.get("strict").unwrap_or(&Value::Null))?;
+    let parameters: Option<Map<String, Value>> =
+        parse(&format!("{path}.parameters"), tool.get("parameters").unwrap_or(&Value::Null))?;
+    // A function without parameters takes none: an empty object schema.
+    let input_schema = match parameters {
+        Some(parameters) => to_json(&parameters),
+        None => r#"{"type":"object","properties":{}}"#.to_string(),
+    };
+    Ok(ToolSpec { name, description: description.unwrap_or_default(), input_schema })
+}
+
+/// `tool_choice` as the host's `model.toolChoice`.
+fn tool_choice(value: &Value) -> Result<Option<Value>, Refusal> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(mode) => match mode.as_str() {
+            "auto" | "none" => Ok(Some(Value::from(mode.as_str()))),
+            "required" => Ok(Some(Value::from("any"))),
+            other => Err(invalid(format!("`tool_choice` must be `auto`, `none` or `required`, not `{other}`"))),
+        },
+        Value::Object(fields) => match (fields.get("type").and_then(Value::as_str), fields.get("name")) {
+            (Some("function"), Some(Value::String(name))) => Ok(Some(serde_json::json!({ "tool": name }))),
+            (Some("function"), _) => Err(invalid("`tool_choice.name` must be a string")),
+            (kind, _) => Err(refused(
+                "tool_choice.type",
+                format!("only a `function` is taken, not `{}`", kind.unwrap_or("(none)")),
+            )),
+        },
+        _ => Err(invalid("`tool_choice` must be a string or an object")),
+    }
+}
+
+/// A tool choice without tools: `auto` and `none` say nothing, and are left
+/// out (the pipeline need not open `tools` for them); any other is refused.
+fn without_tools(choice: Option<Value>, tools: &[ToolSpec]) -> Result<Option<Value>, Refusal> {
+    match choice {
+        Some(choice) if tools.is_empty() => match choice.as_str() {
+            Some("auto" | "none") => Ok(None),
+            _ => Err(invalid("`tool_choice` asks for a tool call, but `tools` declares none")),
+        },
+        choice => Ok(choice),
+    }
+}
+
+/// A `function_call` item: `{"call_id", "name", "arguments"}` (with the
+/// `id` and `status` of an earlier answer's item, set aside).
+fn function_call(path: &str, item: &Map<String, Value>) -> Result<ToolCall, Refusal> {
+    only_known(path, item, &["type", "call_id", "name", "arguments", "id", "status"])?;
+    let field = |name: &str| match item.get(name) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        _ => Err(invalid(format!("`{path}.{name}` must be a string"))),
+    };
+    let (id, name, arguments) = (field("call_id")?, field("name")?, field("arguments")?);
+    let input = if arguments.trim().is_empty() { "{}".to_string() } else { arguments };
+    if !serde_json::from_str::<Value>(&input).is_ok_and(|input| input.is_object()) {
+        return Err(invalid(format!("`{path}.arguments` must be a JSON object, as text")));
+    }
+    Ok(ToolCall { id, name, input })
+}
+
+/// A `function_call_output` item: `{"call_id", "output"}`, the output a
+/// string or text parts.
+fn function_call_output(path: &str, item: &Map<String, Value>) -> Result<ToolResult, Refusal> {
+    only_known(path, item, &["type", "call_id", "output", "id", "status"])?;
+    let id = match item.get("call_id") {
+        Some(Value::String(id)) => id.clone(),
+        _ => return Err(invalid(format!("`{path}.call_id` must be a string"))),
+    };
+    let content = read_content(&format!("{path}.output"), item.get("output"))?;
+    Ok(ToolResult { id, content, is_error: false })
 }
 
 fn read_input(input: &Value) -> Result<Conversation, Refusal> {
     let mut conversation = Conversation { messages: Vec::new(), system: Vec::new() };
     match input {
-        Value::String(text) => conversation.messages.push(Message::user(text.clone())),
+        Value::String(text) => conversation.messages.push(ModelMessage::user(text.clone())),
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
                 read_item(&format!("input[{index}]"), item, &mut conversation)?;
@@ -223,8 +354,15 @@ fn read_item(path: &str, item: &Value, conversation: &mut Conversation) -> Resul
     match item.get("type") {
         None => {}
         Some(Value::String(kind)) if kind == "message" => {}
-        Some(Value::String(kind)) if kind == "function_call" || kind == "function_call_output" => {
-            return Err(refused(&format!("{path}.type"), "tool calls are not mapped yet"));
+        Some(Value::String(kind)) if kind == "function_call" => {
+            let call = function_call(path, item)?;
+            conversation.push_tool_block(Role::Assistant, Content::ToolCall(call));
+            return Ok(());
+        }
+        Some(Value::String(kind)) if kind == "function_call_output" => {
+            let result = function_call_output(path, item)?;
+            conversation.push_tool_block(Role::User, Content::ToolResult(result));
+            return Ok(());
         }
         Some(Value::String(kind)) if kind == "item_reference" => {
             return Err(refused(
@@ -245,8 +383,8 @@ fn read_item(path: &str, item: &Value, conversation: &mut Conversation) -> Resul
     };
     let content = read_content(&format!("{path}.content"), item.get("content"))?;
     match role {
-        "user" => conversation.messages.push(Message::user(content)),
-        "assistant" => conversation.messages.push(Message::assistant(content)),
+        "user" => conversation.messages.push(ModelMessage::user(content)),
+        "assistant" => conversation.messages.push(ModelMessage::assistant(content)),
         "system" | "developer" => conversation.system.push(content),
         other => {
             return Err(invalid(format!(
@@ -395,7 +533,55 @@ mod tests {
     }
 
     fn conversation(request: &PipelineRequest) -> Vec<(Role, &str)> {
-        request.messages.iter().map(|message| (message.role, message.content.as_str())).collect()
+        fn text(message: &ModelMessage) -> &str {
+            match message.content.as_slice() {
+                [Content::Text(text)] => text.as_str(),
+                other => panic!("not one text block: {other:?}"),
+            }
+        }
+        request.messages.iter().map(|message| (message.role, text(message))).collect()
+    }
+
+    #[test]
+    fn maps_client_tools_their_calls_and_their_results() {
+        let request = mapped(
+            r#"{"model":"m","tool_choice":"required",
+                "tools":[{"type":"function","name":"lookup","description":"Finds an order","parameters":{"type":"object"},"strict":true}],
+                "input":[{"role":"user","content":"Where is A-1?"},
+                    {"id":"msg_1","type":"message","role":"assistant","status":"completed","content":[{"type":"output_text","text":"Let me look.","annotations":[]}]},
+                    {"id":"fc_1","type":"function_call","status":"completed","call_id":"c1","name":"lookup","arguments":"{\"order\":\"A-1\"}"},
+                    {"type":"function_call_output","call_id":"c1","output":"shipped"},
+                    {"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"late"}]}]}"#,
+        );
+        assert_eq!(
+            request.tools,
+            vec![ToolSpec {
+                name: "lookup".into(),
+                description: "Finds an order".into(),
+                input_schema: r#"{"type":"object"}"#.into()
+            }]
+        );
+        assert_eq!(request.model.as_deref(), Some(r#"{"toolChoice":"any"}"#));
+        let result = |id: &str, content: &str| {
+            Content::ToolResult(ToolResult { id: id.into(), content: content.into(), is_error: false })
+        };
+        assert_eq!(
+            request.messages[1..],
+            [
+                ModelMessage {
+                    role: Role::Assistant,
+                    content: vec![
+                        Content::Text("Let me look.".into()),
+                        Content::ToolCall(ToolCall {
+                            id: "c1".into(),
+                            name: "lookup".into(),
+                            input: r#"{"order":"A-1"}"#.into()
+                        }),
+                    ],
+                },
+                ModelMessage { role: Role::User, content: vec![result("c1", "shipped"), result("c2", "late")] },
+            ]
+        );
     }
 
     #[test]
@@ -507,9 +693,14 @@ mod tests {
     #[test]
     fn refuses_what_streamhost_cannot_do_naming_the_field() {
         for (field, value, says) in [
-            ("tools", r#"[{"type":"function","name":"f"}]"#, "`tools`: tool calls are not mapped yet"),
-            ("tool_choice", r#""required""#, "`tool_choice`: tool calls are not mapped yet"),
-            ("tool_choice", r#"{"type":"function","name":"f"}"#, "`tool_choice`: tool calls"),
+            (
+                "tools",
+                r#"[{"type":"web_search"}]"#,
+                "`tools[0].type`: only `function` tools are taken, not `web_search`",
+            ),
+            ("tools", r#"[{"type":"function"}]"#, "`tools[0].name`: invalid type: null"),
+            ("tool_choice", r#""required""#, "`tool_choice` asks for a tool call, but `tools` declares none"),
+            ("tool_choice", r#"{"type":"file_search"}"#, "`tool_choice.type`: only a `function` is taken"),
             ("previous_response_id", "1", "`previous_response_id`: invalid type"),
             ("conversation", r#""conv_1""#, "`conversation`: streamhost keeps no conversation objects"),
             ("prompt", r#"{"id":"pmpt_1"}"#, "`prompt`: streamhost keeps no prompts"),
@@ -553,12 +744,12 @@ mod tests {
                 "`input[1].content[0].type`: streamhost takes text only, not `input_file`",
             ),
             (
-                r#"[{"type":"function_call","call_id":"c","name":"f","arguments":"{}"}]"#,
-                "`input[0].type`: tool calls are not mapped yet",
+                r#"[{"type":"function_call","call_id":"c","name":"f","arguments":"[]"},{"role":"user","content":"a"}]"#,
+                "`input[0].arguments` must be a JSON object, as text",
             ),
             (
-                r#"[{"role":"user","content":"a"},{"type":"function_call_output","call_id":"c","output":"1"}]"#,
-                "`input[1].type`: tool calls are not mapped yet",
+                r#"[{"role":"user","content":"a"},{"type":"function_call_output","output":"1"}]"#,
+                "`input[1].call_id` must be a string",
             ),
             (
                 r#"[{"type":"item_reference","id":"msg_1"}]"#,

@@ -79,7 +79,7 @@ streamhost_guest::export_request_filter!(Seed000Body);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use streamhost_guest::{Message, Role};
+    use streamhost_guest::model::ModelMessage;
 
     fn request(content_type: Option<&str>, body: &str) -> IncomingRequest {
         IncomingRequest {
@@ -101,10 +101,7 @@ mod tests {
     fn maps_the_seed_body() {
         let body = r#"{"query":"What is artificial intelligence?","userId":"user123","sessionId":"session456"}"#;
         let mapped = map(&request(Some("application/json"), body)).unwrap();
-        assert_eq!(
-            mapped.messages,
-            vec![Message { role: Role::User, content: "What is artificial intelligence?".into() }]
-        );
+        assert_eq!(mapped.messages, vec![ModelMessage::user("What is artificial intelligence?")]);
         assert_eq!(mapped.user_id.as_deref(), Some("user123"));
         assert_eq!(mapped.session_id.as_deref(), Some("session456"));
         assert!(mapped.system.is_none() && mapped.model.is_none() && mapped.config.is_none() && mapped.chain.is_none());
@@ -114,7 +111,7 @@ mod tests {
     fn takes_a_fetch_without_headers_and_ignores_extra_fields() {
         let body = r#"{"query":"hi","clientVersion":3,"extra":{"a":1}}"#;
         let mapped = map(&request(Some("text/plain;charset=UTF-8"), body)).unwrap();
-        assert_eq!(mapped.messages[0].content, "hi");
+        assert_eq!(mapped.messages[0].text(), "hi");
         assert_eq!((mapped.user_id, mapped.session_id), (None, None));
         assert!(map(&request(None, body)).is_ok());
         assert!(map(&request(Some("Application/JSON; charset=utf-8"), body)).is_ok());

@@ -389,7 +389,7 @@ mod tests {
         let bearer = format!("Bearer {KEY}");
         for headers in [vec![("authorization", bearer.as_str())], vec![("x-api-key", KEY)]] {
             let mapped = map(&settings(), &request(&headers, body)).unwrap();
-            assert_eq!(mapped.messages[0].content, "hello world!");
+            assert_eq!(mapped.messages[0].text(), "hello world!");
             assert_eq!(mapped.session_id.as_deref(), Some("afa31b91-a767-41f1-a7bc-d9cbf8c4cfd3"));
             assert_eq!(mapped.chain.as_deref(), Some("transformed"));
             // The key's name, never the key.
@@ -514,7 +514,7 @@ mod tests {
             &[("content-type", "application/x-www-form-urlencoded"), ("x-api-key", KEY)],
             r#"{"prompt":"hello"}"#,
         );
-        assert_eq!(map(&settings(), &curl).unwrap().messages[0].content, "hello");
+        assert_eq!(map(&settings(), &curl).unwrap().messages[0].text(), "hello");
     }
 
     #[test]

@@ -73,7 +73,7 @@ mod tests {
         let mapped =
             PlainText::filter(request(Some("text/plain; charset=utf-8"), "\u{feff}Tell me a joke\r\n".as_bytes()))
                 .unwrap();
-        assert_eq!(mapped.messages[0].content, "Tell me a joke");
+        assert_eq!(mapped.messages[0].text(), "Tell me a joke");
         assert!(PlainText::filter(request(None, b"hi")).is_ok());
         assert!(
             PlainText::filter(request(Some("application/x-www-form-urlencoded"), b"hi")).is_ok(),

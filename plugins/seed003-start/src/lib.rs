@@ -54,7 +54,7 @@ mod tests {
         let mapped =
             StartConversation::filter(request("POST", "/", r#"{"conversationId":"c-1","prompt":"Tell me a joke"}"#))
                 .unwrap();
-        assert_eq!(mapped.messages[0].content, "Tell me a joke");
+        assert_eq!(mapped.messages[0].text(), "Tell me a joke");
         assert_eq!(mapped.session_id.as_deref(), Some("c-1"));
     }
 

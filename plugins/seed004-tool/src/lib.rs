@@ -122,7 +122,7 @@ mod tests {
         let body =
             r#"{"args":{"message":"hello"},"tool_config":{"x":1},"context":{"session_id":"s-1","user_id":"u-1"}}"#;
         let mapped = map(&request("/invoke", body, Some(IAM_CONTEXT))).unwrap();
-        assert_eq!(mapped.messages[0].content, "hello");
+        assert_eq!(mapped.messages[0].text(), "hello");
         assert_eq!(mapped.user_id.as_deref(), Some("u-1"));
         assert_eq!(mapped.session_id.as_deref(), Some("s-1"));
         assert!(mapped.config.is_none() && mapped.chain.is_none() && mapped.model.is_none() && mapped.system.is_none());
@@ -132,12 +132,12 @@ mod tests {
     fn every_argument_reaches_the_tool() {
         let body = r#"{"args":{"message":"hello","steps":5}}"#;
         assert_eq!(
-            map(&request("/invoke", body, None)).unwrap().messages[0].content,
+            map(&request("/invoke", body, None)).unwrap().messages[0].text(),
             r#"{"message":"hello","steps":5}"#
         );
         let body = r#"{"args":{"steps":2,"message":"hi","verbose":true}}"#;
         assert_eq!(
-            map(&request("/invoke", body, None)).unwrap().messages[0].content,
+            map(&request("/invoke", body, None)).unwrap().messages[0].text(),
             r#"{"steps":2,"message":"hi","verbose":true}"#
         );
     }
@@ -146,8 +146,8 @@ mod tests {
     fn args_without_a_message_are_the_prompt_as_json() {
         let body = r#"{"args":{"steps":3,"topic":"analysing data","message":7}}"#;
         let mapped = map(&request("/invoke", body, None)).unwrap();
-        assert_eq!(mapped.messages[0].content, r#"{"steps":3,"topic":"analysing data","message":7}"#);
-        assert_eq!(map(&request("/", r#"{"args":{}}"#, None)).unwrap().messages[0].content, "{}");
+        assert_eq!(mapped.messages[0].text(), r#"{"steps":3,"topic":"analysing data","message":7}"#);
+        assert_eq!(map(&request("/", r#"{"args":{}}"#, None)).unwrap().messages[0].text(), "{}");
     }
 
     #[test]

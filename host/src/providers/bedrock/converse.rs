@@ -19,8 +19,8 @@ use aws_sdk_bedrockruntime::types::{
     CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole,
     ConverseStreamOutput as StreamEvent, GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace,
     InferenceConfiguration, Message, ReasoningContentBlock, ReasoningContentBlockDelta, ReasoningTextBlock,
-    SystemContentBlock, Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
-    ToolResultStatus, ToolSpecification, ToolUseBlock,
+    SpecificToolChoice, SystemContentBlock, Tool, ToolChoice as ConverseToolChoice, ToolConfiguration, ToolInputSchema,
+    ToolResultBlock, ToolResultContentBlock, ToolResultStatus, ToolSpecification, ToolUseBlock,
 };
 use aws_smithy_types::{Document, Number};
 use base64::Engine;
@@ -32,7 +32,9 @@ use crate::event::{Event, Usage};
 use crate::providers::call::{ModelCall, tool_use_event};
 use crate::providers::error::StreamErrorCode;
 use crate::providers::source::{ModelSource, required_model};
-use crate::providers::{CachePointAt, GuardrailOptions, ProviderError, ProviderKind, Started, UpstreamFailure};
+use crate::providers::{
+    CachePointAt, GuardrailOptions, ProviderError, ProviderKind, Started, ToolChoice, ToolChoiceMode, UpstreamFailure,
+};
 
 /// The parts of a ConverseStream request that cannot fail to build, made
 /// once and reused by every attempt.
@@ -62,14 +64,16 @@ impl ConverseInput {
                 Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?,
             );
         }
-        let tools = if call.tools.is_empty() {
+        let choice = call.options.tool_choice.as_ref();
+        let tools = if call.tools.is_empty() || leaves_tools_out(call) {
             None
         } else {
             let mut tools = call.tools.iter().map(tool).collect::<Result<Vec<_>, _>>().map_err(invalid)?;
             if cache_at(CachePointAt::Tools) {
                 tools.push(Tool::CachePoint(cache_point()?));
             }
-            Some(ToolConfiguration::builder().set_tools(Some(tools)).build().map_err(invalid)?)
+            let choice = choice.map(converse_tool_choice).transpose()?;
+            Some(ToolConfiguration::builder().set_tools(Some(tools)).set_tool_choice(choice).build().map_err(invalid)?)
         };
         let mut system: Option<Vec<SystemContentBlock>> =
             call.system.clone().map(|system| vec![SystemContentBlock::Text(system)]);
@@ -84,6 +88,38 @@ impl ConverseInput {
             guardrail: call.options.guardrail.as_ref().map(guardrail),
         })
     }
+}
+
+/// `toolChoice: none`, which Converse does not have, is its tools left out;
+/// a conversation with tool turns needs them declared, so that is refused
+/// in [`converse_tool_choice`] instead.
+fn leaves_tools_out(call: &ModelCall) -> bool {
+    call.options.tool_choice == Some(ToolChoice::Mode(ToolChoiceMode::None))
+        && !call.messages.iter().any(ModelMessage::has_tool_blocks)
+}
+
+fn converse_tool_choice(choice: &ToolChoice) -> Result<ConverseToolChoice, ProviderError> {
+    let invalid = |error: aws_sdk_bedrockruntime::error::BuildError| {
+        ProviderError::InvalidRequest(format!("cannot build the Bedrock request: {error}"))
+    };
+    Ok(match choice {
+        ToolChoice::Mode(ToolChoiceMode::Auto) => {
+            ConverseToolChoice::Auto(aws_sdk_bedrockruntime::types::AutoToolChoice::builder().build())
+        }
+        ToolChoice::Mode(ToolChoiceMode::Any) => {
+            ConverseToolChoice::Any(aws_sdk_bedrockruntime::types::AnyToolChoice::builder().build())
+        }
+        ToolChoice::Mode(ToolChoiceMode::None) => {
+            return Err(ProviderError::InvalidRequest(
+                "Bedrock's Converse has no `toolChoice: none` for a conversation with tool calls in it; send \
+                 `auto`, or leave the tools out"
+                    .into(),
+            ));
+        }
+        ToolChoice::Tool { tool } => {
+            ConverseToolChoice::Tool(SpecificToolChoice::builder().name(tool).build().map_err(invalid)?)
+        }
+    })
 }
 
 fn guardrail(options: &GuardrailOptions) -> GuardrailStreamConfiguration {
@@ -172,7 +208,8 @@ fn content_block(block: &Content) -> Result<ContentBlock, aws_sdk_bedrockruntime
 fn tool(spec: &ToolSpec) -> Result<Tool, aws_sdk_bedrockruntime::error::BuildError> {
     let specification = ToolSpecification::builder()
         .name(&spec.name)
-        .description(&spec.description)
+        // Converse takes no empty description: a tool without one has none.
+        .set_description(Some(spec.description.clone()).filter(|description| !description.is_empty()))
         .input_schema(ToolInputSchema::Json(document(&spec.input_schema)))
         .build()?;
     Ok(Tool::ToolSpec(specification))

@@ -27,7 +27,7 @@ bool exports_streamhost_plugin_handler_handle(exports_streamhost_plugin_handler_
   streamhost_plugin_model_content_t *blocks = calloc(count ? count : 1, sizeof *blocks);
   if (!messages || !blocks) abort();
   for (size_t i = 0; i < count; i++) {
-    blocks[i].tag = STREAMHOST_PLUGIN_MODEL_CONTENT_TEXT;
+    blocks[i].tag = STREAMHOST_PLUGIN_TYPES_CONTENT_TEXT;
     blocks[i].val.text = request->messages.ptr[i].content;
     messages[i].role = request->messages.ptr[i].role;
     messages[i].content.ptr = &blocks[i];

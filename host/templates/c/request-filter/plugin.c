@@ -48,7 +48,12 @@ bool exports_streamhost_plugin_filter_filter(exports_streamhost_plugin_filter_in
   if (!ret->messages.ptr) abort();
   ret->messages.len = 1;
   ret->messages.ptr[0].role = STREAMHOST_PLUGIN_TYPES_ROLE_USER;
-  request_filter_string_dup_n(&ret->messages.ptr[0].content, (const char *)question, size);
+  streamhost_plugin_types_list_content_t *content = &ret->messages.ptr[0].content;
+  content->ptr = calloc(1, sizeof *content->ptr);
+  if (!content->ptr) abort();
+  content->len = 1;
+  content->ptr[0].tag = STREAMHOST_PLUGIN_TYPES_CONTENT_TEXT;
+  request_filter_string_dup_n(&content->ptr[0].val.text, (const char *)question, size);
   exports_streamhost_plugin_filter_incoming_request_free(request);
   return true;
 }

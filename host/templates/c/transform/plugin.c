@@ -38,7 +38,9 @@ bool exports_streamhost_plugin_transformer_method_transform_content_type(
 }
 
 // Each batch of events, as it comes; the list it returns goes on. The
-// events are this function's to change and hand back.
+// events are this function's to change and hand back. Text comes in pieces
+// as the model makes them: a word can be split across two events, so keep
+// what spans them (upper-casing needs none).
 bool exports_streamhost_plugin_transformer_method_transform_push(
     exports_streamhost_plugin_transformer_borrow_transform_t self, event_list_t *events, event_list_t *ret,
     error_info_t *err) {

@@ -17,7 +17,7 @@ function mapRequest(request) {
     error.payload = { status: 400, error: { code: "missing_question", message: error.message }, headers: [] };
     throw error;
   }
-  return { messages: [{ role: "user", content: question }] };
+  return { messages: [{ role: "user", content: [{ tag: "text", val: question }] }], tools: [] };
 }
 
 export const filter = { filter: mapRequest };

@@ -18,6 +18,8 @@ class Transform {
     return undefined;
   }
 
+  // Text comes in pieces as the model makes them: a word can be split
+  // across two events, so keep what spans them (upper-casing needs none).
   push(events) {
     return events.map((event) => {
       if (event.tag !== "text") return event;

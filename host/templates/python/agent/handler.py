@@ -9,7 +9,7 @@ from wit_world.imports import emit, model, types
 class Handler(exports.Handler):
     def handle(self, request):
         emit.emit(types.Event_Status(f"{request.agent} is thinking"))
-        messages = [model.ModelMessage(message.role, [model.Content_Text(message.content)]) for message in request.messages]
+        messages = [types.ModelMessage(message.role, [types.Content_Text(message.content)]) for message in request.messages]
         stream = model.start(model.ModelRequest(request.system, messages, [], None))
         stop_reason = "end_turn"
         while (event := stream.next()) is not None:

@@ -21,11 +21,12 @@ class Filter(exports.Filter):
             error = types.ErrorInfo("missing_question", 'send {"question": "…"}')
             raise Err(api.Refusal(400, error, []))
         return api.PipelineRequest(
-            messages=[types.Message(types.Role.USER, question)],
+            messages=[types.ModelMessage(types.Role.USER, [types.Content_Text(question)])],
             system=None,
             user_id=None,
             session_id=None,
             model=None,
+            tools=[],
             config=None,
             chain=None,
         )

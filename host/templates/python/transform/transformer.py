@@ -22,6 +22,8 @@ class Transform(transformer.Transform):
         # None: not a formatter; the host (or a later plugin) encodes.
         return None
 
+    # Text comes in pieces as the model makes them: a word can be split
+    # across two events, so keep what spans them (upper-casing needs none).
     def push(self, events):
         out = []
         for event in events:

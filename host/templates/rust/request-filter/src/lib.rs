@@ -6,7 +6,7 @@
 wit_bindgen::generate!({ path: "wit", world: "request-filter" });
 
 use exports::streamhost::plugin::filter::{Guest, IncomingRequest, PipelineRequest, Refusal};
-use streamhost::plugin::types::{ErrorInfo, Message, Role};
+use streamhost::plugin::types::{Content, ErrorInfo, ModelMessage, Role};
 
 struct Plugin;
 
@@ -21,11 +21,12 @@ impl Guest for Plugin {
             });
         };
         Ok(PipelineRequest {
-            messages: vec![Message { role: Role::User, content: question.to_string() }],
+            messages: vec![ModelMessage { role: Role::User, content: vec![Content::Text(question.to_string())] }],
             system: None,
             user_id: None,
             session_id: None,
             model: None,
+            tools: Vec::new(),
             config: None,
             chain: None,
         })

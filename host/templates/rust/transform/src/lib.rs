@@ -36,7 +36,9 @@ impl GuestTransform for Upper {
         None
     }
 
-    /// Each batch of events, as it comes; what it returns goes on.
+    /// Each batch of events, as it comes; what it returns goes on. Text
+    /// comes in pieces as the model makes them: a word can be split across
+    /// two events, so keep what spans them (upper-casing needs none).
     fn push(&self, events: Vec<Event>) -> Result<Vec<Event>, ErrorInfo> {
         Ok(events
             .into_iter()
