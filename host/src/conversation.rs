@@ -184,14 +184,9 @@ impl ModelMessage {
 #[serde(deny_unknown_fields)]
 struct MessageJson {
     role: Role,
-    content: ContentJson,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum ContentJson {
-    Text(String),
-    Blocks(Vec<BlockJson>),
+    /// Text, or a list of [`BlockJson`]s (read apart, so that a block's
+    /// own error is the one reported).
+    content: Value,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -204,7 +199,7 @@ enum BlockJson {
     ToolUse {
         tool_use_id: String,
         name: String,
-        #[serde(deserialize_with = "json_object")]
+        #[serde(deserialize_with = "tool_input")]
         input: Value,
     },
     #[serde(rename_all = "camelCase")]
@@ -221,9 +216,14 @@ impl TryFrom<MessageJson> for ModelMessage {
 
     fn try_from(json: MessageJson) -> Result<Self, String> {
         let content = match json.content {
-            ContentJson::Text(text) => vec![Content::Text(text)],
-            ContentJson::Blocks(blocks) if blocks.is_empty() => return Err("a message's `content` is empty".into()),
-            ContentJson::Blocks(blocks) => blocks.into_iter().map(Content::from).collect(),
+            Value::String(text) => vec![Content::Text(text)],
+            Value::Array(blocks) if blocks.is_empty() => return Err("a message's `content` is empty".into()),
+            Value::Array(blocks) => blocks
+                .into_iter()
+                .map(|block| serde_json::from_value::<BlockJson>(block).map(Content::from))
+                .collect::<Result<_, _>>()
+                .map_err(|error| format!("a block of a message's `content`: {error}"))?,
+            _ => return Err("a message's `content` is its text or a list of blocks".into()),
         };
         Ok(ModelMessage { role: json.role, content })
     }
@@ -248,8 +248,11 @@ impl From<BlockJson> for Content {
 impl From<ModelMessage> for MessageJson {
     fn from(message: ModelMessage) -> Self {
         let content = match message.content.as_slice() {
-            [Content::Text(text)] => ContentJson::Text(text.clone()),
-            blocks => ContentJson::Blocks(blocks.iter().filter_map(block_json).collect()),
+            [Content::Text(text)] => Value::String(text.clone()),
+            blocks => {
+                let blocks: Vec<BlockJson> = blocks.iter().filter_map(block_json).collect();
+                serde_json::to_value(blocks).expect("plain data serialises")
+            }
         };
         MessageJson { role: message.role, content }
     }
@@ -273,6 +276,35 @@ fn json_object<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Valu
     if value.is_object() { Ok(value) } else { Err(serde::de::Error::custom("expected a JSON object")) }
 }
 
+/// A tool call's input as JSON: an object, nested no deeper than
+/// [`MAX_TOOL_INPUT_DEPTH`].
+fn tool_input<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    let input = json_object(deserializer)?;
+    if json_depth(&input) > MAX_TOOL_INPUT_DEPTH {
+        return Err(serde::de::Error::custom(format!(
+            "a tool call's input nests deeper than {MAX_TOOL_INPUT_DEPTH} levels"
+        )));
+    }
+    Ok(input)
+}
+
+/// The deepest a tool call's input may nest, wherever it comes from (a
+/// caller's conversation, a model's answer). Why: the host puts it inside
+/// documents of its own (a request, a kept response, a journal line) that
+/// it must read back, and serde_json reads at most 128 levels; a bound well
+/// within that keeps every such document readable. Real tools' inputs nest
+/// a few levels.
+pub const MAX_TOOL_INPUT_DEPTH: usize = 32;
+
+/// How deeply `value` nests: 1 for a scalar, one more per array or object.
+pub fn json_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(json_depth).max().unwrap_or(0),
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +322,20 @@ mod tests {
         let result =
             r#"{"role":"user","content":[{"type":"toolResult","toolUseId":"t1","content":"shipped","isError":false}]}"#;
         assert_eq!(serde_json::to_string(&serde_json::from_str::<ModelMessage>(result).unwrap()).unwrap(), result);
+    }
+
+    #[test]
+    fn a_tool_input_nested_past_the_bound_is_refused() {
+        let nested = |depth: usize| format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        let call = |depth: usize| {
+            format!(
+                r#"{{"role":"assistant","content":[{{"type":"toolUse","toolUseId":"t","name":"f","input":{}}}]}}"#,
+                nested(depth)
+            )
+        };
+        assert!(serde_json::from_str::<ModelMessage>(&call(MAX_TOOL_INPUT_DEPTH - 1)).is_ok());
+        let error = serde_json::from_str::<ModelMessage>(&call(MAX_TOOL_INPUT_DEPTH)).unwrap_err().to_string();
+        assert!(error.contains("nests deeper than 32 levels"), "{error}");
     }
 
     #[test]

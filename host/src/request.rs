@@ -11,7 +11,7 @@ use crate::conversation::{ModelMessage, Role, ToolSpec};
 use crate::error_code::ErrorCode;
 use crate::history::ConversationKey;
 use crate::plugin_store::{InvalidName, PluginName};
-use crate::providers::{ModelCall, ModelOptions};
+use crate::providers::{ModelCall, ModelOptions, ToolChoice, ToolChoiceMode};
 
 /// The body as sent. Unknown fields are refused, so a misspelt `promt`
 /// is an error rather than silently ignored.
@@ -147,6 +147,7 @@ impl Request {
             (None, None) => return Err(invalid("`prompt` or `messages` is required")),
         };
         check_inference(&body.model)?;
+        check_tool_choice(body.model.tool_choice.as_ref(), &body.tools)?;
         if body.session_id.as_deref().is_some_and(|session| session.starts_with(RESPONSE_SESSION_PREFIX)) {
             return Err(invalid(format!(
                 "`sessionId` may not start with `{RESPONSE_SESSION_PREFIX}`: the host keeps responses under such ids"
@@ -218,6 +219,20 @@ impl Request {
 fn merge(settings: &mut Map<String, Value>, defaults: &Map<String, Value>) {
     for (key, value) in defaults {
         settings.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+}
+
+/// A tool choice that demands a call needs a tool to call: `any` needs
+/// `tools`, and a named tool must be one of them.
+fn check_tool_choice(choice: Option<&ToolChoice>, tools: &[ToolSpec]) -> Result<(), RequestError> {
+    match choice {
+        Some(ToolChoice::Mode(ToolChoiceMode::Any)) if tools.is_empty() => {
+            Err(invalid("`model.toolChoice` `any` asks for a tool call, but `tools` declares none"))
+        }
+        Some(ToolChoice::Tool { tool }) if !tools.iter().any(|declared| &declared.name == tool) => {
+            Err(invalid(format!("`model.toolChoice` names `{tool}`, which `tools` does not declare")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -359,6 +359,22 @@ async fn errors_before_the_stream_take_each_apis_shape() {
     assert_eq!(reply.status(), 401, "the pipeline's own inbound plugin is asked first");
     assert!(reply.headers().contains_key("www-authenticate"));
 
+    // Tool-call arguments nested past what the host carries: a 400 (not a
+    // dropped connection), at any depth a reader takes, whether the
+    // pipeline opens tools or not.
+    for (model, depth) in [("chat", 40), ("chat", 124), ("tooling", 40)] {
+        let arguments = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        let body = json!({"model": model, "messages": [
+            {"role": "user", "content": "w"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "r"},
+        ]});
+        let reply = call("/v1/chat/completions", body).await.unwrap();
+        assert_eq!(reply.status(), 400, "{model} at {depth}");
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    }
+
     let reply = client.get(server.url("/v1/chat/completions")).send().await.unwrap();
     assert_eq!(reply.status(), 405);
     let body: Value = reply.json().await.unwrap();

@@ -128,8 +128,7 @@ def client_tools():
     first = client().chat.completions.create(model="tooling", messages=messages, tools=tools)
     asked = first.choices[0].message
     call = asked.tool_calls[0]
-    messages.append({"role": "assistant", "content": asked.content,
-                     "tool_calls": [tool_call.model_dump() for tool_call in asked.tool_calls]})
+    messages.append(asked)  # the SDK's own message object, as OpenAI's function-calling guide does
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "shipped"})
     stream = client().chat.completions.create(model="tooling", messages=messages, tools=tools, stream=True)
     answer = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)

@@ -256,7 +256,12 @@ pub async fn map(pipeline: &Pipeline, request_filter: &PluginName, inbound: &Inb
         Ok(Err(refusal)) => return Err(refused(request_filter, refusal)),
         Err(error) => return Err(ErrorReply::from(&error)),
     };
-    Ok(serde_json::from_slice(&request_body(request_filter, mapped)?).expect("written as JSON"))
+    // A body the host wrote can still be one it cannot read back: a tool
+    // call's arguments, nested within serde_json's limit in the caller's
+    // body, sit a few levels deeper in the host's.
+    serde_json::from_slice(&request_body(request_filter, mapped)?).map_err(|error| {
+        ErrorReply::new(ErrorCode::InvalidRequest, format!("the conversation nests too deeply to be carried: {error}"))
+    })
 }
 
 /// The body's fields the host reads: `400` for a body that is not a JSON

@@ -5,8 +5,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{ModelOptions, ProviderError, ProviderKind};
-use crate::conversation::{Content, Message, ModelMessage, ToolCall, ToolSpec};
-use crate::event::Event;
+use crate::conversation::{Content, MAX_TOOL_INPUT_DEPTH, Message, ModelMessage, ToolCall, ToolSpec, json_depth};
+use crate::error_code::ErrorCode;
+use crate::event::{Event, error_event};
 
 /// One call to a model source.
 #[derive(Debug, Clone)]
@@ -55,7 +56,20 @@ impl ModelCall {
 /// `{"toolUse":{"toolUseId":…,"name":…,"input":{…}}}`: what a caller of the
 /// plain stream sees, and what an agent's `model-stream` turns into a
 /// `tool-call`.
+///
+/// A call whose input nests deeper than [`MAX_TOOL_INPUT_DEPTH`] is the
+/// model's failure, an `upstream_unexpected_content` error event: the host
+/// could not carry it to the client and back.
 pub fn tool_use_event(call: &ToolCall) -> Event {
+    if json_depth(&call.input) > MAX_TOOL_INPUT_DEPTH {
+        return error_event(
+            ErrorCode::UpstreamUnexpectedContent,
+            format!(
+                "the model's call of `{}` has an input nested deeper than {MAX_TOOL_INPUT_DEPTH} levels",
+                call.name
+            ),
+        );
+    }
     Event::Metadata(json!({ "toolUse": { "toolUseId": call.id, "name": call.name, "input": call.input } }).to_string())
 }
 
@@ -121,6 +135,18 @@ impl ReasoningBlocks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_models_tool_call_nested_past_the_bound_is_an_error_event() {
+        let mut input = json!(1);
+        for _ in 0..MAX_TOOL_INPUT_DEPTH {
+            input = json!({ "a": input });
+        }
+        let call = ToolCall { id: "t1".into(), name: "deep".into(), input };
+        let Event::Error(error) = tool_use_event(&call) else { panic!("an error event") };
+        assert_eq!(error.code, "upstream_unexpected_content");
+        assert!(error.message.contains("`deep` has an input nested deeper than 32 levels"), "{}", error.message);
+    }
 
     #[test]
     fn a_tool_call_survives_the_event_stream() {

@@ -448,7 +448,9 @@ fn message(entry: &Value, path: &str) -> Result<Said, Refusal> {
     let role = text(role, &format!("{path}.role"))?;
     let known: &[&str] = match role {
         "system" | "developer" | "user" => &["role", "content", "name"],
-        "assistant" => &["role", "content", "name", "refusal", "audio", "tool_calls", "function_call"],
+        // `annotations`: an earlier answer's, as the SDK sends the message
+        // it got back (`messages.append(completion.choices[0].message)`).
+        "assistant" => &["role", "content", "name", "refusal", "audio", "tool_calls", "function_call", "annotations"],
         "tool" => return tool_result(fields, path).map(Said::ToolResult),
         "function" => return Err(unsupported(path, FUNCTIONS)),
         other => {
@@ -486,6 +488,9 @@ fn assistant(fields: &Map<String, Value>, path: &str, content: Option<String>) -
     if present("audio").is_some() {
         return Err(unsupported(&format!("{path}.audio"), "streamhost's conversation is text, not audio"));
     }
+    if let Some(annotations) = present("annotations") {
+        array(annotations, &format!("{path}.annotations"))?;
+    }
     let calls_path = format!("{path}.tool_calls");
     let calls = match present("tool_calls") {
         Some(calls) => array(calls, &calls_path)?
@@ -512,7 +517,8 @@ fn assistant(fields: &Map<String, Value>, path: &str, content: Option<String>) -
 /// "function": {"name", "arguments"}}`, its arguments a JSON object.
 fn tool_call(call: &Value, path: &str) -> Result<ToolCall, Refusal> {
     let fields = object(call, path)?;
-    only_fields(fields, path, "a tool call", &["id", "type", "function"])?;
+    // `index`: a streamed call's, which the SDK's stream helper keeps.
+    only_fields(fields, path, "a tool call", &["id", "type", "function", "index"])?;
     let field = |name: &str| fields.get(name).ok_or_else(|| invalid(format!("`{path}` has no `{name}`")));
     let id = text(field("id")?, &format!("{path}.id"))?.to_string();
     if text(field("type")?, &format!("{path}.type"))? != "function" {

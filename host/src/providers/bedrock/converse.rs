@@ -64,6 +64,13 @@ impl ConverseInput {
                 Message::builder().role(last.role().clone()).set_content(Some(content)).build().map_err(invalid)?,
             );
         }
+        if call.tools.is_empty() && call.messages.iter().any(ModelMessage::has_tool_blocks) {
+            return Err(ProviderError::InvalidRequest(
+                "Bedrock's Converse needs the tools declared (`tools`) while the conversation holds tool calls or \
+                 results: send them again with the results"
+                    .into(),
+            ));
+        }
         let choice = call.options.tool_choice.as_ref();
         let tools = if call.tools.is_empty() || leaves_tools_out(call) {
             None
@@ -111,8 +118,8 @@ fn converse_tool_choice(choice: &ToolChoice) -> Result<ConverseToolChoice, Provi
         }
         ToolChoice::Mode(ToolChoiceMode::None) => {
             return Err(ProviderError::InvalidRequest(
-                "Bedrock's Converse has no `toolChoice: none` for a conversation with tool calls in it; send \
-                 `auto`, or leave the tools out"
+                "Bedrock's Converse has no `toolChoice: none` for a conversation with tool calls in it (its \
+                 tools must be declared): send `auto`"
                     .into(),
             ));
         }
