@@ -26,10 +26,11 @@ use std::sync::Arc;
 
 use tracing::warn;
 
-use crate::conversation::{Content, ModelMessage, Role, ToolCall};
+use crate::conversation::{Content, ModelMessage, Role};
 use crate::error_code::{ErrorCode, ErrorReply};
 use crate::event::Event;
 use crate::history::{ConversationKey, HistoryStore, Turn};
+use crate::providers::call::tool_use_of;
 use crate::request::RESPONSE_SESSION_PREFIX;
 
 /// The longest `previous_response_id` looked up: the host's are `resp_` and
@@ -115,7 +116,7 @@ impl ResponseKeeper {
                     Some(Content::Text(answer)) => answer.push_str(text),
                     _ => self.answer.push(Content::Text(text.clone())),
                 },
-                Event::Metadata(json) => self.answer.extend(tool_call_in(json).map(Content::ToolCall)),
+                Event::Metadata(json) => self.answer.extend(tool_use_of(json).map(Content::ToolCall)),
                 Event::End(_) => self.ended = true,
                 Event::Error(_) => self.failed = true,
                 _ => {}
@@ -138,23 +139,4 @@ impl ResponseKeeper {
             warn!(%error, "the response was answered but not kept: its id cannot be continued");
         }
     }
-}
-
-/// The tool call a metadata event carries (`{"toolUse": {"toolUseId",
-/// "name", "input"}}`, as `providers::call::tool_use_event` writes it).
-fn tool_call_in(json: &str) -> Option<ToolCall> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct ToolUse {
-        tool_use_id: String,
-        name: String,
-        input: serde_json::Value,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Metadata {
-        tool_use: ToolUse,
-    }
-    let Metadata { tool_use } = serde_json::from_str(json).ok()?;
-    Some(ToolCall { id: tool_use.tool_use_id, name: tool_use.name, input: tool_use.input })
 }
